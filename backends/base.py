@@ -1,0 +1,90 @@
+"""The ``Backend`` protocol: what every object store must do (imports only leaf modules).
+
+A backend stores opaque objects under the flat names of DESIGN.md §4 and nothing else: it never
+sees plaintext, keys or file names. Contract, which the shared conformance suite
+(``tests/backends/conformance.py``) checks on every implementation:
+
+* ``put_if_absent(name, data)`` is atomic and create-only. It returns ``True`` if this call
+  created the object and ``False`` if an object of that name already existed (whose content is
+  left untouched — a content-addressed chunk found there is a dedup hit; a commit found there
+  means another client won the race). It never overwrites. A transient failure raises
+  :class:`BackendUnavailable`; the caller may retry, and a retry after a lost response may
+  answer ``False`` for the object the first attempt created.
+* ``get(name, start=0, end=None)`` returns the bytes ``[start, end)`` (``end=None``: to the end;
+  a range past the end is clipped, as HTTP does). A missing object raises :class:`NotFound`.
+  Read-after-write: a ``get`` after a successful ``put_if_absent`` sees the object.
+* ``head(name)`` returns the object's size, or raises :class:`NotFound`.
+* ``list(prefix)`` yields the names that start with ``prefix`` (e.g. ``"c/"``), in no promised
+  order; callers sort. Listing is a hint only (CRYPTO.md §5.2).
+* ``delete(name)`` removes an object; deleting a missing object is not an error.
+* ``aclose()`` releases connections; idempotent.
+
+Names are validated by :func:`check_name` before any I/O, so no backend can be made to touch a
+path outside its namespace. Provider errors are translated at the edge into the project's error
+tree (``raise BackendUnavailable(...) from exc``) with a message that names the store and what
+to check; no provider exception escapes a backend.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from ..engine.errors import UsageError
+
+_NAME = re.compile(r"(?:[kc]/[0-9a-f]{16}|[os]/[0-9a-f]{64}|l/[0-9a-z-]{1,64})")
+PREFIXES = ("k/", "c/", "o/", "s/", "l/")
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a valid object name, else raise UsageError (a programming error)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise UsageError(f"invalid object name {name!r}")
+    return name
+
+
+def check_prefix(prefix: str) -> str:
+    if prefix != "" and not any(prefix.startswith(p) or p.startswith(prefix) for p in PREFIXES):
+        raise UsageError(f"invalid object prefix {prefix!r}")
+    if not re.fullmatch(r"[a-z0-9/-]*", prefix):
+        raise UsageError(f"invalid object prefix {prefix!r}")
+    return prefix
+
+
+@dataclass(frozen=True, slots=True)
+class Properties:
+    """What a backend can do, declared instead of type-checked (restic's ``Properties``)."""
+
+    #: a good number of requests in flight at once
+    concurrency: int = 8
+    #: create-only writes are atomic (required for more than one writer)
+    atomic_create: bool = True
+    #: True if objects survive the process (not the memory backend)
+    persistent: bool = True
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """An async object store. See the module docstring for the contract of each method."""
+
+    @property
+    def description(self) -> str:
+        """Where the objects live, for messages (e.g. ``local:/srv/vault``, ``s3://bucket/prefix``)."""
+        ...
+
+    @property
+    def properties(self) -> Properties: ...
+
+    async def put_if_absent(self, name: str, data: bytes | bytearray | memoryview) -> bool: ...
+
+    async def get(self, name: str, start: int = 0, end: int | None = None) -> bytes: ...
+
+    async def head(self, name: str) -> int: ...
+
+    def list(self, prefix: str = "") -> AsyncIterator[str]: ...
+
+    async def delete(self, name: str) -> None: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,109 @@
+"""Key schedule and PRFs (CRYPTO.md §2, §4.1): subkeys by HKDF-SHA256 with fixed labels.
+
+Pure and synchronous. ``EpochKeys`` holds the subkeys of one epoch for the engine; actors get
+only the few raw subkeys they need (e.g. the mixer gets ``data-enc``), never the root key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Literal
+
+import blake3
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
+
+from .secret import Secret
+
+PrfName = Literal["blake3-keyed-256", "hmac-sha256"]
+PRFS: tuple[PrfName, ...] = ("blake3-keyed-256", "hmac-sha256")
+
+EPOCH_LABELS = ("data-enc", "page-enc", "commit-enc", "chunk-id", "page-id", "obj-name", "shard-mac", "cdc-key")
+KSK_LABELS = ("keystore-mac", "keyring-enc")
+
+KIND_CHUNK = 0x01
+KIND_PAGE_PACK = 0x02
+KIND_COMMIT = 0x03
+KIND_DATA_PACK = 0x04
+
+
+def expand(prk: bytes, label: str, length: int = 32) -> bytes:
+    """``HKDF-Expand(prk, "vault/v1/" ‖ label, length)`` for uniformly random input keys (RFC 5869 §3.3)."""
+    return HKDFExpand(hashes.SHA256(), length, b"vault/v1/" + label.encode("ascii")).derive(prk)
+
+
+def epoch_prk(root_key: bytes, vault_id: bytes, epoch: int) -> bytes:
+    salt = b"vault/v1/epoch\x00" + vault_id + epoch.to_bytes(4, "big")
+    return HKDF.extract(hashes.SHA256(), salt, root_key)
+
+
+def prf(name: PrfName, key: bytes, data: bytes | bytearray | memoryview) -> bytes:
+    if name == "blake3-keyed-256":
+        # max_threads lets blake3 hash large chunks on several cores; it releases the GIL.
+        return blake3.blake3(data, key=key, max_threads=blake3.blake3.AUTO).digest()
+    if name == "hmac-sha256":
+        return hmac.new(key, data, hashlib.sha256).digest()
+    raise ValueError(f"unknown PRF {name!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class EpochKeys:
+    """The subkeys of one epoch. ``repr`` shows nothing secret; pickling a ``Secret`` fails."""
+
+    vault_id: bytes
+    epoch: int
+    prf_name: PrfName
+    data_enc: Secret
+    page_enc: Secret
+    commit_enc: Secret
+    chunk_id: Secret
+    page_id: Secret
+    obj_name: Secret
+    shard_mac: Secret
+    cdc_key: Secret
+
+    @classmethod
+    def derive(cls, root_key: bytes, vault_id: bytes, epoch: int, prf_name: PrfName) -> EpochKeys:
+        prk = epoch_prk(root_key, vault_id, epoch)
+        sub = {label: Secret(expand(prk, label), label) for label in EPOCH_LABELS}
+        return cls(
+            vault_id=vault_id,
+            epoch=epoch,
+            prf_name=prf_name,
+            data_enc=sub["data-enc"],
+            page_enc=sub["page-enc"],
+            commit_enc=sub["commit-enc"],
+            chunk_id=sub["chunk-id"],
+            page_id=sub["page-id"],
+            obj_name=sub["obj-name"],
+            shard_mac=sub["shard-mac"],
+            cdc_key=sub["cdc-key"],
+        )
+
+    def chunk_id_of(self, data: bytes | bytearray | memoryview) -> bytes:
+        return prf(self.prf_name, self.chunk_id.reveal(), data)
+
+    def page_id_of(self, data: bytes | bytearray | memoryview) -> bytes:
+        return prf(self.prf_name, self.page_id.reveal(), data)
+
+    def chunk_name(self, chunk_id: bytes) -> str:
+        """``"o/" ‖ hex(PRF(K_obj-name, u8 0x01 ‖ id))`` (§4.1)."""
+        return "o/" + prf(self.prf_name, self.obj_name.reveal(), bytes([KIND_CHUNK]) + chunk_id).hex()
+
+    def pack_name(self, kind: int, pack_id: bytes) -> str:
+        """``"o/" ‖ hex(PRF(K_obj-name, u8 kind ‖ pack_id))`` for data (0x04) and page (0x02) packs (§3.3a)."""
+        if kind not in (KIND_DATA_PACK, KIND_PAGE_PACK) or len(pack_id) != 32:
+            raise ValueError("bad pack kind or id")
+        return "o/" + prf(self.prf_name, self.obj_name.reveal(), bytes([kind]) + pack_id).hex()
+
+    def enc_key(self, kind: int) -> bytes:
+        """The sealing key for an object kind (§3.2)."""
+        if kind in (KIND_CHUNK, KIND_DATA_PACK):
+            return self.data_enc.reveal()
+        if kind == KIND_PAGE_PACK:
+            return self.page_enc.reveal()
+        if kind == KIND_COMMIT:
+            return self.commit_enc.reveal()
+        raise ValueError(f"unknown object kind {kind}")
