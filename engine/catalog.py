@@ -1,0 +1,92 @@
+"""Between the in-memory tree and sealed catalog pages: load a directory, save the dirty ones.
+
+Loading a directory fetches its pages (from the local cache when present, re-verified by keyed
+id; else from page packs through the store) and decodes them strictly. Saving walks the dirty
+directories bottom-up, encodes each into pages split by name range, appends them to the open
+page pack and records their refs in the parent's entry, so only the paths that changed are
+rewritten (copy-on-write).
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from .cache import Cache
+from .packs import PackWriter, PendingRef
+from .pages import DIR, FILE, LINK, BlobRef, Entry, decode_page, encode_page, split_pages
+from .store import ObjectStore
+from .tree import Dir, File, Link, Meta, Node, Tree
+
+
+def node_from_entry(e: Entry) -> Node:
+    meta = Meta(e.mode, e.uid, e.gid, e.mtime_ns, e.ctime_ns, dict(e.xattrs))
+    if e.type == FILE:
+        assert e.size is not None
+        return File(meta, e.size, list(e.blobs or ()), e.inline)
+    if e.type == DIR:
+        return Dir(meta, list(e.pages or ()))
+    assert e.target is not None
+    return Link(meta, e.target)
+
+
+def _final(b: BlobRef | PendingRef) -> BlobRef:
+    return b.ref() if isinstance(b, PendingRef) else b
+
+
+def entry_from_node(name: bytes, node: Node) -> Entry:
+    m = node.meta
+    common = dict(name=name, mode=m.mode & 0o7777, uid=m.uid, gid=m.gid, mtime_ns=m.mtime_ns, ctime_ns=m.ctime_ns,
+                  xattrs=tuple(sorted(m.xattrs.items())))
+    if isinstance(node, File):
+        if node.inline is not None:
+            return Entry(type=FILE, size=node.size, inline=node.inline, **common)  # type: ignore[arg-type]
+        return Entry(type=FILE, size=node.size, blobs=tuple(_final(b) for b in node.blobs), **common)  # type: ignore[arg-type]
+    if isinstance(node, Dir):
+        return Entry(type=DIR, pages=tuple(node.pages), **common)  # type: ignore[arg-type]
+    return Entry(type=LINK, target=node.target, **common)  # type: ignore[arg-type]
+
+
+class Catalog:
+    """Loads and saves directory pages of one vault."""
+
+    def __init__(self, store: ObjectStore, page_pack: PackWriter, cache: Cache, page_target: int) -> None:
+        self._store = store
+        self._pages = page_pack
+        self._cache = cache
+        self._target = min(page_target, store.chunk_size // 2)
+
+    async def load(self, d: Dir) -> dict[bytes, Node]:
+        out: dict[bytes, Node] = {}
+        for ref in d.pages:
+            data = self._cache.get_page(ref.id)
+            keys = self._store.sealer_for(ref.epoch).keys
+            if data is None or not hmac.compare_digest(keys.page_id_of(data), ref.id):
+                data = await self._store.read(ref)
+                self._cache.put_page(ref.id, data)
+            for e in decode_page(data, chunk_size=self._store.chunk_size).entries:
+                out[e.name] = node_from_entry(e)
+        return out
+
+    async def save(self, tree: Tree) -> list[BlobRef]:
+        """Encode every dirty directory into the page pack; returns the root's page refs."""
+        return await self._save_dir(tree.root)
+
+    async def _save_dir(self, d: Dir) -> list[BlobRef]:
+        if not d.dirty:
+            return d.pages
+        kids = d.children or {}
+        entries = []
+        for name in sorted(kids):
+            node = kids[name]
+            if isinstance(node, Dir) and node.dirty:
+                node.pages = await self._save_dir(node)
+            entries.append(entry_from_node(name, node))
+        refs: list[BlobRef] = []
+        keys = self._store.keys
+        for page in split_pages(entries, target=self._target, chunk_size=self._store.chunk_size):
+            data = encode_page(page)
+            page_id = keys.page_id_of(data)
+            refs.append((await self._pages.add(data, page_id)).ref())
+            self._cache.put_page(page_id, data)
+        d.pages = refs
+        return refs

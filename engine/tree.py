@@ -1,0 +1,263 @@
+"""The catalog as a copy-on-write tree in memory: path operations and the three-way merge.
+
+Directories load their children lazily through a ``load`` callable (the catalog module fetches and
+decodes their pages); a changed directory is marked dirty up to the root, and only dirty
+directories are re-encoded at commit (DESIGN.md §6: only the paths that changed are rewritten).
+This module does no I/O and knows nothing of the byte format.
+
+Paths are raw POSIX bytes split on ``/``; components are validated (no NUL, not ``.``/``..``,
+not empty) before anything is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from .errors import AlreadyExists, NotFound, UsageError
+from .packs import PendingRef
+from .pages import BlobRef
+
+BlobLike = BlobRef | PendingRef
+
+
+@dataclass(slots=True)
+class Meta:
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    ctime_ns: int
+    xattrs: dict[bytes, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def now(cls, mode: int) -> Meta:
+        t = time.time_ns()
+        return cls(mode, os.getuid(), os.getgid(), t, t)
+
+    def key(self) -> tuple[object, ...]:
+        return (self.mode, self.uid, self.gid, self.mtime_ns, self.ctime_ns, sorted(self.xattrs.items()))
+
+
+@dataclass(slots=True)
+class File:
+    meta: Meta
+    size: int
+    blobs: list[BlobLike] = field(default_factory=list)
+    inline: bytes | None = None
+
+    def key(self) -> tuple[object, ...]:
+        return ("f", self.meta.key(), self.size, self.inline, [b.id for b in self.blobs])
+
+
+@dataclass(slots=True)
+class Link:
+    meta: Meta
+    target: bytes
+
+    def key(self) -> tuple[object, ...]:
+        return ("l", self.meta.key(), self.target)
+
+
+@dataclass(slots=True)
+class Dir:
+    meta: Meta
+    pages: list[BlobRef] = field(default_factory=list)
+    children: dict[bytes, Node] | None = None  # None: not loaded yet
+    dirty: bool = False
+
+    def key(self) -> tuple[object, ...]:
+        return ("d", self.meta.key(), [p.id for p in self.pages], self.dirty and id(self))
+
+
+Node = File | Link | Dir
+Loader = Callable[[Dir], Awaitable[dict[bytes, Node]]]
+
+
+def split_path(path: str | bytes) -> list[bytes]:
+    """Validate and split a vault path (``"a/b"``, ``"/a/b/"``); ``""`` or ``"/"`` is the root."""
+    raw = os.fsencode(path) if isinstance(path, str) else bytes(path)
+    if b"\0" in raw:
+        raise UsageError("invalid path: contains a NUL byte")
+    parts = [p for p in raw.split(b"/") if p != b""]
+    for p in parts:
+        if p in (b".", b".."):
+            raise UsageError(f"invalid path {os.fsdecode(raw)!r}: '.' and '..' components are not allowed")
+        if len(p) > 255:
+            raise UsageError("invalid path: a name is longer than 255 bytes")
+    return parts
+
+
+def show(parts: list[bytes]) -> str:
+    return "/" + os.fsdecode(b"/".join(parts))
+
+
+class Tree:
+    """One generation's catalog, being edited. Callers serialize edits (the vault's lock)."""
+
+    def __init__(self, root: Dir, load: Loader) -> None:
+        self.root = root
+        self.loader = load
+
+    async def children(self, d: Dir) -> dict[bytes, Node]:
+        if d.children is None:
+            d.children = await self.loader(d)
+        return d.children
+
+    async def lookup(self, parts: list[bytes]) -> Node:
+        node: Node = self.root
+        for i, name in enumerate(parts):
+            if not isinstance(node, Dir):
+                raise NotFound(f"{show(parts[:i])} is not a directory")
+            kids = await self.children(node)
+            if name not in kids:
+                raise NotFound(f"{show(parts)}: no such file or directory")
+            node = kids[name]
+        return node
+
+    async def _dir_chain(self, parts: list[bytes], create: bool) -> list[Dir]:
+        """The directories from the root down to ``parts`` (inclusive), creating them if asked."""
+        chain = [self.root]
+        for i, name in enumerate(parts):
+            kids = await self.children(chain[-1])
+            node = kids.get(name)
+            if node is None:
+                if not create:
+                    raise NotFound(f"{show(parts[: i + 1])}: no such directory")
+                node = Dir(Meta.now(0o755), children={}, dirty=True)
+                kids[name] = node
+            if not isinstance(node, Dir):
+                raise UsageError(f"{show(parts[: i + 1])} is not a directory")
+            chain.append(node)
+        return chain
+
+    @staticmethod
+    def _touch(chain: list[Dir]) -> None:
+        for d in chain:
+            d.dirty = True
+
+    async def put(self, parts: list[bytes], node: Node, *, parents: bool = True, replace: bool = True) -> None:
+        """Place ``node`` at ``parts``. A directory is never silently replaced by a file or the reverse."""
+        if not parts:
+            raise UsageError("cannot replace the root directory")
+        chain = await self._dir_chain(parts[:-1], create=parents)
+        kids = await self.children(chain[-1])
+        old = kids.get(parts[-1])
+        if old is not None:
+            if not replace:
+                raise AlreadyExists(f"{show(parts)} already exists")
+            if isinstance(old, Dir) != isinstance(node, Dir):
+                kind = "a directory" if isinstance(old, Dir) else "not a directory"
+                raise AlreadyExists(f"{show(parts)} exists and is {kind}")
+            if isinstance(old, Dir) and isinstance(node, Dir) and await self.children(old):
+                raise AlreadyExists(f"{show(parts)} is a directory that is not empty")
+        kids[parts[-1]] = node
+        self._touch(chain)
+
+    async def mkdir(self, parts: list[bytes], parents: bool = False, exist_ok: bool = False) -> Dir:
+        if not parts:
+            if exist_ok:
+                return self.root
+            raise AlreadyExists("/ already exists")
+        chain = await self._dir_chain(parts[:-1], create=parents)
+        kids = await self.children(chain[-1])
+        old = kids.get(parts[-1])
+        if old is not None:
+            if isinstance(old, Dir) and exist_ok:
+                return old
+            raise AlreadyExists(f"{show(parts)} already exists")
+        d = Dir(Meta.now(0o755), children={}, dirty=True)
+        kids[parts[-1]] = d
+        self._touch(chain)
+        return d
+
+    async def remove(self, parts: list[bytes], recursive: bool = False) -> Node:
+        if not parts:
+            raise UsageError("cannot remove the root directory")
+        chain = await self._dir_chain(parts[:-1], create=False)
+        kids = await self.children(chain[-1])
+        node = kids.get(parts[-1])
+        if node is None:
+            raise NotFound(f"{show(parts)}: no such file or directory")
+        if isinstance(node, Dir) and not recursive and await self.children(node):
+            raise UsageError(f"{show(parts)} is a directory that is not empty (use recursive)")
+        del kids[parts[-1]]
+        self._touch(chain)
+        return node
+
+    async def move(self, src: list[bytes], dst: list[bytes], replace: bool = True) -> None:
+        if not src or not dst:
+            raise UsageError("cannot move the root directory")
+        if dst[: len(src)] == src:
+            if dst == src:
+                return
+            raise UsageError(f"cannot move {show(src)} into itself")
+        node = await self.lookup(src)
+        await self.put(dst, node, parents=False, replace=replace)
+        await self.remove(src, recursive=True)
+
+    async def touch(self, parts: list[bytes]) -> None:
+        """Mark the path (after an in-place metadata change) and its ancestors changed."""
+        chain = await self._dir_chain(parts[:-1], create=False) if parts else []
+        node = await self.lookup(parts)
+        if isinstance(node, Dir):
+            node.dirty = True
+            await self.children(node)
+        self._touch(chain or [self.root])
+
+    def mark_clean(self, d: Dir | None = None) -> None:
+        d = d or self.root
+        d.dirty = False
+        for child in (d.children or {}).values():
+            if isinstance(child, Dir) and child.dirty:
+                self.mark_clean(child)
+
+
+def conflict_name(name: bytes, client_id: bytes, when: float | None = None) -> bytes:
+    """``name (conflict <client id, 8 hex> <UTC YYYYmmddTHHMMSSZ>)`` (DESIGN.md §6)."""
+    stamp = datetime.fromtimestamp(time.time() if when is None else when, UTC).strftime("%Y%m%dT%H%M%SZ")
+    return name + f" (conflict {client_id.hex()[:8]} {stamp})".encode()
+
+
+def _same(a: Node | None, b: Node | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.key() == b.key()
+
+
+async def merge(base: Tree, ours: Tree, theirs: Tree, client_id: bytes) -> Tree:
+    """Three-way merge of our edits (relative to ``base``) onto ``theirs``.
+
+    Different paths merge; the same path changed on both sides keeps both, ours renamed to a
+    conflict copy. Clean (non-dirty) subtrees of ours equal base, so theirs is taken for them.
+    """
+
+    async def kids(t: Tree, d: Node | None) -> dict[bytes, Node]:
+        return dict(await t.children(d)) if isinstance(d, Dir) else {}
+
+    async def merge_dir(b: Node | None, o: Dir, t: Dir) -> Dir:
+        if not o.dirty:
+            return t
+        bk, ok, tk = await kids(base, b), await kids(ours, o), await kids(theirs, t)
+        out: dict[bytes, Node] = {}
+        for name in sorted(set(bk) | set(ok) | set(tk)):
+            bn, on, tn = bk.get(name), ok.get(name), tk.get(name)
+            if _same(on, bn):
+                pick = tn
+            elif _same(tn, bn) or _same(on, tn):
+                pick = on
+            elif isinstance(on, Dir) and isinstance(tn, Dir):
+                pick = await merge_dir(bn, on, tn)
+            else:
+                pick = tn
+                if on is not None:
+                    out[conflict_name(name, client_id)] = on
+            if pick is not None:
+                out[name] = pick
+        return Dir(o.meta, children=out, dirty=True)
+
+    root = await merge_dir(base.root, ours.root, theirs.root)
+    return Tree(root, theirs.loader)

@@ -1,0 +1,391 @@
+"""The vault: the asyncio library API over one unlocked vault (DESIGN.md §3–§7).
+
+A :class:`Vault` owns the object store, the two open packs, the catalog tree of the generation it
+is editing and the local state. Every method validates its arguments before touching anything and
+raises only :class:`VaultError` subclasses. Edits are serialized by one lock; content uploads of
+concurrent ``put`` calls run in parallel. ``put`` uploads a file's chunks before it returns; other
+clients see the change at :meth:`Vault.commit`, which flushes the packs, writes the changed
+catalog pages and then the commit record with a create-only put (DESIGN.md §6, CRYPTO.md §5.2).
+Losing that race reloads the new head, merges three ways and tries the next generation.
+
+Cancellation: a cancelled ``put``/``commit`` leaves the vault at its last commit; objects it
+already uploaded are unreferenced garbage until a later commit reuses them (content addressing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat as stat_mod
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from ..backends.base import Backend
+from .cache import Cache
+from .catalog import Catalog
+from .commits import ChainHead, Commit, commit_name, seal_commit, verify_successor
+from .content import ContentWriter, Source, read_blobs
+from .errors import AlreadyExists, IntegrityError, NotFound, UsageError, VaultError
+from .history import History
+from .keys import KIND_DATA_PACK, KIND_PAGE_PACK
+from .packs import PackWriter
+from .pages import BlobRef
+from .store import ObjectStore
+from .tree import Dir, File, Link, Meta, Node, Tree, merge, show, split_path
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    """What ``stat``/``ls`` report about one path."""
+
+    name: str
+    type: str  # "file" | "dir" | "symlink"
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    ctime_ns: int
+    target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    generation: int
+    time: int
+    client: str
+    files_changed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    generation: int
+    files: int
+    directories: int
+    blobs_checked: int
+    bytes_checked: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _stat(name: bytes, node: Node) -> Stat:
+    m = node.meta
+    if isinstance(node, File):
+        return Stat(os.fsdecode(name), "file", node.size, m.mode, m.uid, m.gid, m.mtime_ns, m.ctime_ns)
+    if isinstance(node, Dir):
+        return Stat(os.fsdecode(name), "dir", 0, m.mode, m.uid, m.gid, m.mtime_ns, m.ctime_ns)
+    return Stat(os.fsdecode(name), "symlink", len(node.target), m.mode, m.uid, m.gid, m.mtime_ns, m.ctime_ns,
+                os.fsdecode(node.target))
+
+
+class Vault:
+    """An open, unlocked vault. Create with :func:`sigmavault.create` or :func:`sigmavault.open`."""
+
+    def __init__(self, *, url: str, backend: Backend, history: History, store: ObjectStore, cache: Cache,
+                 head: ChainHead, inline_max: int, concurrency: int, readahead: int, page_target: int) -> None:
+        self.url = url
+        self._backend = backend
+        self._history = history
+        self._store = store
+        self._cache = cache
+        self._head = head
+        self._readahead = readahead
+        self._lock = asyncio.Lock()
+        self._data_pack = PackWriter(store, KIND_DATA_PACK, on_sealed=self._index_sealed)
+        self._page_pack = PackWriter(store, KIND_PAGE_PACK)
+        self._catalog = Catalog(store, self._page_pack, cache, page_target)
+        self._content = ContentWriter(store, self._data_pack, cache, inline_max, concurrency)
+        self._tree = self._tree_at(head.commit)
+        self._closed = False
+        #: shown once after ``create``: the recovery code (a secret; print it for the user, never log it)
+        self.recovery_code: str | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Vault:
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+                        ) -> None:
+        try:
+            if et is None and self.pending:
+                await self.commit()
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release the backend and the cache. Does not commit. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._backend.aclose()
+        finally:
+            self._cache.close()
+
+    @property
+    def generation(self) -> int:
+        return self._head.gen
+
+    @property
+    def fingerprint(self) -> str:
+        return self._history.fingerprint.hex()
+
+    @property
+    def pending(self) -> bool:
+        """True when there are edits not yet committed."""
+        return self._tree.root.dirty
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError("the vault is closed")
+
+    def _tree_at(self, c: Commit) -> Tree:
+        root = Dir(Meta(0o755, 0, 0, c.time * 10**9, c.time * 10**9), list(c.root))
+        return Tree(root, self._catalog.load)
+
+    def _index_sealed(self, refs: list[BlobRef]) -> None:
+        self._cache.add_blobs((r.id, r.epoch, r.kind, r.object_name, r.off, r.length, r.object_len or 0) for r in refs)
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def stat(self, path: str | bytes) -> Stat:
+        self._check_open()
+        parts = split_path(path)
+        node = await self._tree.lookup(parts)
+        return _stat(parts[-1] if parts else b"/", node)
+
+    async def ls(self, path: str | bytes = "/") -> list[Stat]:
+        self._check_open()
+        parts = split_path(path)
+        node = await self._tree.lookup(parts)
+        if not isinstance(node, Dir):
+            return [_stat(parts[-1], node)]
+        kids = await self._tree.children(node)
+        return [_stat(name, kids[name]) for name in sorted(kids)]
+
+    async def walk(self, path: str | bytes = "/") -> AsyncIterator[tuple[str, Stat]]:
+        """Every path below ``path`` (depth first, sorted), with its stat."""
+        parts = split_path(path)
+        node = await self._tree.lookup(parts)
+        stack: list[tuple[list[bytes], Node]] = [(parts, node)]
+        while stack:
+            p, n = stack.pop()
+            if p != parts or not isinstance(n, Dir):
+                yield show(p), _stat(p[-1] if p else b"/", n)
+            if isinstance(n, Dir):
+                kids = await self._tree.children(n)
+                stack.extend((p + [k], kids[k]) for k in sorted(kids, reverse=True))
+
+    async def _file(self, parts: list[bytes]) -> File:
+        node = await self._tree.lookup(parts)
+        if not isinstance(node, File):
+            raise UsageError(f"{show(parts)} is not a file")
+        return node
+
+    async def open_read(self, path: str | bytes, offset: int = 0) -> AsyncIterator[bytes]:
+        """Stream a file's content from ``offset``. Raises NotFound, UsageError, IntegrityError."""
+        self._check_open()
+        if offset < 0:
+            raise UsageError("offset must not be negative")
+        parts = split_path(path)
+        node = await self._file(parts)
+        if node.inline is not None:
+            if node.inline[offset:]:
+                yield node.inline[offset:]
+            return
+        blobs = [b.ref() if not isinstance(b, BlobRef) else b for b in node.blobs] if all(
+            isinstance(b, BlobRef) or b.done for b in node.blobs) else None
+        if blobs is None:
+            await self._content.flush()  # the tail is still in the open pack: make it readable
+            blobs = [b if isinstance(b, BlobRef) else b.ref() for b in node.blobs]
+        try:
+            async for piece in read_blobs(self._store, blobs, offset, self._readahead):
+                yield piece
+        except IntegrityError as exc:
+            raise IntegrityError(f"{show(parts)}: {exc.message}") from None
+
+    async def read_bytes(self, path: str | bytes) -> bytes:
+        return b"".join([piece async for piece in self.open_read(path)])
+
+    async def get(self, path: str | bytes, dest: str | os.PathLike[str], *, overwrite: bool = False) -> int:
+        """Copy a file, symlink or whole directory out of the vault to ``dest``. Returns bytes written.
+
+        Files are written to a temporary name and renamed into place, so an interrupted export
+        never leaves a truncated file under the real name.
+        """
+        self._check_open()
+        parts = split_path(path)
+        node = await self._tree.lookup(parts)
+        target = Path(os.fspath(dest))
+        if target.exists() or target.is_symlink():
+            if not overwrite:
+                raise AlreadyExists(f"{target} already exists (use overwrite/--force)")
+        return await self._export(parts, node, target)
+
+    async def _export(self, parts: list[bytes], node: Node, target: Path) -> int:
+        from .export import write_dir, write_file, write_link
+
+        if isinstance(node, Dir):
+            await write_dir(target, node.meta)
+            total = 0
+            for name, child in sorted((await self._tree.children(node)).items()):
+                total += await self._export(parts + [name], child, target / os.fsdecode(name))
+            return total
+        if isinstance(node, Link):
+            await write_link(target, node.target)
+            return 0
+        return await write_file(target, node.meta, self.open_read(b"/".join(parts)))
+
+    # --- writing --------------------------------------------------------------------------
+
+    async def put(self, path: str | bytes, source: Source, *, mode: int | None = None,
+                  mtime_ns: int | None = None) -> Stat:
+        """Store ``source`` (local path, bytes, binary file object or async iterator of bytes) at ``path``.
+
+        Parent directories are created. An existing file is replaced; a directory is not.
+        """
+        self._check_open()
+        parts = split_path(path)
+        if not parts:
+            raise UsageError("a file needs a name")
+        meta = await self._meta_of(source, mode, mtime_ns)
+        written = await self._content.write(source)
+        node = File(meta, written.size, [] if written.inline is not None else written.blobs, written.inline)
+        async with self._lock:
+            await self._tree.put(parts, node)
+        return _stat(parts[-1], node)
+
+    @staticmethod
+    async def _meta_of(source: Source, mode: int | None, mtime_ns: int | None) -> Meta:
+        meta = Meta.now(0o644)
+        if isinstance(source, (str, os.PathLike)):
+            try:
+                st = await asyncio.to_thread(os.stat, os.fspath(source))
+            except FileNotFoundError:
+                raise NotFound(f"{os.fspath(source)}: no such file") from None
+            if stat_mod.S_ISDIR(st.st_mode):
+                raise UsageError(f"{os.fspath(source)} is a directory")
+            meta = Meta(st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_mtime_ns, st.st_ctime_ns)
+        if mode is not None:
+            meta.mode = mode & 0o7777
+        if mtime_ns is not None:
+            meta.mtime_ns = mtime_ns
+        return meta
+
+    async def mkdir(self, path: str | bytes, *, parents: bool = False, exist_ok: bool = False,
+                    mode: int = 0o755) -> None:
+        self._check_open()
+        parts = split_path(path)
+        async with self._lock:
+            d = await self._tree.mkdir(parts, parents=parents, exist_ok=exist_ok)
+            if d.dirty:
+                d.meta.mode = mode & 0o7777
+
+    async def symlink(self, path: str | bytes, target: str | bytes) -> None:
+        self._check_open()
+        parts = split_path(path)
+        raw = os.fsencode(target) if isinstance(target, str) else bytes(target)
+        if not raw or b"\0" in raw:
+            raise UsageError("invalid symlink target")
+        async with self._lock:
+            await self._tree.put(parts, Link(Meta.now(0o777), raw), replace=False)
+
+    async def set_meta(self, path: str | bytes, *, mode: int | None = None, mtime_ns: int | None = None,
+                       uid: int | None = None, gid: int | None = None) -> None:
+        self._check_open()
+        parts = split_path(path)
+        async with self._lock:
+            node = await self._tree.lookup(parts)
+            m = node.meta
+            m.mode = m.mode if mode is None else mode & 0o7777
+            m.mtime_ns = m.mtime_ns if mtime_ns is None else mtime_ns
+            m.uid = m.uid if uid is None else uid
+            m.gid = m.gid if gid is None else gid
+            m.ctime_ns = time.time_ns()
+            await self._tree.touch(parts)
+
+    async def rm(self, path: str | bytes, *, recursive: bool = False) -> None:
+        self._check_open()
+        parts = split_path(path)
+        async with self._lock:
+            await self._tree.remove(parts, recursive=recursive)
+
+    async def mv(self, src: str | bytes, dst: str | bytes, *, replace: bool = True) -> None:
+        self._check_open()
+        s, d = split_path(src), split_path(dst)
+        async with self._lock:
+            await self._tree.move(s, d, replace=replace)
+
+    # --- commits --------------------------------------------------------------------------
+
+    async def commit(self) -> int:
+        """Make all edits visible as the next generation; returns it (the current one if nothing changed).
+
+        On a lost race with another client: reload, three-way merge (conflicts kept as conflict
+        copies), retry. Raises BackendError, IntegrityError, RollbackError.
+        """
+        self._check_open()
+        async with self._lock:
+            if not self.pending:
+                return self._head.gen
+            base = self._tree_at(self._head.commit)
+            for _attempt in range(64):
+                await self._content.flush()
+                root = await self._catalog.save(self._tree)
+                await self._page_pack.flush()
+                gen = self._head.gen + 1
+                c = Commit(self._history.vault_id, gen, self._head.hash, self._store.epoch,
+                           self._history.keystore_gen, tuple(root), self._history.client_id, int(time.time()))
+                data = seal_commit(self._store.sealer, c)
+                if await self._store.put(commit_name(gen), data):
+                    self._head = verify_successor(self._head, gen, data, self._history.open_commit)
+                    self._history.advance(self._head)
+                    self._tree.mark_clean()
+                    return gen
+                # another client won generation ``gen``: merge onto the new head and try the next one
+                new_head = await self._history.find_head(self._head)
+                theirs = self._tree_at(new_head.commit)
+                self._tree = await merge(base, self._tree, theirs, self._history.client_id)
+                base = theirs
+                self._head = new_head
+            raise VaultError("could not commit: the vault keeps changing under us; try again")
+
+    async def refresh(self) -> int:
+        """Adopt commits made by other clients (only when nothing is pending); returns the generation."""
+        async with self._lock:
+            new_head = await self._history.find_head(self._head)
+            if new_head.gen != self._head.gen:
+                if self.pending:
+                    base = self._tree_at(self._head.commit)
+                    self._tree = await merge(base, self._tree, self._tree_at(new_head.commit),
+                                             self._history.client_id)
+                else:
+                    self._tree = self._tree_at(new_head.commit)
+                self._head = new_head
+            return self._head.gen
+
+    async def log(self) -> list[LogEntry]:
+        """All generations, newest first."""
+        self._check_open()
+        out = []
+        for gen in range(self._head.gen, -1, -1):
+            c = await self._history.commit_at(gen)
+            out.append(LogEntry(gen, c.time, c.client.hex()[:8]))
+        return out
+
+    async def verify(self, full: bool = False) -> VerifyReport:
+        from .verify import verify_tree
+
+        self._check_open()
+        return await verify_tree(self, self._tree, self._store, full)

@@ -1,0 +1,64 @@
+"""Where sigmavault keeps its local files, and the tunables with their defaults.
+
+Local files (never uploaded): the default vault, per-vault state (pins, high-water marks, the
+SQLite cache), device secrets and the unlock agent's socket. Each location follows the XDG base
+directories and can be moved as a whole with ``SIGMAVAULT_HOME`` (tests use that).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    home = os.environ.get("SIGMAVAULT_HOME")
+    if home:
+        return Path(home) / fallback.rsplit("/", 1)[-1]
+    base = os.environ.get(var)
+    return Path(base) / "sigmavault" if base else Path.home() / fallback / "sigmavault"
+
+
+def data_dir() -> Path:
+    """Holds the default local vault."""
+    return _xdg("XDG_DATA_HOME", ".local/share")
+
+
+def state_dir() -> Path:
+    """Per-vault local state: pins, high-water marks, caches."""
+    return _xdg("XDG_STATE_HOME", ".local/state")
+
+
+def config_dir() -> Path:
+    """Device secrets and settings."""
+    return _xdg("XDG_CONFIG_HOME", ".config")
+
+
+def runtime_dir() -> Path:
+    """The unlock agent's socket (a private directory)."""
+    home = os.environ.get("SIGMAVAULT_HOME")
+    if home:
+        return Path(home) / "run"
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(base) / "sigmavault" if base else Path("/tmp") / f"sigmavault-{os.getuid()}"  # noqa: S108
+
+
+def default_vault_url() -> str:
+    return os.environ.get("SIGMAVAULT_VAULT") or str(data_dir() / "default")
+
+
+def vault_state_dir(url_key: str) -> Path:
+    """The local state folder of one vault, keyed by its normalized URL."""
+    return state_dir() / hashlib.sha256(url_key.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """Performance knobs; memory is a function of these, never of input size."""
+
+    upload_concurrency: int = 8
+    readahead: int = 4  # chunks fetched ahead when streaming a file
+    pack_cache: int = 8  # whole packs kept in memory for small-blob reads
+    page_target: int = 256 * 1024  # a directory page is split past this size
