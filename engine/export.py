@@ -77,7 +77,4 @@ def _finish(tmp: Path, target: Path, meta: Meta) -> None:
 
 
 def _unlink_quiet(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+    path.unlink(missing_ok=True)

@@ -25,8 +25,8 @@ from ..backends.base import Backend
 from ..backends.urls import open_backend
 from . import keystore, localstate
 from .cache import Cache
-from .credentials import FINGERPRINT_LEN, Credential, Passphrase, Pin
 from .commits import ChainHead, ChainState, Commit, commit_name, seal_commit
+from .credentials import FINGERPRINT_LEN, Credential, Passphrase, Pin
 from .errors import AlreadyExists, IntegrityError, NotFound, UsageError, VaultNotFound
 from .history import History
 from .keyring import Params
@@ -159,7 +159,7 @@ def _create_opts(url: str, opts: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
-async def open(url: str | None = None, *, passphrase: str | None = None,  # noqa: A001 - public API name
+async def open(url: str | None = None, *, passphrase: str | None = None,
                credential: Credential | None = None, fingerprint: str | None = None,
                tuning: config.Tuning | None = None, **backend_opts: Any) -> Vault:
     """Open and unlock the vault at ``url`` with a passphrase or another credential.

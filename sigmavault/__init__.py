@@ -32,7 +32,7 @@ from .engine.errors import (
     VaultError,
     VaultNotFound,
 )
-from .engine.session import create, open  # noqa: A004 - the public name is open()
+from .engine.session import create, open
 from .engine.vault import LogEntry, Stat, Vault, VerifyReport
 
 __version__ = "0.1.0"
