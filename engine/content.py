@@ -139,6 +139,13 @@ class ContentWriter:
             out.inline = b""
         return out
 
+    async def write_piece(self, piece: bytes) -> BlobLike:
+        """Store one piece of a file: a full chunk as its own object, anything shorter in the data pack."""
+        stats = Written(0, None, [], 0, 0)
+        if len(piece) == self._store.chunk_size:
+            return await self._full_chunk(piece, stats)
+        return await self._small_blob(piece, stats)
+
     async def _full_chunk(self, piece: bytes, out: Written) -> BlobLike:
         keys = self._store.keys
         chunk_id = await asyncio.to_thread(keys.chunk_id_of, piece)

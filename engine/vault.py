@@ -18,7 +18,7 @@ import asyncio
 import os
 import stat as stat_mod
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,11 +27,11 @@ from ..backends.base import Backend
 from .cache import Cache
 from .catalog import Catalog
 from .commits import ChainHead, Commit, commit_name, seal_commit, verify_successor
-from .content import ContentWriter, Source, read_blobs
+from .content import BlobLike, ContentWriter, Source, read_blobs
 from .errors import AlreadyExists, IntegrityError, NotFound, UsageError, VaultError
 from .history import History
 from .keys import KIND_DATA_PACK, KIND_PAGE_PACK
-from .packs import PackWriter
+from .packs import PackWriter, PendingRef
 from .pages import BlobRef
 from .store import ObjectStore
 from .tree import Dir, File, Link, Meta, Node, Tree, merge, show, split_path
@@ -74,6 +74,10 @@ class VerifyReport:
         return not self.problems
 
 
+def _final(b: BlobLike) -> BlobRef:
+    return b.ref() if isinstance(b, PendingRef) else b
+
+
 def _stat(name: bytes, node: Node) -> Stat:
     m = node.meta
     if isinstance(node, File):
@@ -96,6 +100,7 @@ class Vault:
         self._cache = cache
         self._head = head
         self._readahead = readahead
+        self._inline_max = inline_max
         self._lock = asyncio.Lock()
         self._data_pack = PackWriter(store, KIND_DATA_PACK, on_sealed=self._index_sealed)
         self._page_pack = PackWriter(store, KIND_PAGE_PACK)
@@ -204,11 +209,9 @@ class Vault:
             if node.inline[offset:]:
                 yield node.inline[offset:]
             return
-        blobs = [b.ref() if not isinstance(b, BlobRef) else b for b in node.blobs] if all(
-            isinstance(b, BlobRef) or b.done for b in node.blobs) else None
-        if blobs is None:
+        if not all(isinstance(b, BlobRef) or b.done for b in node.blobs):
             await self._content.flush()  # the tail is still in the open pack: make it readable
-            blobs = [b if isinstance(b, BlobRef) else b.ref() for b in node.blobs]
+        blobs = [_final(b) for b in node.blobs]
         try:
             async for piece in read_blobs(self._store, blobs, offset, self._readahead):
                 yield piece
@@ -262,6 +265,64 @@ class Vault:
         meta = await self._meta_of(source, mode, mtime_ns)
         written = await self._content.write(source)
         node = File(meta, written.size, [] if written.inline is not None else written.blobs, written.inline)
+        async with self._lock:
+            await self._tree.put(parts, node)
+        return _stat(parts[-1], node)
+
+    @property
+    def chunk_size(self) -> int:
+        return self._store.chunk_size
+
+    async def patch(self, path: str | bytes, size: int, chunks: Mapping[int, bytes], *, mode: int | None = None,
+                    mtime_ns: int | None = None) -> Stat:
+        """Rewrite a file (or create it) re-mixing only the chunks that changed (the mount's write path).
+
+        The new content has ``size`` bytes; chunk ``i`` covers ``[i·chunk_size, (i+1)·chunk_size)``.
+        ``chunks`` maps indices to their complete new bytes; every other chunk below the new size is
+        taken unchanged from the existing file, which must then have it at the same length (a caller
+        that shrinks or grows a partial last chunk supplies it). Files that end up at most
+        ``inline_max`` bytes are stored inline. Raises UsageError for an inconsistent patch.
+        """
+        self._check_open()
+        parts = split_path(path)
+        if not parts or size < 0:
+            raise UsageError("invalid patch")
+        cs = self._store.chunk_size
+        try:
+            old = await self._tree.lookup(parts)
+        except NotFound:
+            old = None
+        if old is not None and not isinstance(old, File):
+            raise UsageError(f"{show(parts)} is not a file")
+        n = -(-size // cs)
+        old_blobs = [] if old is None or old.inline is not None else old.blobs
+        old_inline = old.inline if old is not None and old.inline is not None else None
+        pieces: list[bytes | BlobLike] = []
+        for i in range(n):
+            want = min(cs, size - i * cs)
+            if i in chunks:
+                if len(chunks[i]) != want:
+                    raise UsageError(f"chunk {i} must be {want} bytes")
+                pieces.append(chunks[i])
+            elif old_inline is not None and i == 0 and len(old_inline) == want:
+                pieces.append(old_inline)
+            elif i < len(old_blobs) and old_blobs[i].length == want:
+                pieces.append(old_blobs[i])
+            else:
+                raise UsageError(f"chunk {i} of {show(parts)} must be supplied")
+        meta = old.meta if old is not None else Meta.now(0o644)
+        meta.mtime_ns = time.time_ns() if mtime_ns is None else mtime_ns
+        meta.ctime_ns = time.time_ns()
+        if mode is not None:
+            meta.mode = mode & 0o7777
+        if size <= self._inline_max:
+            if any(isinstance(p, PendingRef) and not p.done for p in pieces):
+                await self._content.flush()
+            inline = b"".join([p if isinstance(p, bytes) else await self._store.read(_final(p)) for p in pieces])
+            node = File(meta, size, [], inline)
+        else:
+            blobs = [await self._content.write_piece(p) if isinstance(p, bytes) else p for p in pieces]
+            node = File(meta, size, blobs, None)
         async with self._lock:
             await self._tree.put(parts, node)
         return _stat(parts[-1], node)

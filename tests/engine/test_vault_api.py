@@ -204,3 +204,27 @@ async def test_vault_is_safe_to_share_between_tasks(tmp_path: Path) -> None:
         await v.commit()
         got = await asyncio.gather(*(v.read_bytes(p) for p in contents))
     assert got == list(contents.values())
+
+
+async def test_patch_rewrites_only_the_chunks_it_is_given(tmp_path: Path) -> None:
+    url = tmp_path / "v"
+    content = bytearray(os.urandom(3 * MIB + 100))
+    async with await new_vault(url) as v:
+        await v.put("f", bytes(content))
+        await v.commit()
+        before = set(object_files(url))
+        new_chunk = os.urandom(MIB)
+        content[MIB : 2 * MIB] = new_chunk
+        await v.patch("f", len(content), {1: new_chunk})
+        await v.commit()
+        assert await v.read_bytes("f") == bytes(content)
+        added = set(object_files(url)) - before
+        assert len(added) <= 2  # one new chunk object (+ a page pack), not a rewrite of the file
+        # shrink into the middle of chunk 2, growing is the caller supplying new chunks
+        await v.patch("f", 2 * MIB + 10, {2: bytes(content[2 * MIB : 2 * MIB + 10])})
+        assert await v.read_bytes("f") == bytes(content[: 2 * MIB + 10])
+        with pytest.raises(UsageError):
+            await v.patch("f", 3 * MIB, {})  # chunk 2 would change length: it must be supplied
+        await v.patch("tiny", 5, {0: b"hello"})
+        await v.patch("tiny", 3, {0: b"hel"})
+        assert await v.read_bytes("tiny") == b"hel"
