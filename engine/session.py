@@ -110,9 +110,12 @@ async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, kee
     store = ObjectStore(backend, keys, unlocked.current_epoch, params.chunk_size, params.pad_floor,
                         tuning.pack_cache)
     cache = Cache(keeper.folder / "cache.sqlite")
-    return Vault(url=url, backend=backend, history=history, store=store, cache=cache, head=head,
-                 inline_max=params.inline_max, concurrency=tuning.upload_concurrency,
-                 readahead=tuning.readahead, page_target=tuning.page_target)
+    vault = Vault(url=url, backend=backend, history=history, store=store, cache=cache, head=head,
+                  inline_max=params.inline_max, concurrency=tuning.upload_concurrency,
+                  readahead=tuning.readahead, page_target=tuning.page_target)
+    if head.gen > 0 and cache.get_meta("indexed_gen") < 0:
+        await vault.rebuild_index()  # a new or deleted cache: dedup must not start from nothing
+    return vault
 
 
 async def create(url: str | None = None, *, passphrase: str, kdf: str = "interactive",

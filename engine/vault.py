@@ -162,6 +162,27 @@ class Vault:
     def _index_sealed(self, refs: list[BlobRef]) -> None:
         self._cache.add_blobs((r.id, r.epoch, r.kind, r.object_name, r.off, r.length, r.object_len or 0) for r in refs)
 
+    async def rebuild_index(self) -> int:
+        """Refill the local dedup index from the catalog of the head (after the cache was deleted)."""
+        rows: list[tuple[bytes, int, int, str, int, int, int]] = []
+        async for _path, node in self._walk_nodes():
+            if isinstance(node, File):
+                rows.extend((b.id, b.epoch, b.kind, b.object_name, b.off, b.length, b.object_len or 0)
+                            for b in node.blobs if isinstance(b, BlobRef))
+        self._cache.add_blobs(rows)
+        self._cache.set_meta("indexed_gen", self._head.gen)
+        return len(rows)
+
+    async def _walk_nodes(self, top: Node | None = None, parts: list[bytes] | None = None
+                          ) -> AsyncIterator[tuple[list[bytes], Node]]:
+        stack: list[tuple[list[bytes], Node]] = [(parts or [], top or self._tree.root)]
+        while stack:
+            p, n = stack.pop()
+            yield p, n
+            if isinstance(n, Dir):
+                kids = await self._tree.children(n)
+                stack.extend((p + [k], kids[k]) for k in sorted(kids, reverse=True))
+
     # --- reading --------------------------------------------------------------------------
 
     async def stat(self, path: str | bytes) -> Stat:
@@ -183,14 +204,9 @@ class Vault:
         """Every path below ``path`` (depth first, sorted), with its stat."""
         parts = split_path(path)
         node = await self._tree.lookup(parts)
-        stack: list[tuple[list[bytes], Node]] = [(parts, node)]
-        while stack:
-            p, n = stack.pop()
+        async for p, n in self._walk_nodes(node, parts):
             if p != parts or not isinstance(n, Dir):
                 yield show(p), _stat(p[-1] if p else b"/", n)
-            if isinstance(n, Dir):
-                kids = await self._tree.children(n)
-                stack.extend((p + [k], kids[k]) for k in sorted(kids, reverse=True))
 
     async def _file(self, parts: list[bytes]) -> File:
         node = await self._tree.lookup(parts)
@@ -413,6 +429,7 @@ class Vault:
                     self._head = verify_successor(self._head, gen, data, self._history.open_commit)
                     self._history.advance(self._head)
                     self._tree.mark_clean()
+                    self._cache.set_meta("indexed_gen", gen)
                     return gen
                 # another client won generation ``gen``: merge onto the new head and try the next one
                 new_head = await self._history.find_head(self._head)
