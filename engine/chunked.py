@@ -17,6 +17,10 @@ so there are ``len(msg) // 16384 + 1`` records and ``len = 56 + len(msg) + 16·r
 ``(len − 56) mod 16400 ≥ 16`` (a cut at a record boundary); every tag. Every failure raises the one
 :class:`IntegrityError`. Ranged opening (:func:`open_records`) needs the total ciphertext length
 from an authenticated source (the catalog), never from the server.
+
+Reused-buffer paths (no 4 MiB allocation per object, which costs several-fold here):
+``seal_padded_into`` seals ``prefix ‖ body ‖ zero padding`` without assembling it, and
+``open_into`` decrypts into a caller's buffer, zeroing it again if any check fails.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from .canonical import fail
+from .errors import IntegrityError
 
 INFO_PREFIX = b"c2sp.org/chunked-encryption@v1+AEAD_AES_256_GCM\x00"
 RECORD = 16384  # plaintext bytes per full record
@@ -40,6 +45,7 @@ SALT = 24
 COMMITMENT = 32
 HEAD = SALT + COMMITMENT  # 56
 MAX_RECORDS = 1 << 20  # far above any v1 object (≤ 1025 records at 16 MiB chunks); caps allocation
+_ZERO_RECORD = bytes(RECORD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +97,35 @@ def seal_into(
     salt: bytes | None = None,
 ) -> int:
     """Seal ``msg`` into the start of ``out`` (no per-call allocation of the output). Returns bytes written."""
+    return seal_padded_into(prk, ctx, b"", msg, len(memoryview(msg).cast("B")), out, salt)
+
+
+def seal_padded_into(
+    prk: bytes,
+    ctx: bytes,
+    prefix: bytes,
+    body: bytes | bytearray | memoryview,
+    msg_len: int,
+    out: bytearray | memoryview,
+    salt: bytes | None = None,
+) -> int:
+    """Seal the message ``prefix ‖ body ‖ 0x00 × (msg_len − |prefix| − |body|)`` into the start of ``out``.
+
+    The message is never assembled: records that lie inside ``body`` are encrypted straight from it,
+    records of pure padding from a shared zero record, and only the (at most two) records that mix
+    parts are copied into one 16 KiB scratch record. Returns the bytes written. ``salt`` is for
+    known-answer tests only. Raises ValueError on a bad salt, a too-small ``out`` or a too-short
+    ``msg_len`` (caller bugs, never data errors).
+    """
     if salt is None:
         salt = secrets.token_bytes(SALT)
     if len(salt) != SALT:
         raise ValueError("salt must be 24 bytes")
-    mv_in = memoryview(msg).cast("B")
-    total = sealed_len(len(mv_in))
+    mv_in = memoryview(body).cast("B")
+    p, b = len(prefix), len(mv_in)
+    if msg_len < p + b:
+        raise ValueError("message length shorter than its parts")
+    total = sealed_len(msg_len)
     mv_out = memoryview(out).cast("B")
     if len(mv_out) < total:
         raise ValueError("output buffer too small")
@@ -104,13 +133,28 @@ def seal_into(
     aead = AESGCM(d.key)
     mv_out[:SALT] = salt
     mv_out[SALT:HEAD] = d.commitment
-    n = len(mv_in) // RECORD + 1
+    zeros = memoryview(_ZERO_RECORD)
+    scratch = memoryview(bytearray(RECORD))
     pos = HEAD
-    for i in range(n):
-        piece = mv_in[i * RECORD : (i + 1) * RECORD]
-        end = pos + len(piece) + TAG
-        aead.encrypt_into(_nonce(d.base_nonce, i), piece, None, mv_out[pos:end])
-        pos = end
+    for i in range(msg_len // RECORD + 1):
+        lo = i * RECORD
+        hi = min(lo + RECORD, msg_len)
+        piece: memoryview
+        if lo >= p and hi <= p + b:
+            piece = mv_in[lo - p : hi - p]
+        elif lo >= p + b:
+            piece = zeros[: hi - lo]
+        else:  # mixes prefix, body and padding
+            piece = scratch[: hi - lo]
+            piece[:] = zeros[: hi - lo]
+            if lo < p:
+                piece[: min(hi, p) - lo] = prefix[lo : min(hi, p)]
+            start, end = max(lo, p), min(hi, p + b)
+            if start < end:
+                piece[start - lo : end - lo] = mv_in[start - p : end - p]
+        end_pos = pos + len(piece) + TAG
+        aead.encrypt_into(_nonce(d.base_nonce, i), piece, None, mv_out[pos:end_pos])
+        pos = end_pos
     return total
 
 
@@ -135,7 +179,31 @@ def open(prk: bytes, ctx: bytes, ct: bytes | bytearray | memoryview) -> bytes:
     return bytes(out)
 
 
-def _open_span(d: _Derived, body: memoryview, first: int, count: int, out: bytearray) -> None:
+def open_into(prk: bytes, ctx: bytes, ct: bytes | bytearray | memoryview, out: bytearray | memoryview) -> int:
+    """Open a whole ciphertext into the start of ``out`` (a reused buffer); return the plaintext length.
+
+    Raises IntegrityError on any failure, including a ciphertext whose plaintext would not fit in
+    ``out`` (the server chose the length); the bytes of ``out`` written so far are then zeroed, so no
+    unverified plaintext is left behind.
+    """
+    mv = memoryview(ct).cast("B")
+    if len(mv) < HEAD + TAG:
+        fail("short")
+    d = _check_commitment(prk, ctx, mv[:HEAD])
+    n = records_in(len(mv))
+    size = len(mv) - HEAD - TAG * n
+    mv_out = memoryview(out).cast("B")
+    if size > len(mv_out):
+        fail("too long")
+    try:
+        _open_span(d, mv[HEAD:], 0, n, mv_out)
+    except IntegrityError:
+        mv_out[:size] = bytes(size)
+        raise
+    return size
+
+
+def _open_span(d: _Derived, body: memoryview, first: int, count: int, out: bytearray | memoryview) -> None:
     """Decrypt ``count`` consecutive records starting at index ``first`` from ``body`` into ``out``."""
     aead = AESGCM(d.key)
     pos = 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from . import chunked
 from .canonical import fail
-from .framing import FRAME_HEADER, frame, frame_header, framed_len, unframe
+from .framing import FRAME_HEADER, frame_header, framed_len, unframe
 from .keys import KIND_CHUNK, KIND_COMMIT, KIND_DATA_PACK, KIND_PAGE_PACK, EpochKeys
 
 FORMAT = 0x01
@@ -63,12 +63,31 @@ class Sealer:
     ) -> bytes:
         """Frame, pad and seal ``stored`` as object ``name`` of ``kind``. ``salt`` only for KATs."""
         floor = self.pad_floor if pad_floor is None else pad_floor
-        hdr = header(self.keys.epoch)
-        msg = frame(stored, self.chunk_size, floor)
-        out = bytearray(HDR + chunked.sealed_len(len(msg)))
-        out[:HDR] = hdr
-        chunked.seal_into(self.keys.enc_key(kind), self._ctx(kind, name, hdr), msg, memoryview(out)[HDR:], salt)
+        out = bytearray(object_len(len(memoryview(stored).cast("B")), self.chunk_size, floor))
+        self.seal_into(kind, name, stored, out, pad_floor=floor, salt=salt)
         return bytes(out)
+
+    def seal_into(
+        self, kind: int, name: str, stored: bytes | bytearray | memoryview, out: bytearray | memoryview, *,
+        pad_floor: int | None = None, salt: bytes | None = None,
+    ) -> int:
+        """Like :meth:`seal`, writing the object into the start of ``out`` (a reused buffer); returns its length.
+
+        The framed message is never assembled in memory (``chunked.seal_padded_into``). Raises
+        ValueError if ``out`` is too small or ``stored`` exceeds the chunk size.
+        """
+        floor = self.pad_floor if pad_floor is None else pad_floor
+        n = len(memoryview(stored).cast("B"))
+        msg_len = framed_len(n, self.chunk_size, floor)
+        total = HDR + chunked.sealed_len(msg_len)
+        mv_out = memoryview(out).cast("B")
+        if len(mv_out) < total:
+            raise ValueError("output buffer too small")
+        hdr = header(self.keys.epoch)
+        ctx = self._ctx(kind, name, hdr)
+        mv_out[:HDR] = hdr
+        chunked.seal_padded_into(self.keys.enc_key(kind), ctx, frame_header(n), stored, msg_len, mv_out[HDR:], salt)
+        return total
 
     def open(
         self, kind: int, name: str, obj: bytes | bytearray | memoryview, expected_len: int | None = None
@@ -81,6 +100,22 @@ class Sealer:
             fail("header")
         msg = chunked.open(self.keys.enc_key(kind), self._ctx(kind, name, bytes(mv[:HDR])), mv[HDR:])
         return unframe(msg)
+
+    def open_into(
+        self, kind: int, name: str, obj: bytes | bytearray | memoryview, out: bytearray | memoryview,
+        expected_len: int | None = None,
+    ) -> memoryview:
+        """Like :meth:`open`, decrypting into ``out`` (a reused buffer of at least ``8 + chunk_size``
+        bytes); returns the stored bytes as a view into ``out``. Raises IntegrityError on any mismatch
+        (then ``out`` holds no unverified plaintext)."""
+        mv = memoryview(obj).cast("B")
+        if expected_len is not None and len(mv) != expected_len:
+            fail("object length")
+        if len(mv) < HDR or bytes(mv[:HDR]) != header(self.keys.epoch):
+            fail("header")
+        ctx = self._ctx(kind, name, bytes(mv[:HDR]))
+        n = chunked.open_into(self.keys.enc_key(kind), ctx, mv[HDR:], out)
+        return unframe(memoryview(out).cast("B")[:n])
 
     # --- ranged reads (§3.5): kinds 1 and 4 only, total length from the catalog ------------
 
