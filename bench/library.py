@@ -33,6 +33,9 @@ async def _get(url: str, dst: str) -> None:
 
 
 def child(mode: str, url: str, path: str) -> None:
+    from sigmavault.config import tune_malloc
+
+    tune_malloc()
     t = time.perf_counter()
     asyncio.run(_put(url, path) if mode == "put" else _get(url, path))
     dt = time.perf_counter() - t

@@ -174,6 +174,10 @@ class ContentWriter:
         async with self._pack_lock:
             return await self._pack.add(piece, blob_id)
 
+    async def pack_add(self, piece: bytes, blob_id: bytes) -> PendingRef:
+        async with self._pack_lock:
+            return await self._pack.add(piece, blob_id)
+
     async def flush(self) -> None:
         async with self._pack_lock:
             await self._pack.flush()

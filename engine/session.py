@@ -15,7 +15,7 @@ import contextlib
 import fcntl
 import hmac
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,12 @@ from . import keystore, localstate
 from .cache import Cache
 from .commits import ChainHead, ChainState, Commit, commit_name, seal_commit
 from .credentials import FINGERPRINT_LEN, Credential, Passphrase, Pin
-from .errors import AlreadyExists, IntegrityError, NotFound, UsageError, VaultNotFound
+from .errors import AlreadyExists, AuthError, IntegrityError, NotFound, UsageError, VaultNotFound
 from .history import History
 from .keyring import Params
 from .localstate import LocalState
 from .objects import Sealer
+from .secret import Secret
 from .slots import KdfProfile
 from .store import ObjectStore
 from .vault import Vault
@@ -111,8 +112,7 @@ async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, kee
                         tuning.pack_cache)
     cache = Cache(keeper.folder / "cache.sqlite")
     vault = Vault(url=url, backend=backend, history=history, store=store, cache=cache, head=head,
-                  inline_max=params.inline_max, concurrency=tuning.upload_concurrency,
-                  readahead=tuning.readahead, page_target=tuning.page_target)
+                  inline_max=params.inline_max, tuning=tuning)
     if head.gen > 0 and cache.get_meta("indexed_gen") < 0:
         await vault.rebuild_index()  # a new or deleted cache: dedup must not start from nothing
     return vault
@@ -148,7 +148,7 @@ async def create(url: str | None = None, *, passphrase: str, kdf: str = "interac
         await backend.put_if_absent(commit_name(0), seal_commit(sealer, c0))
         keeper = _StateKeeper(config.vault_state_dir(url_key(url, backend)), u, state)
         keeper.save(state)
-        vault = await _assemble(url, backend, u, keeper, tuning or config.Tuning())
+        vault = await _assemble(url, backend, u, keeper, tuning or config.Tuning.from_env())
         vault.recovery_code = recovery.text().reveal().decode()
         return vault
     except BaseException:
@@ -164,15 +164,18 @@ def _create_opts(url: str, opts: dict[str, Any]) -> dict[str, Any]:
 
 async def open(url: str | None = None, *, passphrase: str | None = None,
                credential: Credential | None = None, fingerprint: str | None = None,
-               tuning: config.Tuning | None = None, **backend_opts: Any) -> Vault:
+               tuning: config.Tuning | None = None, ksk: Secret | None = None, ksk_slot: bytes = b"",
+               on_unlock: Callable[[keystore.Unlocked], None] | None = None, **backend_opts: Any) -> Vault:
     """Open and unlock the vault at ``url`` with a passphrase or another credential.
 
-    ``fingerprint`` (hex) pins a vault seen for the first time on this device. Raises
-    VaultNotFound, AuthError, IntegrityError (tampered keystore or commits, pin mismatch),
-    RollbackError, BackendError, UsageError.
+    ``fingerprint`` (hex) pins a vault seen for the first time on this device. ``ksk`` (with the
+    id of the slot it came from) opens the keystore with a key the unlock agent kept instead of a
+    credential; it needs a pin. ``on_unlock`` sees the unlocked keystore (key management, the
+    agent) before the history is checked. Raises VaultNotFound, AuthError, IntegrityError
+    (tampered keystore or commits, pin mismatch), RollbackError, BackendError, UsageError.
     """
     url = url or config.default_vault_url()
-    if credential is None:
+    if credential is None and ksk is None:
         if passphrase is None:
             raise UsageError("a passphrase or another credential is needed to open the vault")
         credential = Passphrase.of(passphrase)
@@ -192,7 +195,13 @@ async def open(url: str | None = None, *, passphrase: str | None = None,
             if len(fp) != FINGERPRINT_LEN:
                 raise UsageError("the fingerprint must be 32 hex digits")
             pin = Pin(fp, 0)
-        u = await asyncio.to_thread(keystore.unlock, data, name, credential, pin)
+        if ksk is not None:
+            if pin is None:
+                raise AuthError("the unlock agent's key needs a pinned vault fingerprint")
+            u = keystore.unlock_with_ksk(data, name, ksk, pin, ksk_slot)
+        else:
+            assert credential is not None
+            u = await asyncio.to_thread(keystore.unlock, data, name, credential, pin)
         if known is not None:
             state = localstate.load(folder / "state.json", u.local_state_key())
             if state is None or not hmac.compare_digest(state.vault_id, u.vault_id):
@@ -202,7 +211,21 @@ async def open(url: str | None = None, *, passphrase: str | None = None,
             state = LocalState.new(u.vault_id, u.fingerprint, u.generation, u.current_epoch)
         keeper = _StateKeeper(folder, u, state)
         keeper.save(state)
-        return await _assemble(url, backend, u, keeper, tuning or config.Tuning())
+        if on_unlock is not None:
+            on_unlock(u)
+        return await _assemble(url, backend, u, keeper, tuning or config.Tuning.from_env())
     except BaseException:
         await backend.aclose()
         raise
+
+
+async def pinned(url: str | None = None, **backend_opts: Any) -> Pin | None:
+    """The pin this device keeps for ``url`` (read unverified, before unlock), or None. No I/O on the vault."""
+    url = url or config.default_vault_url()
+    backend = open_backend(url, **backend_opts)
+    try:
+        path = config.vault_state_dir(url_key(url, backend)) / "state.json"
+    finally:
+        await backend.aclose()
+    known = localstate.load_unverified(path) if path.exists() else None
+    return None if known is None else Pin(known.fingerprint, known.keystore_gen)

@@ -15,6 +15,7 @@ already uploaded are unreferenced garbage until a later commit reuses them (cont
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat as stat_mod
 import time
@@ -23,16 +24,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from ..actors.coordinate import Placement
+from ..actors.mixer import Mixer
 from ..backends.base import Backend
+from ..config import Tuning
 from .cache import Cache
 from .catalog import Catalog
 from .commits import ChainHead, Commit, commit_name, seal_commit, verify_successor
 from .content import BlobLike, ContentWriter, Source, read_blobs
 from .errors import AlreadyExists, IntegrityError, NotFound, UsageError, VaultError
 from .history import History
-from .keys import KIND_DATA_PACK, KIND_PAGE_PACK
+from .keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
+from .objects import object_len
 from .packs import PackWriter, PendingRef
-from .pages import BlobRef
+from .pages import XATTR_NAME_MAX, XATTR_SIZE_MAX, BlobRef
+from .pipeline import Ingest, ProgressHook
 from .store import ObjectStore
 from .tree import Dir, File, Link, Meta, Node, Tree, merge, show, split_path
 
@@ -92,20 +98,23 @@ class Vault:
     """An open, unlocked vault. Create with :func:`sigmavault.create` or :func:`sigmavault.open`."""
 
     def __init__(self, *, url: str, backend: Backend, history: History, store: ObjectStore, cache: Cache,
-                 head: ChainHead, inline_max: int, concurrency: int, readahead: int, page_target: int) -> None:
+                 head: ChainHead, inline_max: int, tuning: Tuning) -> None:
         self.url = url
         self._backend = backend
         self._history = history
         self._store = store
         self._cache = cache
         self._head = head
-        self._readahead = readahead
+        self._tuning = tuning
+        self._readahead = tuning.readahead
         self._inline_max = inline_max
+        self._mixer: Mixer | None = None
+        self._mixer_lock = asyncio.Lock()
         self._lock = asyncio.Lock()
         self._data_pack = PackWriter(store, KIND_DATA_PACK, on_sealed=self._index_sealed)
         self._page_pack = PackWriter(store, KIND_PAGE_PACK)
-        self._catalog = Catalog(store, self._page_pack, cache, page_target)
-        self._content = ContentWriter(store, self._data_pack, cache, inline_max, concurrency)
+        self._catalog = Catalog(store, self._page_pack, cache, tuning.page_target)
+        self._content = ContentWriter(store, self._data_pack, cache, inline_max, tuning.upload_concurrency)
         self._tree = self._tree_at(head.commit)
         self._closed = False
         #: shown once after ``create``: the recovery code (a secret; print it for the user, never log it)
@@ -130,9 +139,13 @@ class Vault:
             return
         self._closed = True
         try:
-            await self._backend.aclose()
+            if self._mixer is not None:
+                await self._mixer.aclose()
         finally:
-            self._cache.close()
+            try:
+                await self._backend.aclose()
+            finally:
+                self._cache.close()
 
     @property
     def generation(self) -> int:
@@ -279,11 +292,52 @@ class Vault:
         if not parts:
             raise UsageError("a file needs a name")
         meta = await self._meta_of(source, mode, mtime_ns)
-        written = await self._content.write(source)
-        node = File(meta, written.size, [] if written.inline is not None else written.blobs, written.inline)
-        async with self._lock:
-            await self._tree.put(parts, node)
-        return _stat(parts[-1], node)
+        async with self.ingest() as ing:
+            await ing.add(parts, source, meta)
+        return await self.stat(b"/".join(parts))
+
+    async def mixer(self) -> Mixer:
+        """The vault's mixer (started on first use, closed with the vault)."""
+        async with self._mixer_lock:
+            if self._mixer is None:
+                t = self._tuning
+                mixer = Mixer.for_epoch(self._store.keys, self._store.chunk_size, self._store.sealer.pad_floor,
+                                        kind=t.mixer, workers=t.mixer_workers, slots=t.mixer_slots)  # type: ignore[arg-type]
+                await mixer.start()
+                self._mixer = mixer
+            return self._mixer
+
+    @contextlib.asynccontextmanager
+    async def ingest(self, progress: ProgressHook | None = None) -> AsyncIterator[Ingest]:
+        """A write pipeline for many files: ``await ing.add(parts, source, meta)`` for each.
+
+        Files reach the catalog as they complete; leaving waits for all of them. Nothing is committed.
+        """
+        self._check_open()
+        store, cache, cs = self._store, self._cache, self._store.chunk_size
+        full_len = object_len(cs, cs, store.sealer.pad_floor)
+
+        def full_ref(blob_id: bytes) -> tuple[BlobRef, str]:
+            name = store.keys.chunk_name(blob_id)
+            return BlobRef(store.epoch, KIND_CHUNK, blob_id, name, 0, cs, full_len), name
+
+        def known(blob_id: bytes) -> BlobRef | None:
+            row = cache.find_blob(blob_id)
+            return None if row is None else BlobRef(row[0], row[1], blob_id, row[2], row[3], row[4], row[5])
+
+        def stored(ref: BlobRef, size: int) -> None:
+            cache.add_blobs([(ref.id, ref.epoch, ref.kind, ref.object_name, ref.off, ref.length, size)])
+
+        async def file_done(parts: list[bytes], node: File) -> None:
+            async with self._lock:
+                await self._tree.put(parts, node)
+
+        placement = Placement(cs, self._inline_max, store.keys.chunk_id_of, full_ref, known, self._content.pack_add)
+        mixer = await self.mixer()
+        async with Ingest(placement=placement, mixer=mixer, backend=self._backend, stored=stored,
+                          file_done=file_done, uploads=self._tuning.upload_concurrency,
+                          mixers=self._tuning.mixer_slots, progress=progress) as ing:
+            yield ing
 
     @property
     def chunk_size(self) -> int:
@@ -403,6 +457,57 @@ class Vault:
         s, d = split_path(src), split_path(dst)
         async with self._lock:
             await self._tree.move(s, d, replace=replace)
+
+    # --- for the mount: chunk-granular reads, extended attributes ----------------------------
+
+    async def chunks(self, path: str | bytes) -> tuple[int, bytes | None, list[BlobRef]]:
+        """A file's size, its inline content (or None) and its blob refs in order (blob i = chunk i).
+
+        Blobs still in the open data pack are flushed first, so every ref returned is readable
+        with :meth:`read_chunk`. Raises NotFound, UsageError (not a file).
+        """
+        self._check_open()
+        node = await self._file(split_path(path))
+        if node.inline is not None:
+            return node.size, node.inline, []
+        if not all(isinstance(b, BlobRef) or b.done for b in node.blobs):
+            await self._content.flush()
+        return node.size, None, [_final(b) for b in node.blobs]
+
+    async def read_chunk(self, ref: BlobRef) -> bytes:
+        """One blob's plaintext (a ref from :meth:`chunks`), verified against its keyed id.
+
+        Raises IntegrityError (missing, tampered or substituted object).
+        """
+        self._check_open()
+        return await self._store.read(ref)
+
+    async def xattrs(self, path: str | bytes) -> dict[bytes, bytes]:
+        """The extended attributes of a path (a copy). Raises NotFound."""
+        self._check_open()
+        return dict((await self._tree.lookup(split_path(path))).meta.xattrs)
+
+    async def set_xattr(self, path: str | bytes, name: bytes, value: bytes | None) -> None:
+        """Set (or with ``value=None`` remove) one extended attribute of a path.
+
+        Raises NotFound (no such path, or removing an attribute that is not set) and UsageError
+        (a name that is empty, contains NUL or exceeds 255 bytes; a value over 64 KiB).
+        """
+        self._check_open()
+        if not 0 < len(name) <= XATTR_NAME_MAX or b"\0" in name:
+            raise UsageError("invalid extended attribute name")
+        if value is not None and len(value) > XATTR_SIZE_MAX:
+            raise UsageError("extended attribute value too large")
+        parts = split_path(path)
+        async with self._lock:
+            node = await self._tree.lookup(parts)
+            if value is None:
+                if node.meta.xattrs.pop(name, None) is None:
+                    raise NotFound("no such extended attribute")
+            else:
+                node.meta.xattrs[name] = bytes(value)
+            node.meta.ctime_ns = time.time_ns()
+            await self._tree.touch(parts)
 
     # --- commits --------------------------------------------------------------------------
 
