@@ -114,7 +114,7 @@ class Vault:
         self._data_pack = PackWriter(store, KIND_DATA_PACK, on_sealed=self._index_sealed)
         self._page_pack = PackWriter(store, KIND_PAGE_PACK)
         self._catalog = Catalog(store, self._page_pack, cache, tuning.page_target)
-        self._content = ContentWriter(store, self._data_pack, cache, inline_max, tuning.upload_concurrency)
+        self._content = ContentWriter(store, self._data_pack, cache)
         self._tree = self._tree_at(head.commit)
         self._closed = False
         #: shown once after ``create``: the recovery code (a secret; print it for the user, never log it)
@@ -242,7 +242,8 @@ class Vault:
             await self._content.flush()  # the tail is still in the open pack: make it readable
         blobs = [_final(b) for b in node.blobs]
         try:
-            async for piece in read_blobs(self._store, blobs, offset, self._readahead):
+            mixer = await self.mixer() if any(b.kind == KIND_CHUNK for b in blobs) else None
+            async for piece in read_blobs(self._store, blobs, offset, self._readahead, mixer):
                 yield piece
         except IntegrityError as exc:
             raise IntegrityError(f"{show(parts)}: {exc.message}") from None

@@ -1,0 +1,29 @@
+"""The unmixer: opens fetched full-chunk objects in the mixer's executor and verifies their ids.
+
+A full chunk is opened into a mixer slot (no fresh 4 MiB buffer per chunk), its keyed id is
+recomputed over the stored bytes and compared in constant time with the id in the catalog
+(CRYPTO.md §4.1 step 5), and only then are the bytes copied out and the slot released. Any
+mismatch is the one :class:`IntegrityError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Callable
+
+from ..engine.canonical import fail
+from ..engine.keys import KIND_CHUNK
+from .mixer import Mixer
+
+
+async def open_chunk(mixer: Mixer, name: str, data: bytes, expected_len: int, blob_id: bytes, length: int,
+                     chunk_id: Callable[[memoryview], bytes]) -> bytes:
+    with await mixer.open_view(KIND_CHUNK, name, data, expected_len=expected_len) as stored:
+        view = stored.view
+        if len(view) != length:
+            fail("stored length")
+        actual = await asyncio.to_thread(chunk_id, view)
+        if not hmac.compare_digest(actual, blob_id):
+            fail("chunk id")
+        return bytes(view)
