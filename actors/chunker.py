@@ -8,8 +8,9 @@ never held in memory — the bounded outbox stops the reading when downstream is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from typing import BinaryIO
 
 from ..engine.errors import LocalIOError, NotFound, UsageError
@@ -17,7 +18,7 @@ from .mailbox import ReceiveChannel, SendChannel
 from .messages import FileJob, Piece
 
 
-async def iter_chunks(source: object, chunk_size: int) -> AsyncIterator[bytes]:
+async def iter_chunks(source: object, chunk_size: int) -> AsyncGenerator[bytes, None]:
     """Yield the source in pieces of exactly ``chunk_size`` bytes, the last one shorter (maybe none)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         mv = memoryview(source).cast("B")
@@ -35,8 +36,9 @@ async def iter_chunks(source: object, chunk_size: int) -> AsyncIterator[bytes]:
         except OSError as exc:
             raise LocalIOError(f"cannot read {path}: {exc.strerror}") from exc
         try:
-            async for piece in iter_chunks(f, chunk_size):
-                yield piece
+            async with contextlib.aclosing(iter_chunks(f, chunk_size)) as pieces:
+                async for piece in pieces:
+                    yield piece
         except OSError as exc:
             raise LocalIOError(f"cannot read {path}: {exc.strerror}") from exc
         finally:
@@ -83,11 +85,12 @@ def chunker(chunk_size: int) -> Callable[[ReceiveChannel[FileJob], SendChannel[P
         async for job in inbox:
             index = 0
             held: bytes | None = None  # one piece of lookahead, to mark the last one final
-            async for piece in iter_chunks(job.source, chunk_size):
-                if held is not None:
-                    await outbox.send(Piece(job.token, index, False, held))
-                    index += 1
-                held = piece
+            async with contextlib.aclosing(iter_chunks(job.source, chunk_size)) as pieces:
+                async for piece in pieces:  # closed (file handle too) at once if a send fails
+                    if held is not None:
+                        await outbox.send(Piece(job.token, index, False, held))
+                        index += 1
+                    held = piece
             if held is not None and len(held) < chunk_size:
                 await outbox.send(Piece(job.token, index, True, held))
             else:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-async def ordered(items: Sequence[T], fetch: Callable[[T], Awaitable[R]], window: int) -> AsyncIterator[R]:
+async def ordered(items: Sequence[T], fetch: Callable[[T], Awaitable[R]], window: int) -> AsyncGenerator[R, None]:
     pending: deque[asyncio.Future[R]] = deque()
     nxt = 0
     try:

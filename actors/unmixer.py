@@ -3,7 +3,8 @@
 A full chunk is opened into a mixer slot (no fresh 4 MiB buffer per chunk), its keyed id is
 recomputed over the stored bytes and compared in constant time with the id in the catalog
 (CRYPTO.md §4.1 step 5), and only then are the bytes copied out and the slot released. Any
-mismatch is the one :class:`IntegrityError`.
+mismatch is the one :class:`IntegrityError`. A cancelled call waits for the hashing thread to let go
+of the slot before the slot is released.
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ async def open_chunk(mixer: Mixer, name: str, data: bytes, expected_len: int, bl
         view = stored.view
         if len(view) != length:
             fail("stored length")
-        actual = await asyncio.to_thread(chunk_id, view)
+        hashing = asyncio.ensure_future(asyncio.to_thread(chunk_id, view))
+        try:
+            actual = await asyncio.shield(hashing)
+        except asyncio.CancelledError:
+            await asyncio.wait([hashing])  # the thread still reads the slot: only then may it be released
+            raise
         if not hmac.compare_digest(actual, blob_id):
             fail("chunk id")
         return bytes(view)

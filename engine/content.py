@@ -10,9 +10,10 @@ each blob verified by its keyed id, in order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Sequence
 from typing import BinaryIO
 
 from ..actors.fetcher import ordered
@@ -78,7 +79,7 @@ class ContentWriter:
 
 
 async def read_blobs(store: ObjectStore, blobs: Sequence[BlobRef], offset: int, window: int,
-                     mixer: Mixer | None = None) -> AsyncIterator[bytes]:
+                     mixer: Mixer | None = None) -> AsyncGenerator[bytes, None]:
     """Yield the file content from byte ``offset`` on, with ``window`` blobs fetched and opened ahead.
 
     Full chunks are opened by the unmixer in the mixer's executor when a mixer is given; pack
@@ -100,9 +101,10 @@ async def read_blobs(store: ObjectStore, blobs: Sequence[BlobRef], offset: int, 
         data = await store.fetch(ref.object_name, ref.object_len)
         return await open_chunk(mixer, ref.object_name, data, len(data), ref.id, ref.length, keys.chunk_id_of)
 
-    async for data in ordered(blobs[start:], fetch, window):
-        if skip:
-            data = data[skip:]
-            skip = 0
-        if data:
-            yield data
+    async with contextlib.aclosing(ordered(blobs[start:], fetch, window)) as results:
+        async for data in results:
+            if skip:
+                data = data[skip:]
+                skip = 0
+            if data:
+                yield data

@@ -9,10 +9,11 @@ path; the temporary file is removed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from .errors import LocalIOError
@@ -46,7 +47,7 @@ async def write_link(target: Path, link: bytes) -> None:
         raise _local_error(exc, target) from exc
 
 
-async def write_file(target: Path, meta: Meta, stream: AsyncIterator[bytes]) -> int:
+async def write_file(target: Path, meta: Meta, stream: AsyncGenerator[bytes, None]) -> int:
     tmp = target.with_name(f".{target.name}.sv-part-{secrets.token_hex(4)}")
     written = 0
     try:
@@ -55,9 +56,10 @@ async def write_file(target: Path, meta: Meta, stream: AsyncIterator[bytes]) -> 
         raise _local_error(exc, target) from exc
     try:
         try:
-            async for piece in stream:
-                await asyncio.to_thread(f.write, piece)
-                written += len(piece)
+            async with contextlib.aclosing(stream) as pieces:
+                async for piece in pieces:
+                    await asyncio.to_thread(f.write, piece)
+                    written += len(piece)
         finally:
             await asyncio.to_thread(f.close)
         await asyncio.to_thread(_finish, tmp, target, meta)

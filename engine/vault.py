@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import os
 import stat as stat_mod
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +33,7 @@ from .cache import Cache
 from .catalog import Catalog
 from .commits import ChainHead, Commit, commit_name, seal_commit, verify_successor
 from .content import BlobLike, ContentWriter, Source, read_blobs
+from .diff import Change, diff_trees
 from .errors import AlreadyExists, IntegrityError, NotFound, UsageError, VaultError
 from .history import History
 from .keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
@@ -117,6 +119,7 @@ class Vault:
         self._content = ContentWriter(store, self._data_pack, cache)
         self._tree = self._tree_at(head.commit)
         self._closed = False
+        self._readonly = False
         #: shown once after ``create``: the recovery code (a secret; print it for the user, never log it)
         self.recovery_code: str | None = None
 
@@ -138,6 +141,8 @@ class Vault:
         if self._closed:
             return
         self._closed = True
+        if self._readonly:
+            return  # a snapshot view shares the vault's resources
         try:
             if self._mixer is not None:
                 await self._mixer.aclose()
@@ -167,6 +172,11 @@ class Vault:
     def _check_open(self) -> None:
         if self._closed:
             raise UsageError("the vault is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._readonly:
+            raise UsageError("this is a read-only snapshot of an earlier generation")
 
     def _tree_at(self, c: Commit) -> Tree:
         root = Dir(Meta(0o755, 0, 0, c.time * 10**9, c.time * 10**9), list(c.root))
@@ -227,7 +237,7 @@ class Vault:
             raise UsageError(f"{show(parts)} is not a file")
         return node
 
-    async def open_read(self, path: str | bytes, offset: int = 0) -> AsyncIterator[bytes]:
+    async def open_read(self, path: str | bytes, offset: int = 0) -> AsyncGenerator[bytes, None]:
         """Stream a file's content from ``offset``. Raises NotFound, UsageError, IntegrityError."""
         self._check_open()
         if offset < 0:
@@ -243,8 +253,9 @@ class Vault:
         blobs = [_final(b) for b in node.blobs]
         try:
             mixer = await self.mixer() if any(b.kind == KIND_CHUNK for b in blobs) else None
-            async for piece in read_blobs(self._store, blobs, offset, self._readahead, mixer):
-                yield piece
+            async with contextlib.aclosing(read_blobs(self._store, blobs, offset, self._readahead, mixer)) as pieces:
+                async for piece in pieces:  # closed at once if our consumer stops early
+                    yield piece
         except IntegrityError as exc:
             raise IntegrityError(f"{show(parts)}: {exc.message}") from None
 
@@ -288,7 +299,7 @@ class Vault:
 
         Parent directories are created. An existing file is replaced; a directory is not.
         """
-        self._check_open()
+        self._check_writable()
         parts = split_path(path)
         if not parts:
             raise UsageError("a file needs a name")
@@ -314,7 +325,7 @@ class Vault:
 
         Files reach the catalog as they complete; leaving waits for all of them. Nothing is committed.
         """
-        self._check_open()
+        self._check_writable()
         store, cache, cs = self._store, self._cache, self._store.chunk_size
         full_len = object_len(cs, cs, store.sealer.pad_floor)
 
@@ -354,7 +365,7 @@ class Vault:
         that shrinks or grows a partial last chunk supplies it). Files that end up at most
         ``inline_max`` bytes are stored inline. Raises UsageError for an inconsistent patch.
         """
-        self._check_open()
+        self._check_writable()
         parts = split_path(path)
         if not parts or size < 0:
             raise UsageError("invalid patch")
@@ -417,7 +428,7 @@ class Vault:
 
     async def mkdir(self, path: str | bytes, *, parents: bool = False, exist_ok: bool = False,
                     mode: int = 0o755) -> None:
-        self._check_open()
+        self._check_writable()
         parts = split_path(path)
         async with self._lock:
             d = await self._tree.mkdir(parts, parents=parents, exist_ok=exist_ok)
@@ -425,7 +436,7 @@ class Vault:
                 d.meta.mode = mode & 0o7777
 
     async def symlink(self, path: str | bytes, target: str | bytes) -> None:
-        self._check_open()
+        self._check_writable()
         parts = split_path(path)
         raw = os.fsencode(target) if isinstance(target, str) else bytes(target)
         if not raw or b"\0" in raw:
@@ -435,7 +446,7 @@ class Vault:
 
     async def set_meta(self, path: str | bytes, *, mode: int | None = None, mtime_ns: int | None = None,
                        uid: int | None = None, gid: int | None = None) -> None:
-        self._check_open()
+        self._check_writable()
         parts = split_path(path)
         async with self._lock:
             node = await self._tree.lookup(parts)
@@ -448,13 +459,13 @@ class Vault:
             await self._tree.touch(parts)
 
     async def rm(self, path: str | bytes, *, recursive: bool = False) -> None:
-        self._check_open()
+        self._check_writable()
         parts = split_path(path)
         async with self._lock:
             await self._tree.remove(parts, recursive=recursive)
 
     async def mv(self, src: str | bytes, dst: str | bytes, *, replace: bool = True) -> None:
-        self._check_open()
+        self._check_writable()
         s, d = split_path(src), split_path(dst)
         async with self._lock:
             await self._tree.move(s, d, replace=replace)
@@ -518,7 +529,7 @@ class Vault:
         On a lost race with another client: reload, three-way merge (conflicts kept as conflict
         copies), retry. Raises BackendError, IntegrityError, RollbackError.
         """
-        self._check_open()
+        self._check_writable()
         async with self._lock:
             if not self.pending:
                 return self._head.gen
@@ -558,6 +569,28 @@ class Vault:
                     self._tree = self._tree_at(new_head.commit)
                 self._head = new_head
             return self._head.gen
+
+    async def at(self, generation: int) -> Vault:
+        """A read-only view of an earlier generation (a snapshot): ls, stat, walk, open_read, get.
+
+        Raises NotFound for a generation that does not exist yet. The view shares this vault's
+        connections; it needs no closing, and it fails once this vault is closed.
+        """
+        self._check_open()
+        if not 0 <= generation <= self._head.gen:
+            raise NotFound(f"generation {generation} does not exist (the newest is {self._head.gen})")
+        view = copy.copy(self)
+        view._tree = self._tree_at(await self._history.commit_at(generation))
+        view._readonly = True
+        view._closed = False
+        return view
+
+    async def diff(self, old: int, new: int | None = None) -> AsyncIterator[Change]:
+        """Changes from generation ``old`` to ``new`` (default: the current tree, edits included)."""
+        a = (await self.at(old))._tree
+        b = self._tree if new is None else (await self.at(new))._tree
+        async for change in diff_trees(a, b):
+            yield change
 
     async def log(self) -> list[LogEntry]:
         """All generations, newest first."""

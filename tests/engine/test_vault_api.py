@@ -266,3 +266,30 @@ async def test_a_300_mib_file_round_trips_with_bounded_memory(tmp_path: Path) ->
     assert h2.digest() == h.digest()
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     assert grown_mib < 120, grown_mib  # bounded by concurrency × chunk size, not by the 300 MiB file
+
+
+async def test_snapshots_restore_and_diff_between_generations(tmp_path: Path) -> None:
+    async with await new_vault(tmp_path / "v") as v:
+        await v.put("keep.txt", b"same")
+        await v.put("docs/a.txt", b"first version " * 200)
+        await v.put("gone.txt", b"bye")
+        g1 = await v.commit()
+        await v.put("docs/a.txt", b"second version " * 200)
+        await v.rm("gone.txt")
+        await v.put("new/b.txt", b"b")
+        g2 = await v.commit()
+        old = await v.at(g1)
+        assert await old.read_bytes("docs/a.txt") == b"first version " * 200
+        assert await v.read_bytes("docs/a.txt") == b"second version " * 200
+        with pytest.raises(UsageError):
+            await old.put("x", b"read-only")
+        await old.get("docs", tmp_path / "restored")
+        assert (tmp_path / "restored" / "a.txt").read_bytes() == b"first version " * 200
+        changes = [(c.kind, c.path) async for c in v.diff(g1, g2)]
+        assert changes == [("modified", "/docs/a.txt"), ("removed", "/gone.txt"), ("added", "/new"),
+                           ("added", "/new/b.txt")]
+        assert [c async for c in v.diff(g2, g2)] == []
+        with pytest.raises(NotFound):
+            await v.at(g2 + 1)
+        await old.aclose()  # a view never closes the vault under it
+        assert await v.read_bytes("keep.txt") == b"same"
