@@ -9,11 +9,10 @@ path; the temporary file is removed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import os
 import secrets
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from .errors import LocalIOError
@@ -47,7 +46,7 @@ async def write_link(target: Path, link: bytes) -> None:
         raise _local_error(exc, target) from exc
 
 
-async def write_file(target: Path, meta: Meta, stream: AsyncGenerator[bytes, None]) -> int:
+async def write_file(target: Path, meta: Meta, stream: AsyncIterator[bytes]) -> int:
     tmp = target.with_name(f".{target.name}.sv-part-{secrets.token_hex(4)}")
     written = 0
     try:
@@ -56,11 +55,13 @@ async def write_file(target: Path, meta: Meta, stream: AsyncGenerator[bytes, Non
         raise _local_error(exc, target) from exc
     try:
         try:
-            async with contextlib.aclosing(stream) as pieces:
-                async for piece in pieces:
-                    await asyncio.to_thread(f.write, piece)
-                    written += len(piece)
+            async for piece in stream:
+                await asyncio.to_thread(f.write, piece)
+                written += len(piece)
         finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()  # a generator left early must stop its readahead now, not at GC
             await asyncio.to_thread(f.close)
         await asyncio.to_thread(_finish, tmp, target, meta)
     except OSError as exc:
