@@ -22,6 +22,7 @@ from typing import Any
 
 from .. import config
 from ..backends.base import Backend
+from ..backends.retrying import RetryingBackend
 from ..backends.urls import open_backend
 from . import keystore, localstate
 from .cache import Cache
@@ -132,7 +133,7 @@ async def create(url: str | None = None, *, passphrase: str, kdf: str = "interac
     params = Params(chunk_size=chunk_size, prf=prf)  # type: ignore[arg-type]
     if not params.valid():
         raise UsageError("chunk size must be a power of two from 1 MiB to 16 MiB; prf blake3-keyed-256 or hmac-sha256")
-    backend = open_backend(url, **_create_opts(url, backend_opts))
+    backend = _connect(url, _create_opts(url, backend_opts))
     try:
         if [n async for n in backend.list("k/")]:
             raise AlreadyExists(f"a vault already exists at {url}")
@@ -154,6 +155,11 @@ async def create(url: str | None = None, *, passphrase: str, kdf: str = "interac
     except BaseException:
         await backend.aclose()
         raise
+
+
+def _connect(url: str, opts: dict[str, Any]) -> Backend:
+    """The backend for ``url``, retrying transient failures with backoff (never auth errors or "no")."""
+    return RetryingBackend(open_backend(url, **opts))
 
 
 def _create_opts(url: str, opts: dict[str, Any]) -> dict[str, Any]:
@@ -179,7 +185,7 @@ async def open(url: str | None = None, *, passphrase: str | None = None,
         if passphrase is None:
             raise UsageError("a passphrase or another credential is needed to open the vault")
         credential = Passphrase.of(passphrase)
-    backend = open_backend(url, **backend_opts)
+    backend = _connect(url, backend_opts)
     try:
         name, data = await _highest_keystore(backend, url)
         folder = config.vault_state_dir(url_key(url, backend))
