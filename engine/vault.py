@@ -435,14 +435,19 @@ class Vault:
             if d.dirty:
                 d.meta.mode = mode & 0o7777
 
-    async def symlink(self, path: str | bytes, target: str | bytes) -> None:
+    async def symlink(self, path: str | bytes, target: str | bytes, *, replace: bool = False,
+                      mtime_ns: int | None = None) -> None:
+        """Create a symlink at ``path`` pointing to ``target`` (stored as given, never followed)."""
         self._check_writable()
         parts = split_path(path)
         raw = os.fsencode(target) if isinstance(target, str) else bytes(target)
         if not raw or b"\0" in raw:
             raise UsageError("invalid symlink target")
+        meta = Meta.now(0o777)
+        if mtime_ns is not None:
+            meta.mtime_ns = mtime_ns
         async with self._lock:
-            await self._tree.put(parts, Link(Meta.now(0o777), raw), replace=False)
+            await self._tree.put(parts, Link(meta, raw), replace=replace)
 
     async def set_meta(self, path: str | bytes, *, mode: int | None = None, mtime_ns: int | None = None,
                        uid: int | None = None, gid: int | None = None) -> None:

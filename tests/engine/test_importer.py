@@ -1,0 +1,70 @@
+"""Importing local trees, and the incremental backup that skips unchanged files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from vaulttools import MIB, new_vault, object_files, reopen
+
+from sigmavault import NotFound
+from sigmavault.engine.importer import import_paths
+
+
+def make_tree(root: Path) -> dict[str, bytes]:
+    files = {
+        "a.txt": b"alpha",
+        "sub/b.bin": os.urandom(MIB + 3),
+        "sub/deeper/c.bin": os.urandom(40_000),
+        "empty": b"",
+    }
+    for rel, data in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    (root / "sub" / "link").symlink_to("deeper/c.bin")
+    os.chmod(root / "a.txt", 0o600)
+    return files
+
+
+async def test_import_a_tree_keeps_content_structure_and_metadata(tmp_path: Path) -> None:
+    src = tmp_path / "photos"
+    files = make_tree(src)
+    async with await new_vault(tmp_path / "v") as v:
+        report = await import_paths(v, [src], "/backup")
+        assert (report.files, report.symlinks, report.directories) == (4, 1, 3)
+        assert report.bytes_total == sum(len(d) for d in files.values())
+        for rel, data in files.items():
+            assert await v.read_bytes(f"backup/photos/{rel}") == data
+        assert (await v.stat("backup/photos/sub/link")).target == "deeper/c.bin"
+        assert (await v.stat("backup/photos/a.txt")).mode == 0o600
+        assert (await v.stat("backup/photos/a.txt")).mtime_ns == os.stat(src / "a.txt").st_mtime_ns
+
+
+async def test_import_of_a_missing_path_changes_nothing(tmp_path: Path) -> None:
+    async with await new_vault(tmp_path / "v") as v:
+        with pytest.raises(NotFound):
+            await import_paths(v, [tmp_path / "nope"], "/x")
+        assert await v.ls("/") == []
+        assert not v.pending
+
+
+async def test_backup_skips_unchanged_files_and_picks_up_changes(tmp_path: Path) -> None:
+    src = tmp_path / "data"
+    make_tree(src)
+    url = tmp_path / "v"
+    async with await new_vault(url) as v:
+        first = await import_paths(v, [src], "/", incremental=True)
+        assert first.skipped == 0 and first.bytes_read > MIB
+        await v.commit()
+    objects = len(object_files(url))
+    async with await reopen(url) as v:
+        second = await import_paths(v, [src], "/", incremental=True)
+        assert second.skipped == 4 and second.bytes_read == 0  # nothing was even read
+        (src / "a.txt").write_bytes(b"alpha, changed")
+        third = await import_paths(v, [src], "/", incremental=True)
+        assert third.skipped == 3 and third.bytes_read == len(b"alpha, changed")
+        assert await v.read_bytes("data/a.txt") == b"alpha, changed"
+        await v.commit()
+    assert len(object_files(url)) - objects <= 2  # one data pack and one page pack, no chunk re-upload
