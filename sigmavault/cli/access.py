@@ -1,0 +1,152 @@
+"""Getting into a vault from the command line: which vault, which credential, the agent first.
+
+Vault: ``--vault URL``, else ``SIGMAVAULT_VAULT``, else the default local vault under the data
+directory. Credential, in this order: the unlock agent (if it holds the KSK of the vault this
+device has pinned), ``--recovery-code`` / ``--recovery-code-file``, ``--identity-file`` (an age
+``AGE-SECRET-KEY-PQ-1…`` identity for a recipient slot), else a passphrase from
+``--passphrase-file`` (``-`` = stdin), ``SIGMAVAULT_PASSPHRASE`` or a prompt on the terminal.
+If this device has a device secret, the passphrase goes with it (two-factor slots open too).
+Nothing here ever prints or logs a secret.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .. import config
+from ..backends.urls import open_backend
+from ..engine import keymgmt, session, xwing
+from ..engine.credentials import Credential, Passphrase, RecoveryCode, TwoFactor, XwingKey
+from ..engine.errors import AuthError, IntegrityError, LocalIOError, NotFound, UsageError, VaultNotFound
+from ..engine.keystore import Unlocked
+from ..engine.slots import passphrase_from_file
+from ..engine.vault import Vault
+from . import agent_client
+
+MAX_SECRET_FILE = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """The global options every command shares."""
+
+    vault: str | None = None
+    json: bool = False
+    debug: bool = False
+    passphrase_file: str | None = None
+    recovery_code: bool = False
+    recovery_code_file: str | None = None
+    identity_file: str | None = None
+    fingerprint: str | None = None
+    no_agent: bool = False
+
+    @property
+    def url(self) -> str:
+        return self.vault or config.default_vault_url()
+
+    @property
+    def is_default(self) -> bool:
+        return not self.vault and not os.environ.get("SIGMAVAULT_VAULT")
+
+
+def _read_secret_file(name: str, what: str) -> bytes:
+    try:
+        if name == "-":
+            return sys.stdin.buffer.read(MAX_SECRET_FILE)
+        with open(name, "rb") as f:
+            return f.read(MAX_SECRET_FILE)
+    except FileNotFoundError:
+        raise NotFound(f"{what} file {name}: no such file") from None
+    except OSError as exc:
+        raise LocalIOError(f"cannot read the {what} file {name}: {exc.strerror}") from exc
+
+
+def _prompt(text: str) -> str:
+    if not sys.stdin.isatty():
+        raise AuthError("no passphrase given: use --passphrase-file, SIGMAVAULT_PASSPHRASE or run in a terminal")
+    return getpass.getpass(text)
+
+
+def passphrase(opts: Options, *, confirm: bool = False) -> Passphrase:
+    """The passphrase from the file, the environment or a prompt (asked twice when ``confirm``)."""
+    if opts.passphrase_file:
+        return Passphrase(passphrase_from_file(_read_secret_file(opts.passphrase_file, "passphrase")))
+    env = os.environ.get("SIGMAVAULT_PASSPHRASE")
+    if env is not None:
+        return Passphrase.of(env)
+    return ask_new_passphrase("Passphrase: ") if confirm else Passphrase.of(_prompt("Passphrase: "))
+
+
+def ask_new_passphrase(label: str, file: str | None = None) -> Passphrase:
+    """A new passphrase from ``file`` or typed twice on the terminal. UsageError if empty or mismatched."""
+    if file:
+        new = Passphrase(passphrase_from_file(_read_secret_file(file, "passphrase")))
+    else:
+        first = _prompt(label)
+        if first != _prompt("Repeat: "):
+            raise UsageError("the two passphrases differ; nothing was changed")
+        new = Passphrase.of(first)
+    if not len(new.secret):
+        raise UsageError("the passphrase must not be empty")
+    return new
+
+
+def credential(opts: Options) -> Credential:
+    if opts.recovery_code or opts.recovery_code_file:
+        if opts.recovery_code_file:
+            text = _read_secret_file(opts.recovery_code_file, "recovery code").decode("ascii", "replace")
+        else:
+            text = os.environ.get("SIGMAVAULT_RECOVERY_CODE") or _prompt("Recovery code: ")
+        try:
+            return RecoveryCode.parse(text)
+        except IntegrityError:
+            raise AuthError("this is not a valid recovery code (check for typos)") from None
+    if opts.identity_file:
+        text = _read_secret_file(opts.identity_file, "identity").decode("ascii", "replace")
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+        try:
+            return XwingKey(xwing.parse_identity(lines[0] if lines else ""))
+        except IntegrityError:
+            raise AuthError("the identity file holds no AGE-SECRET-KEY-PQ-1… identity") from None
+    pw = passphrase(opts)
+    device = keymgmt.load_device_secret()
+    return TwoFactor(pw, device) if device is not None else pw
+
+
+async def probe(opts: Options) -> None:
+    """Fail early (before any prompt) for a bad URL or a missing vault, saying what to do."""
+    backend = open_backend(opts.url)
+    try:
+        found = False
+        async for _ in backend.list("k/"):
+            found = True
+            break
+    finally:
+        await backend.aclose()
+    if not found:
+        if opts.is_default:
+            raise VaultNotFound(f"there is no default vault yet (at {opts.url}): create it with `sigmavault create`, "
+                                "or choose a vault with --vault URL or SIGMAVAULT_VAULT")
+        raise VaultNotFound(f"no vault at {opts.url}: check the URL, or create one with `sigmavault create`")
+
+
+async def open_vault(opts: Options, *, use_agent: bool = True,
+                     on_unlock: Callable[[Unlocked], None] | None = None) -> Vault:
+    """Open and unlock the chosen vault: the agent's key if it has one, else the credential."""
+    await probe(opts)
+    url = opts.url
+    if use_agent and not opts.no_agent and not (opts.recovery_code or opts.recovery_code_file or opts.identity_file):
+        pin = await session.pinned(url)
+        got = await agent_client.fetch(pin.fingerprint) if pin is not None else None
+        if got is not None:
+            try:
+                return await session.open(url, ksk=got[0], ksk_slot=got[1], fingerprint=opts.fingerprint,
+                                          on_unlock=on_unlock)
+            except AuthError:
+                pass  # the agent's key no longer fits (keys rotated): ask for a credential
+    cred = credential(opts)  # not in a thread: Ctrl-C at a prompt must not wait for the prompt to return
+    return await session.open(url, credential=cred, fingerprint=opts.fingerprint, on_unlock=on_unlock)

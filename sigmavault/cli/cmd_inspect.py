@@ -1,0 +1,101 @@
+"""Looking at a vault as a whole: ``info``, ``log`` and ``verify [--full]``.
+
+``info`` shows the fingerprint (compare it on a second device, or pass it there with
+``--fingerprint``), the generation, how many data objects the storage holds and their bytes,
+and the vault's parameters. ``verify`` checks that every object a file needs is present with
+its length (``--full``: also opens every blob and checks its keyed id); each problem names the
+affected vault file, and any problem makes the command fail with the integrity exit code (6).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from typing import Any
+
+from ..engine.errors import IntegrityError, NotFound
+from ..engine.keystore import Unlocked
+from ..engine.vault import Vault
+from .access import Options, open_vault
+from .output import Output, human_size, iso_time
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("info", parents=[common], help="fingerprint, generation, size and parameters")
+    p.set_defaults(handler=info)
+    p = sub.add_parser("log", parents=[common], help="the generations, newest first")
+    p.add_argument("-n", "--limit", type=int, default=None, metavar="N", help="show only the newest N")
+    p.set_defaults(handler=log)
+    p = sub.add_parser("verify", parents=[common], help="check that every file's data is present and intact")
+    p.add_argument("--full", action="store_true", help="also download and authenticate every blob")
+    p.set_defaults(handler=verify)
+
+
+async def _objects(vault: Vault) -> tuple[int, int]:
+    backend = vault.backend
+    names = [n async for n in backend.list("o/")]
+    sizes: list[int] = []
+    limit = asyncio.Semaphore(max(1, backend.properties.concurrency))
+
+    async def size(name: str) -> None:
+        async with limit:
+            with contextlib.suppress(NotFound):  # deleted while we looked (garbage collection)
+                sizes.append(await backend.head(name))
+
+    async with asyncio.TaskGroup() as tg:
+        for n in names:
+            tg.create_task(size(n))
+    return len(sizes), sum(sizes)
+
+
+async def info(opts: Options, args: argparse.Namespace, out: Output) -> None:
+    seen: list[Unlocked] = []
+    async with await open_vault(opts, on_unlock=seen.append) as vault:
+        u = seen[0]
+        count, nbytes = await _objects(vault)
+        p = u.params
+        doc: dict[str, Any] = {
+            "url": vault.url, "fingerprint": vault.fingerprint, "generation": vault.generation,
+            "keystore_generation": u.generation, "key_slots": len(u.slots), "epoch": u.current_epoch,
+            "objects": count, "object_bytes": nbytes,
+            "parameters": {"suite": p.suite, "prf": p.prf, "chunk_size": p.chunk_size, "chunking": p.chunking,
+                           "padding": p.padding, "pad_floor": p.pad_floor, "inline_max": p.inline_max,
+                           "compression": p.compression},
+        }
+    out.result(doc, [
+        f"vault:        {doc['url']}",
+        f"fingerprint:  {doc['fingerprint']}",
+        f"generation:   {doc['generation']}",
+        f"objects:      {count} ({human_size(nbytes)})",
+        f"key slots:    {len(u.slots)} (keystore generation {u.generation}, epoch {u.current_epoch})",
+        f"chunks:       {human_size(p.chunk_size)} {p.chunking}, {p.suite}, prf {p.prf}, "
+        f"padding {p.padding}, compression {p.compression}",
+    ])
+
+
+async def log(opts: Options, args: argparse.Namespace, out: Output) -> None:
+    async with await open_vault(opts) as vault:
+        entries = await vault.log()
+    if args.limit is not None:
+        entries = entries[: max(0, args.limit)]
+    doc = {"generations": [{"generation": e.generation, "time": e.time, "time_utc": iso_time(e.time),
+                            "client": e.client} for e in entries]}
+    out.result(doc, [f"{e.generation:>6}  {iso_time(e.time)}  client {e.client}" for e in entries])
+
+
+async def verify(opts: Options, args: argparse.Namespace, out: Output) -> None:
+    async with await open_vault(opts) as vault:
+        report = await vault.verify(full=args.full)
+    doc = {"ok": report.ok, "generation": report.generation, "full": args.full, "files": report.files,
+           "directories": report.directories, "blobs_checked": report.blobs_checked,
+           "bytes_checked": report.bytes_checked, "problems": list(report.problems)}
+    summary = (f"checked generation {report.generation}: {report.files} files, {report.directories} directories, "
+               f"{report.blobs_checked} blobs" + (f", {human_size(report.bytes_checked)} read" if args.full else ""))
+    if report.ok:
+        out.result(doc, [summary, "no problems found"])
+        return
+    out.result(doc, [summary, *(f"PROBLEM {p}" for p in report.problems)])
+    first = report.problems[0]
+    more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+    raise IntegrityError(f"verify found {len(report.problems)} problem(s): {first}{more}")

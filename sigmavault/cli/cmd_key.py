@@ -1,0 +1,116 @@
+"""``sigmavault key list|passwd|add|remove``: the vault's key slots (CRYPTO.md §1.4; engine in keymgmt).
+
+Every change writes keystore generation + 1 create-only and deletes the older ``k/`` objects; no
+data is re-encrypted. ``passwd`` always asks for the current credential (never the agent's key),
+so it knows which slot to re-wrap. New passphrases come from ``--new-passphrase-file`` or are
+typed twice. ``add --two-factor`` binds the slot to this device's secret
+(``config_dir()/device-secret``, mode 0600): it opens only with both.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..engine import keymgmt
+from ..engine.keystore import SlotInfo, Unlocked
+from ..engine.slots import PROFILES
+from .access import Options, ask_new_passphrase, open_vault
+from .output import Output
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    key = sub.add_parser("key", parents=[common], help="manage key slots (passphrases, two-factor, recipients)")
+    ks = key.add_subparsers(dest="key_command", metavar="KEY_COMMAND", parser_class=type(key))
+    ks.required = True
+
+    p = ks.add_parser("list", parents=[common], help="list the key slots")
+    p.set_defaults(handler=list_slots)
+
+    p = ks.add_parser("passwd", parents=[common], help="change the passphrase of a slot")
+    p.add_argument("--slot", metavar="ID", help="slot to change (default: the one that unlocked)")
+    p.add_argument("--new-passphrase-file", metavar="FILE", help="read the new passphrase from FILE")
+    p.add_argument("--kdf", choices=sorted(PROFILES), default=None, help="new hashing cost (default: keep)")
+    p.set_defaults(handler=passwd)
+
+    p = ks.add_parser("add", parents=[common], help="add a key slot")
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--passphrase", action="store_true", help="another passphrase")
+    kind.add_argument("--two-factor", action="store_true", help="a passphrase that also needs this device's secret")
+    kind.add_argument("--recipient", metavar="AGE1PQ", help="another person's age1pq1… public key")
+    p.add_argument("--label", default=None, help="a name for the slot (shown by key list)")
+    p.add_argument("--new-passphrase-file", metavar="FILE", help="read the new slot's passphrase from FILE")
+    p.add_argument("--kdf", choices=sorted(PROFILES), default="interactive", help="hashing cost of a passphrase")
+    p.set_defaults(handler=add)
+
+    p = ks.add_parser("remove", parents=[common], help="remove a key slot")
+    p.add_argument("slot", metavar="SLOT", help="hex id (or a unique prefix of at least 4 digits)")
+    p.set_defaults(handler=remove)
+
+
+def _slot_doc(s: SlotInfo, current: bytes) -> dict[str, Any]:
+    return {"id": s.id_hex, "type": s.type, "kind": s.kind, "label": s.label, "unlocked_with": s.id == current}
+
+
+def _slot_line(s: SlotInfo, current: bytes) -> str:
+    kind = s.type + (f"/{s.kind}" if s.kind else "")
+    return f"{s.id_hex}  {kind:<18} {s.label}{'  (unlocked with this)' if s.id == current else ''}"
+
+
+def _changed(out: Output, what: str, ch: keymgmt.Changed) -> None:
+    doc: dict[str, Any] = {"keystore_generation": ch.generation, "stale_copies": ch.stale}
+    lines = [f"{what}; keystore generation {ch.generation}"]
+    if ch.slot is not None:
+        doc["slot"] = _slot_doc(ch.slot, b"")
+        lines.append(f"slot {ch.slot.id_hex} ({ch.slot.type}) {ch.slot.label}")
+    if ch.stale:
+        out.warn(f"{ch.stale} older keystore copies could not be deleted; they still open with the old keys")
+    out.result(doc, lines)
+
+
+async def list_slots(opts: Options, args: argparse.Namespace, out: Output) -> None:
+    seen: list[Unlocked] = []
+    async with await open_vault(opts, on_unlock=seen.append):
+        u = seen[0]
+    slots = u.list_slots()
+    out.result({"keystore_generation": u.generation, "slots": [_slot_doc(s, u.opened_slot) for s in slots]},
+               [_slot_line(s, u.opened_slot) for s in slots])
+
+
+async def passwd(opts: Options, args: argparse.Namespace, out: Output) -> None:
+    seen: list[Unlocked] = []
+    async with await open_vault(opts, use_agent=False, on_unlock=seen.append) as v:  # the current credential
+        u = seen[0]
+        slot = keymgmt.find_slot(u, args.slot) if args.slot else None
+        new = ask_new_passphrase("New passphrase: ", args.new_passphrase_file)
+        profile = PROFILES[args.kdf] if args.kdf else None
+        ch = await keymgmt.change_passphrase(v.backend, u, new, slot_id=slot, profile=profile)
+    _changed(out, "passphrase changed", ch)
+
+
+async def add(opts: Options, args: argparse.Namespace, out: Output) -> None:
+    seen: list[Unlocked] = []
+    async with await open_vault(opts, on_unlock=seen.append) as v:
+        u = seen[0]
+        profile = PROFILES[args.kdf]
+        if args.recipient:
+            ch = await keymgmt.add_recipient(v.backend, u, args.recipient, args.label or "recipient")
+            what = "recipient added"
+        else:
+            new = ask_new_passphrase("Passphrase for the new slot: ", args.new_passphrase_file)
+            if args.two_factor:
+                ch = await keymgmt.add_two_factor(v.backend, u, new, args.label or "passphrase + this device", profile)
+                what = f"two-factor slot added (device secret: {keymgmt.device_secret_path()})"
+            else:
+                ch = await keymgmt.add_passphrase(v.backend, u, new, args.label or "passphrase", profile)
+                what = "passphrase slot added"
+    _changed(out, what, ch)
+
+
+async def remove(opts: Options, args: argparse.Namespace, out: Output) -> None:
+    seen: list[Unlocked] = []
+    async with await open_vault(opts, on_unlock=seen.append) as v:
+        u = seen[0]
+        slot = keymgmt.find_slot(u, args.slot)
+        ch = await keymgmt.remove_slot(v.backend, u, slot)
+    _changed(out, f"slot {slot.hex()} removed", ch)

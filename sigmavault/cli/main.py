@@ -1,0 +1,149 @@
+"""The ``sigmavault`` command: builds the argument parser and maps every failure to an exit code, here only.
+
+Each command lives in its own module (``cmd_*.py``) with a ``register(sub, common)`` that adds its
+parser and an ``async`` handler ``run(opts, args, out)``. This module runs the handler under
+``asyncio.run`` and turns what escapes into one line on stderr,
+``sigmavault: error: <message>``, and the exit code of the error class (``engine/errors.py``)::
+
+    0 ok   1 other   2 usage   3 auth   4 not found   5 exists   6 integrity   7 rollback
+    8 backend   9 unreachable   10 storage credentials   11 local I/O   12 concurrent change
+    13 locked / agent   130 interrupted (Ctrl-C)
+
+Unexpected exceptions print one line and "run with --debug for details" (exit 1); ``--debug``
+prints the traceback of any failure. With ``--json`` the error is also written to stdout as
+``{"error":{"type":…,"message":…,"exit_code":…}}``. Global options work before or after the
+command name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import NoReturn
+
+from .. import __version__
+from ..engine.errors import Interrupted, LocalIOError, UsageError, VaultError
+from . import cmd_agent, cmd_create, cmd_export, cmd_files, cmd_import, cmd_inspect, cmd_key, mount
+from .access import Options
+from .output import Output
+
+COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_key, cmd_agent, mount)
+_GLOBAL = ("vault", "json", "debug", "passphrase_file", "recovery_code", "recovery_code_file", "identity_file",
+           "fingerprint", "no_agent")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _add_global(p: argparse.ArgumentParser, suppress: bool) -> None:
+    def d(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    g = p.add_argument_group("global options")
+    g.add_argument("--vault", metavar="URL", default=d(None),
+                   help="vault location: a path, file://, mem://, s3:// or az:// (env SIGMAVAULT_VAULT)")
+    g.add_argument("--json", action="store_true", default=d(False), help="machine-readable output")
+    g.add_argument("--debug", action="store_true", default=d(False), help="show tracebacks")
+    g.add_argument("--passphrase-file", metavar="FILE", default=d(None),
+                   help="read the passphrase from FILE ('-' = stdin; env SIGMAVAULT_PASSPHRASE)")
+    g.add_argument("--recovery-code", action="store_true", default=d(False),
+                   help="open with the recovery code (prompt or env SIGMAVAULT_RECOVERY_CODE); also pins the vault")
+    g.add_argument("--recovery-code-file", metavar="FILE", default=d(None), help="read the recovery code from FILE")
+    g.add_argument("--identity-file", metavar="FILE", default=d(None),
+                   help="open a recipient slot with the AGE-SECRET-KEY-PQ-1… identity in FILE")
+    g.add_argument("--fingerprint", metavar="HEX", default=d(None),
+                   help="pin a vault seen for the first time on this device")
+    g.add_argument("--no-agent", action="store_true", default=d(False), help="do not ask the unlock agent")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sigmavault", description="Encrypted, metadata-hiding file vault.")
+    parser.add_argument("--version", action="version", version=f"sigmavault {__version__}")
+    _add_global(parser, suppress=False)
+    common = _Parser(add_help=False)
+    _add_global(common, suppress=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for module in COMMANDS:
+        module.register(sub, common)
+    return parser
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The error to report from a TaskGroup's ExceptionGroup: Ctrl-C first, then a VaultError, else the first."""
+    while isinstance(exc, BaseExceptionGroup):
+        leaves = list(exc.exceptions)
+        exc = next((e for e in leaves if isinstance(e, KeyboardInterrupt | asyncio.CancelledError)),
+                   next((e for e in leaves if isinstance(e, VaultError)), leaves[0]))
+    return exc
+
+
+def _as_vault_error(exc: BaseException) -> VaultError | None:
+    if isinstance(exc, VaultError):
+        return exc
+    if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
+        return Interrupted("interrupted: nothing was committed; the vault is at its previous generation")
+    if isinstance(exc, OSError) and exc.errno is not None:  # a local failure the code did not translate
+        where = f" {exc.filename}" if exc.filename else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return LocalIOError(f"disk full{where}")
+        return LocalIOError(f"local I/O error{where}: {exc.strerror or exc}")
+    return None
+
+
+def _report(out: Output, err: VaultError | None, exc: BaseException, debug: bool) -> int:
+    if debug:
+        traceback.print_exception(exc)
+    if err is None:
+        message = f"unexpected {type(exc).__name__}: {exc}; run with --debug for details"
+        code, kind = 1, type(exc).__name__
+    else:
+        message, code, kind = err.message, err.exit_code, type(err).__name__
+    message = " ".join(message.split())
+    if out.json and not out.has_result:
+        with_out = {"error": {"type": kind, "message": message, "exit_code": code}}
+        try:
+            sys.stdout.write(json.dumps(with_out) + "\n")
+            sys.stdout.flush()
+        except OSError:
+            pass
+    sys.stderr.write(f"sigmavault: error: {message}\n")
+    sys.stderr.flush()
+    return code
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code (never raises, except SystemExit from --help/--version)."""
+    raw = list(sys.argv[1:] if argv is None else argv)
+    out = Output("--json" in raw)
+    debug = "--debug" in raw
+    try:
+        args = build_parser().parse_args(raw)
+        opts = Options(**{k: getattr(args, k) for k in _GLOBAL})
+        out = Output(opts.json)
+        asyncio.run(args.handler(opts, args, out))
+        return 0
+    except SystemExit:
+        raise
+    except BrokenPipeError:  # e.g. `sigmavault cat f | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except BaseException as caught:  # the one place failures become exit codes
+        exc = _leaf(caught)
+        return _report(out, _as_vault_error(exc), exc, debug)
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    sys.exit(run(argv))
+
+
+if __name__ == "__main__":
+    main()

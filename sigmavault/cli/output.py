@@ -1,0 +1,100 @@
+"""What the CLI prints: human text for a terminal, or ``--json`` for scripts.
+
+Every command reports through one :class:`Output`. In JSON mode a command writes exactly one
+JSON document to stdout (:meth:`Output.result`), or, for streams (import, export, cat), one JSON
+object per line (:meth:`Output.event`) ending with a ``{"event":"done",…}`` line. Human mode
+prints plain lines that fit a terminal; notes and warnings go to stderr so stdout stays data.
+Errors are printed by ``main`` only: one line on stderr and, in JSON mode, an error document
+(``{"error":{…}}``) unless the command already wrote its result document (``verify`` with problems).
+"""
+
+from __future__ import annotations
+
+import json
+import stat as stat_mod
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from ..engine.vault import Stat
+
+
+class Output:
+    def __init__(self, json_mode: bool, stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
+        self.json = json_mode
+        self._out = stdout or sys.stdout
+        self._err = stderr or sys.stderr
+        #: a result document was written (an error then goes only to stderr, keeping one document)
+        self.has_result = False
+
+    def result(self, doc: dict[str, Any], human: str | Iterable[str] | None = None) -> None:
+        """The command's result: ``doc`` as one JSON document, or the ``human`` lines."""
+        if self.json:
+            self._write_json(doc)
+            self.has_result = True
+        elif human is not None:
+            self.lines([human] if isinstance(human, str) else human)
+
+    def event(self, doc: dict[str, Any]) -> None:
+        """One JSON line of a stream (ignored in human mode)."""
+        if self.json:
+            self._write_json(doc)
+
+    def lines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self._out.write(line + "\n")
+        self._out.flush()
+
+    def note(self, text: str) -> None:
+        """A remark for the person at the terminal (stderr; not in JSON mode)."""
+        if not self.json:
+            self._err.write(text + "\n")
+            self._err.flush()
+
+    def warn(self, text: str) -> None:
+        """A warning (stderr, always: also useful to scripts)."""
+        self._err.write(f"sigmavault: warning: {text}\n")
+        self._err.flush()
+
+    def _write_json(self, doc: dict[str, Any]) -> None:
+        self._out.write(json.dumps(doc, separators=(",", ":")) + "\n")
+        self._out.flush()
+
+
+_TYPE_BITS = {"file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK}
+
+
+def stat_doc(st: Stat) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "name": st.name, "type": st.type, "size": st.size, "mode": f"{st.mode:04o}", "uid": st.uid, "gid": st.gid,
+        "mtime_ns": st.mtime_ns,
+    }
+    if st.target is not None:
+        doc["target"] = st.target
+    return doc
+
+
+def long_line(st: Stat, name: str | None = None) -> str:
+    """One ``ls -l`` line: mode, size, modification time, name (and a symlink's target)."""
+    mode = stat_mod.filemode(_TYPE_BITS[st.type] | st.mode)
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.mtime_ns / 1e9))
+    shown = name if name is not None else st.name
+    if st.type == "dir":
+        shown += "/"
+    if st.target is not None:
+        shown += f" -> {st.target}"
+    return f"{mode} {human_size(st.size):>8}  {when}  {shown}"
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def iso_time(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))

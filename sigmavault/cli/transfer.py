@@ -1,0 +1,127 @@
+"""What ``import`` and ``export`` share: the progress hook and a bounded pool of transfer workers.
+
+:class:`Progress` is the hook: the commands call ``start`` once with the totals, ``file_done``
+after each file and ``close`` at the end; ``advance`` takes byte counts as they move (the
+pipeline reports through it once it streams progress). Three hooks exist: a rich progress bar
+on stderr (only on a TTY and not with ``--json``), JSON lines on stdout (``--json``), and none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol, TypeVar
+
+from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import Progress as RichProgress
+
+from .output import Output
+
+T = TypeVar("T")
+WORKERS = 4
+
+
+class Progress(Protocol):
+    def start(self, files: int, total_bytes: int) -> None: ...
+
+    def advance(self, nbytes: int) -> None: ...
+
+    def file_done(self, path: str, kind: str, size: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, files: int, total_bytes: int) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def file_done(self, path: str, kind: str, size: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class JsonProgress(NoProgress):
+    """JSON lines: ``{"event":"file",…}`` per item and, at most twice a second while bytes move,
+    ``{"event":"progress","bytes":…,"total_bytes":…,"files":…,"total_files":…,"rate":…}``
+    (bytes per second). The final ``done`` line is the command's."""
+
+    def __init__(self, out: Output) -> None:
+        self._out = out
+        self._files = self._total_files = self._bytes = self._total = 0
+        self._t0 = self._last = time.monotonic()
+
+    def start(self, files: int, total_bytes: int) -> None:
+        self._total_files, self._total = files, total_bytes
+
+    def advance(self, nbytes: int) -> None:
+        self._bytes += nbytes
+        now = time.monotonic()
+        if now - self._last >= 0.5:
+            self._last = now
+            self._out.event({"event": "progress", "bytes": self._bytes, "total_bytes": self._total,
+                             "files": self._files, "total_files": self._total_files,
+                             "rate": round(self._bytes / max(1e-9, now - self._t0))})
+
+    def file_done(self, path: str, kind: str, size: int) -> None:
+        self._files += 1
+        self._out.event({"event": "file", "path": path, "type": kind, "size": size})
+
+
+class BarProgress(NoProgress):
+    """A rich bar on stderr: files and bytes done of the totals, the rate and the time left.
+
+    Bytes move with ``advance`` when the caller streams them (import), else with each finished file."""
+
+    def __init__(self, label: str) -> None:
+        self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                 TransferSpeedColumn(), TimeRemainingColumn(), transient=True, console=None)
+        self._label = label
+        self._task = self._bar.add_task(label, total=None)
+        self._files = self._total_files = 0
+        self._streamed = False
+
+    def start(self, files: int, total_bytes: int) -> None:
+        self._total_files = files
+        self._bar.update(self._task, total=total_bytes, description=f"{self._label} 0/{files} files")
+        self._bar.start()
+
+    def advance(self, nbytes: int) -> None:
+        self._streamed = True
+        self._bar.advance(self._task, nbytes)
+
+    def file_done(self, path: str, kind: str, size: int) -> None:
+        self._files += 1
+        self._bar.update(self._task, description=f"{self._label} {self._files}/{self._total_files} files")
+        if not self._streamed:
+            self._bar.advance(self._task, size)
+
+    def close(self) -> None:
+        self._bar.stop()
+
+
+def progress_for(out: Output, label: str) -> Progress:
+    if out.json:
+        return JsonProgress(out)
+    if sys.stderr.isatty():
+        return BarProgress(label)
+    return NoProgress()
+
+
+async def run_bounded(items: Iterable[T], work: Callable[[T], Awaitable[None]], limit: int = WORKERS) -> None:
+    """Run ``work`` on every item, at most ``limit`` at a time; the first failure cancels the rest."""
+    it = iter(items)
+
+    async def worker() -> None:
+        for item in it:  # a shared iterator: each item is taken by exactly one worker
+            await work(item)
+
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(limit):
+            tg.create_task(worker())
