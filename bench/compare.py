@@ -220,7 +220,8 @@ class Gocryptfs(Tool):
         (self.work / "cipher").mkdir()
         (self.work / "mnt").mkdir()
         run(["gocryptfs", "-init", "-q", "-passfile", str(self.work / "pass"), str(self.work / "cipher")])
-        run(["gocryptfs", "-q", "-passfile", str(self.work / "pass"), str(self.work / "cipher"), str(self.work / "mnt")])
+        pw, cipher, mnt = str(self.work / "pass"), str(self.work / "cipher"), str(self.work / "mnt")
+        run(["gocryptfs", "-q", "-passfile", pw, cipher, mnt])
 
     def unmount(self) -> None:
         if (self.work / "mnt").is_mount():

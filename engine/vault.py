@@ -510,7 +510,7 @@ class Vault:
         Raises NotFound (no such path, or removing an attribute that is not set) and UsageError
         (a name that is empty, contains NUL or exceeds 255 bytes; a value over 64 KiB).
         """
-        self._check_open()
+        self._check_writable()
         if not 0 < len(name) <= XATTR_NAME_MAX or b"\0" in name:
             raise UsageError("invalid extended attribute name")
         if value is not None and len(value) > XATTR_SIZE_MAX:

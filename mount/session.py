@@ -1,0 +1,176 @@
+"""One mount's life: clean up a stale mount point, serve FUSE requests, commit on a timer, unmount cleanly.
+
+:func:`serve` runs in the process's event loop (pyfuse3 keeps global state: one mount per
+process). It owns a task group with the FUSE main loop, the write-back flusher, readahead fetches
+and the timer that commits pending edits every ``commit_interval`` seconds of activity and adopts
+other clients' commits every ``refresh_interval`` seconds (also on ``open``, at most once a
+second). SIGTERM and SIGINT end the main loop; then the file system is unmounted, every dirty
+file is flushed and the vault committed, whatever stopped the loop. A mount point left dead by a
+killed process (``ENOTCONN``) is detached with ``fusermount3 -u -z`` before mounting again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pyfuse3
+import pyfuse3.asyncio
+
+from ..engine.errors import UsageError, VaultError
+from ..engine.vault import Vault
+from .content import FileContent
+from .inodes import InodeTable
+from .ops import Operations
+from .options import MountOptions
+
+pyfuse3.asyncio.enable()
+
+log = logging.getLogger(__name__)
+
+
+def is_dead_mount(mountpoint: Path) -> bool:
+    try:
+        os.stat(mountpoint)
+    except OSError as exc:
+        return exc.errno in (errno.ENOTCONN, errno.ECONNABORTED)
+    return False
+
+
+def fuse_mounted(mountpoint: Path) -> bool:
+    """True when ``mountpoint`` is a FUSE mount point (alive or dead)."""
+    target = os.path.realpath(mountpoint)
+    try:
+        with open("/proc/self/mounts", encoding="utf-8") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[1].replace("\\040", " ") == target and fields[2].startswith("fuse"):
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def detach(mountpoint: Path, *, lazy: bool = True) -> bool:
+    """Unmount with fusermount3 (``-z``: even if busy). Returns True on success."""
+    args = ["fusermount3", "-u", *(["-z"] if lazy else []), str(mountpoint)]
+    r = subprocess.run(args, capture_output=True, text=True, check=False)
+    return r.returncode == 0
+
+
+def prepare(mountpoint: Path) -> None:
+    """Check the mount point; clear a dead mount left by a crashed process. Raises UsageError."""
+    if is_dead_mount(mountpoint):
+        log.warning("%s is a dead mount (a crashed sigmavault?): detaching it", mountpoint)
+        if not detach(mountpoint):
+            raise UsageError(f"{mountpoint} is a dead mount and fusermount3 -u -z failed")
+    if fuse_mounted(mountpoint):
+        raise UsageError(f"{mountpoint} is already mounted")
+    if not mountpoint.is_dir():
+        raise UsageError(f"{mountpoint} is not a directory")
+
+
+class Session:
+    """The mount's timers and its clean shutdown."""
+
+    def __init__(self, vault: Vault, opts: MountOptions) -> None:
+        self.vault = vault
+        self.opts = opts
+        self.inodes = InodeTable()
+        self.ns_lock = asyncio.Lock()
+        self.content = FileContent(vault, opts, self.inodes, self.ns_lock)
+        self.ops = Operations(vault, opts, self.content, self.inodes, self.ns_lock, self.refresh_soon)
+        self._last_commit = time.monotonic()
+        self._last_refresh = time.monotonic()
+
+    async def refresh_soon(self) -> None:
+        if time.monotonic() - self._last_refresh >= 1.0:
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        """Adopt other clients' commits unless local data is still pending (merged at our commit)."""
+        self._last_refresh = time.monotonic()
+        if self.content.pending or self.content.busy or self.vault.pending:
+            return
+        async with self.ns_lock:
+            before = self.vault.generation
+            try:
+                gen = await self.vault.refresh()
+            except VaultError as exc:
+                log.warning("refresh failed: %s", exc.message)
+                return
+            if gen != before:
+                log.info("adopted generation %d", gen)
+                self.content.invalidate()
+
+    async def commit(self) -> None:
+        self._last_commit = time.monotonic()
+        await self.content.flush_all()
+        if self.vault.pending:
+            gen = await self.vault.commit()
+            log.info("committed generation %d", gen)
+
+    async def timer(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            dirty = self.content.pending or self.vault.pending
+            if dirty and now - self._last_commit >= self.opts.commit_interval:
+                try:
+                    await self.commit()
+                except VaultError as exc:
+                    log.error("commit failed (will retry): %s", exc.message)
+            elif not dirty and now - self._last_refresh >= self.opts.refresh_interval:
+                await self.refresh()
+
+    async def serve(self, mountpoint: Path, *, ready: asyncio.Event | None = None) -> None:
+        """Mount, serve until unmounted or signalled, then flush, commit and release the mount point.
+
+        Raises UsageError (bad or busy mount point) and VaultError (the final commit failed:
+        the vault stays at its previous commit).
+        """
+        fuse_opts = set(pyfuse3.default_options)
+        fuse_opts |= {"fsname=sigmavault", "subtype=sigmavault", "default_permissions"}
+        if self.opts.read_only:
+            fuse_opts.add("ro")
+        if self.opts.allow_other:
+            fuse_opts.add("allow_other")
+        self.opts.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        prepare(mountpoint)
+        pyfuse3.init(self.ops, str(mountpoint), fuse_opts)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, pyfuse3.terminate)
+        closed = False
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self.content.start(tg.create_task)
+                helpers = [tg.create_task(self.timer()), tg.create_task(self.content.flusher())]
+                if ready is not None:
+                    ready.set()
+                log.info("mounted %s on %s", self.vault.url, mountpoint)
+                try:
+                    await pyfuse3.main()
+                finally:
+                    for t in helpers:
+                        t.cancel()
+            pyfuse3.close(unmount=True)
+            closed = True
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            if not closed:
+                with contextlib.suppress(Exception):
+                    pyfuse3.close(unmount=True)
+            try:
+                await self.commit()
+            finally:
+                self.content.close()
+        log.info("unmounted %s; vault at generation %d", mountpoint, self.vault.generation)
