@@ -58,10 +58,12 @@ def _meta(st: os.stat_result) -> Meta:
     return Meta(st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def scan(sources: list[Path], dest: list[bytes]) -> list[Item]:
-    """Everything to import, parents before children. A source directory's contents land inside
-    ``dest/<its name>``; a source file lands at ``dest/<its name>``. Raises NotFound/LocalIOError."""
+def scan(sources: list[Path], dest: list[bytes]) -> tuple[list[Item], list[str]]:
+    """Everything to import, parents before children, and the special files left out (sockets,
+    fifos, devices: not file content, as for rclone and restic). A source lands at
+    ``dest/<its name>``. Raises NotFound/LocalIOError/UsageError."""
     items: list[Item] = []
+    skipped: list[str] = []
 
     def add(local: Path, target: list[bytes]) -> None:
         try:
@@ -82,21 +84,29 @@ def scan(sources: list[Path], dest: list[bytes]) -> list[Item]:
                 add(local / os.fsdecode(name), target + [name])
         elif stat_mod.S_ISREG(st.st_mode):
             items.append(Item(local, target, "file", st.st_size, _meta(st), st.st_ino))
-        # sockets, fifos and devices are not file content: skipped, like rclone and restic do
+        else:
+            skipped.append(str(local))
 
     for src in sources:
         name = os.fsencode(src.resolve().name) if src.name in ("", ".", "..") else os.fsencode(src.name)
         if not name:
             raise UsageError(f"cannot import {src}: it has no name (import its contents instead)")
         add(src, dest + [name])
-    return items
+    return items, skipped
 
 
 async def import_paths(vault: Vault, sources: list[str | os.PathLike[str]], dest: str | bytes = "/", *,
                        incremental: bool = False, hook: ImportHook | None = None) -> ImportReport:
     """Import files and trees under ``dest`` (created if missing). Does not commit."""
     dest_parts = split_path(dest)
-    items = await asyncio.to_thread(scan, [Path(os.fspath(s)) for s in sources], dest_parts)
+    items, _skipped = await asyncio.to_thread(scan, [Path(os.fspath(s)) for s in sources], dest_parts)
+    return await import_items(vault, items, dest_parts, incremental=incremental, hook=hook)
+
+
+async def import_items(vault: Vault, items: list[Item], dest_parts: list[bytes], *, incremental: bool = False,
+                       hook: ImportHook | None = None) -> ImportReport:
+    """Import what :func:`scan` found. Does not commit."""
+    dest = b"/".join(dest_parts)
     report = ImportReport(bytes_total=sum(i.size for i in items))
     cache = vault._cache
     if dest_parts:
@@ -133,7 +143,8 @@ async def import_paths(vault: Vault, sources: list[str | os.PathLike[str]], dest
                 path = b"/".join(item.dest)
                 if item.kind == "dir":
                     await vault.mkdir(path, parents=True, exist_ok=True)
-                    await vault.set_meta(path, mode=item.meta.mode, mtime_ns=item.meta.mtime_ns)
+                    await vault.set_meta(path, mode=item.meta.mode, mtime_ns=item.meta.mtime_ns,
+                                         uid=item.meta.uid, gid=item.meta.gid)
                     report.directories += 1
                 elif item.kind == "symlink":
                     await vault.symlink(path, item.target, replace=True, mtime_ns=item.meta.mtime_ns)

@@ -64,10 +64,10 @@ FileDone = Callable[[list[bytes], File], Awaitable[None]]
 ProgressHook = Callable[[Progress, list[bytes] | None], None]
 
 
-def _first_error(eg: BaseExceptionGroup[BaseException]) -> BaseException:
+def first_error(eg: BaseExceptionGroup[BaseException]) -> BaseException:
     for exc in eg.exceptions:
         if isinstance(exc, BaseExceptionGroup):
-            return _first_error(exc)
+            return first_error(exc)
         if not isinstance(exc, asyncio.CancelledError):
             return exc
     return eg.exceptions[0]
@@ -133,7 +133,7 @@ class Ingest:
         try:
             await self._tg.__aexit__(et, exc, tb)
         except BaseExceptionGroup as eg:
-            raise _first_error(eg) from None
+            raise first_error(eg) from None
 
     async def add(self, parts: list[bytes], source: Any, meta: Meta) -> None:
         """Queue one file (waits while the pipeline is full). It reaches the tree once all its pieces are stored."""

@@ -40,7 +40,7 @@ from .keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
 from .objects import object_len
 from .packs import PackWriter, PendingRef
 from .pages import XATTR_NAME_MAX, XATTR_SIZE_MAX, BlobRef
-from .pipeline import Ingest, ProgressHook
+from .pipeline import Ingest, ProgressHook, first_error
 from .store import ObjectStore
 from .tree import Dir, File, Link, Meta, Node, Tree, merge, show, split_path
 
@@ -403,11 +403,28 @@ class Vault:
             inline = b"".join([p if isinstance(p, bytes) else await self._store.read(_final(p)) for p in pieces])
             node = File(meta, size, [], inline)
         else:
-            blobs = [await self._content.write_piece(p) if isinstance(p, bytes) else p for p in pieces]
+            blobs = await self._write_pieces(pieces)
             node = File(meta, size, blobs, None)
         async with self._lock:
             await self._tree.put(parts, node)
         return _stat(parts[-1], node)
+
+    async def _write_pieces(self, pieces: list[bytes | BlobLike]) -> list[BlobLike]:
+        """Store the new pieces of a patch concurrently (bounded by the upload concurrency), in order."""
+        limit = asyncio.Semaphore(self._tuning.upload_concurrency)
+
+        async def one(p: bytes | BlobLike) -> BlobLike:
+            if not isinstance(p, bytes):
+                return p
+            async with limit:
+                return await self._content.write_piece(p)
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(one(p)) for p in pieces]
+        except BaseExceptionGroup as eg:
+            raise first_error(eg) from None
+        return [t.result() for t in tasks]
 
     @staticmethod
     async def _meta_of(source: Source, mode: int | None, mtime_ns: int | None) -> Meta:
@@ -456,10 +473,11 @@ class Vault:
         async with self._lock:
             node = await self._tree.lookup(parts)
             m = node.meta
-            m.mode = m.mode if mode is None else mode & 0o7777
-            m.mtime_ns = m.mtime_ns if mtime_ns is None else mtime_ns
-            m.uid = m.uid if uid is None else uid
-            m.gid = m.gid if gid is None else gid
+            new = (m.mode if mode is None else mode & 0o7777, m.mtime_ns if mtime_ns is None else mtime_ns,
+                   m.uid if uid is None else uid, m.gid if gid is None else gid)
+            if new == (m.mode, m.mtime_ns, m.uid, m.gid):
+                return  # nothing changes: no new generation for an unchanged re-import
+            m.mode, m.mtime_ns, m.uid, m.gid = new
             m.ctime_ns = time.time_ns()
             await self._tree.touch(parts)
 

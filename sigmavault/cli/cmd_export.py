@@ -53,25 +53,31 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
     if (target.exists() or target.is_symlink()) and not args.force:
         raise AlreadyExists(f"{target} already exists (use --force to overwrite)")
     async with await open_vault(opts) as vault:
-        try:
-            top = await vault.stat(args.vault_path)
-        except NotFound:
-            raise NotFound(f"{args.vault_path}: no such file or directory in the vault") from None
-        base = show(split_path(args.vault_path))
-        entries: list[tuple[str, Stat]] = [(base, top)]
-        if top.type == "dir":
-            entries += [e async for e in vault.walk(args.vault_path)]
-        total = sum(st.size for _, st in entries if st.type == "file")
-        progress = progress_for(out, "export")
-        progress.start(sum(1 for _, st in entries if st.type == "file"), total)
-        try:
-            nbytes = await _export(vault, base, entries, target, progress)
-        finally:
-            progress.close()
+        await export_to(vault, args.vault_path, target, out, "export")
+
+
+async def export_to(vault: Vault, vault_path: str, target: Path, out: Output, label: str) -> None:
+    """Copy ``vault_path`` of ``vault`` (or of a snapshot view) to ``target``, with progress and a result."""
+    try:
+        top = await vault.stat(vault_path)
+    except NotFound:
+        raise NotFound(f"{vault_path}: no such file or directory in the vault") from None
+    base = show(split_path(vault_path))
+    entries: list[tuple[str, Stat]] = [(base, top)]
+    if top.type == "dir":
+        entries += [e async for e in vault.walk(vault_path)]
+    total = sum(st.size for _, st in entries if st.type == "file")
+    progress = progress_for(out, label)
+    progress.start(sum(1 for _, st in entries if st.type == "file"), total)
+    try:
+        nbytes = await _export(vault, base, entries, target, progress)
+    finally:
+        progress.close()
     files = sum(1 for _, st in entries if st.type == "file")
     doc = {"event": "done", "path": base, "destination": str(target), "files": files, "bytes": nbytes,
-           "directories": sum(1 for _, st in entries if st.type == "dir")}
-    out.result(doc, f"exported {files} files ({human_size(nbytes)}) to {target}")
+           "directories": sum(1 for _, st in entries if st.type == "dir"), "generation": vault.generation}
+    out.result(doc, f"{label}d {files} files ({human_size(nbytes)}) to {target}" if label == "restore"
+               else f"exported {files} files ({human_size(nbytes)}) to {target}")
 
 
 async def _export(vault: Vault, base: str, entries: list[tuple[str, Stat]], target: Path, progress: Any) -> int:

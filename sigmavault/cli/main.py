@@ -29,11 +29,11 @@ from typing import NoReturn
 
 from .. import __version__
 from ..engine.errors import Interrupted, LocalIOError, UsageError, VaultError
-from . import cmd_agent, cmd_create, cmd_export, cmd_files, cmd_import, cmd_inspect, cmd_key, mount
+from . import cmd_agent, cmd_create, cmd_export, cmd_files, cmd_history, cmd_import, cmd_inspect, cmd_key, mount
 from .access import Options
 from .output import Output
 
-COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_key, cmd_agent, mount)
+COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_history, cmd_key, cmd_agent, mount)
 _GLOBAL = ("vault", "json", "debug", "passphrase_file", "recovery_code", "recovery_code_file", "identity_file",
            "fingerprint", "no_agent")
 

@@ -1,0 +1,55 @@
+"""History commands: ``restore --at GEN PATH DEST`` and ``diff GEN1 [GEN2]`` (``log`` is in cmd_inspect).
+
+Every commit is a snapshot. ``restore`` copies a file or tree as it was at generation GEN (like
+``export`` of that snapshot); ``diff`` lists what was added, removed or modified between two
+generations (GEN2 defaults to the newest), skipping unchanged subtrees without reading them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..engine.errors import AlreadyExists
+from .access import Options, open_vault
+from .cmd_export import export_to
+from .output import Output
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("restore", parents=[common], help="copy a file or tree as it was at an earlier generation",
+                       description="Copy VAULT_PATH as it was at generation GEN to LOCAL_DEST.")
+    p.add_argument("--at", type=int, required=True, metavar="GEN", help="the generation (see `sigmavault log`)")
+    p.add_argument("vault_path", metavar="VAULT_PATH")
+    p.add_argument("local_dest", metavar="LOCAL_DEST")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite / merge into an existing LOCAL_DEST")
+    p.set_defaults(handler=restore)
+    p = sub.add_parser("diff", parents=[common], help="what changed between two generations",
+                       description="List paths added, removed or modified from GEN1 to GEN2 (default: newest).")
+    p.add_argument("gen1", type=int, metavar="GEN1")
+    p.add_argument("gen2", type=int, nargs="?", metavar="GEN2")
+    p.set_defaults(handler=diff)
+
+
+async def restore(opts: Options, args: argparse.Namespace, out: Output) -> None:
+    target = Path(args.local_dest)
+    if (target.exists() or target.is_symlink()) and not args.force:
+        raise AlreadyExists(f"{target} already exists (use --force to overwrite)")
+    async with await open_vault(opts) as vault:
+        await export_to(await vault.at(args.at), args.vault_path, target, out, "restore")
+
+
+async def diff(opts: Options, args: argparse.Namespace, out: Output) -> None:
+    marks = {"added": "+", "removed": "-", "modified": "M"}
+    async with await open_vault(opts) as vault:
+        new = vault.generation if args.gen2 is None else args.gen2
+        await vault.at(new)  # NotFound with a clear message for a generation that does not exist
+        changes = [c async for c in vault.diff(args.gen1, new)]
+    if out.json:
+        for c in changes:
+            out.event({"event": "change", "change": c.kind, "path": c.path, "type": c.type})
+    else:
+        out.lines(f"{marks[c.kind]} {c.path}{'/' if c.type == 'dir' else ''}" for c in changes)
+    out.result({"event": "done", "from": args.gen1, "to": new, "changes": len(changes)},
+               None if changes else f"no changes between generations {args.gen1} and {new}")
