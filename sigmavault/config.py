@@ -13,27 +13,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def _xdg(var: str, fallback: str) -> Path:
+def _xdg(var: str, fallback: str, short: str) -> Path:
     home = os.environ.get("SIGMAVAULT_HOME")
     if home:
-        return Path(home) / fallback.rsplit("/", 1)[-1]
+        return Path(home) / short
     base = os.environ.get(var)
     return Path(base) / "sigmavault" if base else Path.home() / fallback / "sigmavault"
 
 
 def data_dir() -> Path:
     """Holds the default local vault."""
-    return _xdg("XDG_DATA_HOME", ".local/share")
+    return _xdg("XDG_DATA_HOME", ".local/share", "data")
 
 
 def state_dir() -> Path:
     """Per-vault local state: pins, high-water marks, caches."""
-    return _xdg("XDG_STATE_HOME", ".local/state")
+    return _xdg("XDG_STATE_HOME", ".local/state", "state")
 
 
 def config_dir() -> Path:
     """Device secrets and settings."""
-    return _xdg("XDG_CONFIG_HOME", ".config")
+    return _xdg("XDG_CONFIG_HOME", ".config", "config")
 
 
 def runtime_dir() -> Path:

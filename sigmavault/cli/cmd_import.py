@@ -76,4 +76,4 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
     what = "backed up" if args.incremental else "imported"
     extra = f", {report.skipped} unchanged" if args.incremental else ""
     out.result(doc, f"{what} {report.files} files{extra}, {report.directories} directories, {report.symlinks} "
-                    f"symlinks ({human_size(total)}; {human_size(report.uploaded)} new) → generation {gen}")
+                    f"symlinks ({human_size(report.bytes_read)} read) → generation {gen}")

@@ -40,7 +40,7 @@ def test_create_without_vault_makes_the_default_vault(tmp_path: Path) -> None:
     missing = cli("ls")
     assert missing.code == 4 and "sigmavault create" in missing.one_line_error()
     cli.ok("create", "--kdf", "minimum")
-    assert (tmp_path / "home" / "share" / "default" / "k").is_dir()
+    assert (tmp_path / "home" / "data" / "default" / "k").is_dir()
     assert cli.ok("--json", "ls").json()["entries"] == []
 
 
