@@ -29,7 +29,7 @@ class Placement:
     inline_max: int
     chunk_id: Callable[[bytes], bytes]  # keyed PRF of the plaintext
     full_ref: Callable[[bytes], tuple[Any, str]]  # id -> (blob ref once stored, object name)
-    known: Callable[[bytes], Any | None]  # id -> blob ref if the vault already holds it
+    known: Callable[[bytes], Awaitable[Any | None]]  # id -> blob ref if the vault already holds it
     pack: Callable[[bytes, bytes], Awaitable[Any]]  # (blob, id) -> pending ref in the open data pack
 
 
@@ -46,14 +46,14 @@ def coordinate(p: Placement) -> Callable[[ReceiveChannel[Piece], SendChannel[ToS
             elif n == p.chunk_size:
                 blob_id = await asyncio.to_thread(p.chunk_id, data)
                 ref, name = p.full_ref(blob_id)
-                if blob_id in in_flight or p.known(blob_id) is not None:
+                if blob_id in in_flight or await p.known(blob_id) is not None:
                     await outbox.send(Placed(piece.token, piece.index, piece.final, n, ref, deduped=True))
                 else:
                     in_flight.add(blob_id)
                     await outbox.send(ToSeal(piece.token, piece.index, piece.final, ref, name, data))
             else:
                 blob_id = p.chunk_id(data) if n < 65536 else await asyncio.to_thread(p.chunk_id, data)
-                found = p.known(blob_id)
+                found = await p.known(blob_id)
                 blob = found if found is not None else await p.pack(data, blob_id)
                 await outbox.send(Placed(piece.token, piece.index, piece.final, n, blob, deduped=found is not None))
 

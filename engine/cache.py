@@ -6,7 +6,9 @@ disk is trusted (CRYPTO.md §5.4), but what comes out of the cache is still chec
 cheap: page bytes are re-verified against their keyed id by the caller.
 
 Only blobs whose object is durable on the backend enter the index (never blobs of an open pack),
-so a dedup hit can never point at an object that was not written.
+so a dedup hit can never point at an object that was not written. A row is *provisional* until a
+commit references its object: an upload that was never committed may vanish (a lost server
+buffer, garbage collection), so :mod:`.index` checks such rows against the backend before reuse.
 
 Queries are small and indexed; they run on the calling thread (microseconds each).
 """
@@ -23,15 +25,17 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS blobs (
     id BLOB PRIMARY KEY, e INTEGER NOT NULL, k INTEGER NOT NULL, o TEXT NOT NULL,
-    off INTEGER NOT NULL, len INTEGER NOT NULL, ol INTEGER NOT NULL
+    off INTEGER NOT NULL, len INTEGER NOT NULL, ol INTEGER NOT NULL,
+    committed INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS blobs_by_object ON blobs(o);
 CREATE TABLE IF NOT EXISTS pages (id BLOB PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ino INTEGER NOT NULL
 );
 """
 
-BlobRow = tuple[int, int, str, int, int, int]  # e, k, o, off, len, ol
+BlobRow = tuple[int, int, str, int, int, int, bool]  # e, k, o, off, len, ol, committed
 
 
 class Cache:
@@ -65,12 +69,22 @@ class Cache:
     # --- dedup index --------------------------------------------------------------------
 
     def find_blob(self, blob_id: bytes) -> BlobRow | None:
-        row = self._db.execute("SELECT e, k, o, off, len, ol FROM blobs WHERE id=?", (blob_id,)).fetchone()
-        return None if row is None else (int(row[0]), int(row[1]), str(row[2]), int(row[3]), int(row[4]), int(row[5]))
+        row = self._db.execute("SELECT e, k, o, off, len, ol, committed FROM blobs WHERE id=?", (blob_id,)).fetchone()
+        if row is None:
+            return None
+        return int(row[0]), int(row[1]), str(row[2]), int(row[3]), int(row[4]), int(row[5]), bool(row[6])
 
-    def add_blobs(self, rows: Iterable[tuple[bytes, int, int, str, int, int, int]]) -> None:
+    def add_blobs(self, rows: Iterable[tuple[bytes, int, int, str, int, int, int]], committed: bool = False) -> None:
+        flag = int(committed)
         with self._tx():
-            self._db.executemany("INSERT OR IGNORE INTO blobs(id, e, k, o, off, len, ol) VALUES (?,?,?,?,?,?,?)", rows)
+            self._db.executemany(
+                "INSERT INTO blobs(id, e, k, o, off, len, ol, committed) VALUES (?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(id) DO UPDATE SET committed = max(committed, excluded.committed)",
+                ((*r, flag) for r in rows))
+
+    def mark_committed(self, objects: Iterable[str]) -> None:
+        with self._tx():
+            self._db.executemany("UPDATE blobs SET committed=1 WHERE o=?", ((o,) for o in objects))
 
     def forget_blob(self, blob_id: bytes) -> None:
         self._db.execute("DELETE FROM blobs WHERE id=?", (blob_id,))

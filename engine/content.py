@@ -19,8 +19,8 @@ from typing import BinaryIO
 from ..actors.fetcher import ordered
 from ..actors.mixer import Mixer
 from ..actors.unmixer import open_chunk
-from .cache import Cache
 from .errors import IntegrityError
+from .index import BlobIndex
 from .keys import KIND_CHUNK
 from .objects import object_len
 from .packs import PackWriter, PendingRef
@@ -34,11 +34,11 @@ BlobLike = BlobRef | PendingRef
 class ContentWriter:
     """Turns sources into blob lists. Shared by all writers of one vault; pack access is serialized."""
 
-    def __init__(self, store: ObjectStore, data_pack: PackWriter, cache: Cache) -> None:
+    def __init__(self, store: ObjectStore, data_pack: PackWriter, index: BlobIndex) -> None:
         self._store = store
         self._pack = data_pack
         self._pack_lock = asyncio.Lock()
-        self._cache = cache
+        self._index = index
         self._full_len = object_len(store.chunk_size, store.chunk_size, store.sealer.pad_floor)
 
     async def write_piece(self, piece: bytes) -> BlobLike:
@@ -52,22 +52,18 @@ class ContentWriter:
         chunk_id = await asyncio.to_thread(keys.chunk_id_of, piece)
         name = keys.chunk_name(chunk_id)
         ref = BlobRef(self._store.epoch, KIND_CHUNK, chunk_id, name, 0, len(piece), self._full_len)
-        if self._cache.find_blob(chunk_id) is not None:
+        if await self._index.known(chunk_id) is not None:
             return ref
         obj = await asyncio.to_thread(self._store.sealer.seal, KIND_CHUNK, name, piece)
         await self._store.put(name, obj)
-        self._cache.add_blobs([(chunk_id, ref.epoch, KIND_CHUNK, name, 0, len(piece), len(obj))])
+        self._index.stored([ref])
         return ref
 
     async def _small_blob(self, piece: bytes) -> BlobLike:
         keys = self._store.keys
         blob_id = keys.chunk_id_of(piece)
-        row = self._cache.find_blob(blob_id)
-        if row is not None:
-            e, k, o, off, length, ol = row
-            return BlobRef(e, k, blob_id, o, off, length, ol)
-        async with self._pack_lock:
-            return await self._pack.add(piece, blob_id)
+        found = await self._index.known(blob_id)
+        return found if found is not None else await self.pack_add(piece, blob_id)
 
     async def pack_add(self, piece: bytes, blob_id: bytes) -> PendingRef:
         async with self._pack_lock:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import os
 import stat as stat_mod
 import time
@@ -36,6 +37,7 @@ from .content import BlobLike, ContentWriter, Source, read_blobs
 from .diff import Change, diff_trees
 from .errors import AlreadyExists, IntegrityError, NotFound, UsageError, VaultError
 from .history import History
+from .index import BlobIndex
 from .keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
 from .objects import object_len
 from .packs import PackWriter, PendingRef
@@ -113,10 +115,11 @@ class Vault:
         self._mixer: Mixer | None = None
         self._mixer_lock = asyncio.Lock()
         self._lock = asyncio.Lock()
-        self._data_pack = PackWriter(store, KIND_DATA_PACK, on_sealed=self._index_sealed)
+        self._index = BlobIndex(cache, backend)
+        self._data_pack = PackWriter(store, KIND_DATA_PACK, on_sealed=self._index.stored)
         self._page_pack = PackWriter(store, KIND_PAGE_PACK)
         self._catalog = Catalog(store, self._page_pack, cache, tuning.page_target)
-        self._content = ContentWriter(store, self._data_pack, cache)
+        self._content = ContentWriter(store, self._data_pack, self._index)
         self._tree = self._tree_at(head.commit)
         self._closed = False
         self._readonly = False
@@ -182,17 +185,13 @@ class Vault:
         root = Dir(Meta(0o755, 0, 0, c.time * 10**9, c.time * 10**9), list(c.root))
         return Tree(root, self._catalog.load)
 
-    def _index_sealed(self, refs: list[BlobRef]) -> None:
-        self._cache.add_blobs((r.id, r.epoch, r.kind, r.object_name, r.off, r.length, r.object_len or 0) for r in refs)
-
     async def rebuild_index(self) -> int:
         """Refill the local dedup index from the catalog of the head (after the cache was deleted)."""
-        rows: list[tuple[bytes, int, int, str, int, int, int]] = []
+        rows: list[BlobRef] = []
         async for _path, node in self._walk_nodes():
             if isinstance(node, File):
-                rows.extend((b.id, b.epoch, b.kind, b.object_name, b.off, b.length, b.object_len or 0)
-                            for b in node.blobs if isinstance(b, BlobRef))
-        self._cache.add_blobs(rows)
+                rows.extend(b for b in node.blobs if isinstance(b, BlobRef))
+        self._index.rebuild(rows)
         self._cache.set_meta("indexed_gen", self._head.gen)
         return len(rows)
 
@@ -326,25 +325,22 @@ class Vault:
         Files reach the catalog as they complete; leaving waits for all of them. Nothing is committed.
         """
         self._check_writable()
-        store, cache, cs = self._store, self._cache, self._store.chunk_size
+        store, cs = self._store, self._store.chunk_size
         full_len = object_len(cs, cs, store.sealer.pad_floor)
 
         def full_ref(blob_id: bytes) -> tuple[BlobRef, str]:
             name = store.keys.chunk_name(blob_id)
             return BlobRef(store.epoch, KIND_CHUNK, blob_id, name, 0, cs, full_len), name
 
-        def known(blob_id: bytes) -> BlobRef | None:
-            row = cache.find_blob(blob_id)
-            return None if row is None else BlobRef(row[0], row[1], blob_id, row[2], row[3], row[4], row[5])
-
         def stored(ref: BlobRef, size: int) -> None:
-            cache.add_blobs([(ref.id, ref.epoch, ref.kind, ref.object_name, ref.off, ref.length, size)])
+            self._index.stored([ref if ref.object_len == size else dataclasses.replace(ref, object_len=size)])
 
         async def file_done(parts: list[bytes], node: File) -> None:
             async with self._lock:
                 await self._tree.put(parts, node)
 
-        placement = Placement(cs, self._inline_max, store.keys.chunk_id_of, full_ref, known, self._content.pack_add)
+        placement = Placement(cs, self._inline_max, store.keys.chunk_id_of, full_ref, self._index.known,
+                              self._content.pack_add)
         mixer = await self.mixer()
         async with Ingest(placement=placement, mixer=mixer, backend=self._backend, stored=stored,
                           file_done=file_done, uploads=self._tuning.upload_concurrency,
@@ -569,6 +565,7 @@ class Vault:
                     self._head = verify_successor(self._head, gen, data, self._history.open_commit)
                     self._history.advance(self._head)
                     self._tree.mark_clean()
+                    self._index.committed()
                     self._cache.set_meta("indexed_gen", gen)
                     return gen
                 # another client won generation ``gen``: merge onto the new head and try the next one

@@ -21,6 +21,7 @@ class MountOptions:
     write_cache: int = 512 << 20  # dirty bytes spooled before writers wait for flushes
     flush_batch: int = 32 << 20  # bytes handed to one Vault.patch call
     readahead: int = 8  # chunks fetched ahead of a sequential reader
+    kernel_readahead_kb: int = 4096  # the kernel's readahead on this mount (bdi read_ahead_kb)
     commit_interval: float = 5.0  # commit pending edits after this many seconds of activity
     refresh_interval: float = 5.0  # adopt other clients' commits this often (and on open)
     attr_timeout: float = 1.0  # how long the kernel may cache names and attributes

@@ -24,10 +24,10 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Coroutine, Sequence
+from typing import Any, NoReturn
 
-from .. import __version__
+from .. import __version__, config
 from ..engine.errors import Interrupted, LocalIOError, UsageError, VaultError
 from . import cmd_agent, cmd_create, cmd_export, cmd_files, cmd_history, cmd_import, cmd_inspect, cmd_key, mount
 from .access import Options
@@ -120,6 +120,18 @@ def _report(out: Output, err: VaultError | None, exc: BaseException, debug: bool
     return code
 
 
+async def _quiet(work: Coroutine[Any, Any, None], debug: bool) -> None:
+    """Run a command with asyncio's own reports (e.g. a library's orphaned task failing after a
+    connection broke) kept off the terminal unless --debug: the command reports its one error."""
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if debug:
+            loop.default_exception_handler(context)
+
+    asyncio.get_running_loop().set_exception_handler(handler)
+    await work
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code (never raises, except SystemExit from --help/--version)."""
     raw = list(sys.argv[1:] if argv is None else argv)
@@ -129,7 +141,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(raw)
         opts = Options(**{k: getattr(args, k) for k in _GLOBAL})
         out = Output(opts.json)
-        asyncio.run(args.handler(opts, args, out))
+        asyncio.run(_quiet(args.handler(opts, args, out), debug))
         return 0
     except SystemExit:
         raise
@@ -142,6 +154,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
+    config.tune_malloc()  # flat peak memory for chunk-sized buffers (see its docstring)
     sys.exit(run(argv))
 
 

@@ -230,6 +230,7 @@ def umount(mountpoint: Path, pid_file: Path | None = None, timeout: float = 600.
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry (the background child, tests): global options, then ``mount``/``umount``."""
+    config.tune_malloc()
     parser = argparse.ArgumentParser(prog="sigmavault")
     for flag in ("--vault", "--passphrase-file", "--recovery-code-file", "--identity-file", "--fingerprint"):
         parser.add_argument(flag)
