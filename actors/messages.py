@@ -22,6 +22,7 @@ from .mixer import Sealed
 class FileJob:
     token: int
     source: Any  # a local path, bytes, a binary file object or an async iterator of bytes
+    size_hint: int = -1  # the size a scan saw (a path source), or -1: lets the chunker batch small files
 
 
 @dataclass(frozen=True, slots=True)

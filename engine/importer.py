@@ -88,6 +88,7 @@ def scan(sources: list[Path], dest: list[bytes]) -> tuple[list[Item], list[str]]
             skipped.append(str(local))
 
     for src in sources:
+        src = src.absolute()  # stable keys for backup's cache, without resolving every file
         name = os.fsencode(src.resolve().name) if src.name in ("", ".", "..") else os.fsencode(src.name)
         if not name:
             raise UsageError(f"cannot import {src}: it has no name (import its contents instead)")
@@ -113,7 +114,7 @@ async def import_items(vault: Vault, items: list[Item], dest_parts: list[bytes],
         await vault.mkdir(dest, parents=True, exist_ok=True)
 
     def key(item: Item) -> bytes:
-        return b"/".join(item.dest) + b"\0" + os.fsencode(item.local.resolve())
+        return b"/".join(item.dest) + b"\0" + os.fsencode(item.local)  # scan made it absolute
 
     async def unchanged(item: Item) -> bool:
         seen = cache.file_stat(key(item))
@@ -156,7 +157,7 @@ async def import_items(vault: Vault, items: list[Item], dest_parts: list[bytes],
                         hook(report, None, os.fsdecode(path))
                 else:
                     by_dest[path] = item
-                    await ing.add(item.dest, item.local, item.meta)
+                    await ing.add(item.dest, item.local, item.meta, item.size)
                     report.files += 1
                     report.bytes_read += item.size
     finally:

@@ -98,7 +98,7 @@ class Ingest:
     async def __aenter__(self) -> Ingest:
         d = self._depth
         jobs_send: SendChannel[FileJob]
-        jobs_send, jobs_recv = open_channel(d)
+        jobs_send, jobs_recv = open_channel(256)  # tiny items: deep enough to batch small files
         pieces_send: SendChannel[Piece]
         pieces_recv: ReceiveChannel[Piece]
         pieces_send, pieces_recv = open_channel(d)
@@ -135,12 +135,15 @@ class Ingest:
         except BaseExceptionGroup as eg:
             raise first_error(eg) from None
 
-    async def add(self, parts: list[bytes], source: Any, meta: Meta) -> None:
-        """Queue one file (waits while the pipeline is full). It reaches the tree once all its pieces are stored."""
+    async def add(self, parts: list[bytes], source: Any, meta: Meta, size_hint: int = -1) -> None:
+        """Queue one file (waits while the pipeline is full). It reaches the tree once all its pieces are stored.
+
+        ``size_hint`` (the size a scan saw) lets the chunker read many small files per thread hop.
+        """
         assert self._jobs is not None, "use Ingest as 'async with'"
         token = next(self._tokens)
         self._files[token] = _Pending(parts, meta)
-        await self._jobs.send(FileJob(token, source))
+        await self._jobs.send(FileJob(token, source, size_hint))
 
     def stats(self) -> list[StageStats]:
         return [s.stats() for s in self._stages]

@@ -1,0 +1,73 @@
+"""The chunker: exact piece boundaries, explicit file ends, and small files read in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from sigmavault.actors import chunker as chunker_mod
+from sigmavault.actors.chunker import chunker
+from sigmavault.actors.mailbox import open_channel
+from sigmavault.actors.messages import FileJob, Piece
+from sigmavault.engine.errors import NotFound
+
+CS = 1 << 20
+
+
+async def run_chunker(jobs: list[FileJob]) -> list[Piece]:
+    jobs_send, jobs_recv = open_channel(1000)
+    out_send, out_recv = open_channel(10_000)
+    for j in jobs:
+        jobs_send.send_nowait(j)
+    jobs_send.close()
+    await chunker(CS)(jobs_recv, out_send)
+    out_send.close()
+    return [p async for p in out_recv]
+
+
+async def test_pieces_cover_each_file_exactly_and_mark_its_end(tmp_path: Path) -> None:
+    sizes = [0, 1, CS - 1, CS, CS + 1, 3 * CS]
+    jobs = []
+    for i, n in enumerate(sizes):
+        (tmp_path / str(i)).write_bytes(os.urandom(n))
+        jobs.append(FileJob(i, tmp_path / str(i), n))
+    pieces = await run_chunker(jobs)
+    for i in range(len(sizes)):
+        mine = [p for p in pieces if p.token == i]
+        assert [p.index for p in mine] == list(range(len(mine)))
+        assert [p.final for p in mine] == [False] * (len(mine) - 1) + [True]
+        assert all(len(p.data) == CS for p in mine[:-1]) and len(mine[-1].data) < CS
+        assert b"".join(p.data for p in mine) == (tmp_path / str(i)).read_bytes()
+
+
+async def test_many_small_files_are_read_in_few_thread_hops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hops = 0
+    real = asyncio.to_thread
+
+    async def counting(fn, *args):  # type: ignore[no-untyped-def]
+        nonlocal hops
+        hops += 1
+        return await real(fn, *args)
+
+    monkeypatch.setattr(chunker_mod.asyncio, "to_thread", counting)
+    jobs = []
+    for i in range(300):
+        (tmp_path / f"f{i}").write_bytes(os.urandom(100 + i))
+        jobs.append(FileJob(i, tmp_path / f"f{i}", 100 + i))
+    pieces = await run_chunker(jobs)
+    assert len(pieces) == 300 and all(p.final for p in pieces)
+    assert hops <= 2  # one batch (512 files at most per hop), not 3 hops per file
+
+
+async def test_a_file_that_vanished_after_the_scan_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match="disappeared"):
+        await run_chunker([FileJob(0, tmp_path / "gone", 10)])
+
+
+async def test_a_small_file_that_grew_since_the_scan_is_streamed_whole(tmp_path: Path) -> None:
+    (tmp_path / "grew").write_bytes(os.urandom(2 * CS + 5))  # scanned at 10 bytes
+    pieces = await run_chunker([FileJob(0, tmp_path / "grew", 10)])
+    assert b"".join(p.data for p in pieces) == (tmp_path / "grew").read_bytes()
