@@ -13,7 +13,7 @@ import hmac
 
 from .cache import Cache
 from .packs import PackWriter, PendingRef
-from .pages import DIR, FILE, LINK, BlobRef, Entry, decode_page, encode_page, split_pages
+from .pages import DIR, FILE, LINK, BlobRef, Entry, decode_page, encoded_pages
 from .store import ObjectStore
 from .tree import Dir, File, Link, Meta, Node, Tree
 
@@ -83,8 +83,7 @@ class Catalog:
             entries.append(entry_from_node(name, node))
         refs: list[BlobRef] = []
         keys = self._store.keys
-        for page in split_pages(entries, target=self._target, chunk_size=self._store.chunk_size):
-            data = encode_page(page)
+        for data in encoded_pages(entries, target=self._target, chunk_size=self._store.chunk_size):
             page_id = keys.page_id_of(data)
             refs.append((await self._pages.add(data, page_id)).ref())
             self._cache.put_page(page_id, data)

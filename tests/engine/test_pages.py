@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sigmavault.engine.canonical import b64u, dumps
@@ -19,6 +19,7 @@ from sigmavault.engine.pages import (
     Page,
     decode_page,
     encode_page,
+    encoded_pages,
     entry_to_json,
     split_pages,
     valid_name,
@@ -443,3 +444,15 @@ def test_split_edge_cases() -> None:
         split_pages([small, Entry(type="d", pages=(), **meta(b"a"))])
     with pytest.raises(ValueError):
         split_pages([small], target=10, chunk_size=1 << 20)
+
+
+@given(st.lists(entries(), max_size=40, unique_by=lambda e: e.name), st.integers(200, 4000))
+@settings(max_examples=60, deadline=None)
+def test_encoded_pages_equal_split_then_encode(items: list[Entry], target: int) -> None:
+    ordered = sorted(items, key=lambda e: e.name)
+    assume(all(len(encode_page(Page((e,)))) < 1 << 20 for e in ordered))
+    try:
+        expected = [encode_page(p) for p in split_pages(ordered, target=target, chunk_size=1 << 20)]
+    except ValueError:
+        return
+    assert encoded_pages(ordered, target=target, chunk_size=1 << 20) == expected
