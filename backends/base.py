@@ -45,6 +45,11 @@ def check_name(name: str) -> str:
     return name
 
 
+def is_valid_name(name: str) -> bool:
+    """Whether ``name`` is a valid object name (for filtering what a listing finds)."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
 def check_prefix(prefix: str) -> str:
     if prefix != "" and not any(prefix.startswith(p) or p.startswith(prefix) for p in PREFIXES):
         raise UsageError(f"invalid object prefix {prefix!r}")

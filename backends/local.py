@@ -37,8 +37,8 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from ..engine.errors import LocalIOError, NotFound, UsageError
-from .base import PREFIXES, Properties, check_name, check_prefix
+from ..engine.errors import LocalIOError, NotFound
+from .base import PREFIXES, Properties, check_name, check_prefix, is_valid_name
 
 _FANOUT = ("o/", "s/")
 _TEMP = ".tmp-"
@@ -48,14 +48,6 @@ _READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _Entries = list[os.DirEntry[str]]
 _Names = list[str]
 _Parts = list[bytes]
-
-
-def _valid(name: str) -> bool:
-    try:
-        check_name(name)
-    except UsageError:
-        return False
-    return True
 
 
 def _local_error(exc: OSError, path: Path, action: str) -> LocalIOError:
@@ -270,7 +262,7 @@ class LocalBackend:
         for entry in self._scan(directory):
             name = top + entry.name
             # a file in the wrong fan-out folder is not reachable by get(), so it is not listed
-            if name.startswith(prefix) and _valid(name) and entry.name.startswith(sub):
+            if name.startswith(prefix) and is_valid_name(name) and entry.name.startswith(sub):
                 names.append(name)
         return names
 

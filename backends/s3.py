@@ -46,7 +46,7 @@ from aiobotocore.session import get_session
 from botocore import exceptions as bce
 
 from ..engine.errors import BackendAuthError, BackendError, BackendUnavailable, NotFound, UsageError
-from .base import Properties, check_name, check_prefix
+from .base import Properties, check_name, check_prefix, is_valid_name
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _PREFIX = re.compile(r"[A-Za-z0-9._!~()=+-]+(?:/[A-Za-z0-9._!~()=+-]+)*")
@@ -265,7 +265,7 @@ class S3Backend:
             self._bucket_seen = True
             for entry in page.get("Contents", ()):
                 name = str(entry["Key"])[skip:]
-                if _valid(name):
+                if is_valid_name(name):
                     yield name
 
     async def delete(self, name: str) -> None:
@@ -378,10 +378,3 @@ class S3Backend:
             )
         return BackendError(f"S3 refused {action} {name} in {self.description}: {code} (HTTP {status})")
 
-
-def _valid(name: str) -> bool:
-    try:
-        check_name(name)
-    except UsageError:
-        return False
-    return True
