@@ -22,7 +22,6 @@ import os
 import stat as stat_mod
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -43,59 +42,13 @@ from .objects import object_len
 from .packs import PackWriter, PendingRef
 from .pages import XATTR_NAME_MAX, XATTR_SIZE_MAX, BlobRef
 from .pipeline import Ingest, ProgressHook, first_error
+from .results import LogEntry, Stat, VerifyReport, node_stat
 from .store import ObjectStore
 from .tree import Dir, File, Link, Meta, Node, Tree, merge, show, split_path
 
 
-@dataclass(frozen=True, slots=True)
-class Stat:
-    """What ``stat``/``ls`` report about one path."""
-
-    name: str
-    type: str  # "file" | "dir" | "symlink"
-    size: int
-    mode: int
-    uid: int
-    gid: int
-    mtime_ns: int
-    ctime_ns: int
-    target: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    generation: int
-    time: int
-    client: str
-    files_changed: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
-    generation: int
-    files: int
-    directories: int
-    blobs_checked: int
-    bytes_checked: int
-    problems: tuple[str, ...]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
 def _final(b: BlobLike) -> BlobRef:
     return b.ref() if isinstance(b, PendingRef) else b
-
-
-def _stat(name: bytes, node: Node) -> Stat:
-    m = node.meta
-    if isinstance(node, File):
-        return Stat(os.fsdecode(name), "file", node.size, m.mode, m.uid, m.gid, m.mtime_ns, m.ctime_ns)
-    if isinstance(node, Dir):
-        return Stat(os.fsdecode(name), "dir", 0, m.mode, m.uid, m.gid, m.mtime_ns, m.ctime_ns)
-    return Stat(os.fsdecode(name), "symlink", len(node.target), m.mode, m.uid, m.gid, m.mtime_ns, m.ctime_ns,
-                os.fsdecode(node.target))
 
 
 class Vault:
@@ -211,16 +164,16 @@ class Vault:
         self._check_open()
         parts = split_path(path)
         node = await self._tree.lookup(parts)
-        return _stat(parts[-1] if parts else b"/", node)
+        return node_stat(parts[-1] if parts else b"/", node)
 
     async def ls(self, path: str | bytes = "/") -> list[Stat]:
         self._check_open()
         parts = split_path(path)
         node = await self._tree.lookup(parts)
         if not isinstance(node, Dir):
-            return [_stat(parts[-1], node)]
+            return [node_stat(parts[-1], node)]
         kids = await self._tree.children(node)
-        return [_stat(name, kids[name]) for name in sorted(kids)]
+        return [node_stat(name, kids[name]) for name in sorted(kids)]
 
     async def walk(self, path: str | bytes = "/") -> AsyncIterator[tuple[str, Stat]]:
         """Every path below ``path`` (depth first, sorted), with its stat."""
@@ -228,7 +181,7 @@ class Vault:
         node = await self._tree.lookup(parts)
         async for p, n in self._walk_nodes(node, parts):
             if p != parts or not isinstance(n, Dir):
-                yield show(p), _stat(p[-1] if p else b"/", n)
+                yield show(p), node_stat(p[-1] if p else b"/", n)
 
     async def _file(self, parts: list[bytes]) -> File:
         node = await self._tree.lookup(parts)
@@ -403,7 +356,7 @@ class Vault:
             node = File(meta, size, blobs, None)
         async with self._lock:
             await self._tree.put(parts, node)
-        return _stat(parts[-1], node)
+        return node_stat(parts[-1], node)
 
     async def _write_pieces(self, pieces: list[bytes | BlobLike]) -> list[BlobLike]:
         """Store the new pieces of a patch concurrently (bounded by the upload concurrency), in order."""

@@ -11,16 +11,15 @@ from typing import TYPE_CHECKING
 
 from .errors import NotFound, VaultError
 from .pages import BlobRef
+from .results import VerifyReport
 from .store import ObjectStore
 from .tree import Dir, File, Tree, show
 
 if TYPE_CHECKING:
-    from .vault import Vault, VerifyReport
+    from .vault import Vault
 
 
 async def verify_tree(vault: Vault, tree: Tree, store: ObjectStore, full: bool) -> VerifyReport:
-    from .vault import VerifyReport
-
     problems: list[str] = []
     files = dirs = blobs = nbytes = 0
     seen: dict[str, str | None] = {}  # object name -> problem (None = fine)

@@ -23,7 +23,8 @@ from typing import Any, ParamSpec, TypeVar
 import pyfuse3
 
 from ..engine.errors import AlreadyExists, LocalIOError, NotFound, UsageError, VaultError
-from ..engine.vault import Stat, Vault
+from ..engine.results import Stat
+from ..engine.vault import Vault
 from .content import FileContent
 from .inodes import HandleTable, InodeTable, Parts, vault_path
 from .options import MountOptions

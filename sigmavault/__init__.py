@@ -32,8 +32,9 @@ from .engine.errors import (
     VaultError,
     VaultNotFound,
 )
+from .engine.results import LogEntry, Stat, VerifyReport
 from .engine.session import create, open
-from .engine.vault import LogEntry, Stat, Vault, VerifyReport
+from .engine.vault import Vault
 
 __version__ = "0.1.0"
 

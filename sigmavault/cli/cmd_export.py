@@ -19,8 +19,9 @@ from typing import Any
 
 from ..engine.errors import AlreadyExists, IntegrityError, LocalIOError, NotFound
 from ..engine.export import write_dir, write_file, write_link
+from ..engine.results import Stat
 from ..engine.tree import Meta, show, split_path
-from ..engine.vault import Stat, Vault
+from ..engine.vault import Vault
 from .access import Options, open_vault
 from .output import Output, human_size
 from .transfer import progress_for, run_bounded

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from ..engine.vault import Stat
+from ..engine.results import Stat
 
 
 class Output:

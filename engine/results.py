@@ -1,0 +1,55 @@
+"""What the library API reports: stats of paths, log entries, verify reports (frozen records)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .tree import Dir, File, Node
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    """What ``stat``/``ls`` report about one path."""
+
+    name: str
+    type: str  # "file" | "dir" | "symlink"
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    ctime_ns: int
+    target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    generation: int
+    time: int
+    client: str
+    files_changed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    generation: int
+    files: int
+    directories: int
+    blobs_checked: int
+    bytes_checked: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def node_stat(name: bytes, node: Node) -> Stat:
+    m = node.meta
+    if isinstance(node, File):
+        return Stat(os.fsdecode(name), "file", node.size, m.mode, m.uid, m.gid, m.mtime_ns, m.ctime_ns)
+    if isinstance(node, Dir):
+        return Stat(os.fsdecode(name), "dir", 0, m.mode, m.uid, m.gid, m.mtime_ns, m.ctime_ns)
+    return Stat(os.fsdecode(name), "symlink", len(node.target), m.mode, m.uid, m.gid, m.mtime_ns, m.ctime_ns,
+                os.fsdecode(node.target))
