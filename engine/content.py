@@ -1,9 +1,10 @@
-"""Single pieces in (the patch path of the mount) and file content out (the read path).
+"""File content in and out, below the catalog: pieces, the data pack, and streaming reads.
 
-Whole files and trees are written by the actor pipeline (:mod:`.pipeline`); this module stores one
-piece at a time for :meth:`Vault.patch` — a full chunk sealed and uploaded create-only unless the
-index knows it, anything shorter appended to the open data pack — and owns the shared data-pack
-lock. The read side streams a file's blobs through the fetcher's readahead window and the unmixer,
+Whole files and trees are written by the actor pipeline (:mod:`.pipeline`); :class:`ContentWriter`
+lends it what its coordinate and writer stages need (ids, names, the dedup index, the data pack)
+and itself stores the pieces of :meth:`Vault.patch` — a full chunk sealed and uploaded create-only
+unless the index knows it, anything shorter appended to the open data pack — owning the shared
+data-pack lock; :func:`plan_patch` decides which pieces a patch keeps. The read side streams a file's blobs through the fetcher's readahead window and the unmixer,
 each blob verified by its keyed id, in order.
 """
 
@@ -11,21 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import os
-from collections.abc import AsyncGenerator, AsyncIterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Mapping, Sequence
 from typing import BinaryIO
 
+from ..actors.coordinate import Placement
 from ..actors.fetcher import ordered
 from ..actors.mixer import Mixer
 from ..actors.unmixer import open_chunk
-from .errors import IntegrityError
+from .errors import IntegrityError, UsageError
 from .index import BlobIndex
 from .keys import KIND_CHUNK
 from .objects import object_len
 from .packs import PackWriter, PendingRef
 from .pages import BlobRef
+from .pipeline import first_error
 from .store import ObjectStore
+from .tree import File
 
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO | AsyncIterable[bytes]
 BlobLike = BlobRef | PendingRef
@@ -65,6 +70,37 @@ class ContentWriter:
         found = await self._index.known(blob_id)
         return found if found is not None else await self.pack_add(piece, blob_id)
 
+    async def write_pieces(self, pieces: list[bytes | BlobLike], concurrency: int) -> list[BlobLike]:
+        """Store the new pieces (bytes) of a patch concurrently, keep the others; results in order."""
+        limit = asyncio.Semaphore(concurrency)
+
+        async def one(p: bytes | BlobLike) -> BlobLike:
+            if not isinstance(p, bytes):
+                return p
+            async with limit:
+                return await self.write_piece(p)
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(one(p)) for p in pieces]
+        except BaseExceptionGroup as eg:
+            raise first_error(eg) from None
+        return [t.result() for t in tasks]
+
+    def placement(self, inline_max: int) -> Placement:
+        """What the write pipeline's coordinate stage borrows: ids, names, the index and the pack."""
+        store, cs = self._store, self._store.chunk_size
+
+        def full_ref(blob_id: bytes) -> tuple[BlobRef, str]:
+            name = store.keys.chunk_name(blob_id)
+            return BlobRef(store.epoch, KIND_CHUNK, blob_id, name, 0, cs, self._full_len), name
+
+        return Placement(cs, inline_max, store.keys.chunk_id_of, full_ref, self._index.known, self.pack_add)
+
+    def stored(self, ref: BlobRef, size: int) -> None:
+        """The writer stage stored ``ref``'s object (``size`` bytes)."""
+        self._index.stored([ref if ref.object_len == size else dataclasses.replace(ref, object_len=size)])
+
     async def pack_add(self, piece: bytes, blob_id: bytes) -> PendingRef:
         async with self._pack_lock:
             return await self._pack.add(piece, blob_id)
@@ -72,6 +108,29 @@ class ContentWriter:
     async def flush(self) -> None:
         async with self._pack_lock:
             await self._pack.flush()
+
+
+def plan_patch(old: File | None, size: int, chunks: Mapping[int, bytes], chunk_size: int,
+               where: str) -> list[bytes | BlobLike]:
+    """The pieces of a patched file: new bytes where ``chunks`` gives them, else the old blob of that
+    index, which must have the length the new size needs. Raises UsageError for an inconsistent patch."""
+    cs = chunk_size
+    old_blobs = [] if old is None or old.inline is not None else old.blobs
+    old_inline = old.inline if old is not None and old.inline is not None else None
+    pieces: list[bytes | BlobLike] = []
+    for i in range(-(-size // cs)):
+        want = min(cs, size - i * cs)
+        if i in chunks:
+            if len(chunks[i]) != want:
+                raise UsageError(f"chunk {i} must be {want} bytes")
+            pieces.append(chunks[i])
+        elif old_inline is not None and i == 0 and len(old_inline) == want:
+            pieces.append(old_inline)
+        elif i < len(old_blobs) and old_blobs[i].length == want:
+            pieces.append(old_blobs[i])
+        else:
+            raise UsageError(f"chunk {i} of {where} must be supplied")
+    return pieces
 
 
 async def read_blobs(store: ObjectStore, blobs: Sequence[BlobRef], offset: int, window: int,

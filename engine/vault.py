@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import dataclasses
 import os
 import stat as stat_mod
 import time
@@ -25,23 +24,21 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from ..actors.coordinate import Placement
 from ..actors.mixer import Mixer
 from ..backends.base import Backend
 from ..config import Tuning
 from .cache import Cache
 from .catalog import Catalog
 from .commits import ChainHead, Commit, commit_name, seal_commit, verify_successor
-from .content import BlobLike, ContentWriter, Source, read_blobs
+from .content import BlobLike, ContentWriter, Source, plan_patch, read_blobs
 from .diff import Change, diff_trees
 from .errors import AlreadyExists, IntegrityError, NotFound, UsageError, VaultError
 from .history import History
 from .index import BlobIndex
 from .keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
-from .objects import object_len
 from .packs import PackWriter, PendingRef
 from .pages import XATTR_NAME_MAX, XATTR_SIZE_MAX, BlobRef
-from .pipeline import Ingest, ProgressHook, first_error
+from .pipeline import Ingest, ProgressHook
 from .results import LogEntry, Stat, VerifyReport, node_stat
 from .store import ObjectStore
 from .tree import Dir, File, Link, Meta, Node, Tree, merge, show, split_path
@@ -278,24 +275,14 @@ class Vault:
         Files reach the catalog as they complete; leaving waits for all of them. Nothing is committed.
         """
         self._check_writable()
-        store, cs = self._store, self._store.chunk_size
-        full_len = object_len(cs, cs, store.sealer.pad_floor)
-
-        def full_ref(blob_id: bytes) -> tuple[BlobRef, str]:
-            name = store.keys.chunk_name(blob_id)
-            return BlobRef(store.epoch, KIND_CHUNK, blob_id, name, 0, cs, full_len), name
-
-        def stored(ref: BlobRef, size: int) -> None:
-            self._index.stored([ref if ref.object_len == size else dataclasses.replace(ref, object_len=size)])
 
         async def file_done(parts: list[bytes], node: File) -> None:
             async with self._lock:
                 await self._tree.put(parts, node)
 
-        placement = Placement(cs, self._inline_max, store.keys.chunk_id_of, full_ref, self._index.known,
-                              self._content.pack_add)
         mixer = await self.mixer()
-        async with Ingest(placement=placement, mixer=mixer, backend=self._backend, stored=stored,
+        async with Ingest(placement=self._content.placement(self._inline_max), mixer=mixer,
+                          backend=self._backend, stored=self._content.stored,
                           file_done=file_done, uploads=self._tuning.upload_concurrency,
                           mixers=self._tuning.mixer_slots, progress=progress) as ing:
             yield ing
@@ -325,22 +312,7 @@ class Vault:
             old = None
         if old is not None and not isinstance(old, File):
             raise UsageError(f"{show(parts)} is not a file")
-        n = -(-size // cs)
-        old_blobs = [] if old is None or old.inline is not None else old.blobs
-        old_inline = old.inline if old is not None and old.inline is not None else None
-        pieces: list[bytes | BlobLike] = []
-        for i in range(n):
-            want = min(cs, size - i * cs)
-            if i in chunks:
-                if len(chunks[i]) != want:
-                    raise UsageError(f"chunk {i} must be {want} bytes")
-                pieces.append(chunks[i])
-            elif old_inline is not None and i == 0 and len(old_inline) == want:
-                pieces.append(old_inline)
-            elif i < len(old_blobs) and old_blobs[i].length == want:
-                pieces.append(old_blobs[i])
-            else:
-                raise UsageError(f"chunk {i} of {show(parts)} must be supplied")
+        pieces = plan_patch(old, size, chunks, cs, show(parts))
         meta = old.meta if old is not None else Meta.now(0o644)
         meta.mtime_ns = time.time_ns() if mtime_ns is None else mtime_ns
         meta.ctime_ns = time.time_ns()
@@ -352,28 +324,11 @@ class Vault:
             inline = b"".join([p if isinstance(p, bytes) else await self._store.read(_final(p)) for p in pieces])
             node = File(meta, size, [], inline)
         else:
-            blobs = await self._write_pieces(pieces)
+            blobs = await self._content.write_pieces(pieces, self._tuning.upload_concurrency)
             node = File(meta, size, blobs, None)
         async with self._lock:
             await self._tree.put(parts, node)
         return node_stat(parts[-1], node)
-
-    async def _write_pieces(self, pieces: list[bytes | BlobLike]) -> list[BlobLike]:
-        """Store the new pieces of a patch concurrently (bounded by the upload concurrency), in order."""
-        limit = asyncio.Semaphore(self._tuning.upload_concurrency)
-
-        async def one(p: bytes | BlobLike) -> BlobLike:
-            if not isinstance(p, bytes):
-                return p
-            async with limit:
-                return await self._content.write_piece(p)
-
-        try:
-            async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(one(p)) for p in pieces]
-        except BaseExceptionGroup as eg:
-            raise first_error(eg) from None
-        return [t.result() for t in tasks]
 
     @staticmethod
     async def _meta_of(source: Source, mode: int | None, mtime_ns: int | None) -> Meta:
