@@ -4,8 +4,9 @@ Whole files and trees are written by the actor pipeline (:mod:`.pipeline`); :cla
 lends it what its coordinate and writer stages need (ids, names, the dedup index, the data pack)
 and itself stores the pieces of :meth:`Vault.patch` — a full chunk sealed and uploaded create-only
 unless the index knows it, anything shorter appended to the open data pack — owning the shared
-data-pack lock; :func:`plan_patch` decides which pieces a patch keeps. The read side streams a file's blobs through the fetcher's readahead window and the unmixer,
-each blob verified by its keyed id, in order.
+data-pack lock; :func:`plan_patch` decides which pieces a patch keeps. The read side streams a
+file's blobs through the fetcher's readahead window and the unmixer, each blob verified by its
+keyed id, in order.
 """
 
 from __future__ import annotations
