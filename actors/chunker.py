@@ -14,9 +14,17 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from typing import BinaryIO
 
-from ..engine.errors import LocalIOError, NotFound, UsageError
+from ..engine.errors import LocalIOError, NotFound, UsageError, VaultError
 from .mailbox import EndOfChannel, ReceiveChannel, SendChannel
 from .messages import FileJob, Piece
+
+
+def _source_error(path: str, exc: OSError) -> VaultError:
+    if isinstance(exc, FileNotFoundError):
+        return NotFound(f"{path}: no such file (it may have disappeared since it was listed)")
+    if isinstance(exc, IsADirectoryError):
+        return UsageError(f"{path} is a directory")
+    return LocalIOError(f"cannot read {path}: {exc.strerror}")
 
 
 async def iter_chunks(source: object, chunk_size: int) -> AsyncGenerator[bytes, None]:
@@ -30,18 +38,14 @@ async def iter_chunks(source: object, chunk_size: int) -> AsyncGenerator[bytes, 
         path = os.fspath(source)
         try:
             f = await asyncio.to_thread(open, path, "rb")
-        except FileNotFoundError:
-            raise NotFound(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise UsageError(f"{path} is a directory") from None
         except OSError as exc:
-            raise LocalIOError(f"cannot read {path}: {exc.strerror}") from exc
+            raise _source_error(path, exc) from exc
         try:
             async with contextlib.aclosing(iter_chunks(f, chunk_size)) as pieces:
                 async for piece in pieces:
                     yield piece
         except OSError as exc:
-            raise LocalIOError(f"cannot read {path}: {exc.strerror}") from exc
+            raise _source_error(path, exc) from exc
         finally:
             f.close()
         return
@@ -97,12 +101,8 @@ def _read_small(paths: list[object]) -> list[bytes | BaseException | None]:
             with open(path, "rb") as f:
                 data = f.read(SMALL + 1)
             out.append(None if len(data) > SMALL else data)
-        except FileNotFoundError:
-            out.append(NotFound(f"{path}: no such file (it disappeared during the import)"))
-        except IsADirectoryError:
-            out.append(UsageError(f"{path} is a directory"))
         except OSError as exc:
-            out.append(LocalIOError(f"cannot read {path}: {exc.strerror}"))
+            out.append(_source_error(path, exc))
     return out
 
 

@@ -70,6 +70,27 @@ class Properties:
     persistent: bool = True
 
 
+class Wrapper:
+    """Base of the backend wrappers (retrying, limited, faulty): they add behaviour around ``inner``
+    and pass its identity, properties and closing through."""
+
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+
+    @property
+    def description(self) -> str:
+        return self.inner.description
+
+    @property
+    def properties(self) -> Properties:
+        return self.inner.properties
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 @runtime_checkable
 class Backend(Protocol):
     """An async object store. See the module docstring for the contract of each method."""

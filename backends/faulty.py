@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..engine.errors import BackendUnavailable
-from .base import Backend, Properties
+from .base import Backend, Wrapper
 
 T = TypeVar("T")
 Fault = BaseException | type[BaseException]
@@ -46,13 +46,13 @@ class _Rule:
         return count % (self.every or 1) == 0
 
 
-class FaultyBackend:
+class FaultyBackend(Wrapper):
     """Wrap ``inner`` and misbehave on the calls the rules choose."""
 
-    __slots__ = ("_rules", "active", "calls", "inner", "peak")
+    __slots__ = ("_rules", "active", "calls", "peak")
 
     def __init__(self, inner: Backend) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.calls: Counter[str] = Counter()
         self.active = 0
         self.peak = 0
@@ -61,10 +61,6 @@ class FaultyBackend:
     @property
     def description(self) -> str:
         return f"faulty({self.inner.description})"
-
-    @property
-    def properties(self) -> Properties:
-        return self.inner.properties
 
     def fail(
         self, method: str, error: Fault = BackendUnavailable, *, nth: int | None = None, every: int | None = None
@@ -125,6 +121,3 @@ class FaultyBackend:
 
         for name in await self._run("list", collect):
             yield name
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()

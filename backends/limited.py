@@ -13,28 +13,20 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from ..engine.errors import UsageError
-from .base import Backend, Properties
+from .base import Backend, Wrapper
 
 
-class LimitedBackend:
+class LimitedBackend(Wrapper):
     """Wrap ``inner`` so at most ``concurrency`` of its calls run at once."""
 
-    __slots__ = ("_gate", "concurrency", "inner")
+    __slots__ = ("_gate", "concurrency")
 
     def __init__(self, inner: Backend, concurrency: int) -> None:
         if concurrency < 1:
             raise UsageError("concurrency must be at least 1")
-        self.inner = inner
+        super().__init__(inner)
         self.concurrency = concurrency
         self._gate = asyncio.Semaphore(concurrency)
-
-    @property
-    def description(self) -> str:
-        return self.inner.description
-
-    @property
-    def properties(self) -> Properties:
-        return self.inner.properties
 
     async def put_if_absent(self, name: str, data: bytes | bytearray | memoryview) -> bool:
         async with self._gate:
@@ -66,6 +58,3 @@ class LimitedBackend:
             close = getattr(names, "aclose", None)
             if close is not None:
                 await close()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()

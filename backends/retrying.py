@@ -26,17 +26,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from ..engine.errors import BackendUnavailable, UsageError
-from .base import Backend, Properties
+from .base import Backend, Wrapper
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 _JITTER = secrets.SystemRandom()
 
 
-class RetryingBackend:
+class RetryingBackend(Wrapper):
     """Wrap ``inner``; ``sleep`` is injectable so tests can observe the backoff schedule."""
 
-    __slots__ = ("_attempts", "_base", "_cap", "_sleep", "inner")
+    __slots__ = ("_attempts", "_base", "_cap", "_sleep")
 
     def __init__(
         self,
@@ -49,19 +49,11 @@ class RetryingBackend:
     ) -> None:
         if attempts < 1 or base_delay < 0 or max_delay < 0:
             raise UsageError("attempts must be >= 1 and delays >= 0")
-        self.inner = inner
+        super().__init__(inner)
         self._attempts = attempts
         self._base = base_delay
         self._cap = max_delay
         self._sleep = sleep
-
-    @property
-    def description(self) -> str:
-        return self.inner.description
-
-    @property
-    def properties(self) -> Properties:
-        return self.inner.properties
 
     def delay(self, attempt: int) -> float:
         """The backoff before retry number ``attempt + 1``: uniform in [0, min(cap, base * 2**attempt)]."""
@@ -109,6 +101,3 @@ class RetryingBackend:
                 close = getattr(names, "aclose", None)
                 if close is not None:  # release the inner listing (and its connection) early
                     await close()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 
 from .cache import Cache
-from .packs import PackWriter, PendingRef
+from .packs import PackWriter, final_ref
 from .pages import DIR, FILE, LINK, BlobRef, Entry, decode_page, encoded_pages
 from .store import ObjectStore
 from .tree import Dir, File, Link, Meta, Node, Tree
@@ -29,10 +29,6 @@ def node_from_entry(e: Entry) -> Node:
     return Link(meta, e.target)
 
 
-def _final(b: BlobRef | PendingRef) -> BlobRef:
-    return b.ref() if isinstance(b, PendingRef) else b
-
-
 def entry_from_node(name: bytes, node: Node) -> Entry:
     m = node.meta
     common = dict(name=name, mode=m.mode & 0o7777, uid=m.uid, gid=m.gid, mtime_ns=m.mtime_ns, ctime_ns=m.ctime_ns,
@@ -40,7 +36,7 @@ def entry_from_node(name: bytes, node: Node) -> Entry:
     if isinstance(node, File):
         if node.inline is not None:
             return Entry(type=FILE, size=node.size, inline=node.inline, **common)  # type: ignore[arg-type]
-        return Entry(type=FILE, size=node.size, blobs=tuple(_final(b) for b in node.blobs), **common)  # type: ignore[arg-type]
+        return Entry(type=FILE, size=node.size, blobs=tuple(final_ref(b) for b in node.blobs), **common)  # type: ignore[arg-type]
     if isinstance(node, Dir):
         return Entry(type=DIR, pages=tuple(node.pages), **common)  # type: ignore[arg-type]
     return Entry(type=LINK, target=node.target, **common)  # type: ignore[arg-type]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hmac
 import os
 from collections.abc import AsyncGenerator, AsyncIterable, Mapping, Sequence
 from typing import BinaryIO
@@ -23,18 +22,17 @@ from ..actors.coordinate import Placement
 from ..actors.fetcher import ordered
 from ..actors.mixer import Mixer
 from ..actors.unmixer import open_chunk
-from .errors import IntegrityError, UsageError
+from .errors import UsageError
 from .index import BlobIndex
 from .keys import KIND_CHUNK
 from .objects import object_len
-from .packs import PackWriter, PendingRef
+from .packs import BlobLike, PackWriter, PendingRef
 from .pages import BlobRef
 from .pipeline import first_error
 from .store import ObjectStore
 from .tree import File
 
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO | AsyncIterable[bytes]
-BlobLike = BlobRef | PendingRef
 
 
 class ContentWriter:
@@ -151,9 +149,7 @@ async def read_blobs(store: ObjectStore, blobs: Sequence[BlobRef], offset: int, 
     async def fetch(ref: BlobRef) -> bytes:
         if mixer is None or ref.kind != KIND_CHUNK:
             return await store.read(ref)
-        keys = store.sealer_for(ref.epoch).keys
-        if not hmac.compare_digest(keys.chunk_name(ref.id).encode(), ref.object_name.encode()):
-            raise IntegrityError(IntegrityError.GENERIC)
+        keys = store.check_ref(ref)
         data = await store.fetch(ref.object_name, ref.object_len)
         return await open_chunk(mixer, ref.object_name, data, len(data), ref.id, ref.length, keys.chunk_id_of)
 

@@ -54,10 +54,6 @@ class ImportReport:
 ImportHook = Callable[[ImportReport, Progress | None, str | None], None]
 
 
-def _meta(st: os.stat_result) -> Meta:
-    return Meta(st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_mtime_ns, st.st_ctime_ns)
-
-
 def scan(sources: list[Path], dest: list[bytes]) -> tuple[list[Item], list[str]]:
     """Everything to import, parents before children, and the special files left out (sockets,
     fifos, devices: not file content, as for rclone and restic). A source lands at
@@ -73,9 +69,10 @@ def scan(sources: list[Path], dest: list[bytes]) -> tuple[list[Item], list[str]]
         except OSError as exc:
             raise LocalIOError(f"cannot read {local}: {exc.strerror}") from exc
         if stat_mod.S_ISLNK(st.st_mode):
-            items.append(Item(local, target, "symlink", 0, _meta(st), st.st_ino, os.readlink(os.fsencode(local))))
+            link = os.readlink(os.fsencode(local))
+            items.append(Item(local, target, "symlink", 0, Meta.of_stat(st), st.st_ino, link))
         elif stat_mod.S_ISDIR(st.st_mode):
-            items.append(Item(local, target, "dir", 0, _meta(st), st.st_ino))
+            items.append(Item(local, target, "dir", 0, Meta.of_stat(st), st.st_ino))
             try:
                 names = sorted(os.listdir(os.fsencode(local)))
             except OSError as exc:
@@ -83,7 +80,7 @@ def scan(sources: list[Path], dest: list[bytes]) -> tuple[list[Item], list[str]]
             for name in names:
                 add(local / os.fsdecode(name), target + [name])
         elif stat_mod.S_ISREG(st.st_mode):
-            items.append(Item(local, target, "file", st.st_size, _meta(st), st.st_ino))
+            items.append(Item(local, target, "file", st.st_size, Meta.of_stat(st), st.st_ino))
         else:
             skipped.append(str(local))
 

@@ -42,6 +42,14 @@ class PendingRef:
         return BlobRef(self.epoch, self.kind, self.id, self.object_name, self.off, self.length, ol)
 
 
+BlobLike = BlobRef | PendingRef
+
+
+def final_ref(b: BlobLike) -> BlobRef:
+    """The blob ref of a blob, whether it was final all along or waited for its pack to be sealed."""
+    return b.ref() if isinstance(b, PendingRef) else b
+
+
 OnSealed = Callable[[list[BlobRef]], None]
 
 

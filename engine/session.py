@@ -34,24 +34,22 @@ from .keyring import Params
 from .localstate import LocalState
 from .objects import Sealer
 from .secret import Secret
-from .slots import KdfProfile
+from .slots import INTERACTIVE, MINIMUM, STRONG, KdfProfile
 from .store import ObjectStore
 from .vault import Vault
 
-PROFILES = {"interactive": "INTERACTIVE", "strong": "STRONG", "minimum": "MINIMUM"}
+PROFILES: dict[str, KdfProfile] = {"interactive": INTERACTIVE, "strong": STRONG, "minimum": MINIMUM}
 
 
 def _profile(kdf: str) -> KdfProfile:
-    from . import slots
-
     if kdf not in PROFILES:
         raise UsageError(f"unknown KDF profile {kdf!r}: use interactive, strong or minimum")
-    profile: KdfProfile = getattr(slots, PROFILES[kdf])
-    return profile
+    return PROFILES[kdf]
 
 
-def url_key(url: str, backend: Backend) -> str:
-    return backend.description
+def _state_folder(backend: Backend) -> Path:
+    """This device's local state for the vault, keyed by where its objects live."""
+    return config.vault_state_dir(backend.description)
 
 
 async def _highest_keystore(backend: Backend, url: str) -> tuple[str, bytes]:
@@ -147,7 +145,7 @@ async def create(url: str | None = None, *, passphrase: str, kdf: str = "interac
         state = LocalState.new(u.vault_id, u.fingerprint, u.generation, u.current_epoch)
         c0 = Commit(u.vault_id, 0, None, u.current_epoch, u.generation, (), state.client_id, int(time.time()))
         await backend.put_if_absent(commit_name(0), seal_commit(sealer, c0))
-        keeper = _StateKeeper(config.vault_state_dir(url_key(url, backend)), u, state)
+        keeper = _StateKeeper(_state_folder(backend), u, state)
         keeper.save(state)
         vault = await _assemble(url, backend, u, keeper, tuning or config.Tuning.from_env())
         vault.recovery_code = recovery.text().reveal().decode()
@@ -188,7 +186,7 @@ async def open(url: str | None = None, *, passphrase: str | None = None,
     backend = _connect(url, backend_opts)
     try:
         name, data = await _highest_keystore(backend, url)
-        folder = config.vault_state_dir(url_key(url, backend))
+        folder = _state_folder(backend)
         known = localstate.load_unverified(folder / "state.json") if (folder / "state.json").exists() else None
         pin = None
         if known is not None:
@@ -230,7 +228,7 @@ async def pinned(url: str | None = None, **backend_opts: Any) -> Pin | None:
     url = url or config.default_vault_url()
     backend = open_backend(url, **backend_opts)
     try:
-        path = config.vault_state_dir(url_key(url, backend)) / "state.json"
+        path = _state_folder(backend) / "state.json"
     finally:
         await backend.aclose()
     known = localstate.load_unverified(path) if path.exists() else None

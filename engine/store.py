@@ -82,20 +82,30 @@ class ObjectStore:
         finally:
             del self._inflight[key]
 
-    async def read(self, ref: BlobRef) -> bytes:
-        """The blob's bytes, verified against its keyed id. Raises IntegrityError."""
+    def check_ref(self, ref: BlobRef) -> EpochKeys:
+        """The keys of ``ref``'s epoch, after checking what can be checked before fetching: a known
+        kind, and for a full chunk the content-addressed name recomputed from its id (§4.1)."""
         keys = self.sealer_for(ref.epoch).keys
         if ref.kind == KIND_CHUNK:
             if not hmac.compare_digest(keys.chunk_name(ref.id).encode(), ref.object_name.encode()) or ref.off != 0:
                 fail("chunk name")
         elif ref.kind not in (KIND_DATA_PACK, KIND_PAGE_PACK):
             fail("kind")
+        return keys
+
+    async def read(self, ref: BlobRef) -> bytes:
+        """The blob's bytes, verified against its keyed id. Raises IntegrityError."""
+        keys = self.check_ref(ref)
         stored = await self._open_whole(ref)
         if ref.off + ref.length > len(stored) or (ref.kind == KIND_CHUNK and ref.length != len(stored)):
             fail("blob range")
         blob = bytes(stored[ref.off : ref.off + ref.length])
-        expect = keys.page_id_of(blob) if ref.kind == KIND_PAGE_PACK else await asyncio.to_thread(
-            keys.chunk_id_of, blob) if len(blob) > 65536 else keys.chunk_id_of(blob)
+        if ref.kind == KIND_PAGE_PACK:
+            expect = keys.page_id_of(blob)
+        elif len(blob) > 65536:
+            expect = await asyncio.to_thread(keys.chunk_id_of, blob)  # blake3 releases the GIL
+        else:
+            expect = keys.chunk_id_of(blob)
         if not hmac.compare_digest(expect, ref.id):
             fail("blob id")
         return blob

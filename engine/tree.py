@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .errors import AlreadyExists, NotFound, UsageError
-from .packs import PendingRef
+from .packs import BlobLike
 from .pages import BlobRef
-
-BlobLike = BlobRef | PendingRef
 
 
 @dataclass(slots=True)
@@ -32,6 +30,11 @@ class Meta:
     mtime_ns: int
     ctime_ns: int
     xattrs: dict[bytes, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def of_stat(cls, st: os.stat_result) -> Meta:
+        """The metadata of a local file as the catalog keeps it (permission bits only)."""
+        return cls(st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_mtime_ns, st.st_ctime_ns)
 
     @classmethod
     def now(cls, mode: int) -> Meta:

@@ -30,22 +30,19 @@ from ..config import Tuning
 from .cache import Cache
 from .catalog import Catalog
 from .commits import ChainHead, Commit, commit_name, seal_commit, verify_successor
-from .content import BlobLike, ContentWriter, Source, plan_patch, read_blobs
+from .content import ContentWriter, Source, plan_patch, read_blobs
 from .diff import Change, diff_trees
 from .errors import AlreadyExists, IntegrityError, NotFound, UsageError, VaultError
+from .export import export_tree
 from .history import History
 from .index import BlobIndex
 from .keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
-from .packs import PackWriter, PendingRef
+from .packs import PackWriter, PendingRef, final_ref
 from .pages import XATTR_NAME_MAX, XATTR_SIZE_MAX, BlobRef
 from .pipeline import Ingest, ProgressHook
 from .results import LogEntry, Stat, VerifyReport, node_stat
 from .store import ObjectStore
 from .tree import Dir, File, Link, Meta, Node, Tree, merge, show, split_path
-
-
-def _final(b: BlobLike) -> BlobRef:
-    return b.ref() if isinstance(b, PendingRef) else b
 
 
 class Vault:
@@ -199,7 +196,7 @@ class Vault:
             return
         if not all(isinstance(b, BlobRef) or b.done for b in node.blobs):
             await self._content.flush()  # the tail is still in the open pack: make it readable
-        blobs = [_final(b) for b in node.blobs]
+        blobs = [final_ref(b) for b in node.blobs]
         try:
             mixer = await self.mixer() if any(b.kind == KIND_CHUNK for b in blobs) else None
             async with contextlib.aclosing(read_blobs(self._store, blobs, offset, self._readahead, mixer)) as pieces:
@@ -218,27 +215,10 @@ class Vault:
         never leaves a truncated file under the real name.
         """
         self._check_open()
-        parts = split_path(path)
-        node = await self._tree.lookup(parts)
         target = Path(os.fspath(dest))
-        if target.exists() or target.is_symlink():
-            if not overwrite:
-                raise AlreadyExists(f"{target} already exists (use overwrite/--force)")
-        return await self._export(parts, node, target)
-
-    async def _export(self, parts: list[bytes], node: Node, target: Path) -> int:
-        from .export import write_dir, write_file, write_link
-
-        if isinstance(node, Dir):
-            await write_dir(target, node.meta)
-            total = 0
-            for name, child in sorted((await self._tree.children(node)).items()):
-                total += await self._export(parts + [name], child, target / os.fsdecode(name))
-            return total
-        if isinstance(node, Link):
-            await write_link(target, node.target)
-            return 0
-        return await write_file(target, node.meta, self.open_read(b"/".join(parts)))
+        if (target.exists() or target.is_symlink()) and not overwrite:
+            raise AlreadyExists(f"{target} already exists (use overwrite/--force)")
+        return (await export_tree(self, path, target)).bytes
 
     # --- writing --------------------------------------------------------------------------
 
@@ -321,7 +301,7 @@ class Vault:
         if size <= self._inline_max:
             if any(isinstance(p, PendingRef) and not p.done for p in pieces):
                 await self._content.flush()
-            inline = b"".join([p if isinstance(p, bytes) else await self._store.read(_final(p)) for p in pieces])
+            inline = b"".join([p if isinstance(p, bytes) else await self._store.read(final_ref(p)) for p in pieces])
             node = File(meta, size, [], inline)
         else:
             blobs = await self._content.write_pieces(pieces, self._tuning.upload_concurrency)
@@ -340,7 +320,7 @@ class Vault:
                 raise NotFound(f"{os.fspath(source)}: no such file") from None
             if stat_mod.S_ISDIR(st.st_mode):
                 raise UsageError(f"{os.fspath(source)} is a directory")
-            meta = Meta(st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_mtime_ns, st.st_ctime_ns)
+            meta = Meta.of_stat(st)
         if mode is not None:
             meta.mode = mode & 0o7777
         if mtime_ns is not None:
@@ -411,7 +391,7 @@ class Vault:
             return node.size, node.inline, []
         if not all(isinstance(b, BlobRef) or b.done for b in node.blobs):
             await self._content.flush()
-        return node.size, None, [_final(b) for b in node.blobs]
+        return node.size, None, [final_ref(b) for b in node.blobs]
 
     async def read_chunk(self, ref: BlobRef) -> bytes:
         """One blob's plaintext (a ref from :meth:`chunks`), verified against its keyed id.

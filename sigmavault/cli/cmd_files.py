@@ -15,7 +15,6 @@ from typing import Any
 from ..engine.errors import AlreadyExists, NotFound, UsageError
 from ..engine.tree import show, split_path
 from .access import Options, open_vault
-from .cmd_export import checked
 from .output import Output, long_line, stat_doc
 
 
@@ -66,7 +65,7 @@ async def cat(opts: Options, args: argparse.Namespace, out: Output) -> None:
             raise UsageError(f"{path} is a {'directory' if st.type == 'dir' else st.type}, not a file")
         offset = 0
         sink = sys.stdout.buffer
-        async for piece in checked(path, vault.open_read(path)):
+        async for piece in vault.open_read(path):
             if out.json:
                 out.event({"event": "data", "offset": offset, "data": base64.b64encode(piece).decode()})
             else:

@@ -1,4 +1,4 @@
-"""What ``import`` and ``export`` share: the progress hook and a bounded pool of transfer workers.
+"""What ``import`` and ``export`` share: the progress hook.
 
 :class:`Progress` is the hook: the commands call ``start`` once with the totals, ``file_done``
 after each file and ``close`` at the end; ``advance`` takes byte counts as they move (the
@@ -8,19 +8,14 @@ on stderr (only on a TTY and not with ``--json``), JSON lines on stdout (``--jso
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.progress import Progress as RichProgress
 
 from .output import Output
-
-T = TypeVar("T")
-WORKERS = 4
 
 
 class Progress(Protocol):
@@ -112,16 +107,3 @@ def progress_for(out: Output, label: str) -> Progress:
     if sys.stderr.isatty():
         return BarProgress(label)
     return NoProgress()
-
-
-async def run_bounded(items: Iterable[T], work: Callable[[T], Awaitable[None]], limit: int = WORKERS) -> None:
-    """Run ``work`` on every item, at most ``limit`` at a time; the first failure cancels the rest."""
-    it = iter(items)
-
-    async def worker() -> None:
-        for item in it:  # a shared iterator: each item is taken by exactly one worker
-            await work(item)
-
-    async with asyncio.TaskGroup() as tg:
-        for _ in range(limit):
-            tg.create_task(worker())
