@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BOOTSTRAP_HINT = "run scripts/bootstrap to install the test servers"
+BOOTSTRAP_HINT = "run scripts/bootstrap --test to install the test servers"
 
 #: the well-known Azurite development account (public, documented by Microsoft)
 AZURITE_ACCOUNT = "devstoreaccount1"
