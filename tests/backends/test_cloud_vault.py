@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib
 import json
 import os
 import secrets
@@ -22,13 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servers import AzuriteServer, SeaweedServer, running
+from gated import Gate
+from servers import AZURITE_ACCOUNT, AZURITE_KEY, AzuriteServer, SeaweedServer, free_ports, running
 
 import sigmavault
 from sigmavault.backends.faulty import FaultyBackend
 from sigmavault.backends.retrying import RetryingBackend
 from sigmavault.backends.urls import open_backend
-from sigmavault.engine.errors import BackendAuthError, BackendError, BackendUnavailable
+from sigmavault.engine.errors import BackendAuthError, BackendError, BackendUnavailable, EndpointUnreachable
 
 PASS = "cloud vault test passphrase"
 MiB = 1 << 20
@@ -313,14 +315,6 @@ def test_two_processes_race_their_commits(place: Place, tmp_path: Path) -> None:
 # -- a server dies in the middle of an import ------------------------------------------------------
 
 
-def wait_for_new_objects(url: str, before: int, proc: subprocess.Popen[str], limit: float = 60) -> None:
-    deadline = time.monotonic() + limit
-    while len(asyncio.run(stored_names(url, "o/"))) <= before:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the import uploaded nothing"
-        time.sleep(0.05)
-
-
 def test_server_killed_mid_import(own_place: Place, tmp_path: Path) -> None:
     place, server, home = own_place, own_place.server, tmp_path / "home"
     first = make_tree(tmp_path / "first", SMALL)
@@ -334,12 +328,21 @@ def test_server_killed_mid_import(own_place: Place, tmp_path: Path) -> None:
     big = make_tree(tmp_path / "big", {f"part{i:02}": 4 * MiB + i for i in range(10)})
     before = len(asyncio.run(stored_names(place.url, "o/")))
 
-    proc = subprocess.Popen(cli_cmd(place, "import", str(tmp_path / "big")), env=cli_env(place, home),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the first uploads go through; the rest wait at the gate, so the import cannot finish (or
+    # commit) before the server is dead, however fast or busy the machine
+    gate = Gate(tmp_path, allow=2)
+    proc = subprocess.Popen(gate.cmd(*cli_cmd(place, "import", str(tmp_path / "big"))[3:]),
+                            env=cli_env(place, home), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
-        wait_for_new_objects(place.url, before, proc)
+        gate.wait_held(proc)
+        deadline = time.monotonic() + 60
+        while len(asyncio.run(stored_names(place.url, "o/"))) < before + gate.allow:  # the ones let through land
+            assert time.monotonic() < deadline, "the uploads let through the gate never arrived"
+            time.sleep(0.05)
         server.kill()
         killed = time.monotonic()
+        gate.release()  # the held uploads now meet a dead server
         _, err = proc.communicate(timeout=60)
         took = time.monotonic() - killed
     finally:
@@ -405,6 +408,105 @@ def test_missing_bucket_fails_clearly(place: Place, tmp_path: Path) -> None:
         assert done.returncode == EXIT_BACKEND, done.stderr
         assert missing in one_line_error(done.stderr)
     assert asyncio.run(stored_names(existing)) == []  # and nothing was written anywhere else
+
+
+# -- nothing at the endpoint; a server that answered once ---------------------------------------------
+
+
+def test_nothing_at_the_endpoint_fails_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrong endpoint or a server not started: one line, exit 9, within a couple of seconds (no
+    retry schedule), for the library and the command, S3 and Azure."""
+    host = f"127.0.0.1:{free_ports(1)[0]}"  # nothing listens here
+    s3_env = {
+        "AWS_ACCESS_KEY_ID": "AKNOBODYHOME", "AWS_SECRET_ACCESS_KEY": "no-secret", "AWS_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    az_env = {"AZURE_STORAGE_CONNECTION_STRING": (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint=http://{host}/{AZURITE_ACCOUNT};")}
+    importlib.import_module("sigmavault.backends.s3")  # time the network, not the first import of the SDKs
+    importlib.import_module("sigmavault.backends.azure")
+    for url, env in ((f"s3://vault/v?endpoint=http://{host}&path_style=true", s3_env), ("az://vault/v", az_env)):
+        use_env(monkeypatch, env)
+        for attempt in (sigmavault.create(url, passphrase=PASS, kdf="minimum"), sigmavault.open(url, passphrase=PASS)):
+            began = time.monotonic()
+            with pytest.raises(EndpointUnreachable) as info:
+                asyncio.run(attempt)
+            took = time.monotonic() - began
+            assert took < 2.5, f"{url}: gave up after {took:.1f} s"
+            assert host in info.value.message and "nothing answers" in info.value.message
+        for args in (("create", "--kdf", "minimum"), ("log",)):
+            cmd = [sys.executable, "-m", "sigmavault", "--vault", url, "--no-agent", *args]
+            cmd_env = {k: v for k, v in os.environ.items() if not k.startswith("SIGMAVAULT_") and k not in _CLOUD_VARS}
+            cmd_env.update(env, SIGMAVAULT_HOME=str(tmp_path / "home"), SIGMAVAULT_PASSPHRASE=PASS)
+            done = subprocess.run(cmd, env=cmd_env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  timeout=120)
+            assert done.returncode == EXIT_UNREACHABLE, done.stderr
+            line = one_line_error(done.stderr)
+            assert host in line and "nothing answers" in line, line
+
+
+def test_a_server_that_answered_once_is_retried_when_it_dies(own_place: Place) -> None:
+    """Once the endpoint has answered, a refused connection is a restart in progress: retried."""
+    sleeps: list[float] = []
+
+    async def record(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    async def main() -> None:
+        backend = RetryingBackend(open_backend(own_place.url, max_attempts=1), attempts=4, sleep=record)
+        try:
+            assert [n async for n in backend.list("k/")] == []  # the endpoint answers
+            own_place.server.kill()
+            with pytest.raises(BackendUnavailable) as info:
+                await backend.head("k/0000000000000001")
+            assert not isinstance(info.value, EndpointUnreachable), info.value
+            assert len(sleeps) == 3  # every attempt was made
+            own_place.server.start()
+            if isinstance(own_place.server, AzuriteServer):
+                own_place.server.create_container(own_place.namespace)  # Azurite forgets it when killed
+            assert await backend.put_if_absent("l/after-restart", b"x") is True  # the same backend recovers
+        finally:
+            await backend.aclose()
+
+    asyncio.run(main())
+
+
+# -- create --create-bucket ------------------------------------------------------------------------
+
+
+def test_create_bucket_makes_a_missing_bucket(place: Place, tmp_path: Path) -> None:
+    existing, missing = place.url, "svt-new-" + secrets.token_hex(4)
+    place.url = place.url_for(missing)
+    done = cli(place, tmp_path / "home", "create", "--kdf", "minimum")
+    assert done.returncode == EXIT_BACKEND, done.stderr
+    line = one_line_error(done.stderr)
+    assert missing in line and "--create-bucket" in line  # says how
+    ok(place, tmp_path / "home", "create", "--kdf", "minimum", "--create-bucket")
+    assert "c/0000000000000000" in asyncio.run(stored_names(place.url))  # the vault is in the new bucket
+    # an existing bucket is used as it is: a second vault beside the first
+    place.url = place.url.replace("/vault", "/second", 1)
+    ok(place, tmp_path / "home2", "create", "--kdf", "minimum", "--create-bucket")
+    assert "c/0000000000000000" in asyncio.run(stored_names(place.url))
+    assert asyncio.run(stored_names(existing)) == []  # nothing written anywhere else
+
+
+def test_create_bucket_without_the_right_to_fails_clearly(s3_server: SeaweedServer, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials that may read and write but not create buckets: one line that says so, exit 10;
+    the same credentials work on a bucket that exists."""
+    env = cloud_env(s3_server, tmp_path, AWS_ACCESS_KEY_ID=s3_server.limited_key,
+                    AWS_SECRET_ACCESS_KEY=s3_server.limited_secret)
+    missing = "svt-new-" + secrets.token_hex(4)
+    place = Place(s3_server, missing, f"s3://{missing}/vault?endpoint={s3_server.endpoint}&path_style=true", env)
+    use_env(monkeypatch, env)
+    done = cli(place, tmp_path / "home", "create", "--kdf", "minimum", "--create-bucket")
+    assert done.returncode == EXIT_CREDENTIALS, done.stderr
+    line = one_line_error(done.stderr)
+    assert missing in line and "may not create buckets" in line and s3_server.limited_secret not in line
+    place.url = place.url_for(s3_server.new_bucket())
+    ok(place, tmp_path / "home", "create", "--kdf", "minimum", "--create-bucket")
 
 
 # -- transient failures inside the retrying wrapper ------------------------------------------------

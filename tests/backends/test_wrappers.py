@@ -19,6 +19,7 @@ from sigmavault.engine.errors import (
     AuthError,
     BackendAuthError,
     BackendUnavailable,
+    EndpointUnreachable,
     IntegrityError,
     LocalIOError,
     NotFound,
@@ -73,7 +74,8 @@ def test_transient_failures_are_retried() -> None:
 
 
 @pytest.mark.parametrize(
-    "error", [NotFound, AuthError, BackendAuthError, UsageError, IntegrityError, LocalIOError, ValueError]
+    "error",
+    [NotFound, AuthError, BackendAuthError, UsageError, IntegrityError, LocalIOError, ValueError, EndpointUnreachable],
 )
 def test_permanent_failures_are_not_retried(error: type[Exception]) -> None:
     faulty, retrying, sleeps = stack()
@@ -86,6 +88,46 @@ def test_permanent_failures_are_not_retried(error: type[Exception]) -> None:
     asyncio.run(main())
     assert faulty.calls["head"] == 1
     assert sleeps.delays == []
+
+
+def test_nothing_answering_at_the_endpoint_is_not_retried_by_list_either() -> None:
+    faulty, retrying, sleeps = stack()
+    faulty.fail("list", EndpointUnreachable)
+
+    async def main() -> None:
+        with pytest.raises(EndpointUnreachable):
+            [n async for n in retrying.list("k/")]
+
+    asyncio.run(main())
+    assert faulty.calls["list"] == 1 and sleeps.delays == []
+
+
+def test_hold_stops_calls_at_the_gate_until_released() -> None:
+    faulty = FaultyBackend(MemoryBackend())
+    opened = asyncio.Event()
+    seen: list[str] = []
+
+    async def gate(name: str) -> None:
+        seen.append(name)
+        if name.startswith("o/"):
+            await opened.wait()
+
+    faulty.hold("put_if_absent", gate)
+
+    async def main() -> None:
+        assert await faulty.put_if_absent(cname(0), b"commit") is True  # not held: the gate returns
+        put = asyncio.create_task(faulty.put_if_absent(oname(1), b"data"))
+        while len(seen) < 2:
+            await asyncio.sleep(0)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not put.done() and [n async for n in faulty.inner.list("o/")] == []  # held before the store
+        opened.set()
+        assert await put is True
+        assert await faulty.inner.get(oname(1)) == b"data"
+
+    asyncio.run(main())
+    assert seen == [cname(0), oname(1)]
 
 
 def test_gives_up_after_the_attempts() -> None:
