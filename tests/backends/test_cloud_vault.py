@@ -445,13 +445,16 @@ def test_nothing_at_the_endpoint_fails_fast(kind: str, tmp_path: Path, monkeypat
             f"BlobEndpoint=http://{host}/{AZURITE_ACCOUNT};")}
     usual = min(baseline(live.url) for _ in range(2))  # the first one also imports the SDK
     use_env(monkeypatch, env)
-    for attempt in (sigmavault.create(url, passphrase=PASS, kdf="minimum"), sigmavault.open(url, passphrase=PASS)):
-        began = time.monotonic()
-        with pytest.raises(EndpointUnreachable) as info:  # which the retrying wrapper never retries
-            asyncio.run(attempt)
-        took = time.monotonic() - began
-        assert took < usual + 2, f"gave up after {took:.1f} s (an answering server: {usual:.1f} s)"
-        assert host in info.value.message and "nothing answers" in info.value.message
+    for make in (lambda: sigmavault.create(url, passphrase=PASS, kdf="minimum"),
+                 lambda: sigmavault.open(url, passphrase=PASS)):
+        times = []
+        for _ in range(2):  # the better of two: a busy machine may stall one of them for seconds
+            began = time.monotonic()
+            with pytest.raises(EndpointUnreachable) as info:  # which the retrying wrapper never retries
+                asyncio.run(make())
+            times.append(time.monotonic() - began)
+            assert host in info.value.message and "nothing answers" in info.value.message
+        assert min(times) < usual + 2, f"gave up after {times} s (an answering server: {usual:.1f} s)"
     dead = Place(live.server, "vault", url, env)
     for args in (("create", "--kdf", "minimum"), ("log",)):
         done = cli(dead, tmp_path / "home", *args)
