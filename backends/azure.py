@@ -27,7 +27,12 @@ for a local endpoint (Azurite 3.35 refuses the SDK's newer default unless starte
 
 Retries inside the SDK are capped at ``max_attempts`` with short backoff (its default waits 15 s
 and more), so a dead endpoint fails within seconds; further retrying is the retrying wrapper's
-job. Every provider error is translated here and chained: missing container →
+job. Until the endpoint has answered once (any HTTP response, noted by the transport), a failed
+connection raises :class:`EndpointUnreachable`, which the retrying wrapper does not retry: a
+wrong account URL or a stopped emulator fails in about a second. ``ensure_bucket()`` creates the
+container if it does not exist (``create --create-bucket``).
+
+Every provider error is translated here and chained: missing container →
 :class:`BackendError` naming it; rejected credentials → :class:`BackendAuthError`; connection
 failures, timeouts, 5xx, ``ServerBusy`` → :class:`BackendUnavailable` naming the endpoint; a
 missing blob → :class:`NotFound`. Messages carry error codes only, never a URL (a SAS token
@@ -41,7 +46,7 @@ import contextlib
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
@@ -54,9 +59,17 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.storage.blob.aio import ContainerClient, ExponentialRetry
 
-from ..engine.errors import BackendAuthError, BackendError, BackendUnavailable, NotFound, UsageError
+from ..engine.errors import (
+    BackendAuthError,
+    BackendError,
+    BackendUnavailable,
+    EndpointUnreachable,
+    NotFound,
+    UsageError,
+)
 from .base import Properties, check_name, check_prefix
 
 #: the newest Blob API version Azurite 3.35 accepts without --skipApiVersionCheck
@@ -111,6 +124,19 @@ class _QuickRetry(ExponentialRetry):
         return base * (1 + secrets.randbelow(1000) / 1000)
 
 
+class _NotingTransport(AioHttpTransport):  # type: ignore[misc]  # the SDK exports it untyped
+    """The SDK's aiohttp transport, telling the backend when the endpoint first answers."""
+
+    def __init__(self, on_answer: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_answer = on_answer
+
+    async def send(self, request: Any, **config: Any) -> Any:
+        response = await super().send(request, **config)
+        self._on_answer()  # any HTTP response, even an error, proves the endpoint is there
+        return response
+
+
 def _error_code(exc: HttpResponseError) -> str:
     code = getattr(exc, "error_code", None)  # set by the storage SDK from x-ms-error-code
     return str(getattr(code, "value", code) or "")
@@ -124,7 +150,7 @@ class AzureBackend:
     """
 
     __slots__ = (
-        "_account_url", "_api_version", "_client", "_closed", "_conn_str", "_container", "_credential",
+        "_account_url", "_answered", "_api_version", "_client", "_closed", "_conn_str", "_container", "_credential",
         "_lock", "_max_attempts", "_prefix", "_properties", "_timeouts",
     )
 
@@ -166,6 +192,7 @@ class AzureBackend:
         self._lock = asyncio.Lock()
         self._client: ContainerClient | None = None
         self._closed = False
+        self._answered = False  # has the endpoint ever answered (any HTTP response)?
 
     @classmethod
     def from_url(
@@ -278,6 +305,38 @@ class AzureBackend:
         except Exception as exc:
             self._raise(exc, "deleting", name)
 
+    async def ensure_bucket(self) -> bool:
+        """Create the container if it does not exist; True if this call made it.
+
+        An existing container is left alone (a SAS that may not create containers still works);
+        credentials that may not create one raise BackendAuthError saying so.
+        """
+        client = await self._open()
+        try:
+            await client.get_container_properties()
+            return False
+        except HttpResponseError as exc:
+            if exc.status_code != 404:
+                self._raise(exc, "checking", "the container")
+        except Exception as exc:
+            self._raise(exc, "checking", "the container")
+        try:
+            await client.create_container()
+        except HttpResponseError as exc:
+            code = _error_code(exc)
+            if code == "ContainerAlreadyExists" or (exc.status_code == 409 and not code):
+                return False  # made by a concurrent call
+            if code in _AUTH_CODES or exc.status_code in (401, 403):
+                raise BackendAuthError(
+                    f"{self._where} refused to create container {self._container!r} ({code or exc.status_code}): "
+                    "these credentials may not create containers; create it another way, or use credentials "
+                    "that may"
+                ) from exc
+            self._raise(exc, "creating", "the container")
+        except Exception as exc:
+            self._raise(exc, "creating", "the container")
+        return True
+
     async def aclose(self) -> None:
         """Close the connection pool. Idempotent; the backend cannot be used afterwards."""
         self._closed = True
@@ -315,6 +374,7 @@ class AzureBackend:
         options: dict[str, Any] = {
             **self._timeouts,
             "retry_policy": _QuickRetry(retry_total=self._max_attempts - 1),
+            "transport": _NotingTransport(self._note_answer, **self._timeouts),
         }
         if self._api_version is not None:
             options["api_version"] = self._api_version
@@ -327,10 +387,13 @@ class AzureBackend:
         except ValueError as exc:  # the SDK's word for a malformed connection string or URL
             raise UsageError(f"invalid Azure connection string or account URL for {self.description}") from exc
 
+    def _note_answer(self) -> None:
+        self._answered = True
+
     def _missing_container(self) -> BackendError:
         return BackendError(
             f"container {self._container!r} does not exist at {self._where}: check the container name in "
-            f"{self.description} and the account, or create the container"
+            f"{self.description} and the account, or create the container (`sigmavault create --create-bucket` does)"
         )
 
     @contextlib.contextmanager
@@ -346,6 +409,11 @@ class AzureBackend:
             raise self._http_error(exc, action, name) from exc
         if isinstance(exc, ClientAuthenticationError):
             raise BackendAuthError(f"{self._where} rejected the credentials: {_CREDENTIAL_HINT}") from exc
+        if isinstance(exc, ServiceRequestError) and not self._answered:  # no request got through, ever
+            raise EndpointUnreachable(
+                f"nothing answers at the Azure endpoint {self._where} ({type(exc).__name__}): check the "
+                "account URL (AZURE_STORAGE_CONNECTION_STRING or ?endpoint=) and that the server is running"
+            ) from exc
         if isinstance(exc, _NETWORK_ERRORS):
             raise BackendUnavailable(
                 f"cannot reach the Azure endpoint {self._where} while {action} {name} ({type(exc).__name__}): "

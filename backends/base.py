@@ -19,6 +19,9 @@ sees plaintext, keys or file names. Contract, which the shared conformance suite
 * ``delete(name)`` removes an object; deleting a missing object is not an error.
 * ``aclose()`` releases connections; idempotent.
 
+Optional: a store with buckets (S3) or containers (Azure) has ``ensure_bucket()``, which creates
+it if missing; :func:`ensure_bucket` calls it through any wrappers (``create --create-bucket``).
+
 Names are validated by :func:`check_name` before any I/O, so no backend can be made to touch a
 path outside its namespace. Provider errors are translated at the edge into the project's error
 tree (``raise BackendUnavailable(...) from exc``) with a message that names the store and what
@@ -114,3 +117,18 @@ class Backend(Protocol):
     async def delete(self, name: str) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+async def ensure_bucket(backend: Backend) -> bool:
+    """Create the bucket or container ``backend`` stores into if it is missing; True if created.
+
+    Looks through wrappers to the store itself. A store without buckets (a local folder, which
+    ``create`` makes anyway; memory) has nothing to create: False.
+    """
+    while isinstance(backend, Wrapper):
+        backend = backend.inner
+    make = getattr(backend, "ensure_bucket", None)
+    if make is None:
+        return False
+    created: bool = await make()
+    return created

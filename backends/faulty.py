@@ -8,10 +8,13 @@ Rules are matched against each call of a method (``"put_if_absent"``, ``"get"``,
     faulty.lose_response("put_if_absent", nth=1)  # the put happens, the caller sees BackendUnavailable
     faulty.delay("get", 0.2)                    # every get waits 0.2 s first
     faulty.hang("list", nth=1)                  # the first list never answers (until cancelled)
+    faulty.hold("put_if_absent", gate)          # every put first awaits gate(name): the test decides
 
 A rule with neither ``nth`` nor ``every`` fires on every call; the first matching rule wins.
 ``calls`` counts calls per method, ``active``/``peak`` the calls in flight now and at most.
 A hang waits on nothing and ends only by cancellation, which is how tests prove timeouts work.
+A hold awaits the test's ``gate`` with the object name (the prefix for ``list``), so a test can
+stop a run at an exact point — e.g. before its uploads finish — instead of racing it with sleeps.
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ Fault = BaseException | type[BaseException]
 @dataclass(frozen=True, slots=True)
 class _Rule:
     method: str
-    action: str  # "raise" | "lose" | "delay" | "hang"
+    action: str  # "raise" | "lose" | "delay" | "hang" | "hold"
     nth: int | None
     every: int | None
     error: Fault | None = None
     seconds: float = 0.0
+    gate: Callable[[str], Awaitable[None]] | None = None
 
     def fires(self, method: str, count: int) -> bool:
         if self.method not in ("*", method):
@@ -78,11 +82,16 @@ class FaultyBackend(Wrapper):
     def hang(self, method: str, *, nth: int | None = None, every: int | None = None) -> None:
         self._rules.append(_Rule(method, "hang", nth, every))
 
+    def hold(self, method: str, gate: Callable[[str], Awaitable[None]], *, nth: int | None = None,
+             every: int | None = None) -> None:
+        """Await ``gate(name)`` before calling the inner backend (the gate may return at once)."""
+        self._rules.append(_Rule(method, "hold", nth, every, gate=gate))
+
     def clear(self) -> None:
         """Remove every rule (the counters stay)."""
         self._rules.clear()
 
-    async def _run(self, method: str, op: Callable[[], Awaitable[T]]) -> T:
+    async def _run(self, method: str, op: Callable[[], Awaitable[T]], name: str = "") -> T:
         self.calls[method] += 1
         count = self.calls[method]
         rule = next((r for r in self._rules if r.fires(method, count)), None)
@@ -96,6 +105,9 @@ class FaultyBackend(Wrapper):
                 await asyncio.sleep(rule.seconds)
             if rule is not None and rule.action == "hang":
                 await asyncio.Event().wait()
+            if rule is not None and rule.action == "hold":
+                assert rule.gate is not None
+                await rule.gate(name)
             result = await op()
             if rule is not None and rule.action == "lose":
                 raise BackendUnavailable(f"injected lost response to {method}")
@@ -104,20 +116,20 @@ class FaultyBackend(Wrapper):
             self.active -= 1
 
     async def put_if_absent(self, name: str, data: bytes | bytearray | memoryview) -> bool:
-        return await self._run("put_if_absent", lambda: self.inner.put_if_absent(name, data))
+        return await self._run("put_if_absent", lambda: self.inner.put_if_absent(name, data), name)
 
     async def get(self, name: str, start: int = 0, end: int | None = None) -> bytes:
-        return await self._run("get", lambda: self.inner.get(name, start, end))
+        return await self._run("get", lambda: self.inner.get(name, start, end), name)
 
     async def head(self, name: str) -> int:
-        return await self._run("head", lambda: self.inner.head(name))
+        return await self._run("head", lambda: self.inner.head(name), name)
 
     async def delete(self, name: str) -> None:
-        await self._run("delete", lambda: self.inner.delete(name))
+        await self._run("delete", lambda: self.inner.delete(name), name)
 
     async def list(self, prefix: str = "") -> AsyncIterator[str]:
         async def collect() -> list[str]:
             return [name async for name in self.inner.list(prefix)]
 
-        for name in await self._run("list", collect):
+        for name in await self._run("list", collect, prefix):
             yield name

@@ -1,6 +1,8 @@
 """A wrapper that retries transient backend failures with capped exponential backoff and full jitter.
 
-Only :class:`BackendUnavailable` is retried. Everything else passes through at once: a missing
+Only :class:`BackendUnavailable` is retried, and not its :class:`EndpointUnreachable` (nothing
+has ever answered at the endpoint: a wrong URL or a stopped server, which waiting will not fix
+within a retry schedule). Everything else passes through at once: a missing
 object (``NotFound``), bad credentials (``AuthError``, ``BackendAuthError``), a programming error
 (``UsageError``), damaged data (``IntegrityError``), a full disk (``LocalIOError``) will not fix
 itself by waiting. Attempt ``n`` (from 0) sleeps a uniform random time in
@@ -25,7 +27,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-from ..engine.errors import BackendUnavailable, UsageError
+from ..engine.errors import BackendUnavailable, EndpointUnreachable, UsageError
 from .base import Backend, Wrapper
 
 T = TypeVar("T")
@@ -64,7 +66,7 @@ class RetryingBackend(Wrapper):
             try:
                 return await op()
             except BackendUnavailable as exc:
-                if attempt + 1 >= self._attempts:
+                if attempt + 1 >= self._attempts or isinstance(exc, EndpointUnreachable):
                     raise
                 pause = self.delay(attempt)
                 log.debug("%s on %s failed (%s); retry %d in %.2fs", what, self.description, exc, attempt + 1, pause)
@@ -93,8 +95,8 @@ class RetryingBackend(Wrapper):
                         seen.add(name)
                         yield name
                 return
-            except BackendUnavailable:
-                if attempt + 1 >= self._attempts:
+            except BackendUnavailable as exc:
+                if attempt + 1 >= self._attempts or isinstance(exc, EndpointUnreachable):
                     raise
                 await self._sleep(self.delay(attempt))
             finally:

@@ -20,13 +20,18 @@ AWS. Credentials and region come from the standard AWS chain (environment, ``AWS
 config files, instance metadata); a secret never passes through this module. The connection pool
 holds at least ``concurrency`` connections; botocore's own retries ("standard" mode, jittered) are
 kept to ``max_attempts`` in total so a dead endpoint fails within seconds, not minutes — further
-retrying is the job of the retrying wrapper.
+retrying is the job of the retrying wrapper. Until the endpoint has answered once, a refused,
+unresolvable or timed-out connection is not retried (botocore's retry is vetoed) and raises
+:class:`EndpointUnreachable`, which the retrying wrapper passes through: a wrong endpoint fails in
+under a second. After a first answer it is an ordinary, retried :class:`BackendUnavailable`.
+``ensure_bucket()`` creates a missing bucket (``create --create-bucket``).
 
 Every provider error is translated here and chained (``raise ... from exc``): missing bucket →
 :class:`BackendError` naming it; rejected or missing credentials → :class:`BackendAuthError`;
 connection failures, timeouts, 5xx, ``SlowDown`` → :class:`BackendUnavailable` naming the
-endpoint; a missing object → :class:`NotFound`. Cancelling an operation cancels its request; a
-cancelled ``put_if_absent`` may or may not have created the object.
+endpoint (:class:`EndpointUnreachable` before the first answer); a missing object →
+:class:`NotFound`. Cancelling an operation cancels its request; a cancelled ``put_if_absent`` may
+or may not have created the object.
 """
 
 from __future__ import annotations
@@ -45,7 +50,14 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore import exceptions as bce
 
-from ..engine.errors import BackendAuthError, BackendError, BackendUnavailable, NotFound, UsageError
+from ..engine.errors import (
+    BackendAuthError,
+    BackendError,
+    BackendUnavailable,
+    EndpointUnreachable,
+    NotFound,
+    UsageError,
+)
 from .base import Properties, check_name, check_prefix, is_valid_name
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -67,6 +79,8 @@ _CREDENTIAL_ERRORS = (
 _NETWORK_ERRORS = (
     bce.ConnectionError, bce.HTTPClientError, bce.IncompleteReadError, aiohttp.ClientError, OSError,
 )
+#: failures to connect at all: before the endpoint has answered once, these are not retried
+_UNREACHABLE = (bce.EndpointConnectionError, bce.ConnectTimeoutError)
 #: how often a 409 ConditionalRequestConflict is retried inside put_if_absent
 CONFLICT_RETRIES = 5
 
@@ -108,6 +122,7 @@ class S3Backend:
     """
 
     __slots__ = (
+        "_answered",
         "_bucket",
         "_bucket_seen",
         "_client",
@@ -154,6 +169,7 @@ class S3Backend:
         self._client: Any = None
         self._closed = False
         self._bucket_seen = False
+        self._answered = False  # has the endpoint ever answered (any HTTP response)?
 
     @classmethod
     def from_url(
@@ -281,6 +297,45 @@ class S3Backend:
         except Exception as exc:
             self._raise(exc, "deleting", name)
 
+    async def ensure_bucket(self) -> bool:
+        """Create the bucket (in the client's region) if it is missing; True if this call made it.
+
+        An existing bucket is left alone: credentials that may not create buckets still work.
+        """
+        client = await self._open()
+        try:
+            await client.head_bucket(Bucket=self._bucket)
+            self._bucket_seen = True
+            return False
+        except bce.ClientError as exc:
+            if _code_status(exc)[1] != 404:
+                self._raise(exc, "checking", "the bucket")
+        except Exception as exc:
+            self._raise(exc, "checking", "the bucket")
+        region = client.meta.region_name
+        where = {} if region in (None, "us-east-1") else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        try:
+            await client.create_bucket(Bucket=self._bucket, **where)
+        except bce.ClientError as exc:
+            code, status = _code_status(exc)
+            if code == "BucketAlreadyOwnedByYou":
+                return False  # made by a concurrent call of ours
+            if code == "BucketAlreadyExists":
+                raise BackendError(
+                    f"cannot create bucket {self._bucket!r} at {self._where}: the name is taken by another "
+                    "account (bucket names are global); choose another name"
+                ) from exc
+            if code in _AUTH_CODES or status in (401, 403):
+                raise BackendAuthError(
+                    f"{self._where} refused to create bucket {self._bucket!r} ({code or status}): these "
+                    "credentials may not create buckets; create it another way, or use credentials that may"
+                ) from exc
+            self._raise(exc, "creating", "the bucket")
+        except Exception as exc:
+            self._raise(exc, "creating", "the bucket")
+        self._bucket_seen = True
+        return True
+
     async def aclose(self) -> None:
         """Close the connection pool. Idempotent; the backend cannot be used afterwards."""
         self._closed = True
@@ -310,8 +365,19 @@ class S3Backend:
                     client = await stack.enter_async_context(
                         session.create_client("s3", endpoint_url=self._endpoint, config=self._config)
                     )
+                # first in line, so its False ("do not retry") wins over botocore's retry handler
+                client.meta.events.register_first("needs-retry.s3", self._needs_retry)
                 self._stack, self._client = stack, client
             return self._client
+
+    def _needs_retry(self, response: Any = None, caught_exception: Any = None, **_: Any) -> bool | None:
+        """botocore's retry hook: note the first answer; veto retries while nothing has answered."""
+        if response is not None:
+            self._answered = True
+            return None
+        if isinstance(caught_exception, _UNREACHABLE) and not self._answered:
+            return False
+        return None  # botocore's own rules decide
 
     async def _check_bucket(self) -> None:
         """Raise the missing-bucket error if the bucket does not exist (else return)."""
@@ -328,7 +394,8 @@ class S3Backend:
     def _missing_bucket(self) -> BackendError:
         return BackendError(
             f"bucket {self._bucket!r} does not exist at {self._where}: check the bucket name in "
-            f"{self.description}, the endpoint URL and the region (AWS_REGION), or create the bucket"
+            f"{self.description}, the endpoint URL and the region (AWS_REGION), or create the bucket "
+            "(`sigmavault create --create-bucket` does)"
         )
 
     @contextlib.contextmanager
@@ -341,6 +408,7 @@ class S3Backend:
     def _raise(self, exc: Exception, action: str, name: str) -> NoReturn:
         """Raise ``exc`` translated into the project's error tree (chained to it)."""
         if isinstance(exc, bce.ClientError):
+            self._answered = True
             raise self._client_error(exc, action, name) from exc
         if isinstance(exc, _CREDENTIAL_ERRORS):
             raise BackendAuthError(
@@ -349,6 +417,11 @@ class S3Backend:
             ) from exc
         if isinstance(exc, bce.NoRegionError):
             raise UsageError(f"no region for {self.description}: set AWS_REGION or pass a region") from exc
+        if isinstance(exc, _UNREACHABLE) and not (self._answered or self._bucket_seen):
+            raise EndpointUnreachable(
+                f"nothing answers at the S3 endpoint {self._where} ({type(exc).__name__}): check the "
+                "endpoint URL (?endpoint= in the vault URL, or AWS_ENDPOINT_URL) and that the server is running"
+            ) from exc
         if isinstance(exc, _NETWORK_ERRORS):
             reason = type(exc).__name__
             raise BackendUnavailable(

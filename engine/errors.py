@@ -13,6 +13,7 @@ code the CLI uses for it, so exit codes are mapped in exactly one place::
     │   └── RollbackError       7  the provider served an older or forked history
     ├── BackendError            8  the storage refused or failed a request
     │   ├── BackendUnavailable  9  unreachable / transient (retryable)
+    │   │   └── EndpointUnreachable 9  nothing ever answered at the endpoint (not retried)
     │   └── BackendAuthError   10  credentials rejected by the storage provider
     ├── LocalIOError           11  local disk problem (disk full, permission denied)
     ├── ConcurrencyError       12  another client won a race (internal; the engine retries)
@@ -91,6 +92,18 @@ class BackendUnavailable(BackendError):
     default_message = "the storage backend is unreachable"
 
 
+class EndpointUnreachable(BackendUnavailable):
+    """Nothing has answered at the endpoint since the backend was opened: the connection was
+    refused, the name did not resolve or the connection timed out on first contact.
+
+    A wrong endpoint URL or a server that is not running does not fix itself within a retry
+    schedule, so the retrying wrapper raises this at once. Once the endpoint has answered, a
+    failed connection is an ordinary BackendUnavailable (a restarting server) and is retried.
+    """
+
+    default_message = "nothing answers at the storage endpoint"
+
+
 class BackendAuthError(BackendError):
     exit_code = 10
     default_message = "the storage backend rejected the credentials"
@@ -123,6 +136,7 @@ __all__ = [
     "BackendError",
     "BackendUnavailable",
     "ConcurrencyError",
+    "EndpointUnreachable",
     "IntegrityError",
     "Interrupted",
     "LocalIOError",

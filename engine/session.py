@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
-from ..backends.base import Backend
+from ..backends.base import Backend, ensure_bucket
 from ..backends.retrying import RetryingBackend
 from ..backends.urls import open_backend
 from . import keystore, localstate
@@ -119,12 +119,13 @@ async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, kee
 
 async def create(url: str | None = None, *, passphrase: str, kdf: str = "interactive",
                  chunk_size: int = 4 << 20, prf: str = "blake3-keyed-256",
-                 tuning: config.Tuning | None = None, **backend_opts: Any) -> Vault:
+                 tuning: config.Tuning | None = None, create_bucket: bool = False, **backend_opts: Any) -> Vault:
     """Create a new vault at ``url`` (default: the local default vault) and return it open.
 
-    Writes keystore generation 1 and the empty commit 0. Raises AlreadyExists if a vault is there,
-    UsageError for bad parameters, BackendError for storage problems. The recovery code is
-    available once as ``vault.recovery_code``.
+    Writes keystore generation 1 and the empty commit 0. ``create_bucket`` first creates the S3
+    bucket or Azure container if it is missing (else a missing one is a BackendError). Raises
+    AlreadyExists if a vault is there, UsageError for bad parameters, BackendError for storage
+    problems. The recovery code is available once as ``vault.recovery_code``.
     """
     url = url or config.default_vault_url()
     profile = _profile(kdf)
@@ -133,6 +134,8 @@ async def create(url: str | None = None, *, passphrase: str, kdf: str = "interac
         raise UsageError("chunk size must be a power of two from 1 MiB to 16 MiB; prf blake3-keyed-256 or hmac-sha256")
     backend = _connect(url, _create_opts(url, backend_opts))
     try:
+        if create_bucket:
+            await ensure_bucket(backend)
         if [n async for n in backend.list("k/")]:
             raise AlreadyExists(f"a vault already exists at {url}")
         written, recovery = await asyncio.to_thread(keystore.create, Passphrase.of(passphrase),

@@ -18,6 +18,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--kdf", choices=sorted(session.PROFILES), default="interactive",
                    help="passphrase hashing cost (default interactive; minimum is the floor, for tests)")
     p.add_argument("--chunk-size", type=int, default=4, metavar="MIB", help="chunk size in MiB (1–16, power of two)")
+    p.add_argument("--create-bucket", action="store_true",
+                   help="for s3:// and az:// vaults: create the bucket or container first if it does not exist")
     p.set_defaults(handler=run)
 
 
@@ -29,7 +31,7 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
     if not len(pw.secret):
         raise UsageError("the passphrase must not be empty")
     vault = await session.create(opts.url, passphrase=pw.secret.reveal().decode("utf-8"), kdf=args.kdf,
-                                 chunk_size=args.chunk_size << 20)
+                                 chunk_size=args.chunk_size << 20, create_bucket=args.create_bucket)
     async with vault:
         code = vault.recovery_code or ""
         doc = {"url": opts.url, "fingerprint": vault.fingerprint, "generation": vault.generation,

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BOOTSTRAP_HINT = "run scripts/bootstrap to install the test servers"
+BOOTSTRAP_HINT = "run scripts/bootstrap --test to install the test servers"
 
 #: the well-known Azurite development account (public, documented by Microsoft)
 AZURITE_ACCOUNT = "devstoreaccount1"
@@ -159,6 +159,9 @@ class SeaweedServer(_Process):
     name: str = "seaweedfs"
     access_key: str = field(default_factory=lambda: "AK" + secrets.token_hex(8).upper())
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    #: a second identity that may read, write and list but not administer (so not create buckets)
+    limited_key: str = field(default_factory=lambda: "AK" + secrets.token_hex(8).upper())
+    limited_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     region: str = "us-east-1"
     ports: dict[str, int] = field(default_factory=lambda: dict(zip(_WEED_PORTS, free_ports(len(_WEED_PORTS)))))
 
@@ -171,7 +174,12 @@ class SeaweedServer(_Process):
                     "name": "sigmavault-test",
                     "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
                     "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
+                },
+                {
+                    "name": "sigmavault-limited",
+                    "credentials": [{"accessKey": self.limited_key, "secretKey": self.limited_secret}],
+                    "actions": ["Read", "Write", "List"],
+                },
             ]
         }
         (self.root / "s3.json").write_text(json.dumps(config))

@@ -22,13 +22,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servers import AzuriteServer, SeaweedServer, running
+from gated import Gate
+from servers import AZURITE_ACCOUNT, AZURITE_KEY, AzuriteServer, SeaweedServer, free_ports, running
 
 import sigmavault
 from sigmavault.backends.faulty import FaultyBackend
 from sigmavault.backends.retrying import RetryingBackend
 from sigmavault.backends.urls import open_backend
-from sigmavault.engine.errors import BackendAuthError, BackendError, BackendUnavailable
+from sigmavault.engine.errors import (
+    BackendAuthError,
+    BackendError,
+    BackendUnavailable,
+    EndpointUnreachable,
+    VaultNotFound,
+)
 
 PASS = "cloud vault test passphrase"
 MiB = 1 << 20
@@ -313,14 +320,6 @@ def test_two_processes_race_their_commits(place: Place, tmp_path: Path) -> None:
 # -- a server dies in the middle of an import ------------------------------------------------------
 
 
-def wait_for_new_objects(url: str, before: int, proc: subprocess.Popen[str], limit: float = 60) -> None:
-    deadline = time.monotonic() + limit
-    while len(asyncio.run(stored_names(url, "o/"))) <= before:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the import uploaded nothing"
-        time.sleep(0.05)
-
-
 def test_server_killed_mid_import(own_place: Place, tmp_path: Path) -> None:
     place, server, home = own_place, own_place.server, tmp_path / "home"
     first = make_tree(tmp_path / "first", SMALL)
@@ -334,12 +333,21 @@ def test_server_killed_mid_import(own_place: Place, tmp_path: Path) -> None:
     big = make_tree(tmp_path / "big", {f"part{i:02}": 4 * MiB + i for i in range(10)})
     before = len(asyncio.run(stored_names(place.url, "o/")))
 
-    proc = subprocess.Popen(cli_cmd(place, "import", str(tmp_path / "big")), env=cli_env(place, home),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the first uploads go through; the rest wait at the gate, so the import cannot finish (or
+    # commit) before the server is dead, however fast or busy the machine
+    gate = Gate(tmp_path, allow=2)
+    proc = subprocess.Popen(gate.cmd(*cli_cmd(place, "import", str(tmp_path / "big"))[3:]),
+                            env=cli_env(place, home), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
-        wait_for_new_objects(place.url, before, proc)
+        gate.wait_held(proc)
+        deadline = time.monotonic() + 60
+        while len(asyncio.run(stored_names(place.url, "o/"))) < before + gate.allow:  # the ones let through land
+            assert time.monotonic() < deadline, "the uploads let through the gate never arrived"
+            time.sleep(0.05)
         server.kill()
         killed = time.monotonic()
+        gate.release()  # the held uploads now meet a dead server
         _, err = proc.communicate(timeout=60)
         took = time.monotonic() - killed
     finally:
@@ -405,6 +413,116 @@ def test_missing_bucket_fails_clearly(place: Place, tmp_path: Path) -> None:
         assert done.returncode == EXIT_BACKEND, done.stderr
         assert missing in one_line_error(done.stderr)
     assert asyncio.run(stored_names(existing)) == []  # and nothing was written anywhere else
+
+
+# -- nothing at the endpoint; a server that answered once ---------------------------------------------
+
+
+def baseline(url: str) -> float:
+    """Seconds ``open`` takes to learn there is no vault from a server that answers at once: the
+    cost of starting a client on this machine now (a busy machine multiplies it)."""
+    began = time.monotonic()
+    with pytest.raises(VaultNotFound):
+        asyncio.run(sigmavault.open(url, passphrase=PASS))
+    return time.monotonic() - began
+
+
+@pytest.mark.parametrize("kind", ["s3", "azure"])
+def test_nothing_at_the_endpoint_fails_fast(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            request: pytest.FixtureRequest) -> None:
+    """A wrong endpoint or a server not started: one line, exit 9, at once (no retry schedule,
+    which took 11 s on S3), for the library and the command."""
+    host = f"127.0.0.1:{free_ports(1)[0]}"  # nothing listens here
+    if kind == "s3":
+        live = place_on(request.getfixturevalue("s3_server"), tmp_path, monkeypatch)
+        url = f"s3://vault/v?endpoint=http://{host}&path_style=true"
+        env = cloud_env(live.server, tmp_path, AWS_ACCESS_KEY_ID="AKNOBODYHOME", AWS_SECRET_ACCESS_KEY="none")
+    else:
+        live = place_on(request.getfixturevalue("azure_server"), tmp_path, monkeypatch)
+        url = "az://vault/v"
+        env = {"AZURE_STORAGE_CONNECTION_STRING": (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://{host}/{AZURITE_ACCOUNT};")}
+    usual = min(baseline(live.url) for _ in range(2))  # the first one also imports the SDK
+    use_env(monkeypatch, env)
+    for make in (lambda: sigmavault.create(url, passphrase=PASS, kdf="minimum"),
+                 lambda: sigmavault.open(url, passphrase=PASS)):
+        times = []
+        for _ in range(2):  # the better of two: a busy machine may stall one of them for seconds
+            began = time.monotonic()
+            with pytest.raises(EndpointUnreachable) as info:  # which the retrying wrapper never retries
+                asyncio.run(make())
+            times.append(time.monotonic() - began)
+            assert host in info.value.message and "nothing answers" in info.value.message
+        assert min(times) < usual + 2, f"gave up after {times} s (an answering server: {usual:.1f} s)"
+    dead = Place(live.server, "vault", url, env)
+    for args in (("create", "--kdf", "minimum"), ("log",)):
+        done = cli(dead, tmp_path / "home", *args)
+        assert done.returncode == EXIT_UNREACHABLE, done.stderr
+        line = one_line_error(done.stderr)
+        assert host in line and "nothing answers" in line, line
+
+
+def test_a_server_that_answered_once_is_retried_when_it_dies(own_place: Place) -> None:
+    """Once the endpoint has answered, a refused connection is a restart in progress: retried."""
+    sleeps: list[float] = []
+
+    async def record(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    async def main() -> None:
+        backend = RetryingBackend(open_backend(own_place.url, max_attempts=1), attempts=4, sleep=record)
+        try:
+            assert [n async for n in backend.list("k/")] == []  # the endpoint answers
+            own_place.server.kill()
+            with pytest.raises(BackendUnavailable) as info:
+                await backend.head("k/0000000000000001")
+            assert not isinstance(info.value, EndpointUnreachable), info.value
+            assert len(sleeps) == 3  # every attempt was made
+            own_place.server.start()
+            if isinstance(own_place.server, AzuriteServer):
+                own_place.server.create_container(own_place.namespace)  # Azurite forgets it when killed
+            assert await backend.put_if_absent("l/after-restart", b"x") is True  # the same backend recovers
+        finally:
+            await backend.aclose()
+
+    asyncio.run(main())
+
+
+# -- create --create-bucket ------------------------------------------------------------------------
+
+
+def test_create_bucket_makes_a_missing_bucket(place: Place, tmp_path: Path) -> None:
+    existing, missing = place.url, "svt-new-" + secrets.token_hex(4)
+    place.url = place.url_for(missing)
+    done = cli(place, tmp_path / "home", "create", "--kdf", "minimum")
+    assert done.returncode == EXIT_BACKEND, done.stderr
+    line = one_line_error(done.stderr)
+    assert missing in line and "--create-bucket" in line  # says how
+    ok(place, tmp_path / "home", "create", "--kdf", "minimum", "--create-bucket")
+    assert "c/0000000000000000" in asyncio.run(stored_names(place.url))  # the vault is in the new bucket
+    # an existing bucket is used as it is: a second vault beside the first
+    place.url = place.url.replace("/vault", "/second", 1)
+    ok(place, tmp_path / "home2", "create", "--kdf", "minimum", "--create-bucket")
+    assert "c/0000000000000000" in asyncio.run(stored_names(place.url))
+    assert asyncio.run(stored_names(existing)) == []  # nothing written anywhere else
+
+
+def test_create_bucket_without_the_right_to_fails_clearly(s3_server: SeaweedServer, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials that may read and write but not create buckets: one line that says so, exit 10;
+    the same credentials work on a bucket that exists."""
+    env = cloud_env(s3_server, tmp_path, AWS_ACCESS_KEY_ID=s3_server.limited_key,
+                    AWS_SECRET_ACCESS_KEY=s3_server.limited_secret)
+    missing = "svt-new-" + secrets.token_hex(4)
+    place = Place(s3_server, missing, f"s3://{missing}/vault?endpoint={s3_server.endpoint}&path_style=true", env)
+    use_env(monkeypatch, env)
+    done = cli(place, tmp_path / "home", "create", "--kdf", "minimum", "--create-bucket")
+    assert done.returncode == EXIT_CREDENTIALS, done.stderr
+    line = one_line_error(done.stderr)
+    assert missing in line and "may not create buckets" in line and s3_server.limited_secret not in line
+    place.url = place.url_for(s3_server.new_bucket())
+    ok(place, tmp_path / "home", "create", "--kdf", "minimum", "--create-bucket")
 
 
 # -- transient failures inside the retrying wrapper ------------------------------------------------

@@ -5,10 +5,12 @@ from __future__ import annotations
 import filecmp
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
-from clitools import Cli
+from clitools import Cli, env_for
+from gated import Gate
 
 
 def test_backup_restore_and_diff(tmp_path: Path) -> None:
@@ -64,13 +66,21 @@ def test_kill_9_during_import_then_rerun_uploads_only_what_is_missing(tmp_path: 
     src.mkdir()
     for i in range(40):
         (src / f"f{i:02}").write_bytes(os.urandom(1_048_576 * 2 + i))
-    proc = cli.popen("import", str(src))
-    deadline = time.monotonic() + 60
+    # 40 chunk uploads go through, the rest wait at a gate: the kill lands mid-import however fast
+    # or busy the machine (a poll-then-kill raced the import, which could finish in between)
+    gate = Gate(tmp_path, allow=40)
+    proc = subprocess.Popen(gate.cmd("--vault", str(cli.vault), "import", str(src)), env=env_for(cli.home),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     objects = tmp_path / "vault" / "o"
-    while time.monotonic() < deadline and sum(1 for _ in objects.rglob("*")) < 40:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    try:
+        gate.wait_held(proc)
+        deadline = time.monotonic() + 60
+        while sum(1 for p in objects.rglob("*") if p.is_file() and not p.name.startswith(".")) < 40:
+            assert time.monotonic() < deadline, "the uploads let through the gate never landed"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
     assert cli.ok("info", "--json").json()["generation"] == 0  # the killed import committed nothing
     before = {p.name for p in objects.rglob("*") if p.is_file()}
     assert len(before) >= 20  # the first run got well into the upload before it died
