@@ -73,12 +73,14 @@ def test_one_input(data: bytes) -> None:
     if not data:
         return
     mode, body = data[0] % 5, data[1:]
-    if mode == 0:
-        allowed(keystore.parse, body, NAME)
-        allowed(keystore.list_slots, body, NAME)
-    elif mode == 1:
-        allowed(keystore.unlock_with_ksk, _mac_file(body), NAME, KSK, PIN)
-        allowed(keystore.list_slots, _mac_file(body), NAME)
+    if mode in (0, 1):
+        raw = body if mode == 0 else _mac_file(body)
+        parsed = allowed(keystore.parse, raw, NAME)
+        allowed(keystore.list_slots, raw, NAME)
+        if parsed is not None:  # what we accept we must be able to write back (key add, passwd …)
+            keystore.encode(KSK, parsed.vault_id, parsed.generation, parsed.slots, parsed.keyring_ct)
+        if mode == 1:
+            allowed(keystore.unlock_with_ksk, raw, NAME, KSK, PIN)
     elif mode == 2:
         ring = allowed(keyring.open_keyring, KSK, VAULT_ID, 1, _keyring_ct(body))
         if ring is not None:

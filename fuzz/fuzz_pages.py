@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sigmavault.backends.memory import MemoryBackend
 from sigmavault.engine import canonical, pages
-from sigmavault.engine.catalog import node_from_entry
+from sigmavault.engine.catalog import entry_from_node, node_from_entry
 from sigmavault.engine.keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
 from sigmavault.engine.store import ObjectStore
 
@@ -27,8 +27,8 @@ def _decode(raw: bytes) -> None:
     if page is None:
         return
     assert pages.encode_page(page) == raw, "a decoded page must be canonical"
-    for e in page.entries:
-        node_from_entry(e)
+    for e in page.entries:  # a co-writer's entry survives our rewrite of its directory unchanged
+        assert entry_from_node(e.name, node_from_entry(e)) == e
 
 
 async def _sealed(raw: bytes, before: int) -> None:

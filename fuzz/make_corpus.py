@@ -9,6 +9,7 @@ as libFuzzer names its own finds. Inputs that once crashed a harness are kept th
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from sigmavault.engine import bech32, chunked, commits, keyring, localstate, objects, pages, xwing
@@ -65,6 +66,13 @@ def _payload() -> bytes:
     })
 
 
+def _relabelled_payload(label: str) -> bytes:
+    """A payload whose slot label a co-writer set through an ASCII escape (a regression seed)."""
+    p = json.loads(_payload())
+    p["slots"][0]["label"] = label
+    return json.dumps(p, sort_keys=True, separators=(",", ":")).encode()
+
+
 def _state() -> localstate.LocalState:
     return localstate.LocalState(VAULT_ID, bytes(16), 3, 1, 7, bytes(32), bytes(16))
 
@@ -110,6 +118,7 @@ def seeds() -> dict[str, list[bytes]]:
         "keystore": [
             b"\0" + fuzz_keystore._file([fuzz_keystore.SLOT.to_json()], fuzz_keystore._keyring_ct(_ring())),
             b"\1" + _payload(), b"\2" + _ring(), b"\3" + _ring(), b"\4" + fuzz_keystore.SLOT.wrapped,
+            b"\1" + _relabelled_payload("\ud800"), b"\1" + _relabelled_payload("\x1b[2J"),
         ],
         "localstate": [b"\0" + localstate.encode(_state(), LOCAL_KEY), b"\1" + localstate._payload(_state())],
     }

@@ -17,6 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 HARNESSES = ("objects", "canonical", "bech32", "pages", "blobrefs", "commits", "keystore", "localstate")
 DEFAULTS = ["-timeout=10", "-rss_limit_mb=1536", "-max_len=65536"]
+JSON_HARNESSES = ("canonical", "pages", "commits", "keystore", "localstate")  # get fuzz/json.dict
 
 
 def main(argv: list[str]) -> None:
@@ -31,7 +32,10 @@ def main(argv: list[str]) -> None:
 
     with atheris.instrument_imports(include=["sigmavault"]):
         module = importlib.import_module(f"fuzz.fuzz_{name}")
-    flags = [*DEFAULTS, f"-artifact_prefix={work}/", *rest]
+    flags = [*DEFAULTS, f"-artifact_prefix={work}/"]
+    if name in JSON_HARNESSES:
+        flags.append(f"-dict={HERE / 'json.dict'}")
+    flags += rest
     atheris.Setup([sys.argv[0], *flags, str(work), str(HERE / "corpus" / name)], module.test_one_input)
     atheris.Fuzz()
 
