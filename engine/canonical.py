@@ -80,7 +80,7 @@ def loads(data: bytes | bytearray | memoryview, limit: int = MAX_DOCUMENT, canon
     if canonical:
         try:
             again = dumps(obj)
-        except ValueError:  # a lone surrogate ("\ud800") parses but has no UTF-8 form
+        except (ValueError, RecursionError):  # a lone surrogate ("\ud800") parses but has no UTF-8 form
             fail("not canonical")
         if again != raw:
             fail("not canonical")

@@ -18,6 +18,7 @@ from typing import Any
 
 from sigmavault.backends.memory import MemoryBackend
 from sigmavault.engine import content, pages
+from sigmavault.engine.canonical import b64u
 from sigmavault.engine.errors import VaultError
 from sigmavault.engine.keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
 from sigmavault.engine.store import ObjectStore
@@ -61,7 +62,7 @@ def _ref_json(group: bytes) -> dict[str, Any]:
     real = len(OBJECTS.get(name, b""))
     delta = int.from_bytes(group[12:16].ljust(4, b"\0"), "big", signed=True)
     ref: dict[str, Any] = {
-        "e": group[1] % 3, "k": kind, "id": pages.b64u(blob_id), "o": name, "off": off, "len": length,
+        "e": group[1] % 3, "k": kind, "id": b64u(blob_id), "o": name, "off": off, "len": length,
     }
     if kind != KIND_PAGE_PACK:
         ref["ol"] = max(real + (delta if group[2] & 2 else 0), 0)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sigmavault.engine import keyring, keystore, slots, xwing
+from sigmavault.engine import chunked, keyring, keystore, slots, xwing
 from sigmavault.engine.canonical import b64u, dumps, loads
 from sigmavault.engine.credentials import Pin, XwingKey
 from sigmavault.engine.keys import expand
@@ -44,8 +44,8 @@ CRED = XwingKey(SEED)
 
 
 def _keyring_ct(plain: bytes) -> bytes:
-    return keyring.chunked.seal(expand(KSK.reveal(), "keyring-enc"), keyring.keyring_context(VAULT_ID, 1), plain,
-                                bytes(keyring.chunked.SALT))  # a fixed salt keeps the seed corpus stable
+    key = expand(KSK.reveal(), "keyring-enc")
+    return chunked.seal(key, keyring.keyring_context(VAULT_ID, 1), plain, bytes(chunked.SALT))  # fixed: stable seeds
 
 
 def _file(slot_list: list[dict[str, object]], keyring_ct: bytes) -> bytes:

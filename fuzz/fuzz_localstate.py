@@ -12,7 +12,9 @@ Input: one mode byte, then the body.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from sigmavault.engine.canonical import b64u
 from .common import LOCAL_KEY, allowed
 
 _DIR = Path(tempfile.mkdtemp(prefix="sv-fuzz-ls-"))
+atexit.register(shutil.rmtree, _DIR, True)
 _FILE = _DIR / "state"
 
 

@@ -66,15 +66,15 @@ def test_one_input(data: bytes) -> None:
         if stored is not None and again is not None:
             assert bytes(stored) == bytes(again)
     else:
-        params, stored = body[:8], body[8:]
+        params, plain = body[:8], body[8:]
         kind = KIND_CHUNK if params[:1] < b"\x80" else KIND_DATA_PACK
-        obj = SEALER.seal(kind, NAME, stored)
-        off, length = _u32(params, 0) % (len(stored) + 2), _u32(params, 1) % (len(stored) + 2)
+        obj = SEALER.seal(kind, NAME, plain)
+        off, length = _u32(params, 0) % (len(plain) + 2), _u32(params, 1) % (len(plain) + 2)
         sp_plan = allowed(SEALER.range_plan, len(obj), off, length)
         if sp_plan is None:
-            assert off + length > len(stored)  # only a range beyond the stored bytes may be refused
+            assert off + length > len(plain)  # only a range beyond the stored bytes may be refused
             return
         sp, (lo, hi) = sp_plan
         got = allowed(SEALER.open_range, kind, NAME, obj[: objects.HDR + chunked.HEAD], sp, obj[lo:hi], off, length)
-        if off + length <= len(stored):
-            assert got == stored[off : off + length], "a valid range of a valid object must read back"
+        if off + length <= len(plain):
+            assert got == plain[off : off + length], "a valid range of a valid object must read back"

@@ -28,7 +28,7 @@ def main(argv: list[str]) -> None:
     if len(rest) >= 2 and rest[0] == "--work":
         work, rest = Path(rest[1]), rest[2:]
     work.mkdir(parents=True, exist_ok=True)
-    import atheris  # only here: the harness modules themselves run without it (replay test)
+    import atheris  # type: ignore[import-untyped]  # only here: the harness modules themselves run without it (replay test)
 
     with atheris.instrument_imports(include=["sigmavault"]):
         module = importlib.import_module(f"fuzz.fuzz_{name}")

@@ -7,6 +7,7 @@ later write would choke on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -46,6 +47,14 @@ def test_canonical_loads_refuses_a_lone_surrogate() -> None:
     with pytest.raises(IntegrityError):
         canonical.string(canonical.loads(b'"\\udcff"'))
     assert canonical.string(canonical.loads(b'"\\ud83d\\ude00"')) == "\U0001f600"  # a real pair is text
+
+
+def test_canonical_loads_deep_nesting_ends_in_integrity_error() -> None:
+    # The parser and the canonical re-encoder hit the recursion limit at slightly different depths:
+    # a document just shallow enough to parse made the re-encode raise RecursionError.
+    for depth in range(700, 1100):
+        with contextlib.suppress(IntegrityError):
+            canonical.loads(b"[" * depth + b"]" * depth, canonical=True)
 
 
 @pytest.mark.parametrize("label", ["\ud800", "a\udcffb", "\x1b[2J\x1b[31mclick here", "tab\there", "\x9b31m"])
