@@ -15,6 +15,7 @@ Input: one mode byte, then the body.
 from __future__ import annotations
 
 import contextlib
+import time
 
 from sigmavault.engine import commits
 from sigmavault.engine.errors import VaultError
@@ -30,6 +31,7 @@ def _decode(raw: bytes) -> None:
     c = allowed(commits.decode_commit, raw)
     if c is not None:
         assert commits.encode_commit(c) == raw, "a decoded commit must be canonical"
+        time.gmtime(c.time)  # `log` and `history` show every commit's time
 
 
 def _body(gen: int, parent: bytes | None) -> bytes:

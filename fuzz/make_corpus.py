@@ -99,7 +99,8 @@ def seeds() -> dict[str, list[bytes]]:
             b"\0" + hdr + chunked.seal(SEALER.keys.enc_key(KIND_CHUNK), ctx, frame_header(0), salt=SALT),
         ] + [b"\3" + f for f in frames],
         "canonical": [b"\0" + page, b"\0" + body, b"\0" + _payload(), b"\1" + b64u(bytes(range(32))).encode(),
-                      b"\2" + b'{"a":1,"b":"x"}', b"\0" + b'[1,-2,"\\u00e9",{"k":null},true]'],
+                      b"\2" + b'{"a":1,"b":"x"}', b"\0" + b'[1,-2,"\\u00e9",{"k":null},true]',
+                      b"\0" + b"[" * 993 + b"]" * 993],  # regression: parsed, then the re-encode recursed
         "bech32": [
             b"\0" + xwing.recipient(fuzz_keystore.PK).encode(),
             b"\0" + xwing.identity(fuzz_keystore.SEED).encode(),
@@ -114,7 +115,8 @@ def seeds() -> dict[str, list[bytes]]:
             bytes([0x80, 1, 0, 0]) + _u32(0xFFFFFFF0, 0xFFFF, 0),
         ],
         "commits": [b"\0" + _commit(0), b"\0" + body, b"\1\1" + body, b"\2\4\0\0\0\0",
-                    b"\2\4\0\1\2\3" + body],
+                    b"\2\4\0\1\2\3" + body,
+                    b"\0" + body.replace(b'"time":1700000000', b'"time":4611686018427387904')],  # regression
         "keystore": [
             b"\0" + fuzz_keystore._file([fuzz_keystore.SLOT.to_json()], fuzz_keystore._keyring_ct(_ring())),
             b"\1" + _payload(), b"\2" + _ring(), b"\3" + _ring(), b"\4" + fuzz_keystore.SLOT.wrapped,

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 
 import pytest
 
-from sigmavault.engine import canonical, keystore, xwing
+from sigmavault.engine import canonical, commits, keystore, xwing
 from sigmavault.engine.credentials import Passphrase, Pin
 from sigmavault.engine.errors import IntegrityError, UsageError
+from sigmavault.engine.pages import BlobRef
 from sigmavault.engine.slots import MINIMUM
 
 
@@ -81,3 +83,19 @@ def test_new_slot_label_must_be_printable_text(made: keystore.Written, label: st
     pk = xwing.public_key(xwing.generate())
     with pytest.raises(UsageError):
         keystore.add_device(made.vault, pk, label)
+
+
+def _commit_body(time_field: bytes) -> bytes:
+    root = BlobRef(1, 2, bytes(32), "o/" + "ab" * 32, 0, 10, None)
+    body = commits.encode_commit(commits.Commit(bytes(32), 1, bytes(32), 1, 1, (root,), bytes(16), 1))
+    return body.replace(b'"time":1', b'"time":' + time_field)
+
+
+def test_commit_time_is_one_every_reader_can_show() -> None:
+    # A co-writer's commit with "time": 2**62 was accepted; `sigmavault log` then failed on the
+    # whole history (time.gmtime: "Value too large"), an unexpected error with exit 1.
+    for bad in (b"4611686018427387904", b"253402300800", b"9223372036854775807"):
+        with pytest.raises(IntegrityError):
+            commits.decode_commit(_commit_body(bad))
+    last = commits.decode_commit(_commit_body(str(commits.MAX_TIME).encode()))
+    assert time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last.time)) == "9999-12-31T23:59:59Z"
