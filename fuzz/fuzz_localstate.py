@@ -12,9 +12,7 @@ Input: one mode byte, then the body.
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,10 +20,6 @@ from sigmavault.engine import localstate
 from sigmavault.engine.canonical import b64u
 
 from .common import LOCAL_KEY, allowed
-
-_DIR = Path(tempfile.mkdtemp(prefix="sv-fuzz-ls-"))
-atexit.register(shutil.rmtree, _DIR, True)
-_FILE = _DIR / "state"
 
 
 def _mac_file(payload: bytes) -> bytes:
@@ -40,10 +34,14 @@ def test_one_input(data: bytes) -> None:
     if mode == 0:
         allowed(localstate.peek, body)
         allowed(localstate.decode, body, LOCAL_KEY)
-        _FILE.write_bytes(body)
-        allowed(localstate.load, _FILE, LOCAL_KEY)
-        allowed(localstate.load_unverified, _FILE)
-        os.unlink(_FILE)
+        fd, name = tempfile.mkstemp(prefix="sv-fuzz-state-")  # nothing left behind, even on a crash exit
+        try:
+            os.write(fd, body)
+            allowed(localstate.load, Path(name), LOCAL_KEY)
+            allowed(localstate.load_unverified, Path(name))
+        finally:
+            os.close(fd)
+            os.unlink(name)
     else:
         raw = _mac_file(body)
         state = allowed(localstate.decode, raw, LOCAL_KEY)
