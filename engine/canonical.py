@@ -77,8 +77,13 @@ def loads(data: bytes | bytearray | memoryview, limit: int = MAX_DOCUMENT, canon
         obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_float=_no_float, parse_constant=_no_float)
     except (UnicodeDecodeError, ValueError, RecursionError):
         fail("json")
-    if canonical and dumps(obj) != raw:
-        fail("not canonical")
+    if canonical:
+        try:
+            again = dumps(obj)
+        except (ValueError, RecursionError):  # a lone surrogate ("\ud800") parses but has no UTF-8 form
+            fail("not canonical")
+        if again != raw:
+            fail("not canonical")
     return obj
 
 
@@ -102,9 +107,20 @@ def integer(value: object, lo: int = 0, hi: int = (1 << 63) - 1) -> int:
 
 
 def string(value: object, max_len: int = 4096) -> str:
-    if not isinstance(value, str) or len(value) > max_len:
+    """A JSON string of at most ``max_len`` characters that is real Unicode text: a lone surrogate
+    (``"\\ud800"`` parses) could never be written back, so every later re-encode would crash."""
+    if not isinstance(value, str) or len(value) > max_len or not utf8_text(value):
         fail("string")
     return value
+
+
+def utf8_text(value: str) -> bool:
+    """Whether ``value`` has a UTF-8 form (no lone surrogates, e.g. from ``surrogateescape`` argv)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def array(value: object, max_len: int = 1 << 20) -> list[Any]:

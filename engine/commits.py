@@ -39,6 +39,7 @@ MAX_COMMIT = 1 << 20  # body size limit (canonical.MAX_DOCUMENT)
 VAULT_ID_LEN = 32
 CLIENT_ID_LEN = 16
 HASH_LEN = 32
+MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z: `log` and `history` must be able to show any commit's time
 
 def commit_name(gen: int) -> str:
     """The object name ``c/{gen:016x}``."""
@@ -71,7 +72,7 @@ class Commit:
         if not isinstance(self.client, bytes) or len(self.client) != CLIENT_ID_LEN:
             raise ValueError("client id must be 16 bytes")
         for value, hi in ((self.gen, MAX_GEN), (self.epoch, (1 << 32) - 1), (self.keystore_gen, MAX_GEN),
-                          (self.time, MAX_GEN)):
+                          (self.time, MAX_TIME)):
             if type(value) is not int or not 0 <= value <= hi:
                 raise ValueError("integer field out of range")
         if (self.gen == 0) != (self.parent is None):
@@ -111,7 +112,7 @@ def decode_commit(data: bytes | bytearray | memoryview) -> Commit:
             keystore_gen=integer(f["keystore_gen"]),
             root=tuple(ref_from_json(r, (KIND_PAGE_PACK,)) for r in array(f["root"])),
             client=unb64u(f["client"], CLIENT_ID_LEN),
-            time=integer(f["time"]),
+            time=integer(f["time"], 0, MAX_TIME),
         )
     except ValueError:
         fail("commit")

@@ -27,6 +27,7 @@ bare primitive without bounds, for known-answer tests only.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from . import chunked, xwing
-from .canonical import b64u, fail, integer, obj, string, unb64u
+from .canonical import b64u, fail, integer, obj, string, unb64u, utf8_text
 from .errors import IntegrityError, UsageError
 from .secret import Secret
 
@@ -53,6 +54,7 @@ DEVICE_SECRET_LEN = 32
 PASS_WRAPPED_LEN = chunked.sealed_len(KSK_LEN)  # 104
 XWING_WRAPPED_LEN = xwing.sealed_len(KSK_LEN)  # 1168
 MAX_LABEL = 256
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 controls
 
 M_MIN, M_MAX = 64 * 1024, 4 * 1024 * 1024  # KiB: 64 MiB .. 4 GiB
 T_MIN, T_MAX = 1, 10
@@ -195,7 +197,7 @@ def slot_from_json(value: object) -> Slot:
         return PassSlot(
             id=unb64u(v["id"], SLOT_ID_LEN),
             type="argon2id" if kind == "argon2id" else "argon2id+device",
-            label=string(v["label"], MAX_LABEL),
+            label=_parse_label(v["label"]),
             m=integer(v["m"], 1, 0xFFFFFFFF),
             t=integer(v["t"], 1, 0xFFFFFFFF),
             p=integer(v["p"], 1, 0xFFFFFFFF),
@@ -210,7 +212,7 @@ def slot_from_json(value: object) -> Slot:
         return XwingSlot(
             id=unb64u(v["id"], SLOT_ID_LEN),
             kind="device" if xkind == "device" else "recovery" if xkind == "recovery" else "recipient",
-            label=string(v["label"], MAX_LABEL),
+            label=_parse_label(v["label"]),
             pk=unb64u(v["pk"], xwing.PK_LEN),
             wrapped=unb64u(v["wrapped"], XWING_WRAPPED_LEN),
         )
@@ -297,7 +299,22 @@ def new_xwing_slot(vault_id: bytes, ksk: Secret, pk: bytes, kind: XwingKind, lab
     return XwingSlot(id=slot_id, kind=kind, label=_check_label(label), pk=pk, wrapped=wrapped)
 
 
+def label_ok(label: object) -> bool:
+    """A slot label is printable text: ``key list`` writes it to the terminal, so no control
+    characters (a hostile label could carry escape sequences), and it must have a UTF-8 form."""
+    return (
+        isinstance(label, str) and len(label) <= MAX_LABEL and utf8_text(label)
+        and not _CONTROL.search(label)
+    )
+
+
+def _parse_label(value: object) -> str:
+    if not label_ok(value):
+        fail("slot label")
+    return string(value, MAX_LABEL)
+
+
 def _check_label(label: str) -> str:
-    if not isinstance(label, str) or len(label) > MAX_LABEL:
-        raise UsageError(f"a slot label is text of at most {MAX_LABEL} characters")
+    if not label_ok(label):
+        raise UsageError(f"a slot label is printable text of at most {MAX_LABEL} characters")
     return label

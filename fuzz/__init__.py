@@ -1,0 +1,1 @@
+"""Fuzz harnesses for every parser of provider- or co-writer-controlled bytes (see README.md)."""

@@ -1,0 +1,93 @@
+"""Blob refs written by a co-writer, read against real objects (engine/pages.py refs, store.py, content.py).
+
+A co-writer holds the keys and chooses every field of a ref: kind, epoch, object name, offset,
+length, object length and id. Here the store holds one real data pack, one real chunk and one
+real page pack (fixed test keys); the fuzzer builds refs to them (or to nothing) field by field,
+with the correct keyed id of the slice it names or a wrong one, and reads them through
+``ObjectStore.read`` and as a file's blob list through ``content.read_blobs``.
+
+Input: groups of 16 bytes, one ref each: target, epoch, id choice, then u32 offset, u32 length
+and u32 object-length delta (signed: the real length plus or minus); a trailing u32 is the
+read offset into the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from sigmavault.backends.memory import MemoryBackend
+from sigmavault.engine import content, pages
+from sigmavault.engine.canonical import b64u
+from sigmavault.engine.errors import VaultError
+from sigmavault.engine.keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
+from sigmavault.engine.store import ObjectStore
+
+from .common import CHUNK_SIZE, EPOCH, KEYS, PAD_FLOOR, SEALER, allowed, run
+
+PACK_DATA = bytes(i * 7 % 251 for i in range(3000))
+CHUNK_DATA = bytes(i * 13 % 253 for i in range(2000))
+DATA_PACK = KEYS.pack_name(KIND_DATA_PACK, bytes(32))
+PAGE_PACK = KEYS.pack_name(KIND_PAGE_PACK, bytes(32))
+CHUNK = KEYS.chunk_name(KEYS.chunk_id_of(CHUNK_DATA))
+OBJECTS = {
+    DATA_PACK: SEALER.seal(KIND_DATA_PACK, DATA_PACK, PACK_DATA),
+    PAGE_PACK: SEALER.seal(KIND_PAGE_PACK, PAGE_PACK, PACK_DATA),
+    CHUNK: SEALER.seal(KIND_CHUNK, CHUNK, CHUNK_DATA),
+}
+# (kind, object name, stored bytes) a ref may point at; the last one names a missing object
+TARGETS = (
+    (KIND_DATA_PACK, DATA_PACK, PACK_DATA),
+    (KIND_CHUNK, CHUNK, CHUNK_DATA),
+    (KIND_PAGE_PACK, PAGE_PACK, PACK_DATA),
+    (KIND_DATA_PACK, CHUNK, CHUNK_DATA),
+    (KIND_CHUNK, DATA_PACK, PACK_DATA),
+    (KIND_DATA_PACK, "o/" + "0" * 64, b""),
+)
+
+
+def _u32(b: bytes) -> int:
+    return int.from_bytes(b.ljust(4, b"\0"), "big")
+
+
+def _ref_json(group: bytes) -> dict[str, Any]:
+    kind, name, stored = TARGETS[group[0] % len(TARGETS)]
+    off, length = _u32(group[4:8]) % 4096, _u32(group[8:12]) % 4096
+    if group[0] & 0x80:  # far-out values too, to reach the range checks
+        off, length = _u32(group[4:8]), _u32(group[8:12])
+    piece = stored[off : off + length]
+    blob_id = KEYS.page_id_of(piece) if kind == KIND_PAGE_PACK else KEYS.chunk_id_of(piece)
+    if group[2] & 1:
+        blob_id = bytes(32)
+    real = len(OBJECTS.get(name, b""))
+    delta = int.from_bytes(group[12:16].ljust(4, b"\0"), "big", signed=True)
+    ref: dict[str, Any] = {
+        "e": group[1] % 3, "k": kind, "id": b64u(blob_id), "o": name, "off": off, "len": length,
+    }
+    if kind != KIND_PAGE_PACK:
+        ref["ol"] = max(real + (delta if group[2] & 2 else 0), 0)
+    return ref
+
+
+async def _read(refs: list[pages.BlobRef], offset: int) -> None:
+    store = ObjectStore(MemoryBackend(dict(OBJECTS)), {EPOCH: KEYS}, EPOCH, CHUNK_SIZE, PAD_FLOOR)
+    for ref in refs:
+        with contextlib.suppress(VaultError):
+            await store.read(ref)
+    data = [r for r in refs if r.kind != KIND_PAGE_PACK and r.length]
+    total = 0
+    with contextlib.suppress(VaultError):
+        async with contextlib.aclosing(content.read_blobs(store, data, offset, 4)) as parts:
+            async for part in parts:
+                total += len(part)
+    assert total <= sum(r.length for r in data)
+
+
+def test_one_input(data: bytes) -> None:
+    refs: list[pages.BlobRef] = []
+    for i in range(0, min(len(data), 16 * 8) - 15, 16):
+        ref = allowed(pages.ref_from_json, _ref_json(data[i : i + 16]), pages.REF_KINDS)
+        if ref is not None:
+            refs.append(ref)
+    offset = _u32(data[-4:]) if len(data) % 16 >= 4 else 0
+    run(_read(refs, offset))
