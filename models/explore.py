@@ -99,8 +99,12 @@ def _first_failure(checks: tuple[tuple[str, Check[S]], ...], s: S) -> tuple[str,
     return None
 
 
-def explore(spec: Spec[S], *, max_states: int | None = None) -> Result:
-    """Explore every interleaving of ``spec`` breadth-first; stop at the first violation."""
+def explore(spec: Spec[S], *, max_states: int | None = None,
+            on_terminal: Callable[[list[str], S], None] | None = None) -> Result:
+    """Explore every interleaving of ``spec`` breadth-first; stop at the first violation.
+
+    ``on_terminal(trace, state)`` sees each terminal state with its shortest trace (for replays).
+    """
     started = time.perf_counter()
     result = Result(spec.name, spec.bounds)
     parents: dict[S, tuple[S, str] | None] = {spec.initial: None}
@@ -145,4 +149,6 @@ def explore(spec: Spec[S], *, max_states: int | None = None) -> Result:
             bad = _first_failure(spec.final, s)
             if bad is not None:
                 return fail(s, bad)
+            if on_terminal is not None:
+                on_terminal(_trace(parents, s), s)
     return finish()
