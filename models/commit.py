@@ -240,7 +240,7 @@ def _replaced_by(tree: Tree) -> set[Token]:
         prev = t[2]
         while prev is not None:
             assert isinstance(prev, tuple)
-            out.add(prev)  # type: ignore[arg-type]
+            out.add(prev)
             prev = prev[2]
     return out
 

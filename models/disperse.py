@@ -174,7 +174,7 @@ class Model:
                 ns = s._replace(readers=_set(s.readers, r, nr))
                 if d is not None:
                     ns = ns._replace(decisions=ns.decisions | {(f"R{r}", d)})
-                out.append((f"R{r} decides {'W%d' % d if d is not None else 'nothing (uses c/0)'}", ns))
+                out.append((f"R{r} decides {f'W{d}' if d is not None else 'nothing (uses c/0)'}", ns))
         if s.repairs > 0:
             out.extend(self._repair(s))
         return out

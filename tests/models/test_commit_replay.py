@@ -82,8 +82,9 @@ class Replay:
     async def settle(self, i: int) -> None:
         """Run writer ``i``'s commit until it waits at the gate again or ends."""
         arrived = asyncio.ensure_future(self.gates[i].arrived.wait())
-        await asyncio.wait({arrived, self.tasks[i]}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({arrived, self.tasks[i]}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
         arrived.cancel()
+        assert done, "the engine neither reached its next commit put nor finished (it left the model)"
         if self.tasks[i].done():
             self.gates[i].give_up = False
             if self.tasks[i].exception() is not None:
@@ -161,7 +162,7 @@ class Template:
 async def real_head(url: str) -> tuple[int, list[tuple[str, str]]]:
     async with await Template.open(url) as v:
         files = []
-        async for path, st in v.walk("/"):
+        async for path, _st in v.walk("/"):
             files.append((path.lstrip("/").split(" (conflict ")[0], (await v.read_bytes(path)).decode()))
         report = await v.verify(full=True)
         assert report.ok, report.problems
