@@ -437,7 +437,9 @@ class Vault:
         """Make all edits visible as the next generation; returns it (the current one if nothing changed).
 
         On a lost race with another client: reload, three-way merge (conflicts kept as conflict
-        copies), retry. Raises BackendError, IntegrityError, RollbackError.
+        copies), retry. A commit of ours whose answer was lost is recognised by its bytes and is
+        never merged as a rival's. Modelled in ``models/commit.py``: change both together.
+        Raises BackendError, IntegrityError, RollbackError.
         """
         self._check_writable()
         async with self._lock:

@@ -87,7 +87,7 @@ class Bounds(NamedTuple):
 LEVELS = {
     "small": Bounds((("p",), ("p",)), 1, 40),
     "default": Bounds((("p",), ("p", "q")), 2, 60),
-    "deep": Bounds((("p", "q"), ("p",), ("q",)), 2, 80),
+    "deep": Bounds((("p",), ("p", "q")), 3, 80),
 }
 
 
