@@ -94,6 +94,8 @@ class Replay:
         action, rest = label.rsplit(": W", 1)
         i = int(rest.split()[0])
         v, gate = self.vaults[i], self.gates[i]
+        if not action.startswith("put c/"):
+            assert i not in self.tasks or self.tasks[i].done(), f"W{i} is still committing where the model is done"
         if action.startswith("edit "):
             path = action.split()[1]
             await v.put(path, self.token(i))
