@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import hmac
 import os
 import stat as stat_mod
 import time
@@ -70,6 +71,8 @@ class Vault:
         self._tree = self._tree_at(head.commit)
         self._closed = False
         self._readonly = False
+        #: commit records sent whose answer was lost, by generation: if one landed it is ours
+        self._unsure: dict[int, bytes] = {}
         #: shown once after ``create``: the recovery code (a secret; print it for the user, never log it)
         self.recovery_code: str | None = None
 
@@ -434,7 +437,9 @@ class Vault:
         """Make all edits visible as the next generation; returns it (the current one if nothing changed).
 
         On a lost race with another client: reload, three-way merge (conflicts kept as conflict
-        copies), retry. Raises BackendError, IntegrityError, RollbackError.
+        copies), retry. A commit of ours whose answer was lost is recognised by its bytes and is
+        never merged as a rival's. Modelled in ``models/commit.py``: change both together.
+        Raises BackendError, IntegrityError, RollbackError.
         """
         self._check_writable()
         async with self._lock:
@@ -449,32 +454,58 @@ class Vault:
                 c = Commit(self._history.vault_id, gen, self._head.hash, self._store.epoch,
                            self._history.keystore_gen, tuple(root), self._history.client_id, int(time.time()))
                 data = seal_commit(self._store.sealer, c)
-                if await self._store.put(commit_name(gen), data):
+                try:
+                    created = await self._store.put(commit_name(gen), data)
+                except BaseException:
+                    self._unsure[gen] = data  # it may have landed though we saw an error
+                    raise
+                # a retried put whose first answer was lost finds our own bytes there: we won
+                if created or await self._holds(gen, data):
                     self._head = verify_successor(self._head, gen, data, self._history.open_commit)
                     self._history.advance(self._head)
                     self._tree.mark_clean()
                     self._index.committed()
                     self._cache.set_meta("indexed_gen", gen)
+                    self._unsure.clear()
                     return gen
                 # another client won generation ``gen``: merge onto the new head and try the next one
-                new_head = await self._history.find_head(self._head)
-                theirs = self._tree_at(new_head.commit)
-                self._tree = await merge(base, self._tree, theirs, self._history.client_id)
-                base = theirs
-                self._head = new_head
+                base = await self._catch_up(base)
             raise VaultError("could not commit: the vault keeps changing under us; try again")
 
+    async def _holds(self, gen: int, data: bytes) -> bool:
+        """Whether ``c/{gen}`` holds exactly ``data`` (sealing is randomised: equal bytes are ours)."""
+        found = await self._history.fetch(gen)
+        return found is not None and hmac.compare_digest(found, data)
+
+    async def _catch_up(self, base: Tree) -> Tree:
+        """Move to the newest head, merging the pending edits onto it; returns the new merge base.
+
+        A commit of ours whose answer was lost (``_unsure``) is our base, not theirs: merging it
+        as theirs would turn our own edits that others have since replaced into conflict copies.
+        """
+        nxt = self._head.gen + 1
+        sent = self._unsure.pop(nxt, None)
+        if sent is not None and await self._holds(nxt, sent):
+            self._head = verify_successor(self._head, nxt, sent, self._history.open_commit)
+            self._history.advance(self._head)
+            base = self._tree_at(self._head.commit)
+        new_head = await self._history.find_head(self._head)
+        if new_head.gen != self._head.gen:
+            theirs = self._tree_at(new_head.commit)
+            self._tree = await merge(base, self._tree, theirs, self._history.client_id)
+            base = theirs
+            self._head = new_head
+        return base
+
     async def refresh(self) -> int:
-        """Adopt commits made by other clients (only when nothing is pending); returns the generation."""
+        """Adopt commits made by other clients (merging pending edits onto them); returns the generation."""
         async with self._lock:
+            if self.pending:
+                await self._catch_up(self._tree_at(self._head.commit))
+                return self._head.gen
             new_head = await self._history.find_head(self._head)
             if new_head.gen != self._head.gen:
-                if self.pending:
-                    base = self._tree_at(self._head.commit)
-                    self._tree = await merge(base, self._tree, self._tree_at(new_head.commit),
-                                             self._history.client_id)
-                else:
-                    self._tree = self._tree_at(new_head.commit)
+                self._tree = self._tree_at(new_head.commit)
                 self._head = new_head
             return self._head.gen
 
