@@ -442,6 +442,8 @@ class Vault:
                 return self._head.gen
             base = self._tree_at(self._head.commit)
             for _attempt in range(64):
+                # a keystore rewritten elsewhere must be seen before we commit under it (CRYPTO.md §5.2 step 3)
+                await self._history.reread_keystore()
                 await self._content.flush()
                 root = await self._catalog.save(self._tree)
                 await self._page_pack.flush()
