@@ -39,6 +39,10 @@ class VerifyReport:
     blobs_checked: int
     bytes_checked: int
     problems: tuple[str, ...]
+    #: things worth knowing that are not damage: unreferenced objects, old keystores, leftover temporaries
+    notes: tuple[str, ...] = ()
+    generations: int = 1
+    objects_checked: int = 0
 
     @property
     def ok(self) -> bool:

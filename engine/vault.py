@@ -42,7 +42,7 @@ from .pages import XATTR_NAME_MAX, XATTR_SIZE_MAX, BlobRef
 from .pipeline import Ingest, ProgressHook
 from .results import LogEntry, Stat, VerifyReport, node_stat
 from .store import ObjectStore
-from .tree import Dir, File, Link, Meta, Node, Tree, merge, show, split_path
+from .tree import Dir, File, Link, Loader, Meta, Node, Tree, merge, show, split_path
 
 
 class Vault:
@@ -128,9 +128,9 @@ class Vault:
         if self._readonly:
             raise UsageError("this is a read-only snapshot of an earlier generation")
 
-    def _tree_at(self, c: Commit) -> Tree:
+    def _tree_at(self, c: Commit, load: Loader | None = None) -> Tree:
         root = Dir(Meta(0o755, 0, 0, c.time * 10**9, c.time * 10**9), list(c.root))
-        return Tree(root, self._catalog.load)
+        return Tree(root, load or self._catalog.load)
 
     async def rebuild_index(self) -> int:
         """Refill the local dedup index from the catalog of the head (after the cache was deleted)."""
@@ -512,7 +512,9 @@ class Vault:
         return out
 
     async def verify(self, full: bool = False) -> VerifyReport:
-        from .verify import verify_tree
+        """Check every generation and every object (``full``: download and authenticate everything,
+        trusting no cache); see :mod:`sigmavault.engine.verify`."""
+        from .verify import verify_vault
 
         self._check_open()
-        return await verify_tree(self, self._tree, self._store, full)
+        return await verify_vault(self, full)

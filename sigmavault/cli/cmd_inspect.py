@@ -2,9 +2,10 @@
 
 ``info`` shows the fingerprint (compare it on a second device, or pass it there with
 ``--fingerprint``), the generation, how many data objects the storage holds and their bytes,
-and the vault's parameters. ``verify`` checks that every object a file needs is present with
-its length (``--full``: also opens every blob and checks its keyed id); each problem names the
-affected vault file, and any problem makes the command fail with the integrity exit code (6).
+and the vault's parameters. ``verify`` checks every generation: every object one needs is present
+with its length (``--full``: downloaded and authenticated, no cache trusted), and lists the store
+for unreferenced objects and leftovers (engine/verify.py); each problem names the affected vault
+path, and any problem makes the command fail with the integrity exit code (6).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-n", "--limit", type=int, default=None, metavar="N", help="show only the newest N")
     p.set_defaults(handler=log)
     p = sub.add_parser("verify", parents=[common], help="check that every file's data is present and intact")
-    p.add_argument("--full", action="store_true", help="also download and authenticate every blob")
+    p.add_argument("--full", action="store_true", help="download and authenticate every object (commits, keystore, pages, data), trusting no cache")
     p.set_defaults(handler=verify)
 
 
@@ -87,15 +88,19 @@ async def log(opts: Options, args: argparse.Namespace, out: Output) -> None:
 async def verify(opts: Options, args: argparse.Namespace, out: Output) -> None:
     async with await open_vault(opts) as vault:
         report = await vault.verify(full=args.full)
-    doc = {"ok": report.ok, "generation": report.generation, "full": args.full, "files": report.files,
-           "directories": report.directories, "blobs_checked": report.blobs_checked,
-           "bytes_checked": report.bytes_checked, "problems": list(report.problems)}
-    summary = (f"checked generation {report.generation}: {report.files} files, {report.directories} directories, "
-               f"{report.blobs_checked} blobs" + (f", {human_size(report.bytes_checked)} read" if args.full else ""))
+    doc = {"ok": report.ok, "generation": report.generation, "generations": report.generations, "full": args.full,
+           "files": report.files, "directories": report.directories, "blobs_checked": report.blobs_checked,
+           "objects_checked": report.objects_checked, "bytes_checked": report.bytes_checked,
+           "problems": list(report.problems), "notes": list(report.notes)}
+    summary = (f"checked {report.generations} generation{'s' if report.generations != 1 else ''} "
+               f"(head {report.generation}): {report.files} files, {report.directories} directories, "
+               f"{report.blobs_checked} blobs, {report.objects_checked} objects"
+               + (f", {human_size(report.bytes_checked)} read and authenticated" if args.full else ""))
+    notes = [f"NOTE {n}" for n in report.notes]
     if report.ok:
-        out.result(doc, [summary, "no problems found"])
+        out.result(doc, [summary, *notes, "no problems found"])
         return
-    out.result(doc, [summary, *(f"PROBLEM {p}" for p in report.problems)])
+    out.result(doc, [summary, *notes, *(f"PROBLEM {p}" for p in report.problems)])
     first = report.problems[0]
     more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
     raise IntegrityError(f"verify found {len(report.problems)} problem(s): {first}{more}")
