@@ -29,7 +29,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-n", "--limit", type=int, default=None, metavar="N", help="show only the newest N")
     p.set_defaults(handler=log)
     p = sub.add_parser("verify", parents=[common], help="check that every file's data is present and intact")
-    p.add_argument("--full", action="store_true", help="download and authenticate every object (commits, keystore, pages, data), trusting no cache")
+    p.add_argument("--full", action="store_true",
+                   help="download and authenticate every object (commits, keystore, pages, data), trusting no cache")
     p.set_defaults(handler=verify)
 
 

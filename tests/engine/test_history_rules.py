@@ -108,7 +108,8 @@ async def test_an_epoch_retired_at_the_head_stays_readable_and_the_new_epoch_wri
         assert await v.commit() == 4
     async with await reopen(root) as v:
         assert await v.read_bytes("after") == b"new epoch" * 300
-        assert decode_commit(v._store.sealer_for(2).open(3, commit_name(4), commit_file(root, 4).read_bytes())).epoch == 2
+        sealed = commit_file(root, 4).read_bytes()
+        assert decode_commit(v._store.sealer_for(2).open(3, commit_name(4), sealed)).epoch == 2
 
 
 async def test_a_commit_naming_a_withheld_keystore_is_refused(tmp_path: Path) -> None:
