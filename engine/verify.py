@@ -162,7 +162,8 @@ class _Verifier:
             return exc.message
         for ref, path in n.refs:  # one object, many blobs: each checked against its own keyed id
             try:
-                self.nbytes += len(await self.store.read(ref))
+                size = len(await self.store.read(ref))  # awaited first: `+=` across an await loses updates
+                self.nbytes += size
             except VaultError as exc:
                 self.problems.append(f"{path}: {exc.message}")
         return None
