@@ -28,7 +28,12 @@ class LogEntry:
     generation: int
     time: int
     client: str
-    files_changed: int | None = None
+    #: what the generation changed against the one before (None unless asked for): paths added,
+    #: modified, removed, and the bytes of the files it added or modified
+    added: int | None = None
+    modified: int | None = None
+    removed: int | None = None
+    bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

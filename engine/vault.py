@@ -21,6 +21,7 @@ import os
 import stat as stat_mod
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
@@ -31,7 +32,7 @@ from .cache import Cache
 from .catalog import Catalog
 from .commits import ChainHead, Commit, commit_name, seal_commit, verify_successor
 from .content import ContentWriter, Source, plan_patch, read_blobs
-from .diff import Change, diff_trees
+from .diff import Change, diff_trees, summarize
 from .errors import AlreadyExists, IntegrityError, NotFound, UsageError, VaultError
 from .export import export_tree
 from .history import History
@@ -502,13 +503,20 @@ class Vault:
         async for change in diff_trees(a, b):
             yield change
 
-    async def log(self) -> list[LogEntry]:
-        """All generations, newest first."""
+    async def log(self, limit: int | None = None, *, changes: bool = False) -> list[LogEntry]:
+        """The generations, newest first (the newest ``limit`` of them). ``changes``: also what each
+        changed against the one before (unchanged subtrees are not read)."""
         self._check_open()
         out = []
-        for gen in range(self._head.gen, -1, -1):
+        stop = -1 if limit is None else max(-1, self._head.gen - limit)
+        for gen in range(self._head.gen, stop, -1):
             c = await self._history.commit_at(gen)
-            out.append(LogEntry(gen, c.time, c.client.hex()[:8]))
+            entry = LogEntry(gen, c.time, c.client.hex()[:8])
+            if changes:
+                before = self._tree_at(await self._history.commit_at(max(0, gen - 1)))  # 0 is the empty start
+                s = await summarize(before, self._tree_at(c))
+                entry = replace(entry, added=s.added, modified=s.modified, removed=s.removed, bytes=s.bytes)
+            out.append(entry)
         return out
 
     async def verify(self, full: bool = False) -> VerifyReport:
