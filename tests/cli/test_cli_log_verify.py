@@ -6,7 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from clitools import Cli, object_files
+import pytest
+from clitools import PASS, Cli, object_files
+
+import sigmavault
+from sigmavault.engine.commits import Commit, commit_name, object_hash, seal_commit
 
 
 def test_log_shows_what_each_generation_changed_and_its_client(tmp_path: Path) -> None:
@@ -53,3 +57,28 @@ def test_verify_prints_each_problem_with_its_path_and_exits_6(tmp_path: Path) ->
     assert sorted(doc["problems"]) == sorted([
         f"/big.bin: object o/{chunk.name} is missing from the storage",
         f"object o/{'ab' * 32} (referenced by no generation) is damaged: it opens as no kind of object"])
+
+
+async def test_restore_and_diff_refuse_a_forked_old_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    vault = tmp_path / "vault"
+    cli = Cli(tmp_path / "home", vault)
+    cli.ok("create", "--kdf", "minimum", "--chunk-size", "1")
+    for i in range(3):
+        (tmp_path / f"f{i}").write_bytes(f"version {i}".encode())
+        cli.ok("import", str(tmp_path / f"f{i}"), "--to", "/")
+    # the provider (here: anyone with the keys) replaces c/2 by another valid generation 2
+    monkeypatch.setenv("SIGMAVAULT_HOME", str(cli.home))
+    async with await sigmavault.open(str(vault), passphrase=PASS) as v:
+        h = v._history
+        parent = object_hash((vault / "c" / commit_name(1)[2:]).read_bytes())
+        c = Commit(h.vault_id, 2, parent, v._store.epoch, h.keystore_gen, (), h.client_id, 1_700_000_000)
+        forked = seal_commit(v._store.sealer, c)
+    (vault / "c" / commit_name(2)[2:]).write_bytes(forked)
+    r = cli("restore", "--at", "2", "/", str(tmp_path / "out"))
+    assert r.code == 7 and "commit 2 does not belong to the verified history" in r.one_line_error()
+    assert not (tmp_path / "out").exists()
+    assert cli("diff", "2", "3").code == 7
+    assert cli("log").code == 7
+    report = cli("--json", "verify")
+    assert report.code == 6 and any("generation 2 and older" in p for p in report.json()["problems"])
+    assert cli("cat", "/f2").out == "version 2"  # the verified head still reads
