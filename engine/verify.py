@@ -131,18 +131,18 @@ class _Verifier:
     # --- referenced objects -----------------------------------------------------------------
 
     async def check_needs(self) -> None:
-        limit = asyncio.Semaphore(max(1, min(4, self.backend.properties.concurrency)))
+        todo = iter(list(self.needs.items()))
 
-        async def one(name: str, n: _Need) -> None:
-            async with limit:
+        async def worker() -> None:  # a few workers, not one task per object: vaults hold millions
+            for name, n in todo:
                 err = await (self.open_data(n) if self.full and n.refs else self.present(name, n))
-            self.objects += 1
-            if err:
-                self.problems.extend(f"{p}: {err}" for p in n.paths)
+                self.objects += 1
+                if err:
+                    self.problems.extend(f"{p}: {err}" for p in n.paths)
 
         async with asyncio.TaskGroup() as tg:
-            for name, n in self.needs.items():
-                tg.create_task(one(name, n))
+            for _ in range(max(1, min(4, self.backend.properties.concurrency))):
+                tg.create_task(worker())
 
     async def present(self, name: str, n: _Need) -> str | None:
         if self.full:
