@@ -17,6 +17,7 @@ keystore that is withheld: IntegrityError).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from .errors import AuthError, IntegrityError, NotFound, RollbackError
 from .keyring import Epoch
 from .keystore import Unlocked
 from .objects import Sealer
+
+_BATCH = 32  # commits fetched at once when walking down the chain to an old generation
 
 Reauth = Callable[[str, bytes], Unlocked]
 """Authenticate keystore object ``(name, bytes)`` with the held KSK and pin; AuthError if it does not fit."""
@@ -105,9 +108,13 @@ class History:
         above = gen
         while above not in self._verified:
             above += 1  # the head is always verified, so this stops
+        fetched: dict[int, bytes | None] = {}
         for g in range(above - 1, gen - 1, -1):
+            if g not in fetched:  # fetch the next batch of links concurrently; check them in order
+                batch = range(g, max(gen, g - _BATCH) - 1, -1)
+                fetched = dict(zip(batch, await asyncio.gather(*(self.fetch(x) for x in batch)), strict=True))
             parent = self._verified[g + 1][1].parent
-            data = await self.fetch(g)
+            data = fetched[g]
             if data is None:
                 raise RollbackError(f"commit {g} is missing from the storage (withheld or deleted)")
             digest = object_hash(data)
