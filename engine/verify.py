@@ -62,7 +62,7 @@ class _Verifier:
         self.problems: list[str] = []
         self.notes: list[str] = []
         self.needs: dict[str, _Need] = {}
-        self.seen_dirs: set[tuple[bytes, ...]] = set()
+        self.seen_dirs: set[tuple[tuple[str, int], ...]] = set()  # page places of dirs walked already
         self.files = self.dirs = self.blobs = self.nbytes = self.objects = 0
         self.generations = 0
 
@@ -100,16 +100,22 @@ class _Verifier:
             await self.walk_tree(self.vault._tree_at(commit, loader).root, label, loader)
 
     async def walk_tree(self, root: Dir, label: str, loader: Loader | None) -> None:
+        """Walk one generation; a directory whose pages a newer generation had is skipped."""
         load = loader or self.vault._catalog.load
         stack: list[tuple[list[bytes], Dir]] = [([], root)]
+        here: set[tuple[tuple[str, int], ...]] = set()
         while stack:
             parts, d = stack.pop()
-            key = tuple(p.id for p in d.pages)
+            where = show(parts) + label
+            key = tuple((p.object_name, p.off) for p in d.pages)
+            if key in here and key:
+                self.problems.append(f"{where}: a catalog page is referenced twice in one generation "
+                                     "(a hostile or damaged catalog)")
+                continue  # walking it again could repeat without end
             if key in self.seen_dirs:
                 continue  # the same pages were checked in a newer generation: the same subtree
-            self.seen_dirs.add(key)
+            here.add(key)
             self.dirs += 1 if parts else 0
-            where = show(parts) + label
             for ref in d.pages:
                 self.need(ref, show(parts), label, page=True)
             try:
@@ -127,6 +133,7 @@ class _Verifier:
                         if isinstance(b, BlobRef):
                             self.blobs += 1
                             self.need(b, show(parts + [name]), label, page=False)
+        self.seen_dirs |= here
 
     # --- referenced objects -----------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vaulttools import MIB, new_vault, reopen
 
+from sigmavault.engine.tree import Dir, Meta
 from sigmavault.engine.vault import Vault
 
 
@@ -126,3 +127,18 @@ async def test_the_store_listing_reports_unreferenced_and_damaged_objects(tmp_pa
     assert any(orphan[0] in n and "(chunk) is not referenced" in n for n in full.notes), full.notes
     assert full.problems == (f"object o/{junk.name} (referenced by no generation) is damaged: "
                              "it opens as no kind of object",)
+
+
+async def test_a_page_placed_twice_in_one_generation_is_a_problem_not_a_blowup(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    async with await new_vault(root) as v:
+        await v.put("a/f", b"x" * 3000)
+        await v.commit()
+        a = await v._tree.lookup([b"a"])
+        assert isinstance(a, Dir)
+        for name in (b"y", b"z"):  # a co-writer points two more directories at the same pages
+            await v._tree.put([name], Dir(Meta.now(0o755), list(a.pages)))
+        await v.commit()
+        report = await v.verify(full=True)
+    assert sorted(p.split(":")[0] for p in report.problems) == ["/y", "/z"]
+    assert all("referenced twice in one generation" in p for p in report.problems)
