@@ -7,15 +7,21 @@ Layout on disk (DESIGN.md §4)::
     <root>/l/<name>                  leases         (flat)
     <root>/o/<first 2 hex>/<64 hex>  chunks, packs  (fan-out: 256 directories keep each one small)
     <root>/s/<first 2 hex>/<64 hex>  shards         (fan-out)
-    <dir>/.tmp-<32 hex>              a write in progress, or left over by a crash
+    <dir>/.tmp-<host>-<boot id>-<pid ns>-<pid>-<16 hex>   a write in progress, or left over by a crash
 
 ``put_if_absent`` is the durable create-only write of CRYPTO.md §5.2: temp file in the target
 directory → write → ``fsync`` → ``os.link(temp, final)`` (``EEXIST`` means the object exists:
 return ``False``) → unlink the temp → ``fsync`` the directory. It never renames: a rename would
 silently overwrite, and a lost commit race would become an undetected fork. A reader therefore
 sees either no object or the whole, already-synced object; temp names never pass
-:func:`check_name`, so they are never listed, and :meth:`LocalBackend.cleanup_temp` removes those
-a crash left behind.
+:func:`check_name`, so they are never listed.
+
+A temporary's name says who wrote it: host name, kernel boot id, pid namespace and pid. The first
+write of a backend instance into a folder sweeps that folder's leftovers: a temporary of a dead
+process of this very boot and pid namespace goes at once (the kernel says the writer is gone);
+any other (another machine, another boot, another container, or an old unlabelled name) only
+once it is 24 hours old, because a live writer elsewhere may still be about to link it.
+:meth:`LocalBackend.leftover_temporaries` lists what is left for ``verify``.
 
 Each operation runs as ONE ``asyncio.to_thread`` call (open, write, sync, link, unlink in one
 hop): for small objects the thread hop costs more than the syscalls, so batching them per
@@ -32,22 +38,24 @@ import asyncio
 import contextlib
 import errno
 import os
-import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from ..engine.errors import LocalIOError, NotFound
+from . import temps
 from .base import PREFIXES, Properties, check_name, check_prefix, is_valid_name
 
 _FANOUT = ("o/", "s/")
-_TEMP = ".tmp-"
+_TEMP = temps.PREFIX
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 # module-level names: inside the class, ``list`` is the method of the Backend protocol
 _Entries = list[os.DirEntry[str]]
 _Names = list[str]
 _Parts = list[bytes]
+_Paths = list[Path]
+_Leftovers = list[tuple[str, str]]
 
 
 def _local_error(exc: OSError, path: Path, action: str) -> LocalIOError:
@@ -77,11 +85,12 @@ class LocalBackend:
     instead of quietly creating it (e.g. on the root file system when a drive is unplugged).
     """
 
-    __slots__ = ("_create", "_root")
+    __slots__ = ("_create", "_root", "_swept")
 
     def __init__(self, root: Path | str, *, create: bool = False) -> None:
         self._root = Path(root).expanduser().absolute()
         self._create = create
+        self._swept: set[Path] = set()  # folders whose leftovers this instance already removed
 
     @property
     def root(self) -> Path:
@@ -159,9 +168,48 @@ class LocalBackend:
                 new.mkdir()
             _fsync_dir(new.parent)
 
+    async def leftover_temporaries(self) -> _Leftovers:
+        """Temporary files not owned by a running writer of this machine: (path in the vault, whose)."""
+        return await asyncio.to_thread(self._leftovers)
+
+    def _leftovers(self) -> _Leftovers:
+        out: _Leftovers = []
+        now = time.time()
+        for folder in self._folders():
+            for entry in self._scan(folder):
+                if entry.name.startswith(_TEMP):
+                    owner = temps.owner(entry.name)
+                    if owner.alive:
+                        continue
+                    try:
+                        age = now - entry.stat(follow_symlinks=False).st_mtime
+                    except FileNotFoundError:
+                        continue
+                    out.append((str(Path(entry.path).relative_to(self._root)),
+                                f"{owner.describe()}, {age / 3600:.1f} h old"))
+        return out
+
+    def _sweep(self, directory: Path) -> None:
+        """Remove the leftovers in ``directory`` that no live writer can still link (once per instance)."""
+        if directory in self._swept:
+            return
+        self._swept.add(directory)
+        now = time.time()
+        for entry in self._scan(directory):
+            if not entry.name.startswith(_TEMP):
+                continue
+            try:
+                if temps.removable(entry.name, entry.stat(follow_symlinks=False).st_mtime, now):
+                    os.unlink(entry.path)
+            except FileNotFoundError:
+                continue  # its writer finished, or another sweeper was faster
+            except OSError as exc:
+                raise _local_error(exc, Path(entry.path), "removing") from exc
+
     def _put(self, path: Path, data: memoryview) -> bool:
         directory = path.parent
-        temp = directory / f"{_TEMP}{secrets.token_hex(16)}"
+        self._sweep(directory)
+        temp = directory / temps.new_name()
         try:
             try:
                 fd = os.open(temp, _FLAGS, 0o644)
@@ -266,12 +314,14 @@ class LocalBackend:
                 names.append(name)
         return names
 
+    def _folders(self) -> _Paths:
+        folders = [self._root / top[0] for top in PREFIXES]
+        return folders + [Path(e.path) for top in _FANOUT for e in self._scan(self._root / top[0]) if e.is_dir()]
+
     def _cleanup(self, min_age: float) -> int:
         deadline = time.time() - min_age
         removed = 0
-        folders = [self._root / top[0] for top in PREFIXES]
-        folders += [Path(e.path) for top in _FANOUT for e in self._scan(self._root / top[0]) if e.is_dir()]
-        for folder in folders:
+        for folder in self._folders():
             for entry in self._scan(folder):
                 if not entry.name.startswith(_TEMP):
                     continue

@@ -28,7 +28,12 @@ class LogEntry:
     generation: int
     time: int
     client: str
-    files_changed: int | None = None
+    #: what the generation changed against the one before (None unless asked for): paths added,
+    #: modified, removed, and the bytes of the files it added or modified
+    added: int | None = None
+    modified: int | None = None
+    removed: int | None = None
+    bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,10 @@ class VerifyReport:
     blobs_checked: int
     bytes_checked: int
     problems: tuple[str, ...]
+    #: things worth knowing that are not damage: unreferenced objects, old keystores, leftover temporaries
+    notes: tuple[str, ...] = ()
+    generations: int = 1
+    objects_checked: int = 0
 
     @property
     def ok(self) -> bool:

@@ -102,8 +102,11 @@ async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, kee
     params = unlocked.params
     keys = {e.epoch: unlocked.epoch_keys(e.epoch) for e in unlocked.keyring.epochs if e.root_key is not None}
     sealers = {e: Sealer(k, params.chunk_size, params.pad_floor) for e, k in keys.items()}
+    pin = Pin(unlocked.fingerprint, unlocked.generation)
     history = History(backend, sealers, unlocked.vault_id, unlocked.fingerprint, unlocked.generation,
-                      keeper.state.client_id, keeper.advance)
+                      keeper.state.client_id, keeper.advance, epochs=unlocked.keyring.epochs,
+                      reauth=lambda name, data: keystore.unlock_with_ksk(data, name, unlocked.ksk, pin),
+                      writer_epoch=unlocked.current_epoch)
     st = keeper.state
     since = ChainState(st.max_gen, st.head_hash) if st.max_gen is not None and st.head_hash is not None else None
     head = await history.find_head(since)

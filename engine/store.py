@@ -110,5 +110,16 @@ class ObjectStore:
             fail("blob id")
         return blob
 
+    async def open_object(self, ref: BlobRef) -> None:
+        """Download and authenticate the whole object holding ``ref`` (kept for the blob reads that
+        follow). Raises IntegrityError."""
+        self.check_ref(ref)
+        await self._open_whole(ref)
+
+    def fresh(self) -> ObjectStore:
+        """A store over the same backend and keys with nothing cached: every read downloads anew."""
+        keys = {e: s.keys for e, s in self._sealers.items()}
+        return ObjectStore(self.backend, keys, self.epoch, self.chunk_size, self.sealer.pad_floor, self._pack_cache)
+
     async def put(self, name: str, obj: bytes | bytearray | memoryview) -> bool:
         return await self.backend.put_if_absent(name, obj)

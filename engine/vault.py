@@ -22,6 +22,7 @@ import os
 import stat as stat_mod
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
@@ -32,7 +33,7 @@ from .cache import Cache
 from .catalog import Catalog
 from .commits import ChainHead, Commit, commit_name, seal_commit, verify_successor
 from .content import ContentWriter, Source, plan_patch, read_blobs
-from .diff import Change, diff_trees
+from .diff import Change, diff_trees, summarize
 from .errors import AlreadyExists, IntegrityError, NotFound, UsageError, VaultError
 from .export import export_tree
 from .history import History
@@ -43,7 +44,7 @@ from .pages import XATTR_NAME_MAX, XATTR_SIZE_MAX, BlobRef
 from .pipeline import Ingest, ProgressHook
 from .results import LogEntry, Stat, VerifyReport, node_stat
 from .store import ObjectStore
-from .tree import Dir, File, Link, Meta, Node, Tree, merge, show, split_path
+from .tree import Dir, File, Link, Loader, Meta, Node, Tree, merge, show, split_path
 
 
 class Vault:
@@ -131,9 +132,9 @@ class Vault:
         if self._readonly:
             raise UsageError("this is a read-only snapshot of an earlier generation")
 
-    def _tree_at(self, c: Commit) -> Tree:
+    def _tree_at(self, c: Commit, load: Loader | None = None) -> Tree:
         root = Dir(Meta(0o755, 0, 0, c.time * 10**9, c.time * 10**9), list(c.root))
-        return Tree(root, self._catalog.load)
+        return Tree(root, load or self._catalog.load)
 
     async def rebuild_index(self) -> int:
         """Refill the local dedup index from the catalog of the head (after the cache was deleted)."""
@@ -447,6 +448,8 @@ class Vault:
                 return self._head.gen
             base = self._tree_at(self._head.commit)
             for _attempt in range(64):
+                # a keystore rewritten elsewhere must be seen before we commit under it (CRYPTO.md §5.2 step 3)
+                await self._history.reread_keystore()
                 await self._content.flush()
                 root = await self._catalog.save(self._tree)
                 await self._page_pack.flush()
@@ -531,17 +534,26 @@ class Vault:
         async for change in diff_trees(a, b):
             yield change
 
-    async def log(self) -> list[LogEntry]:
-        """All generations, newest first."""
+    async def log(self, limit: int | None = None, *, changes: bool = False) -> list[LogEntry]:
+        """The generations, newest first (the newest ``limit`` of them). ``changes``: also what each
+        changed against the one before (unchanged subtrees are not read)."""
         self._check_open()
         out = []
-        for gen in range(self._head.gen, -1, -1):
+        stop = -1 if limit is None else max(-1, self._head.gen - limit)
+        for gen in range(self._head.gen, stop, -1):
             c = await self._history.commit_at(gen)
-            out.append(LogEntry(gen, c.time, c.client.hex()[:8]))
+            entry = LogEntry(gen, c.time, c.client.hex()[:8])
+            if changes:
+                before = self._tree_at(await self._history.commit_at(max(0, gen - 1)))  # 0 is the empty start
+                s = await summarize(before, self._tree_at(c))
+                entry = replace(entry, added=s.added, modified=s.modified, removed=s.removed, bytes=s.bytes)
+            out.append(entry)
         return out
 
     async def verify(self, full: bool = False) -> VerifyReport:
-        from .verify import verify_tree
+        """Check every generation and every object (``full``: download and authenticate everything,
+        trusting no cache); see :mod:`sigmavault.engine.verify`."""
+        from .verify import verify_vault
 
         self._check_open()
-        return await verify_tree(self, self._tree, self._store, full)
+        return await verify_vault(self, full)

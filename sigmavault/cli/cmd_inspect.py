@@ -1,10 +1,13 @@
 """Looking at a vault as a whole: ``info``, ``log`` and ``verify [--full]``.
 
-``info`` shows the fingerprint (compare it on a second device, or pass it there with
-``--fingerprint``), the generation, how many data objects the storage holds and their bytes,
-and the vault's parameters. ``verify`` checks that every object a file needs is present with
-its length (``--full``: also opens every blob and checks its keyed id); each problem names the
-affected vault file, and any problem makes the command fail with the integrity exit code (6).
+``log`` lists the generations with the client that wrote each and what it changed (from the
+catalog diff, which skips unchanged subtrees). ``info`` shows the fingerprint (compare it on a
+second device, or pass it there with ``--fingerprint``), the generation, how many data objects
+the storage holds and their bytes, and the vault's parameters. ``verify`` checks every
+generation: every object one needs is present with its length (``--full``: downloaded and
+authenticated, no cache trusted), and lists the store for unreferenced objects and leftovers
+(engine/verify.py); each problem names the affected vault path, and any problem makes the
+command fail with the integrity exit code (6).
 """
 
 from __future__ import annotations
@@ -24,11 +27,15 @@ from .output import Output, human_size, iso_time
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("info", parents=[common], help="fingerprint, generation, size and parameters")
     p.set_defaults(handler=info)
-    p = sub.add_parser("log", parents=[common], help="the generations, newest first")
+    p = sub.add_parser("log", parents=[common], help="the generations, newest first, with what each changed",
+                       description="Each generation, newest first: its time, the client that wrote it, the paths "
+                                   "it added (+), modified (~) and removed (-), and the bytes of the files it added "
+                                   "or modified.")
     p.add_argument("-n", "--limit", type=int, default=None, metavar="N", help="show only the newest N")
     p.set_defaults(handler=log)
     p = sub.add_parser("verify", parents=[common], help="check that every file's data is present and intact")
-    p.add_argument("--full", action="store_true", help="also download and authenticate every blob")
+    p.add_argument("--full", action="store_true",
+                   help="download and authenticate every object (commits, keystore, pages, data), trusting no cache")
     p.set_defaults(handler=verify)
 
 
@@ -76,26 +83,30 @@ async def info(opts: Options, args: argparse.Namespace, out: Output) -> None:
 
 async def log(opts: Options, args: argparse.Namespace, out: Output) -> None:
     async with await open_vault(opts) as vault:
-        entries = await vault.log()
-    if args.limit is not None:
-        entries = entries[: max(0, args.limit)]
+        entries = await vault.log(None if args.limit is None else max(0, args.limit), changes=True)
     doc = {"generations": [{"generation": e.generation, "time": e.time, "time_utc": iso_time(e.time),
-                            "client": e.client} for e in entries]}
-    out.result(doc, [f"{e.generation:>6}  {iso_time(e.time)}  client {e.client}" for e in entries])
+                            "client": e.client, "added": e.added, "modified": e.modified, "removed": e.removed,
+                            "bytes": e.bytes} for e in entries]}
+    out.result(doc, [f"{e.generation:>6}  {iso_time(e.time)}  client {e.client}  "
+                     f"+{e.added} ~{e.modified} -{e.removed}  {human_size(e.bytes or 0)}" for e in entries])
 
 
 async def verify(opts: Options, args: argparse.Namespace, out: Output) -> None:
     async with await open_vault(opts) as vault:
         report = await vault.verify(full=args.full)
-    doc = {"ok": report.ok, "generation": report.generation, "full": args.full, "files": report.files,
-           "directories": report.directories, "blobs_checked": report.blobs_checked,
-           "bytes_checked": report.bytes_checked, "problems": list(report.problems)}
-    summary = (f"checked generation {report.generation}: {report.files} files, {report.directories} directories, "
-               f"{report.blobs_checked} blobs" + (f", {human_size(report.bytes_checked)} read" if args.full else ""))
+    doc = {"ok": report.ok, "generation": report.generation, "generations": report.generations, "full": args.full,
+           "files": report.files, "directories": report.directories, "blobs_checked": report.blobs_checked,
+           "objects_checked": report.objects_checked, "bytes_checked": report.bytes_checked,
+           "problems": list(report.problems), "notes": list(report.notes)}
+    summary = (f"checked {report.generations} generation{'s' if report.generations != 1 else ''} "
+               f"(head {report.generation}): {report.files} files, {report.directories} directories, "
+               f"{report.blobs_checked} blobs, {report.objects_checked} objects"
+               + (f", {human_size(report.bytes_checked)} read and authenticated" if args.full else ""))
+    notes = [f"NOTE {n}" for n in report.notes]
     if report.ok:
-        out.result(doc, [summary, "no problems found"])
+        out.result(doc, [summary, *notes, "no problems found"])
         return
-    out.result(doc, [summary, *(f"PROBLEM {p}" for p in report.problems)])
+    out.result(doc, [summary, *notes, *(f"PROBLEM {p}" for p in report.problems)])
     first = report.problems[0]
     more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
     raise IntegrityError(f"verify found {len(report.problems)} problem(s): {first}{more}")
