@@ -69,7 +69,7 @@ async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, kee
     head = await history.find_head(since)
     store = ObjectStore(backend, keys, unlocked.current_epoch, params.chunk_size, params.pad_floor,
                         tuning.pack_cache)
-    cache = Cache(keeper.folder / "cache.sqlite")
+    cache = Cache(keeper.folder / "cache.sqlite", unlocked.local_cache_key())
     vault = Vault(url=url, backend=backend, history=history, store=store, cache=cache, head=head,
                   inline_max=params.inline_max, tuning=tuning)
     if head.gen > 0 and cache.get_meta("indexed_gen") < 0:
