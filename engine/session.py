@@ -80,7 +80,8 @@ async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, kee
 async def create(url: str | None = None, *, passphrase: str, kdf: str = "interactive",
                  chunk_size: int = 4 << 20, prf: str = "blake3-keyed-256",
                  tuning: config.Tuning | None = None, single_writer: bool = False,
-                 on_notice: Callable[[str], None] | None = None, **backend_opts: Any) -> Vault:
+                 on_notice: Callable[[str], None] | None = None,
+                 on_unlock: Callable[[keystore.Unlocked], None] | None = None, **backend_opts: Any) -> Vault:
     """Create a new vault at ``url`` (default: the local default vault) and return it open.
 
     Probes that the store honours create-only puts (refused unless ``single_writer``), sets aside
@@ -89,6 +90,7 @@ async def create(url: str | None = None, *, passphrase: str, kdf: str = "interac
     wrote. Raises AlreadyExists if a vault (or what is left of one) is there, UsageError for bad
     parameters, BackendError for storage problems (:class:`probe.UnsafeStore` for a store that
     ignores create-only puts). The recovery code is available once as ``vault.recovery_code``.
+    ``on_unlock`` sees the new unlocked keystore (the CLI hands its key to the unlock agent).
     """
     url = url or config.default_vault_url()
     profile = _profile(kdf)
@@ -129,6 +131,8 @@ async def create(url: str | None = None, *, passphrase: str, kdf: str = "interac
             await asyncio.to_thread(probe.remember, folder)
         vault = await _assemble(url, backend, u, keeper, tuning or config.Tuning.from_env())
         vault.recovery_code = recovery.text().reveal().decode()
+        if on_unlock is not None:
+            on_unlock(u)
         return vault
     except BaseException:
         await _remove(backend, created)

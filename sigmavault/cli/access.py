@@ -28,6 +28,8 @@ from ..engine.vault import Vault
 from . import agent_client
 
 MAX_SECRET_FILE = 64 * 1024
+TRIES = 3  # a passphrase typed at a prompt is asked again this often in all
+NO_TERMINAL = "no passphrase given: use --passphrase-file, SIGMAVAULT_PASSPHRASE or run in a terminal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,7 @@ class Options:
     identity_file: str | None = None
     fingerprint: str | None = None
     no_agent: bool = False
+    single_writer: bool = False
 
     @property
     def url(self) -> str:
@@ -65,9 +68,20 @@ def _read_secret_file(name: str, what: str) -> bytes:
         raise LocalIOError(f"cannot read the {what} file {name}: {exc.strerror}") from exc
 
 
-def _prompt(text: str) -> str:
+def notice(text: str) -> None:
+    """A one-line remark from the engine (a new pin, state set aside): stderr, also in JSON mode."""
+    sys.stderr.write(f"sigmavault: note: {text}\n")
+    sys.stderr.flush()
+
+
+def interactive(opts: Options) -> bool:
+    """Whether the passphrase will come from a prompt (so a wrong one may be typed again)."""
+    return not opts.passphrase_file and os.environ.get("SIGMAVAULT_PASSPHRASE") is None and sys.stdin.isatty()
+
+
+def _prompt(text: str, missing: type[AuthError] | type[UsageError] = AuthError) -> str:
     if not sys.stdin.isatty():
-        raise AuthError("no passphrase given: use --passphrase-file, SIGMAVAULT_PASSPHRASE or run in a terminal")
+        raise missing(NO_TERMINAL)
     return getpass.getpass(text)
 
 
@@ -82,17 +96,27 @@ def passphrase(opts: Options, *, confirm: bool = False) -> Passphrase:
 
 
 def ask_new_passphrase(label: str, file: str | None = None) -> Passphrase:
-    """A new passphrase from ``file`` or typed twice on the terminal. UsageError if empty or mismatched."""
+    """A new passphrase from ``file`` or typed twice on the terminal (up to three tries).
+
+    UsageError if empty or mismatched (three times), or if there is no terminal to ask on.
+    """
     if file:
         new = Passphrase(passphrase_from_file(_read_secret_file(file, "passphrase")))
-    else:
-        first = _prompt(label)
-        if first != _prompt("Repeat: "):
-            raise UsageError("the two passphrases differ; nothing was changed")
-        new = Passphrase.of(first)
-    if not len(new.secret):
-        raise UsageError("the passphrase must not be empty")
-    return new
+        if not len(new.secret):
+            raise UsageError("the passphrase must not be empty")
+        return new
+    for attempt in range(1, TRIES + 1):
+        first = _prompt(label, UsageError)
+        if not first:
+            problem = "the passphrase must not be empty"
+        elif first != _prompt("Repeat: ", UsageError):
+            problem = "the two passphrases differ"
+        else:
+            return Passphrase.of(first)
+        if attempt == TRIES:
+            raise UsageError(f"{problem}; nothing was changed")
+        sys.stderr.write(f"{problem}; try again\n")
+    raise AssertionError("unreachable")
 
 
 def credential(opts: Options) -> Credential:
@@ -145,8 +169,17 @@ async def open_vault(opts: Options, *, use_agent: bool = True,
         if got is not None:
             try:
                 return await session.open(url, ksk=got[0], ksk_slot=got[1], fingerprint=opts.fingerprint,
-                                          on_unlock=on_unlock)
+                                          on_unlock=on_unlock, single_writer=opts.single_writer, on_notice=notice)
             except AuthError:
                 pass  # the agent's key no longer fits (keys rotated): ask for a credential
-    cred = credential(opts)  # not in a thread: Ctrl-C at a prompt must not wait for the prompt to return
-    return await session.open(url, credential=cred, fingerprint=opts.fingerprint, on_unlock=on_unlock)
+    prompted = interactive(opts) and not (opts.recovery_code or opts.recovery_code_file or opts.identity_file)
+    for attempt in range(1, TRIES + 1):
+        cred = credential(opts)  # not in a thread: Ctrl-C at a prompt must not wait for the prompt to return
+        try:
+            return await session.open(url, credential=cred, fingerprint=opts.fingerprint, on_unlock=on_unlock,
+                                      single_writer=opts.single_writer, on_notice=notice)
+        except AuthError:
+            if not prompted or attempt == TRIES:
+                raise
+            sys.stderr.write("wrong passphrase; try again\n")
+    raise AssertionError("unreachable")
