@@ -22,6 +22,7 @@ from ..backends.urls import open_backend
 from ..engine import keymgmt, session, xwing
 from ..engine.credentials import Credential, Passphrase, RecoveryCode, TwoFactor, XwingKey
 from ..engine.errors import AuthError, IntegrityError, LocalIOError, NotFound, UsageError, VaultNotFound
+from ..engine.harden import secret_env
 from ..engine.keystore import Unlocked
 from ..engine.slots import passphrase_from_file
 from ..engine.vault import Vault
@@ -76,7 +77,7 @@ def notice(text: str) -> None:
 
 def interactive(opts: Options) -> bool:
     """Whether the passphrase will come from a prompt (so a wrong one may be typed again)."""
-    return not opts.passphrase_file and os.environ.get("SIGMAVAULT_PASSPHRASE") is None and sys.stdin.isatty()
+    return not opts.passphrase_file and secret_env("SIGMAVAULT_PASSPHRASE") is None and sys.stdin.isatty()
 
 
 def _prompt(text: str, missing: type[AuthError] | type[UsageError] = AuthError) -> str:
@@ -89,7 +90,7 @@ def passphrase(opts: Options, *, confirm: bool = False) -> Passphrase:
     """The passphrase from the file, the environment or a prompt (asked twice when ``confirm``)."""
     if opts.passphrase_file:
         return Passphrase(passphrase_from_file(_read_secret_file(opts.passphrase_file, "passphrase")))
-    env = os.environ.get("SIGMAVAULT_PASSPHRASE")
+    env = secret_env("SIGMAVAULT_PASSPHRASE")
     if env is not None:
         return Passphrase.of(env)
     return ask_new_passphrase("Passphrase: ") if confirm else Passphrase.of(_prompt("Passphrase: "))
@@ -124,7 +125,7 @@ def credential(opts: Options) -> Credential:
         if opts.recovery_code_file:
             text = _read_secret_file(opts.recovery_code_file, "recovery code").decode("ascii", "replace")
         else:
-            text = os.environ.get("SIGMAVAULT_RECOVERY_CODE") or _prompt("Recovery code: ")
+            text = secret_env("SIGMAVAULT_RECOVERY_CODE") or _prompt("Recovery code: ")
         try:
             return RecoveryCode.parse(text)
         except IntegrityError:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from typing import Any
 
 from ..engine import devstate, session
 from ..engine.errors import UsageError
+from ..engine.harden import secret_env
 from ..engine.keystore import Unlocked
 from . import agent_client
 from .access import Options, ask_new_passphrase, notice, passphrase
@@ -49,7 +49,7 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
             ttl = agent_client.parse_duration(args.unlock)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    if opts.passphrase_file or os.environ.get("SIGMAVAULT_PASSPHRASE") is not None:
+    if opts.passphrase_file or secret_env("SIGMAVAULT_PASSPHRASE") is not None:
         pw = passphrase(opts)
     else:
         pw = ask_new_passphrase("New passphrase: ")  # typed twice

@@ -28,6 +28,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, NoReturn
 
 from .. import __version__, config
+from ..engine import harden
 from ..engine.errors import Interrupted, LocalIOError, UsageError, VaultError
 from . import (
     cmd_agent,
@@ -169,6 +170,8 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     config.tune_malloc()  # flat peak memory for chunk-sized buffers (see its docstring)
+    harden.harden()  # this process may hold keys: no core dumps, not dumpable
+    harden.take_secret_env()  # no child inherits the passphrase
     sys.exit(run(argv))
 
 
