@@ -37,14 +37,14 @@ def wait_gone(path: Path, seconds: float) -> bool:
 
 def test_unlock_then_commands_need_no_passphrase_until_it_expires(cli: Cli) -> None:
     assert cli("ls", passphrase=None).code == 3
-    started = cli.ok("--json", "unlock", "--for", "3s").json()
+    started = cli.ok("--json", "unlock", "--for", "8s").json()  # room for two commands on a busy machine
     sock = sock_of(cli.home)
-    assert started["seconds"] == 3 and started["socket"] == str(sock)
+    assert started["seconds"] == 8 and started["socket"] == str(sock)
     assert stat.S_IMODE(sock.stat().st_mode) == 0o600 and stat.S_ISSOCK(sock.stat().st_mode)
     assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
     assert cli.ok("ls", passphrase=None).out == "inside/\n"
     assert cli.ok("mkdir", "/more", passphrase=None).code == 0
-    assert wait_gone(sock, 8), "the agent did not exit when its time was up"
+    assert wait_gone(sock, 15), "the agent did not exit when its time was up"
     with pytest.raises(ProcessLookupError):
         for _ in range(50):
             os.kill(started["agent_pid"], 0)
