@@ -13,8 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 PASSPHRASE = b"quickstart passphrase"
 
 
-def _drive(argv: list[str], env: dict[str, str], timeout: float = 240) -> tuple[int, str, list[str]]:
-    """Run ``argv`` on a pty, answering prompts; returns (exit status, transcript, prompts answered)."""
+def _drive(argv: list[str], env: dict[str, str], timeout: float = 240,
+           answers: list[bytes] | None = None) -> tuple[int, str, list[str]]:
+    """Run ``argv`` on a pty, answering prompts (passphrase prompts from ``answers`` in turn, else
+    PASSPHRASE); returns (exit status, transcript, prompts answered)."""
+    queue = list(answers or [])
     pid, fd = pty.fork()
     if pid == 0:  # the child: its controlling terminal is the pty
         os.chdir(ROOT)
@@ -39,6 +42,8 @@ def _drive(argv: list[str], env: dict[str, str], timeout: float = 240) -> tuple[
                                (b"saved the recovery code: ", b"")):
             if marker.lower() in tail.lower():
                 prompts.append(marker.decode().strip())
+                if answer and queue:
+                    answer = queue.pop(0)
                 os.write(fd, answer + b"\n")
                 seen = len(out)
                 break
@@ -76,3 +81,24 @@ def test_quickstart_asks_twice_and_summarises(tmp_path: Path) -> None:
         time.sleep(0.1)
     assert not (tmp_path / "svhome" / "run" / "agent.sock").exists()
     print(transcript)
+
+
+def _cli_env(tmp_path: Path) -> dict[str, str]:
+    return {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TERM": "dumb", "PYTHONPATH": str(ROOT),
+            "SIGMAVAULT_HOME": str(tmp_path / "svhome")}
+
+
+def test_a_mistyped_passphrase_is_asked_again_three_times_in_all(tmp_path: Path) -> None:
+    import sys
+
+    vault = str(tmp_path / "v")
+    base = [sys.executable, "-m", "sigmavault", "--vault", vault]
+    env = _cli_env(tmp_path)
+    code, transcript, prompts = _drive([*base, "create", "--kdf", "minimum"], env,
+                                       answers=[b"one", b"typo", PASSPHRASE, PASSPHRASE])
+    assert code == 0, transcript
+    assert prompts.count("passphrase:") == 2 and "differ; try again" in transcript  # was: exit 2 at once
+    code, transcript, prompts = _drive([*base, "ls"], env, answers=[b"wrong", PASSPHRASE])
+    assert code == 0 and "wrong passphrase; try again" in transcript, transcript  # was: exit 3 at once
+    code, transcript, prompts = _drive([*base, "ls"], env, answers=[b"wrong"] * 3)
+    assert code == 3 and len(prompts) == 3, (prompts, transcript)
