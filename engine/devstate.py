@@ -123,6 +123,16 @@ def set_aside(folder: Path) -> Path | None:
     return target
 
 
+def restore(folder: Path, aside: Path) -> None:
+    """Undo :func:`set_aside` (a ``create`` that failed): drop what it wrote, put the old folder back."""
+    try:
+        if folder.exists():
+            shutil.rmtree(folder)
+        aside.rename(folder)
+    except OSError as exc:
+        raise LocalIOError(f"cannot move the old local state {aside} back: {exc.strerror}") from exc
+
+
 def forget(folder: Path) -> list[Path]:
     """Delete this device's state for a vault (pin, high-water marks, cache) and any copies set aside.
 

@@ -99,13 +99,14 @@ async def create(url: str | None = None, *, passphrase: str, kdf: str = "interac
         raise UsageError("chunk size must be a power of two from 1 MiB to 16 MiB; prf blake3-keyed-256 or hmac-sha256")
     backend = _connect(url, _create_opts(url, backend_opts))
     created: list[str] = []
+    folder = devstate.folder_for(backend)
+    old = None
     try:
         if [n async for n in backend.list("k/")]:
             raise AlreadyExists(f"a vault already exists at {url}")
         if [n async for n in backend.list("c/")]:
             raise AlreadyExists(f"{url} holds commits of an earlier vault but no keystore: "
                                 "clear the location or choose another one")
-        folder = devstate.folder_for(backend)
         safe = await probe.check(backend)  # before anything of the vault is written
         if not safe:
             probe.unsafe(backend, single_writer=single_writer, on_notice=on_notice)
@@ -136,6 +137,8 @@ async def create(url: str | None = None, *, passphrase: str, kdf: str = "interac
         return vault
     except BaseException:
         await _remove(backend, created)
+        if old is not None:  # no vault came of it: the earlier state goes back where it was
+            await asyncio.to_thread(devstate.restore, folder, old)
         await backend.aclose()
         raise
 

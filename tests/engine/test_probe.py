@@ -43,6 +43,14 @@ class IgnoresCondition(Wrapper):
         await self.inner.delete(name)
 
 
+class SameLocation(FaultyBackend):
+    """Faults, but the same location (so the same local state folder) as the store it wraps."""
+
+    @property
+    def description(self) -> str:
+        return self.inner.description
+
+
 def _wrap(monkeypatch: pytest.MonkeyPatch, make: Any) -> list[Any]:
     made: list[Any] = []
     real = session._connect
@@ -135,3 +143,25 @@ async def test_lost_probe_response_is_not_a_false_alarm(monkeypatch: pytest.Monk
 
     backend = RetryingBackend(faulty, base_delay=0.001)
     assert await probe.check(backend)
+
+
+async def test_create_that_fails_puts_old_state_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    url = str(tmp_path / "v")
+    async with await sigmavault.create(url, passphrase=PASS, kdf="minimum") as v:
+        folder = devstate.folder_for(v.backend)
+    before = (folder / devstate.STATE_FILE).read_bytes()
+    shutil.rmtree(tmp_path / "v")
+
+    def make(inner: Backend) -> FaultyBackend:
+        faulty = SameLocation(inner)
+        faulty.fail("put_if_absent", BackendError("refused"), nth=4)  # probe ×2, k/ (state set aside), c/0 fails
+        return faulty
+
+    _wrap(monkeypatch, make)
+    with pytest.raises(BackendError):
+        await sigmavault.create(url, passphrase=PASS, kdf="minimum")
+    assert (folder / devstate.STATE_FILE).read_bytes() == before
+    assert not list(folder.parent.glob("*.replaced-*"))
+    assert not [p for p in (tmp_path / "v").rglob("*") if p.is_file()]
