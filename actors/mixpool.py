@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 
-from ..engine import chunked
+from ..engine import chunked, harden
 from ..engine.canonical import fail
 from ..engine.errors import IntegrityError, VaultError
 from ..engine.framing import unframe
@@ -104,6 +104,7 @@ def _open_into(key: bytes, ctx: bytes, ct: memoryview, out: memoryview) -> int:
 def _worker_main(conn: Connection, in_name: str, out_name: str, params: Params) -> None:
     """A worker process: receive keys, attach the arenas, then serve descriptors until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    harden.harden()  # before the keys arrive: a fresh program is dumpable again
     blob = bytearray(conn.recv_bytes(64))
     crypto = Crypto(params.vault_id, params.epoch, bytes(blob[:32]), bytes(blob[32:64]))
     blob[:] = bytes(len(blob))

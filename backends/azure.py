@@ -137,6 +137,14 @@ class _NotingTransport(AioHttpTransport):  # type: ignore[misc]  # the SDK expor
         return response
 
 
+def _conn_endpoint(conn_str: str | None) -> str | None:
+    """The blob endpoint (or account name) a connection string names; never its key or token."""
+    if not conn_str:
+        return None
+    fields = dict(part.split("=", 1) for part in conn_str.split(";") if "=" in part)
+    return fields.get("BlobEndpoint", "").rstrip("/") or fields.get("AccountName") or None
+
+
 def _error_code(exc: HttpResponseError) -> str:
     code = getattr(exc, "error_code", None)  # set by the storage SDK from x-ms-error-code
     return str(getattr(code, "value", code) or "")
@@ -215,7 +223,11 @@ class AzureBackend:
 
     @property
     def description(self) -> str:
-        return f"az://{self._container}/{self._prefix}".rstrip("/")
+        """The full location: container and prefix, and the account's endpoint (this device's state for
+        a vault is keyed by it, so two accounts with the same container name never share it)."""
+        where = f"az://{self._container}/{self._prefix}".rstrip("/")
+        account = self._account_url or _conn_endpoint(self._conn_str)
+        return f"{where}?endpoint={account}" if account else where
 
     @property
     def properties(self) -> Properties:

@@ -192,7 +192,10 @@ class S3Backend:
 
     @property
     def description(self) -> str:
-        return f"s3://{self._bucket}/{self._prefix}".rstrip("/")
+        """The full location: bucket and prefix, and the endpoint when it is not AWS's (this device's
+        state for a vault is keyed by it, so two services with the same bucket name never share it)."""
+        where = f"s3://{self._bucket}/{self._prefix}".rstrip("/")
+        return f"{where}?endpoint={self._endpoint}" if self._endpoint else where
 
     @property
     def properties(self) -> Properties:

@@ -8,7 +8,8 @@ an opened vault and:
    another client changed the keys; reopen and retry);
 2. runs the keystore operation in a thread (a new passphrase slot costs one Argon2id run);
 3. stores ``k/{generation+1:016x}`` create-only (``put_if_absent``; losing that race is a
-   ConcurrencyError and nothing was changed);
+   ConcurrencyError and nothing was changed), and records that generation in this device's
+   local state right away, so an old keystore served later (old credentials) is a RollbackError;
 4. deletes every older ``k/`` object. A failure here leaves stale copies that still open with
    the old credentials; it is reported in :attr:`Changed.stale` and retried on the next change.
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from .. import config
 from ..backends.base import Backend
-from . import keystore, localstate
+from . import devstate, keystore, localstate
 from .credentials import Passphrase
 from .errors import AlreadyExists, BackendError, ConcurrencyError, IntegrityError, NotFound, UsageError
 from .keystore import SlotInfo, Unlocked, Written, keystore_name
@@ -83,6 +84,8 @@ def find_slot(u: Unlocked, text: str) -> bytes:
 async def _store(backend: Backend, u: Unlocked, written: Written, slot: bytes | None) -> Changed:
     if not await backend.put_if_absent(written.name, written.data):
         raise ConcurrencyError("another client changed the keys of this vault at the same time; nothing was changed")
+    # pin the new generation at once: a provider restoring the old k/ objects is then a rollback
+    await asyncio.to_thread(devstate.record_keystore, backend, written.vault)
     stale = 0
     for name in sorted([n async for n in backend.list("k/")]):
         if name < written.name:

@@ -164,6 +164,10 @@ class Unlocked:
     def local_state_key(self) -> Secret:
         return Secret(expand(self.keyring.vak.reveal(), "local-state"), "local-state key")
 
+    def local_cache_key(self) -> Secret:
+        """``Expand(VAK, "local-cache")``: seals this device's cache (:mod:`.cache`)."""
+        return Secret(expand(self.keyring.vak.reveal(), "local-cache"), "local-cache key")
+
     def list_slots(self) -> list[SlotInfo]:
         return describe(self.slots)
 
@@ -226,7 +230,8 @@ def unlock(data: bytes, name: str, cred: Credential, pin: Pin | None = None) -> 
         if not all(hmac.compare_digest(p, fp) for p in pins):
             raise IntegrityError(
                 "this keystore does not belong to the pinned vault (fingerprint mismatch): "
-                "it may have been forged by the storage provider"
+                "it may have been forged by the storage provider (if the vault was replaced on purpose, "
+                "`sigmavault forget-device` drops this device's pin)"
             )
     elif opened.type not in PASS_TYPES:
         raise AuthError(
@@ -255,7 +260,8 @@ def unlock_with_ksk(data: bytes, name: str, ksk: Secret, pin: Pin, opened_slot: 
     if not hmac.compare_digest(pin.fingerprint, fp):
         raise IntegrityError(
             "this keystore does not belong to the pinned vault (fingerprint mismatch): "
-            "it may have been forged by the storage provider"
+            "it may have been forged by the storage provider (if the vault was replaced on purpose, "
+            "`sigmavault forget-device` drops this device's pin)"
         )
     if ks.generation < pin.generation:
         raise RollbackError()

@@ -3,32 +3,30 @@
 Open follows CRYPTO.md §1.3 and §5.3: fetch the highest keystore, unlock it with the caller's
 credential against the local pin (unlock runs Argon2 in a thread), verify the commit chain from
 the local high-water mark to the head, and only then move the local state forward. The local
-state of a vault lives under the state directory keyed by its URL; its MAC key comes from the
-vault, so a corrupted state file is detected after unlock.
+state of a vault lives under the state directory keyed by its full location (:mod:`.devstate`);
+its MAC key comes from the vault, so a corrupted state file is detected after unlock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
-import fcntl
 import hmac
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from .. import config
 from ..backends.base import Backend, ensure_bucket
 from ..backends.retrying import RetryingBackend
 from ..backends.urls import open_backend
-from . import keystore, localstate
+from . import devstate, keystore, localstate, probe
 from .cache import Cache
-from .commits import ChainHead, ChainState, Commit, commit_name, seal_commit
+from .commits import ChainState, Commit, commit_name, seal_commit
 from .credentials import FINGERPRINT_LEN, Credential, Passphrase, Pin
-from .errors import AlreadyExists, AuthError, IntegrityError, NotFound, UsageError, VaultNotFound
+from .devstate import StateKeeper
+from .errors import AlreadyExists, AuthError, IntegrityError, NotFound, UsageError, VaultError, VaultNotFound
 from .history import History
 from .keyring import Params
 from .localstate import LocalState
@@ -47,11 +45,6 @@ def _profile(kdf: str) -> KdfProfile:
     return PROFILES[kdf]
 
 
-def _state_folder(backend: Backend) -> Path:
-    """This device's local state for the vault, keyed by where its objects live."""
-    return config.vault_state_dir(backend.description)
-
-
 async def _highest_keystore(backend: Backend, url: str) -> tuple[str, bytes]:
     names = sorted([n async for n in backend.list("k/")])
     if not names:
@@ -64,40 +57,7 @@ async def _highest_keystore(backend: Backend, url: str) -> tuple[str, bytes]:
     raise VaultNotFound(f"no vault at {url}")
 
 
-@contextlib.contextmanager
-def _state_lock(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with builtins.open(folder / "lock", "a+b") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-class _StateKeeper:
-    """Moves the MAC'd local state forward, never back (several processes may share it)."""
-
-    def __init__(self, folder: Path, unlocked: keystore.Unlocked, state: LocalState) -> None:
-        self.folder = folder
-        self.path = folder / "state.json"
-        self._key = unlocked.local_state_key()
-        self.state = state
-
-    def save(self, state: LocalState) -> None:
-        with _state_lock(self.folder):
-            current = localstate.load(self.path, self._key) if self.path.exists() else None
-            if current is not None and (current.max_gen or -1) > (state.max_gen or -1):
-                state = replace(state, max_gen=current.max_gen, head_hash=current.head_hash)
-            localstate.save(self.path, state, self._key)
-            self.state = state
-
-    def advance(self, head: ChainHead) -> None:
-        if self.state.max_gen is None or head.gen > self.state.max_gen:
-            self.save(replace(self.state, max_gen=head.gen, head_hash=head.hash))
-
-
-async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, keeper: _StateKeeper,
+async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, keeper: StateKeeper,
                     tuning: config.Tuning) -> Vault:
     params = unlocked.params
     keys = {e.epoch: unlocked.epoch_keys(e.epoch) for e in unlocked.keyring.epochs if e.root_key is not None}
@@ -112,7 +72,7 @@ async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, kee
     head = await history.find_head(since)
     store = ObjectStore(backend, keys, unlocked.current_epoch, params.chunk_size, params.pad_floor,
                         tuning.pack_cache)
-    cache = Cache(keeper.folder / "cache.sqlite")
+    cache = Cache(keeper.folder / "cache.sqlite", unlocked.local_cache_key())
     vault = Vault(url=url, backend=backend, history=history, store=store, cache=cache, head=head,
                   inline_max=params.inline_max, tuning=tuning)
     if head.gen > 0 and cache.get_meta("indexed_gen") < 0:
@@ -122,13 +82,20 @@ async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, kee
 
 async def create(url: str | None = None, *, passphrase: str, kdf: str = "interactive",
                  chunk_size: int = 4 << 20, prf: str = "blake3-keyed-256",
-                 tuning: config.Tuning | None = None, create_bucket: bool = False, **backend_opts: Any) -> Vault:
+                 tuning: config.Tuning | None = None, create_bucket: bool = False, single_writer: bool = False,
+                 on_notice: Callable[[str], None] | None = None,
+                 on_unlock: Callable[[keystore.Unlocked], None] | None = None, **backend_opts: Any) -> Vault:
     """Create a new vault at ``url`` (default: the local default vault) and return it open.
 
-    Writes keystore generation 1 and the empty commit 0. ``create_bucket`` first creates the S3
-    bucket or Azure container if it is missing (else a missing one is a BackendError). Raises
-    AlreadyExists if a vault is there, UsageError for bad parameters, BackendError for storage
-    problems. The recovery code is available once as ``vault.recovery_code``.
+    ``create_bucket`` first creates the S3 bucket or Azure container if it is missing (else a
+    missing one is a BackendError). Probes that the store honours create-only puts (refused unless
+    ``single_writer``), sets aside this device's state of an earlier vault at the same location
+    (``on_notice`` hears about it), then writes keystore generation 1 and the empty commit 0. A
+    failure removes what this call wrote. Raises AlreadyExists if a vault (or what is left of one)
+    is there, UsageError for bad parameters, BackendError for storage problems
+    (:class:`probe.UnsafeStore` for a store that ignores create-only puts). The recovery code is
+    available once as ``vault.recovery_code``. ``on_unlock`` sees the new unlocked keystore (the
+    CLI hands its key to the unlock agent).
     """
     url = url or config.default_vault_url()
     profile = _profile(kdf)
@@ -136,29 +103,58 @@ async def create(url: str | None = None, *, passphrase: str, kdf: str = "interac
     if not params.valid():
         raise UsageError("chunk size must be a power of two from 1 MiB to 16 MiB; prf blake3-keyed-256 or hmac-sha256")
     backend = _connect(url, _create_opts(url, backend_opts))
+    created: list[str] = []
+    folder = devstate.folder_for(backend)
+    old = None
     try:
         if create_bucket:
             await ensure_bucket(backend)
         if [n async for n in backend.list("k/")]:
             raise AlreadyExists(f"a vault already exists at {url}")
+        if [n async for n in backend.list("c/")]:
+            raise AlreadyExists(f"{url} holds commits of an earlier vault but no keystore: "
+                                "clear the location or choose another one")
+        safe = await probe.check(backend)  # before anything of the vault is written
+        if not safe:
+            probe.unsafe(backend, single_writer=single_writer, on_notice=on_notice)
         written, recovery = await asyncio.to_thread(keystore.create, Passphrase.of(passphrase),
                                                     profile=profile, params=params)
         u = written.vault
         if not await backend.put_if_absent(written.name, written.data):
             raise AlreadyExists(f"a vault already exists at {url}")
+        created.append(written.name)
+        old = await asyncio.to_thread(devstate.set_aside, folder)  # no vault was here: its state is stale
+        if old is not None and on_notice is not None:
+            on_notice(f"this device's state of an earlier vault at {url} was moved to {old}")
         keys = u.epoch_keys()
         sealer = Sealer(keys, params.chunk_size, params.pad_floor)
         state = LocalState.new(u.vault_id, u.fingerprint, u.generation, u.current_epoch)
         c0 = Commit(u.vault_id, 0, None, u.current_epoch, u.generation, (), state.client_id, int(time.time()))
-        await backend.put_if_absent(commit_name(0), seal_commit(sealer, c0))
-        keeper = _StateKeeper(_state_folder(backend), u, state)
+        if not await backend.put_if_absent(commit_name(0), seal_commit(sealer, c0)):
+            raise AlreadyExists(f"another vault was created at {url} at the same time")
+        created.append(commit_name(0))
+        keeper = StateKeeper(folder, u, state)
         keeper.save(state)
+        if safe:
+            await asyncio.to_thread(probe.remember, folder)
         vault = await _assemble(url, backend, u, keeper, tuning or config.Tuning.from_env())
         vault.recovery_code = recovery.text().reveal().decode()
+        if on_unlock is not None:
+            on_unlock(u)
         return vault
     except BaseException:
+        await _remove(backend, created)
+        if old is not None:  # no vault came of it: the earlier state goes back where it was
+            await asyncio.to_thread(devstate.restore, folder, old)
         await backend.aclose()
         raise
+
+
+async def _remove(backend: Backend, names: list[str]) -> None:
+    """Best effort: take back what a failed ``create`` wrote, so the location holds no half vault."""
+    for name in reversed(names):
+        with contextlib.suppress(VaultError, OSError):
+            await backend.delete(name)
 
 
 def _connect(url: str, opts: dict[str, Any]) -> Backend:
@@ -175,14 +171,19 @@ def _create_opts(url: str, opts: dict[str, Any]) -> dict[str, Any]:
 async def open(url: str | None = None, *, passphrase: str | None = None,
                credential: Credential | None = None, fingerprint: str | None = None,
                tuning: config.Tuning | None = None, ksk: Secret | None = None, ksk_slot: bytes = b"",
-               on_unlock: Callable[[keystore.Unlocked], None] | None = None, **backend_opts: Any) -> Vault:
+               on_unlock: Callable[[keystore.Unlocked], None] | None = None, single_writer: bool = False,
+               on_notice: Callable[[str], None] | None = None, **backend_opts: Any) -> Vault:
     """Open and unlock the vault at ``url`` with a passphrase or another credential.
 
-    ``fingerprint`` (hex) pins a vault seen for the first time on this device. ``ksk`` (with the
-    id of the slot it came from) opens the keystore with a key the unlock agent kept instead of a
-    credential; it needs a pin. ``on_unlock`` sees the unlocked keystore (key management, the
-    agent) before the history is checked. Raises VaultNotFound, AuthError, IntegrityError
-    (tampered keystore or commits, pin mismatch), RollbackError, BackendError, UsageError.
+    ``fingerprint`` (hex) pins a vault seen for the first time on this device; without it the
+    first open pins what it finds (trust on first use, told to ``on_notice``). A pinned location
+    that now holds a different vault stays an IntegrityError. ``ksk`` (with the id of the slot it
+    came from) opens the keystore with a key the unlock agent kept instead of a credential; it
+    needs a pin. ``on_unlock`` sees the unlocked keystore (key management, the agent) before the
+    history is checked. The first write from this device probes the store's create-only puts
+    (see :mod:`.probe`; ``single_writer`` accepts a store that fails). Raises VaultNotFound,
+    AuthError, IntegrityError (tampered keystore or commits, pin mismatch), RollbackError,
+    BackendError, UsageError.
     """
     url = url or config.default_vault_url()
     if credential is None and ksk is None:
@@ -192,8 +193,9 @@ async def open(url: str | None = None, *, passphrase: str | None = None,
     backend = _connect(url, backend_opts)
     try:
         name, data = await _highest_keystore(backend, url)
-        folder = _state_folder(backend)
-        known = localstate.load_unverified(folder / "state.json") if (folder / "state.json").exists() else None
+        folder = devstate.folder_for(backend)
+        state_file = folder / devstate.STATE_FILE
+        known = localstate.load_unverified(state_file) if state_file.exists() else None
         pin = None
         if known is not None:
             pin = Pin(known.fingerprint, known.keystore_gen)
@@ -213,16 +215,21 @@ async def open(url: str | None = None, *, passphrase: str | None = None,
             assert credential is not None
             u = await asyncio.to_thread(keystore.unlock, data, name, credential, pin)
         if known is not None:
-            state = localstate.load(folder / "state.json", u.local_state_key())
+            state = localstate.load(state_file, u.local_state_key())
             if state is None or not hmac.compare_digest(state.vault_id, u.vault_id):
                 raise IntegrityError(f"the local state for {url} does not match this vault")
             state = replace(state, keystore_gen=max(state.keystore_gen, u.generation))
         else:
             state = LocalState.new(u.vault_id, u.fingerprint, u.generation, u.current_epoch)
-        keeper = _StateKeeper(folder, u, state)
+        keeper = StateKeeper(folder, u, state)
         keeper.save(state)
+        if known is None and on_notice is not None:
+            how = "the fingerprint you gave" if fingerprint is not None else "trust on first use"
+            on_notice(f"this device now pins vault {url} to fingerprint {u.fingerprint.hex()} ({how}); "
+                      "compare it with `sigmavault info` on a device you trust")
         if on_unlock is not None:
             on_unlock(u)
+        backend = probe.ProbedBackend(backend, folder, single_writer=single_writer, on_notice=on_notice)
         return await _assemble(url, backend, u, keeper, tuning or config.Tuning.from_env())
     except BaseException:
         await backend.aclose()
@@ -234,7 +241,7 @@ async def pinned(url: str | None = None, **backend_opts: Any) -> Pin | None:
     url = url or config.default_vault_url()
     backend = open_backend(url, **backend_opts)
     try:
-        path = _state_folder(backend) / "state.json"
+        path = devstate.folder_for(backend) / devstate.STATE_FILE
     finally:
         await backend.aclose()
     known = localstate.load_unverified(path) if path.exists() else None

@@ -22,12 +22,15 @@ from ..backends.urls import open_backend
 from ..engine import keymgmt, session, xwing
 from ..engine.credentials import Credential, Passphrase, RecoveryCode, TwoFactor, XwingKey
 from ..engine.errors import AuthError, IntegrityError, LocalIOError, NotFound, UsageError, VaultNotFound
+from ..engine.harden import secret_env
 from ..engine.keystore import Unlocked
 from ..engine.slots import passphrase_from_file
 from ..engine.vault import Vault
 from . import agent_client
 
 MAX_SECRET_FILE = 64 * 1024
+TRIES = 3  # a passphrase typed at a prompt is asked again this often in all
+NO_TERMINAL = "no passphrase given: use --passphrase-file, SIGMAVAULT_PASSPHRASE or run in a terminal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,7 @@ class Options:
     identity_file: str | None = None
     fingerprint: str | None = None
     no_agent: bool = False
+    single_writer: bool = False
 
     @property
     def url(self) -> str:
@@ -65,9 +69,20 @@ def _read_secret_file(name: str, what: str) -> bytes:
         raise LocalIOError(f"cannot read the {what} file {name}: {exc.strerror}") from exc
 
 
-def _prompt(text: str) -> str:
+def notice(text: str) -> None:
+    """A one-line remark from the engine (a new pin, state set aside): stderr, also in JSON mode."""
+    sys.stderr.write(f"sigmavault: note: {text}\n")
+    sys.stderr.flush()
+
+
+def interactive(opts: Options) -> bool:
+    """Whether the passphrase will come from a prompt (so a wrong one may be typed again)."""
+    return not opts.passphrase_file and secret_env("SIGMAVAULT_PASSPHRASE") is None and sys.stdin.isatty()
+
+
+def _prompt(text: str, missing: type[AuthError] | type[UsageError] = AuthError) -> str:
     if not sys.stdin.isatty():
-        raise AuthError("no passphrase given: use --passphrase-file, SIGMAVAULT_PASSPHRASE or run in a terminal")
+        raise missing(NO_TERMINAL)
     return getpass.getpass(text)
 
 
@@ -75,24 +90,34 @@ def passphrase(opts: Options, *, confirm: bool = False) -> Passphrase:
     """The passphrase from the file, the environment or a prompt (asked twice when ``confirm``)."""
     if opts.passphrase_file:
         return Passphrase(passphrase_from_file(_read_secret_file(opts.passphrase_file, "passphrase")))
-    env = os.environ.get("SIGMAVAULT_PASSPHRASE")
+    env = secret_env("SIGMAVAULT_PASSPHRASE")
     if env is not None:
         return Passphrase.of(env)
     return ask_new_passphrase("Passphrase: ") if confirm else Passphrase.of(_prompt("Passphrase: "))
 
 
 def ask_new_passphrase(label: str, file: str | None = None) -> Passphrase:
-    """A new passphrase from ``file`` or typed twice on the terminal. UsageError if empty or mismatched."""
+    """A new passphrase from ``file`` or typed twice on the terminal (up to three tries).
+
+    UsageError if empty or mismatched (three times), or if there is no terminal to ask on.
+    """
     if file:
         new = Passphrase(passphrase_from_file(_read_secret_file(file, "passphrase")))
-    else:
-        first = _prompt(label)
-        if first != _prompt("Repeat: "):
-            raise UsageError("the two passphrases differ; nothing was changed")
-        new = Passphrase.of(first)
-    if not len(new.secret):
-        raise UsageError("the passphrase must not be empty")
-    return new
+        if not len(new.secret):
+            raise UsageError("the passphrase must not be empty")
+        return new
+    for attempt in range(1, TRIES + 1):
+        first = _prompt(label, UsageError)
+        if not first:
+            problem = "the passphrase must not be empty"
+        elif first != _prompt("Repeat: ", UsageError):
+            problem = "the two passphrases differ"
+        else:
+            return Passphrase.of(first)
+        if attempt == TRIES:
+            raise UsageError(f"{problem}; nothing was changed")
+        sys.stderr.write(f"{problem}; try again\n")
+    raise AssertionError("unreachable")
 
 
 def credential(opts: Options) -> Credential:
@@ -100,7 +125,7 @@ def credential(opts: Options) -> Credential:
         if opts.recovery_code_file:
             text = _read_secret_file(opts.recovery_code_file, "recovery code").decode("ascii", "replace")
         else:
-            text = os.environ.get("SIGMAVAULT_RECOVERY_CODE") or _prompt("Recovery code: ")
+            text = secret_env("SIGMAVAULT_RECOVERY_CODE") or _prompt("Recovery code: ")
         try:
             return RecoveryCode.parse(text)
         except IntegrityError:
@@ -145,8 +170,17 @@ async def open_vault(opts: Options, *, use_agent: bool = True,
         if got is not None:
             try:
                 return await session.open(url, ksk=got[0], ksk_slot=got[1], fingerprint=opts.fingerprint,
-                                          on_unlock=on_unlock)
+                                          on_unlock=on_unlock, single_writer=opts.single_writer, on_notice=notice)
             except AuthError:
                 pass  # the agent's key no longer fits (keys rotated): ask for a credential
-    cred = credential(opts)  # not in a thread: Ctrl-C at a prompt must not wait for the prompt to return
-    return await session.open(url, credential=cred, fingerprint=opts.fingerprint, on_unlock=on_unlock)
+    prompted = interactive(opts) and not (opts.recovery_code or opts.recovery_code_file or opts.identity_file)
+    for attempt in range(1, TRIES + 1):
+        cred = credential(opts)  # not in a thread: Ctrl-C at a prompt must not wait for the prompt to return
+        try:
+            return await session.open(url, credential=cred, fingerprint=opts.fingerprint, on_unlock=on_unlock,
+                                      single_writer=opts.single_writer, on_notice=notice)
+        except AuthError:
+            if not prompted or attempt == TRIES:
+                raise
+            sys.stderr.write("wrong passphrase; try again\n")
+    raise AssertionError("unreachable")

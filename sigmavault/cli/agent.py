@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import re
-import resource
 import signal
 import socket
 import stat
@@ -39,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
+from ..engine import harden
 from ..engine.canonical import b64u, unb64u
 from ..engine.errors import IntegrityError, LockedError
 from ..engine.secret import Secret
@@ -184,14 +183,6 @@ class Agent:
                 await writer.wait_closed()
 
 
-def _harden() -> None:
-    """No core dumps, no ptrace/proc-mem reads by other processes of the same user."""
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
-
-
 def _alive(path: Path) -> bool:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(1)
@@ -228,7 +219,8 @@ async def serve(path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     path = Path(args[0]) if args else socket_path()
-    _harden()
+    harden.harden()
+    harden.take_secret_env()
     os.chdir("/")
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     asyncio.run(serve(path))

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from typing import Any
 
+from ..engine import harden
 from ..engine.canonical import b64u, unb64u
 from ..engine.errors import IntegrityError, LockedError
 from ..engine.secret import Secret
@@ -98,7 +99,7 @@ async def start() -> dict[str, Any]:
     subprocess.Popen(  # our own interpreter and module; the key goes over the socket later
         [sys.executable, "-m", "sigmavault.cli.agent", os.fspath(path)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, close_fds=True, cwd="/",
+        start_new_session=True, close_fds=True, cwd="/", env=harden.child_env(),
     )
     for _ in range(100):
         await asyncio.sleep(0.05)

@@ -1,14 +1,25 @@
-"""``sigmavault create``: make a new vault and show its fingerprint and recovery code, once."""
+"""``sigmavault create``: make a new vault and show its fingerprint and recovery code, once.
+
+The new passphrase comes from ``--passphrase-file``, ``SIGMAVAULT_PASSPHRASE`` or is typed twice
+(three tries); with none of these and no terminal it is a usage error. The recovery code is shown
+whenever a vault was created, and on a terminal the command waits until the user says it is
+saved. ``--unlock DURATION`` hands the new vault's key to the unlock agent, so the next commands
+need no passphrase (what ``scripts/quickstart`` does). A create that fails leaves nothing behind.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
+import sys
 from typing import Any
 
-from ..engine import session
+from ..engine import devstate, session
 from ..engine.errors import UsageError
-from .access import Options, ask_new_passphrase, passphrase
+from ..engine.harden import secret_env
+from ..engine.keystore import Unlocked
+from . import agent_client
+from .access import Options, ask_new_passphrase, notice, passphrase
 from .output import Output
 
 
@@ -20,26 +31,52 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-size", type=int, default=4, metavar="MIB", help="chunk size in MiB (1–16, power of two)")
     p.add_argument("--create-bucket", action="store_true",
                    help="for s3:// and az:// vaults: create the bucket or container first if it does not exist")
+    p.add_argument("--unlock", metavar="DURATION", default=None,
+                   help="keep the new vault unlocked for DURATION (unlock agent), e.g. 15m")
     p.set_defaults(handler=run)
 
 
+def _wait_until_saved(out: Output) -> None:
+    """On a terminal: the code must not scroll away unseen. Waits for Enter (Ctrl-C/EOF also end it)."""
+    if out.json or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return
+    with contextlib.suppress(EOFError):
+        input("Press Enter once you have saved the recovery code: ")
+
+
 async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
-    if opts.passphrase_file or os.environ.get("SIGMAVAULT_PASSPHRASE") is not None:
+    ttl = None
+    if args.unlock is not None:
+        try:
+            ttl = agent_client.parse_duration(args.unlock)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if opts.passphrase_file or secret_env("SIGMAVAULT_PASSPHRASE") is not None:
         pw = passphrase(opts)
     else:
         pw = ask_new_passphrase("New passphrase: ")  # typed twice
     if not len(pw.secret):
         raise UsageError("the passphrase must not be empty")
+    seen: list[Unlocked] = []
     vault = await session.create(opts.url, passphrase=pw.secret.reveal().decode("utf-8"), kdf=args.kdf,
-                                 chunk_size=args.chunk_size << 20, create_bucket=args.create_bucket)
+                                 chunk_size=args.chunk_size << 20, create_bucket=args.create_bucket,
+                                 single_writer=opts.single_writer, on_notice=notice, on_unlock=seen.append)
     async with vault:
         code = vault.recovery_code or ""
+        folder = devstate.folder_for(vault.backend)
         doc = {"url": opts.url, "fingerprint": vault.fingerprint, "generation": vault.generation,
-               "recovery_code": code, "kdf": args.kdf}
+               "recovery_code": code, "kdf": args.kdf, "state_dir": str(folder)}
         out.result(doc, [
             f"created vault {opts.url}",
             f"fingerprint:   {vault.fingerprint}",
+            f"local state:   {folder}",
             "",
             "recovery code (shown only now; write it down and keep it safe — it opens the vault):",
             f"  {code}",
+            "",
         ])
+        _wait_until_saved(out)
+        if ttl is not None:
+            u = seen[0]
+            status = await agent_client.store(u.fingerprint, u.ksk, u.opened_slot, ttl)
+            out.note(f"unlocked for {args.unlock} (agent pid {status.get('pid')}; `sigmavault lock` locks it now)")

@@ -28,14 +28,27 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, NoReturn
 
 from .. import __version__, config
+from ..engine import harden
 from ..engine.errors import Interrupted, LocalIOError, UsageError, VaultError
-from . import cmd_agent, cmd_create, cmd_export, cmd_files, cmd_history, cmd_import, cmd_inspect, cmd_key, mount
+from . import (
+    cmd_agent,
+    cmd_create,
+    cmd_device,
+    cmd_export,
+    cmd_files,
+    cmd_history,
+    cmd_import,
+    cmd_inspect,
+    cmd_key,
+    mount,
+)
 from .access import Options
 from .output import Output
 
-COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_history, cmd_key, cmd_agent, mount)
+COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_history, cmd_key, cmd_agent, cmd_device,
+            mount)
 _GLOBAL = ("vault", "json", "debug", "passphrase_file", "recovery_code", "recovery_code_file", "identity_file",
-           "fingerprint", "no_agent")
+           "fingerprint", "no_agent", "single_writer")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,6 +75,8 @@ def _add_global(p: argparse.ArgumentParser, suppress: bool) -> None:
     g.add_argument("--fingerprint", metavar="HEX", default=d(None),
                    help="pin a vault seen for the first time on this device")
     g.add_argument("--no-agent", action="store_true", default=d(False), help="do not ask the unlock agent")
+    g.add_argument("--single-writer", action="store_true", default=d(False),
+                   help="accept a store that ignores create-only writes (only this device may then write)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,6 +170,8 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     config.tune_malloc()  # flat peak memory for chunk-sized buffers (see its docstring)
+    harden.harden()  # this process may hold keys: no core dumps, not dumpable
+    harden.take_secret_env()  # no child inherits the passphrase
     sys.exit(run(argv))
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
+from ..engine import harden
 from ..engine.errors import LocalIOError, UsageError, VaultError
 from .access import Options, open_vault
 from .output import Output
@@ -150,6 +151,8 @@ def _child_argv(opts: Options, args: argparse.Namespace, mountpoint: Path, log_f
             argv += [flag, value]
     if opts.no_agent:
         argv.append("--no-agent")
+    if opts.single_writer:
+        argv.append("--single-writer")
     argv += ["mount", os.path.abspath(mountpoint), "--child", "--log-file", str(log_file)]
     for name in ("read_only", "allow_other"):
         if getattr(args, name):
@@ -174,14 +177,16 @@ def _start_background(opts: Options, args: argparse.Namespace, mountpoint: Path)
         secret = sys.stdin.buffer.read() if opts.passphrase_file == "-" else None  # noqa: S105 ("-" = stdin)
         if secret is None:
             argv[3:3] = ["--passphrase-file", os.path.abspath(opts.passphrase_file)]
-    elif "SIGMAVAULT_PASSPHRASE" not in os.environ and not (opts.recovery_code_file or opts.identity_file):
+    elif (env_pass := harden.secret_env("SIGMAVAULT_PASSPHRASE")) is not None:
+        secret = env_pass.encode()  # through the pipe: never in the child's environment
+    elif not (opts.recovery_code_file or opts.identity_file):
         if sys.stdin.isatty():
             secret = getpass.getpass("Passphrase: ").encode()
     if secret is not None:
         argv[3:3] = ["--passphrase-file", "-"]
     with open(log_file, "ab") as log:
         child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True,
-                                 close_fds=True)
+                                 close_fds=True, env=harden.child_env())
     assert child.stdin is not None
     with contextlib.suppress(BrokenPipeError):
         child.stdin.write(secret or b"")
@@ -231,17 +236,20 @@ def umount(mountpoint: Path, pid_file: Path | None = None, timeout: float = 600.
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry (the background child, tests): global options, then ``mount``/``umount``."""
     config.tune_malloc()
+    harden.harden()
+    harden.take_secret_env()
     parser = argparse.ArgumentParser(prog="sigmavault")
     for flag in ("--vault", "--passphrase-file", "--recovery-code-file", "--identity-file", "--fingerprint"):
         parser.add_argument(flag)
     parser.add_argument("--no-agent", action="store_true")
+    parser.add_argument("--single-writer", action="store_true")
     parser.add_argument("--debug", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub, argparse.ArgumentParser(add_help=False))
     args = parser.parse_args(argv)
     opts = Options(vault=args.vault, passphrase_file=args.passphrase_file, recovery_code_file=args.recovery_code_file,
                    identity_file=args.identity_file, fingerprint=args.fingerprint, no_agent=args.no_agent,
-                   debug=args.debug)
+                   single_writer=args.single_writer, debug=args.debug)
     try:
         import uvloop
 

@@ -121,6 +121,16 @@ class BackendConformance:
 
         self.run(body)
 
+    def test_create_only_probe_passes_and_leaves_nothing(self) -> None:
+        """The probe sigmavault runs before a device's first write (engine/probe.py) under ``l/``."""
+        from sigmavault.engine import probe
+
+        async def body(b: Backend) -> None:
+            assert await probe.check(b)
+            assert await names_of(b, "l/") == []
+
+        self.run(body)
+
     def test_put_accepts_buffers_and_copies_them(self) -> None:
         async def body(b: Backend) -> None:
             buf = bytearray(b"abcdef")

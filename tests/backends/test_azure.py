@@ -78,12 +78,16 @@ def test_description_properties_api_version(monkeypatch: pytest.MonkeyPatch) -> 
     for var in _AZ_VARS:
         monkeypatch.delenv(var, raising=False)
     local = AzureBackend.from_url("az://abc/pre/", endpoint_url="http://127.0.0.1:1/acct", concurrency=9)
-    assert local.description == "az://abc/pre"
+    assert local.description == "az://abc/pre?endpoint=http://127.0.0.1:1/acct"
     assert local.properties.concurrency == 9
     assert local._api_version == EMULATOR_API_VERSION
     remote = AzureBackend.from_url("az://abc", account_name="acct", account_key="a2V5")
     assert remote._api_version is None
     assert remote._account_url == "https://acct.blob.core.windows.net"
+    assert remote.description == "az://abc?endpoint=https://acct.blob.core.windows.net"
+    conn = "DefaultEndpointsProtocol=http;AccountName=devacct;AccountKey=a2V5;BlobEndpoint=http://h:1/devacct;"
+    described = AzureBackend.from_url("az://abc", connection_string=conn).description
+    assert described == "az://abc?endpoint=http://h:1/devacct" and "a2V5" not in described
     monkeypatch.setenv("AZURE_STORAGE_API_VERSION", "2025-05-05")
     assert AzureBackend.from_url("az://abc", account_name="acct")._api_version == "2025-05-05"
     with pytest.raises(UsageError):
