@@ -87,7 +87,16 @@ def long_line(st: Stat, name: str | None = None) -> str:
     return f"{mode} {human_size(st.size):>8}  {when}  {shown}"
 
 
+_PLURALS = {"directory": "directories"}
+
+
+def count(n: int, noun: str) -> str:
+    """``1 file``, ``2 files``, ``1 directory``, ``0 directories``."""
+    return f"{n} {noun if n == 1 else _PLURALS.get(noun, noun + 's')}"
+
+
 def human_size(n: int) -> str:
+    """Binary units everywhere (the progress bar too): ``512 B``, ``1.5 KiB``, ``110.0 MiB``."""
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if size < 1024 or unit == "TiB":

@@ -75,7 +75,7 @@ class BarProgress(NoProgress):
     Bytes move with ``advance`` when the caller streams them (import), else with each finished file."""
 
     def __init__(self, label: str) -> None:
-        self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+        self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
                                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True, console=None)
         self._label = label
         self._task = self._bar.add_task(label, total=None)

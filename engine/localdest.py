@@ -1,0 +1,200 @@
+"""The export destination on the local disk, touched only through directory file descriptors.
+
+Every directory below the destination root is opened from its parent's descriptor with
+``O_NOFOLLOW``, and every file, symlink and metadata change is made relative to such a descriptor
+(``mkdirat``, ``openat``, ``renameat``, ``fchmod``, ``futimens``, ``utimensat`` without following).
+A symlink already on the disk — say one an earlier export of a co-writer's catalog left there — is
+never followed: whatever the catalog holds, an export writes and chmods only inside the
+destination. A name already present is replaced by renaming over it (which replaces a symlink,
+never writes through it); a directory is merged into only if it is a real directory.
+
+Files are written to a hidden temporary name beside their target (mode 0600 while open) and renamed
+into place only when complete, so an interrupted export never leaves a truncated file under the
+real name. Everything here blocks: callers run it in threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat as stat_mod
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import AlreadyExists, LocalIOError, VaultError
+
+O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+O_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+Rel = tuple[bytes, ...]  # a directory below the destination root, as names
+
+
+@dataclass(frozen=True, slots=True)
+class Attrs:
+    """What is applied to a written item: permission bits (already filtered), mtime, owner or None."""
+
+    mode: int
+    mtime_ns: int
+    owner: tuple[int, int] | None
+
+
+def local_error(exc: OSError, path: Path) -> VaultError:
+    """The error a user sees for a failed local operation on ``path``."""
+    if exc.errno == errno.EEXIST:
+        return AlreadyExists(f"{path} already exists (use --force to overwrite)")
+    if exc.errno == errno.EISDIR:
+        return AlreadyExists(f"{path} is a directory on the local disk; not replacing it")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return LocalIOError(f"disk full while writing {path}")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return LocalIOError(f"permission denied: {path}")
+    if exc.errno == errno.ELOOP:
+        return LocalIOError(f"{path} is a symlink on the local disk; not following it")
+    return LocalIOError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+class DirHandles:
+    """Open descriptors of directories below the root, each reached from its parent without following.
+
+    Used from one thread (the event loop) only; the descriptor itself may be used in a worker thread
+    between :meth:`acquire` and :meth:`release`. At most ``keep`` idle descriptors stay open (LRU),
+    so a deep or wide tree does not run out of file descriptors.
+    """
+
+    def __init__(self, root_fd: int, keep: int = 64) -> None:
+        self._fds: OrderedDict[Rel, int] = OrderedDict({(): root_fd})
+        self._users: dict[Rel, int] = {}
+        self._keep = keep
+
+    def acquire(self, rel: Rel) -> int:
+        """The descriptor of directory ``rel``; raises OSError (ELOOP for a symlink, ENOTDIR)."""
+        i = len(rel)
+        while rel[:i] not in self._fds:
+            i -= 1
+        fd = self._fds[rel[:i]]
+        for j in range(i, len(rel)):
+            fd = os.open(rel[j], O_DIR, dir_fd=fd)
+            self._fds[rel[: j + 1]] = fd
+            self._trim(protect=rel[: j + 1])
+        self._fds.move_to_end(rel)
+        self._users[rel] = self._users.get(rel, 0) + 1
+        return fd
+
+    def release(self, rel: Rel) -> None:
+        n = self._users[rel] - 1
+        if n:
+            self._users[rel] = n
+        else:
+            del self._users[rel]
+        self._trim()
+
+    def _trim(self, protect: Rel | None = None) -> None:
+        if len(self._fds) <= self._keep:
+            return
+        for rel in list(self._fds):
+            if len(self._fds) <= self._keep:
+                break
+            if rel and rel != protect and rel not in self._users:
+                os.close(self._fds.pop(rel))
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+def make_dir(parent: int, name: bytes, force: bool) -> None:
+    """Make directory ``name`` (0700 while it is filled); keep a real directory that is there.
+
+    Something else under that name (a file, a symlink) is replaced with ``force``, else FileExistsError.
+    """
+    try:
+        os.mkdir(name, 0o700, dir_fd=parent)
+        return
+    except FileExistsError:
+        st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        if stat_mod.S_ISDIR(st.st_mode):
+            return
+        if not force:
+            raise
+    os.unlink(name, dir_fd=parent)
+    os.mkdir(name, 0o700, dir_fd=parent)
+
+
+def temp_name() -> bytes:
+    # short and independent of the target's name, so a 255-byte name still gets a temporary one
+    return f".sv-part-{secrets.token_hex(6)}".encode()
+
+
+def place(parent: int, tmp: bytes, name: bytes) -> None:
+    """Rename ``tmp`` over ``name`` in ``parent`` (replacing a file or symlink, never following it)."""
+    try:
+        os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)  # EISDIR onto a directory
+    except OSError:
+        unlink_quiet(parent, tmp)
+        raise
+
+
+def write_link(parent: int, name: bytes, target: bytes, attrs: Attrs) -> None:
+    """Create symlink ``name`` → ``target`` (never followed; its own mtime and, as root, owner)."""
+    tmp = temp_name()
+    os.symlink(target, tmp, dir_fd=parent)
+    try:
+        if attrs.owner is not None:
+            os.chown(tmp, *attrs.owner, dir_fd=parent, follow_symlinks=False)
+        os.utime(tmp, ns=(attrs.mtime_ns, attrs.mtime_ns), dir_fd=parent, follow_symlinks=False)
+    except OSError:
+        unlink_quiet(parent, tmp)
+        raise
+    place(parent, tmp, name)
+
+
+def open_temp(parent: int) -> tuple[bytes, int]:
+    tmp = temp_name()
+    return tmp, os.open(tmp, O_NEW_FILE, 0o600, dir_fd=parent)
+
+
+def finish_file(parent: int, tmp: bytes, fd: int, name: bytes, attrs: Attrs) -> None:
+    """Owner (as root), mode and mtime through the open descriptor, close, then rename into place."""
+    try:
+        apply(fd, attrs)
+    except BaseException:
+        os.close(fd)
+        unlink_quiet(parent, tmp)
+        raise
+    os.close(fd)
+    place(parent, tmp, name)
+
+
+def apply(fd: int, attrs: Attrs) -> None:
+    """Owner first (a chown clears set-id bits), then mode, then mtime — all through ``fd``."""
+    if attrs.owner is not None:
+        os.fchown(fd, *attrs.owner)
+    os.fchmod(fd, attrs.mode)
+    os.utime(fd, ns=(attrs.mtime_ns, attrs.mtime_ns))
+
+
+def write_whole(parent: int, name: bytes, data: bytes, attrs: Attrs) -> None:
+    tmp, fd = open_temp(parent)
+    try:
+        pwrite_all(fd, data, 0)
+    except BaseException:
+        os.close(fd)
+        unlink_quiet(parent, tmp)
+        raise
+    finish_file(parent, tmp, fd, name, attrs)
+
+
+def pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
+def unlink_quiet(parent: int, name: bytes) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(name, dir_fd=parent)
