@@ -65,28 +65,30 @@ def scan(sources: list[Path], dest: list[bytes], *, onto: bool = False) -> tuple
     items: list[Item] = []
     skipped: list[str] = []
 
-    def add(local: Path, target: list[bytes]) -> None:
-        try:
-            st = os.lstat(local)
-        except FileNotFoundError:
-            raise NotFound(f"{local}: no such file or directory") from None
-        except OSError as exc:
-            raise LocalIOError(f"cannot read {local}: {exc.strerror}") from exc
-        if stat_mod.S_ISLNK(st.st_mode):
-            link = os.readlink(os.fsencode(local))
-            items.append(Item(local, target, "symlink", 0, Meta.of_stat(st), st.st_ino, link))
-        elif stat_mod.S_ISDIR(st.st_mode):
-            items.append(Item(local, target, "dir", 0, Meta.of_stat(st), st.st_ino))
+    def add(top: Path, top_target: list[bytes]) -> None:
+        stack = [(top, top_target)]  # iterative: a tree may be deeper than Python's recursion limit
+        while stack:
+            local, target = stack.pop()
             try:
-                names = sorted(os.listdir(os.fsencode(local)))
+                st = os.lstat(local)
+            except FileNotFoundError:
+                raise NotFound(f"{local}: no such file or directory") from None
             except OSError as exc:
                 raise LocalIOError(f"cannot read {local}: {exc.strerror}") from exc
-            for name in names:
-                add(local / os.fsdecode(name), target + [name])
-        elif stat_mod.S_ISREG(st.st_mode):
-            items.append(Item(local, target, "file", st.st_size, Meta.of_stat(st), st.st_ino))
-        else:
-            skipped.append(str(local))
+            if stat_mod.S_ISLNK(st.st_mode):
+                link = os.readlink(os.fsencode(local))
+                items.append(Item(local, target, "symlink", 0, Meta.of_stat(st), st.st_ino, link))
+            elif stat_mod.S_ISDIR(st.st_mode):
+                items.append(Item(local, target, "dir", 0, Meta.of_stat(st), st.st_ino))
+                try:
+                    names = sorted(os.listdir(os.fsencode(local)))
+                except OSError as exc:
+                    raise LocalIOError(f"cannot read {local}: {exc.strerror}") from exc
+                stack.extend((local / os.fsdecode(name), [*target, name]) for name in reversed(names))
+            elif stat_mod.S_ISREG(st.st_mode):
+                items.append(Item(local, target, "file", st.st_size, Meta.of_stat(st), st.st_ino))
+            else:
+                skipped.append(str(local))
 
     if onto and (len(sources) != 1 or not dest):
         raise UsageError("only one source can become the destination itself")

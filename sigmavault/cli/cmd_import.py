@@ -2,7 +2,8 @@
 
 ``import`` names like ``cp -r``: one LOCAL imported to a ``--to`` path that does not exist yet
 becomes that path (``import photos --to /pics`` makes ``/pics`` the copy of ``photos``); into an
-existing directory (and always with several LOCALs) each LOCAL lands at ``VAULT_DIR/<its name>``.
+existing directory, a ``--to`` ending in ``/`` (made if missing) and always with several LOCALs,
+each LOCAL lands at ``VAULT_DIR/<its name>``.
 Mode, uid/gid and mtime of files, directories and symlinks are kept; symlinks are stored as
 symlinks (never followed); other special files (sockets, FIFOs, devices) are skipped with a
 warning. All files flow through one write pipeline (chunker → coordinate → mixer → writer).
@@ -42,14 +43,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     ):
         p = sub.add_parser(name, parents=[common], help=text, description=text[0].upper() + text[1:] + ".")
         p.add_argument("local", nargs="+", metavar="LOCAL", help="local files or directories")
-        p.add_argument("--to", default="/", metavar="VAULT_DIR", help="vault directory to put them in (default /)")
+        p.add_argument("--to", default="/", metavar="VAULT_DIR",
+                       help="where to put them (default /): inside it if it is a directory or ends in '/', "
+                            "else one LOCAL becomes it (import only)")
         p.set_defaults(handler=run, incremental=incremental)
 
 
 async def _lands_onto(vault: Vault, args: argparse.Namespace, dest: list[bytes]) -> bool:
     """cp -r naming: one source imported to a path that does not exist yet becomes that path."""
-    if args.incremental or len(args.local) != 1 or not dest:
-        return False
+    if args.incremental or len(args.local) != 1 or not dest or args.to.endswith("/"):
+        return False  # a trailing slash says "a directory": the source goes inside it
     try:
         await vault.stat(show(dest))
     except NotFound:

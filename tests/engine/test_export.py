@@ -13,13 +13,12 @@ import stat
 from pathlib import Path
 
 import pytest
+from vaulttools import new_vault
 
 from sigmavault.engine.canonical import b64u, dumps
 from sigmavault.engine.errors import AlreadyExists, IntegrityError, UsageError
 from sigmavault.engine.export import ExportOptions, export_tree
 from sigmavault.engine.pages import FILE, Entry, Page, decode_page, encode_page
-
-from vaulttools import new_vault
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int, bytes | None]]:
