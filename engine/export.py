@@ -69,81 +69,93 @@ async def export_tree(vault: Vault, vault_path: str | bytes, dest: Path, options
     except NotFound:
         raise NotFound(f"{os.fsdecode(vault_path)}: no such file or directory in the vault") from None
     is_dir = top.type == "dir"
-    entries: list[tuple[ld.Rel, Stat]] = [((), top)]
+    base = show(parts)
+    entries = [(base, top)]
     if is_dir:
-        entries += [(tuple(split_path(p)[len(parts):]), st) async for p, st in vault.walk(vault_path)]
+        entries += [e async for e in vault.walk(vault_path)]
     root_fd, where = await asyncio.to_thread(_open_destination, dest, is_dir, parts[-1] if parts else b"",
                                              options.force)
-    if not is_dir:
-        entries = [((os.fsencode(where.name),), top)]
-    dirs = [(rel, st) for rel, st in entries if st.type == "dir"]
-    others = [(rel, st) for rel, st in entries if st.type != "dir"]
-    files = [st for _, st in others if st.type == "file"]
+    # Directories are numbered in walk order (parents first; 0 is the destination root), and every
+    # item names its parent by number: cheap keys however deep the tree is.
+    index: dict[str, int] = {base: 0} if is_dir else {}
+    dirs: list[_Item] = []
+    others: list[_Item] = []
+    for path, st in entries:
+        if not is_dir:
+            item = _Item(path, os.fsencode(where.name), 0, st)
+        elif path == base:
+            item = _Item(path, b"", -1, st)
+        else:
+            up, _, name = path.rpartition("/")
+            item = _Item(path, os.fsencode(name), index[up or "/"], st)
+        if st.type == "dir":
+            index[path] = len(dirs)
+            dirs.append(item)
+        else:
+            others.append(item)
+    files = [i.st for i in others if i.st.type == "file"]
     if on_start:
         on_start(len(files), sum(st.size for st in files))
-    handles = ld.DirHandles(root_fd)
+    handles = ld.DirHandles(root_fd, [i.name for i in dirs] or [b""], [i.parent for i in dirs] or [-1])
 
-    def shown(rel: ld.Rel) -> Path:
-        return where.joinpath(*(os.fsdecode(n) for n in rel)) if rel and is_dir else where
+    def shown(path: str) -> Path:
+        rel = path[len(base):].lstrip("/") if is_dir else ""
+        return where / rel if rel else where
 
-    async def at(rel: ld.Rel, job: Callable[[int], object]) -> None:
-        """Run ``job(fd of directory rel)`` in a thread; errors name ``rel``'s path."""
+    async def at(d: int, path: str, job: Callable[[int], object]) -> None:
+        """Run ``job(fd of directory d)`` in a thread; errors name ``path``."""
         try:
-            fd = handles.acquire(rel)
+            fd = handles.acquire(d)
+            try:
+                await asyncio.to_thread(job, fd)
+            finally:
+                handles.release(d)
         except OSError as exc:
-            raise ld.local_error(exc, shown(rel)) from exc
-        try:
-            await asyncio.to_thread(job, fd)
-        finally:
-            handles.release(rel)
-
-    async def guarded(rel: ld.Rel, job: Callable[[int], object]) -> None:
-        try:
-            await at(rel[:-1], job)
-        except OSError as exc:
-            raise ld.local_error(exc, shown(rel)) from exc
+            raise ld.local_error(exc, shown(path)) from exc
 
     written = 0
     pending = iter(others)
 
     async def worker() -> None:
         nonlocal written
-        for rel, st in pending:  # a shared iterator: each entry is taken by exactly one worker
-            vpath = show([*parts, *rel]) if is_dir else show(parts)
-            attrs = _attrs(st, options)
+        for item in pending:  # a shared iterator: each entry is taken by exactly one worker
+            attrs = _attrs(item.st, options)
             n = 0
-            if st.type == "symlink":
-                assert st.target is not None
-                link = os.fsencode(st.target)
-                await guarded(rel, functools.partial(_link_job, rel[-1], link, attrs))
+            if item.st.type == "symlink":
+                assert item.st.target is not None
+                link = os.fsencode(item.st.target)
+                await at(item.parent, item.path, functools.partial(_link_job, item.name, link, attrs))
             else:
                 try:
-                    n = await _write_file(handles, rel, attrs, vault.open_read(vpath))
+                    n = await _write_file(handles, item.parent, item.name, attrs, vault.open_read(item.path))
                 except OSError as exc:
-                    raise ld.local_error(exc, shown(rel)) from exc
+                    raise ld.local_error(exc, shown(item.path)) from exc
             written += n  # after the await: `written += await …` would lose other workers' counts
             if on_file:
-                on_file(vpath, st.type, n)
+                on_file(item.path, item.st.type, n)
 
     try:
-        for rel, _st in dirs:
-            if rel:
-                await guarded(rel, functools.partial(_dir_job, rel[-1], options.force))
+        for item in dirs[1:]:
+            await at(item.parent, item.path, functools.partial(_dir_job, item.name, options.force))
         try:
             async with asyncio.TaskGroup() as tg:
                 for _ in range(FILE_WORKERS):
                     tg.create_task(worker())
         except BaseExceptionGroup as eg:
             raise first_error(eg) from None
-        for rel, st in reversed(dirs):
-            attrs = _attrs(st, options)
-            try:
-                await at(rel, functools.partial(_apply_job, attrs))
-            except OSError as exc:
-                raise ld.local_error(exc, shown(rel)) from exc
+        for d in range(len(dirs) - 1, -1, -1):
+            await at(d, dirs[d].path, functools.partial(_apply_job, _attrs(dirs[d].st, options)))
     finally:
         handles.close()
     return ExportReport(len(files), len(dirs), written, where)
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    path: str  # in the vault
+    name: bytes  # on the disk, in its parent directory
+    parent: int  # number of the parent directory (-1 for the destination root)
+    st: Stat
 
 
 def _dir_job(name: bytes, force: bool, fd: int) -> None:
@@ -207,7 +219,8 @@ def _exists(fd: int, name: bytes) -> bool:
     return True
 
 
-async def _write_file(handles: ld.DirHandles, rel: ld.Rel, attrs: ld.Attrs, stream: AsyncIterator[bytes]) -> int:
+async def _write_file(handles: ld.DirHandles, parent: int, name: bytes, attrs: ld.Attrs,
+                      stream: AsyncIterator[bytes]) -> int:
     """Write ``stream`` to ``rel`` through a temporary name; returns the bytes written.
 
     A file that arrives in one piece (every small file) is written, given its metadata and renamed
@@ -215,8 +228,7 @@ async def _write_file(handles: ld.DirHandles, rel: ld.Rel, attrs: ld.Attrs, stre
     their own offsets while the next pieces are fetched, so decrypting and writing overlap.
     Raises OSError (for the caller to name the path), IntegrityError from the stream.
     """
-    parent_rel, name = rel[:-1], rel[-1]
-    dfd = handles.acquire(parent_rel)
+    dfd = handles.acquire(parent)
     it = aiter(stream)
     fd = -1
     tmp = b""
@@ -262,4 +274,4 @@ async def _write_file(handles: ld.DirHandles, rel: ld.Rel, attrs: ld.Attrs, stre
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             await aclose()  # a generator left early must stop its readahead now, not at GC
-        handles.release(parent_rel)
+        handles.release(parent)

@@ -29,8 +29,6 @@ from .errors import AlreadyExists, LocalIOError, VaultError
 O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 O_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
-Rel = tuple[bytes, ...]  # a directory below the destination root, as names
-
 
 @dataclass(frozen=True, slots=True)
 class Attrs:
@@ -57,48 +55,56 @@ def local_error(exc: OSError, path: Path) -> VaultError:
 
 
 class DirHandles:
-    """Open descriptors of directories below the root, each reached from its parent without following.
+    """Open descriptors of the export's directories, each reached from its parent without following.
 
-    Used from one thread (the event loop) only; the descriptor itself may be used in a worker thread
-    between :meth:`acquire` and :meth:`release`. At most ``keep`` idle descriptors stay open (LRU),
-    so a deep or wide tree does not run out of file descriptors.
+    Directories are numbered: 0 is the destination root (already open), and directory ``i`` is
+    ``names[i]`` inside directory ``parents[i]``. Used from one thread (the event loop) only; a
+    descriptor may be used in a worker thread between :meth:`acquire` and :meth:`release`. At most
+    ``keep`` idle descriptors stay open (least recently used are closed), so a deep or wide tree
+    does not run out of file descriptors.
     """
 
-    def __init__(self, root_fd: int, keep: int = 64) -> None:
-        self._fds: OrderedDict[Rel, int] = OrderedDict({(): root_fd})
-        self._users: dict[Rel, int] = {}
+    def __init__(self, root_fd: int, names: list[bytes], parents: list[int], keep: int = 64) -> None:
+        self._names = names
+        self._parents = parents
+        self._fds: OrderedDict[int, int] = OrderedDict({0: root_fd})
+        self._users: dict[int, int] = {}
         self._keep = keep
 
-    def acquire(self, rel: Rel) -> int:
-        """The descriptor of directory ``rel``; raises OSError (ELOOP for a symlink, ENOTDIR)."""
-        i = len(rel)
-        while rel[:i] not in self._fds:
-            i -= 1
-        fd = self._fds[rel[:i]]
-        for j in range(i, len(rel)):
-            fd = os.open(rel[j], O_DIR, dir_fd=fd)
-            self._fds[rel[: j + 1]] = fd
-            self._trim(protect=rel[: j + 1])
-        self._fds.move_to_end(rel)
-        self._users[rel] = self._users.get(rel, 0) + 1
+    def acquire(self, d: int) -> int:
+        """The descriptor of directory ``d``; raises OSError (ELOOP for a symlink, ENOTDIR)."""
+        chain = []
+        while d not in self._fds:
+            chain.append(d)
+            d = self._parents[d]
+        fd = self._fds[d]
+        for d in reversed(chain):
+            fd = os.open(self._names[d], O_DIR, dir_fd=fd)
+            self._fds[d] = fd
+            self._trim(protect=d)
+        self._fds.move_to_end(d)
+        self._users[d] = self._users.get(d, 0) + 1
         return fd
 
-    def release(self, rel: Rel) -> None:
-        n = self._users[rel] - 1
+    def release(self, d: int) -> None:
+        n = self._users[d] - 1
         if n:
-            self._users[rel] = n
+            self._users[d] = n
         else:
-            del self._users[rel]
+            del self._users[d]
         self._trim()
 
-    def _trim(self, protect: Rel | None = None) -> None:
-        if len(self._fds) <= self._keep:
-            return
-        for rel in list(self._fds):
-            if len(self._fds) <= self._keep:
+    def _trim(self, protect: int = 0) -> None:
+        excess = len(self._fds) - self._keep
+        victims = []
+        for d in self._fds:  # oldest first
+            if excess <= 0:
                 break
-            if rel and rel != protect and rel not in self._users:
-                os.close(self._fds.pop(rel))
+            if d not in (0, protect) and d not in self._users:
+                victims.append(d)
+                excess -= 1
+        for d in victims:
+            os.close(self._fds.pop(d))
 
     def close(self) -> None:
         for fd in self._fds.values():
