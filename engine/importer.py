@@ -127,6 +127,12 @@ async def import_items(vault: Vault, items: list[Item], dest_parts: list[bytes],
         except NotFound:
             return None
 
+    async def replace_kind(item: Item, st: Stat | None) -> None:
+        """A path that changed kind on disk (a symlink became a directory, a directory a file) is
+        replaced in the vault too, so a backup follows the tree; earlier generations keep the old one."""
+        if st is not None and (st.type == "dir") != (item.kind == "dir"):
+            await vault.rm(b"/".join(item.dest), recursive=True)
+
     def unchanged(item: Item, st: Stat | None) -> bool:
         seen = cache.file_stat(key(item))
         return seen == (item.size, item.meta.mtime_ns, item.ino) and st is not None and st.type == "file" \
@@ -153,6 +159,7 @@ async def import_items(vault: Vault, items: list[Item], dest_parts: list[bytes],
 
     async def add_file(ing: Ingest, item: Item, path: bytes) -> None:
         st = await present(item)
+        await replace_kind(item, st)
         report.files += 1
         if incremental and unchanged(item, st):
             report.skipped += 1
@@ -172,12 +179,15 @@ async def import_items(vault: Vault, items: list[Item], dest_parts: list[bytes],
             for item in items:
                 path = b"/".join(item.dest)
                 if item.kind == "dir":
+                    await replace_kind(item, await present(item))
                     await vault.mkdir(path, parents=True, exist_ok=True)
                     await vault.set_meta(path, mode=item.meta.mode, mtime_ns=item.meta.mtime_ns,
                                          uid=item.meta.uid, gid=item.meta.gid)
                     report.directories += 1
                 elif item.kind == "symlink":
-                    if not same_link(item, await present(item)):
+                    st = await present(item)
+                    await replace_kind(item, st)
+                    if not same_link(item, st):
                         await vault.symlink(path, item.target, replace=True, mtime_ns=item.meta.mtime_ns)
                         await vault.set_meta(path, uid=item.meta.uid, gid=item.meta.gid)
                     report.symlinks += 1

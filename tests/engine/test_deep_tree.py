@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from vaulttools import new_vault, reopen
 
 from sigmavault.engine.export import export_tree
