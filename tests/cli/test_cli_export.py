@@ -155,3 +155,31 @@ def test_ls_long_columns_line_up_and_rm_of_a_directory_says_use_r(env: tuple[Cli
     r = cli("rm", "/tree/sub")
     assert r.code == 2 and "use -r" in r.one_line_error()
     assert cli.ok("--json", "ls", "/tree/sub").json()["type"] == "dir"
+
+
+@pytest.mark.slow
+def test_a_1200_level_path_through_the_command(tmp_path: Path) -> None:
+    """No RecursionError ("unexpected", exit 1) anywhere: import, ls, export, backup, diff (slow: six commands on a 1200-level tree)."""
+    import subprocess
+
+    cli = Cli(tmp_path / "home", tmp_path / "v")
+    cli.ok("create", "--kdf", "minimum")
+    src = tmp_path / "src"
+    src.mkdir()
+    fd = os.open(src, os.O_RDONLY)
+    for _ in range(1200):
+        os.mkdir("d", dir_fd=fd)
+        fd, old = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+        os.close(old)
+    os.close(os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    os.close(fd)
+    deep = "/".join(["d"] * 1200)
+    try:
+        cli.ok("import", str(src))
+        assert cli.ok("ls", f"/src/{deep}").out.split() == ["leaf"]
+        cli.ok("export", "/src", str(tmp_path / "out"))
+        cli.ok("backup", str(tmp_path / "src"), "--to", "/again")
+        assert cli.ok("diff", "1", "2").out.splitlines()[0] == "+ /again/"
+    finally:
+        for p in (src, tmp_path / "out"):
+            subprocess.run(["rm", "-rf", str(p)], check=True)  # pytest's own cleanup would recurse
