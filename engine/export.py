@@ -20,7 +20,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from . import localdest as ld
 from .errors import AlreadyExists, NotFound, UsageError
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .vault import Vault
 
 
+T = TypeVar("T")
 FILE_WORKERS = 4  # files of a tree written at once
 WRITERS = 4  # pieces of one file being written at once (each at its own offset)
 
@@ -107,7 +108,7 @@ async def export_tree(vault: Vault, vault_path: str | bytes, dest: Path, options
         try:
             fd = handles.acquire(d)
             try:
-                await asyncio.to_thread(job, fd)
+                await _settled(job, fd)
             finally:
                 handles.release(d)
         except OSError as exc:
@@ -156,6 +157,19 @@ class _Item:
     name: bytes  # on the disk, in its parent directory
     parent: int  # number of the parent directory (-1 for the destination root)
     st: Stat
+
+
+async def _settled(fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` in a thread, waited for even when cancelled meanwhile: it may use a directory
+    descriptor that is released (and possibly closed) as soon as we return."""
+    fut = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        await asyncio.wait([fut])
+        if not fut.cancelled():
+            fut.exception()  # retrieved; the cancellation is what propagates
+        raise
 
 
 def _dir_job(name: bytes, force: bool, fd: int) -> None:
@@ -238,9 +252,9 @@ async def _write_file(handles: ld.DirHandles, parent: int, name: bytes, attrs: l
         second = await anext(it, None) if first is not None else None
         if second is None:
             data = first or b""
-            await asyncio.to_thread(ld.write_whole, dfd, name, data, attrs)
+            await _settled(ld.write_whole, dfd, name, data, attrs)
             return len(data)
-        tmp, fd = await asyncio.to_thread(ld.open_temp, dfd)
+        tmp, fd = await _settled(ld.open_temp, dfd)
         inflight: set[asyncio.Future[None]] = set()
 
         async def write(piece: bytes) -> None:
@@ -263,12 +277,12 @@ async def _write_file(handles: ld.DirHandles, parent: int, name: bytes, attrs: l
         for d in inflight:
             d.result()
         fd, owned = -1, fd
-        await asyncio.to_thread(ld.finish_file, dfd, tmp, owned, name, attrs)
+        await _settled(ld.finish_file, dfd, tmp, owned, name, attrs)
         return written
     except BaseException:
         if fd >= 0:
             os.close(fd)
-            await asyncio.shield(asyncio.to_thread(ld.unlink_quiet, dfd, tmp))
+            await _settled(ld.unlink_quiet, dfd, tmp)
         raise
     finally:
         aclose = getattr(stream, "aclose", None)

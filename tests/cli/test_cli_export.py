@@ -159,7 +159,9 @@ def test_ls_long_columns_line_up_and_rm_of_a_directory_says_use_r(env: tuple[Cli
 
 @pytest.mark.slow
 def test_a_1200_level_path_through_the_command(tmp_path: Path) -> None:
-    """No RecursionError ("unexpected", exit 1) anywhere: import, ls, export, backup, diff (slow: six commands on a 1200-level tree)."""
+    """No RecursionError ("unexpected", exit 1) anywhere: import, ls, export, backup, diff.
+
+    Slow: six commands on a 1200-level tree (the library test covers the walks quickly)."""
     import subprocess
 
     cli = Cli(tmp_path / "home", tmp_path / "v")
