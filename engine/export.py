@@ -42,6 +42,8 @@ class ExportOptions:
     force: bool = False  # merge into a non-empty destination, replacing files of the same name
     keep_special_bits: bool = False  # restore setuid, setgid and sticky bits
     same_owner: bool = False  # restore owner and group (root only)
+    delete: bool = False  # remove what the vault does not have below the destination (a tree only)
+    dry_run: bool = False  # with delete: only report what would be removed; write nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,32 +52,45 @@ class ExportReport:
     directories: int
     bytes: int  # content of the regular files written
     destination: Path  # where the copy is (DEST itself, or DEST/<name> for a file into a directory)
+    removed: int = 0  # entries removed (or, in a dry run, that would be) by ``delete``
 
 
 async def export_tree(vault: Vault, vault_path: str | bytes, dest: Path, options: ExportOptions = ExportOptions(),
                       *, on_start: Callable[[int, int], None] | None = None,
-                      on_file: Callable[[str, str, int], None] | None = None) -> ExportReport:
+                      on_file: Callable[[str, str, int], None] | None = None,
+                      on_delete: Callable[[Path], None] | None = None) -> ExportReport:
     """Copy a file, symlink or tree of ``vault`` (or of a snapshot view) to ``dest`` (see the module doc).
 
     Directories first, then files and symlinks, FILE_WORKERS at a time, then each directory's mode
     and mtime (writing into a directory changes its mtime). ``on_start(files, file_bytes)`` and
-    ``on_file(path, type, bytes_written)`` report progress. Raises NotFound, AlreadyExists,
-    UsageError, IntegrityError (naming the damaged file), LocalIOError.
+    ``on_file(path, type, bytes_written)`` report progress. With ``delete``, what the vault does not
+    have below the destination is removed after the files are written (``on_delete(local path)``
+    for each); with ``dry_run`` only reported, and nothing is written. Raises NotFound,
+    AlreadyExists, UsageError, IntegrityError (naming the damaged file), LocalIOError.
     """
     if options.same_owner and os.geteuid() != 0:
         raise UsageError("restoring the owner (--same-owner) needs root")
+    if options.dry_run and not options.delete:
+        raise UsageError("--dry-run shows what --delete would remove: give both")
     parts = split_path(vault_path)
     try:
         top = await vault.stat(vault_path)
     except NotFound:
         raise NotFound(f"{os.fsdecode(vault_path)}: no such file or directory in the vault") from None
     is_dir = top.type == "dir"
+    if options.delete and not is_dir:
+        raise UsageError(f"--delete needs a directory; {show(parts)} is a {top.type}")
     base = show(parts)
     entries = [(base, top)]
     if is_dir:
         entries += [e async for e in vault.walk(vault_path)]
-    root_fd, where = await asyncio.to_thread(_open_destination, dest, is_dir, parts[-1] if parts else b"",
-                                             options.force)
+    if options.dry_run:
+        if not dest.is_dir():
+            return ExportReport(0, 0, 0, dest)  # nothing there to remove
+        root_fd, where = await asyncio.to_thread(os.open, dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), dest
+    else:
+        root_fd, where = await asyncio.to_thread(_open_destination, dest, is_dir, parts[-1] if parts else b"",
+                                                 options.force)
     # Directories are numbered in walk order (parents first; 0 is the destination root), and every
     # item names its parent by number: cheap keys however deep the tree is.
     index: dict[str, int] = {base: 0} if is_dir else {}
@@ -135,20 +150,56 @@ async def export_tree(vault: Vault, vault_path: str | bytes, dest: Path, options
             if on_file:
                 on_file(item.path, item.st.type, n)
 
+    async def prune() -> int:
+        """Remove (or in a dry run list) every local entry the vault does not have, directory by directory."""
+        wanted: dict[int, set[bytes]] = {d: set() for d in range(len(dirs))}
+        for item in dirs[1:] + others:
+            wanted[item.parent].add(item.name)
+        removed = 0
+        for d, item in enumerate(dirs):
+            try:
+                fd = handles.acquire(d)
+            except OSError as exc:
+                if options.dry_run:
+                    continue  # not on the disk yet (or not a real directory): nothing below it to remove
+                raise ld.local_error(exc, shown(item.path)) from exc
+            try:
+                names = {os.fsencode(n) for n in await _settled(os.listdir, fd)}
+                for name in sorted(names - wanted[d]):
+                    gone = shown(item.path) / os.fsdecode(name)
+                    if not options.dry_run:
+                        try:
+                            await _settled(ld.remove_entry, fd, name)
+                        except OSError as exc:
+                            raise ld.local_error(exc, gone) from exc
+                    removed += 1
+                    if on_delete:
+                        on_delete(gone)
+            finally:
+                handles.release(d)
+        return removed
+
+    removed = 0
     try:
-        for item in dirs[1:]:
-            await at(item.parent, item.path, functools.partial(_dir_job, item.name, options.force))
-        try:
-            async with asyncio.TaskGroup() as tg:
-                for _ in range(FILE_WORKERS):
-                    tg.create_task(worker())
-        except BaseExceptionGroup as eg:
-            raise first_error(eg) from None
-        for d in range(len(dirs) - 1, -1, -1):
-            await at(d, dirs[d].path, functools.partial(_apply_job, _attrs(dirs[d].st, options)))
+        if not options.dry_run:
+            for item in dirs[1:]:
+                await at(item.parent, item.path, functools.partial(_dir_job, item.name, options.force))
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    for _ in range(FILE_WORKERS):
+                        tg.create_task(worker())
+            except BaseExceptionGroup as eg:
+                raise first_error(eg) from None
+        if options.delete:
+            removed = await prune()
+        if not options.dry_run:
+            for d in range(len(dirs) - 1, -1, -1):
+                await at(d, dirs[d].path, functools.partial(_apply_job, _attrs(dirs[d].st, options)))
     finally:
         handles.close()
-    return ExportReport(len(files), len(dirs), written, where)
+    if options.dry_run:
+        return ExportReport(0, 0, 0, where, removed)
+    return ExportReport(len(files), len(dirs), written, where, removed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,3 +204,35 @@ def pwrite_all(fd: int, data: bytes, offset: int) -> None:
 def unlink_quiet(parent: int, name: bytes) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(name, dir_fd=parent)
+
+
+def remove_entry(parent: int, name: bytes) -> None:
+    """Remove ``name`` from ``parent``: a file, a symlink (never followed) or a whole directory tree.
+
+    Iterative, one descriptor per level below ``name``; every step is relative to a descriptor
+    opened without following, so nothing outside the tree is removed.
+    """
+    st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    if not stat_mod.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=parent)
+        return
+    fd = os.open(name, O_DIR, dir_fd=parent)
+    stack = [(parent, name, fd, iter(os.listdir(fd)))]
+    try:
+        while stack:
+            up, dname, fd, names = stack[-1]
+            entry = next(names, None)
+            if entry is None:
+                stack.pop()
+                os.close(fd)
+                os.rmdir(dname, dir_fd=up)
+                continue
+            raw = os.fsencode(entry)
+            if stat_mod.S_ISDIR(os.stat(raw, dir_fd=fd, follow_symlinks=False).st_mode):
+                child = os.open(raw, O_DIR, dir_fd=fd)
+                stack.append((fd, raw, child, iter(os.listdir(child))))
+            else:
+                os.unlink(raw, dir_fd=fd)
+    finally:
+        for _up, _name, fd, _names in stack:
+            os.close(fd)

@@ -91,7 +91,7 @@ def long_lines(entries: list[Stat]) -> list[str]:
     return out
 
 
-_PLURALS = {"directory": "directories"}
+_PLURALS = {"directory": "directories", "entry": "entries"}
 
 
 def count(n: int, noun: str) -> str:

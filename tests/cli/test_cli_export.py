@@ -157,6 +157,19 @@ def test_ls_long_columns_line_up_and_rm_of_a_directory_says_use_r(env: tuple[Cli
     assert cli.ok("--json", "ls", "/tree/sub").json()["type"] == "dir"
 
 
+def test_delete_with_a_dry_run_first(env: tuple[Cli, Path], tmp_path: Path) -> None:
+    cli, _ = env
+    out = tmp_path / "out"
+    cli.ok("export", "/tree/sub", str(out))
+    (out / "stray").write_bytes(b"s")
+    dry = cli.ok("export", "--force", "--delete", "--dry-run", "/tree/sub", str(out)).out
+    assert f"would remove {out / 'stray'}" in dry and "nothing was changed" in dry and (out / "stray").exists()
+    done = cli.ok("--json", "export", "--force", "--delete", "/tree/sub", str(out)).events()
+    assert [e["path"] for e in done if e["event"] == "delete"] == [str(out / "stray")]
+    assert done[-1]["removed"] == 1 and not (out / "stray").exists() and (out / "f0").exists()
+    assert cli("export", "--dry-run", "/tree/sub", str(out)).code == 2
+
+
 @pytest.mark.slow
 def test_a_1200_level_path_through_the_command(tmp_path: Path) -> None:
     """No RecursionError ("unexpected", exit 1) anywhere: import, ls, export, backup, diff.

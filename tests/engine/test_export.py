@@ -146,3 +146,31 @@ async def test_bytes_count_every_file_written_by_parallel_workers(tmp_path: Path
         report = await export_tree(v, "/t", tmp_path / "out", on_file=lambda *e: events.append(e))
     assert report.bytes == sum(sizes) == sum(n for _, _, n in events)
     assert report.files == len(sizes) and report.directories == 1
+
+
+async def test_delete_removes_only_what_the_vault_lacks_and_dry_run_changes_nothing(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep").write_bytes(b"outside")
+    out = tmp_path / "out"
+    async with await new_vault(tmp_path / "v") as v:
+        await v.put("/t/a", b"a")
+        await v.put("/t/sub/b", b"b")
+        await v.commit()
+        await v.get("/t", out)
+        (out / "extra").write_bytes(b"x")
+        (out / "sub" / "old" / "deeper").mkdir(parents=True)
+        (out / "sub" / "old" / "deeper" / "f").write_bytes(b"f")
+        (out / "sub" / "link-out").symlink_to(victim)  # removed as a link, never followed
+        before = _snapshot(out)
+        listed: list[Path] = []
+        dry = await export_tree(v, "/t", out, ExportOptions(force=True, delete=True, dry_run=True),
+                                on_delete=listed.append)
+        assert dry.removed == 3 and sorted(listed) == [out / "extra", out / "sub" / "link-out", out / "sub" / "old"]
+        assert _snapshot(out) == before  # a dry run writes nothing
+        with pytest.raises(UsageError):
+            await export_tree(v, "/t/a", out, ExportOptions(force=True, delete=True))
+        report = await export_tree(v, "/t", out, ExportOptions(force=True, delete=True))
+    assert report.removed == 3
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["a", "sub", "sub/b"]
+    assert (victim / "keep").read_bytes() == b"outside"
