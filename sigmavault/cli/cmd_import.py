@@ -67,6 +67,7 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
             raise NotFound(f"{s}: no such file or directory")
     progress = progress_for(out, args.command)
     moved = 0
+    sizes: dict[str, int] = {}
 
     def hook(report: ImportReport, prog: PipelineProgress | None, path: str | None) -> None:
         nonlocal moved
@@ -74,7 +75,8 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
             progress.advance(prog.bytes_done - moved)
             moved = prog.bytes_done
         if path is not None:
-            progress.file_done("/" + path.lstrip("/"), "file", 0)
+            shown = "/" + path.lstrip("/")
+            progress.file_done(shown, "file", sizes.get(shown, 0))  # the events add up to the total
 
     async with await open_vault(opts) as vault:
         onto = await _lands_onto(vault, args, dest)
@@ -83,6 +85,7 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
             out.warn(f"skipped {s}: not a regular file, directory or symlink")
         files = [i for i in items if i.kind == "file"]
         total = sum(i.size for i in files)
+        sizes.update((show(i.dest), i.size) for i in files)
         before = vault.generation
         progress.start(len(files), total)
         try:

@@ -136,8 +136,10 @@ def test_unchanged_backup_with_symlinks_makes_no_generation_and_says_what_change
     first = cli.ok("backup", str(src)).out
     assert "backed up 1 file (1 new, 0 changed, 0 unchanged), 2 directories, 2 symlinks" in first
     assert first.rstrip().endswith("→ generation 1")
-    again = cli.ok("--json", "backup", str(src)).events()[-1]
+    events = cli.ok("--json", "backup", str(src)).events()
+    again = events[-1]
     assert again["generation"] == again["previous_generation"] == 1 and again["unchanged"] == 1
+    assert sum(e["size"] for e in events if e["event"] == "file") == again["bytes"] == len(b"content")
     assert "nothing changed, still generation 1" in cli.ok("backup", str(src)).out
     (src / "d" / "new").write_bytes(b"n")
     changed = cli.ok("backup", str(src)).out
