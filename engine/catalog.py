@@ -10,6 +10,7 @@ rewritten (copy-on-write).
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
 
 from .cache import Cache
 from .packs import PackWriter, final_ref
@@ -68,19 +69,28 @@ class Catalog:
         return out
 
     async def save(self, tree: Tree) -> list[BlobRef]:
-        """Encode every dirty directory into the page pack; returns the root's page refs."""
-        return await self._save_dir(tree.root)
+        """Encode every dirty directory into the page pack, children before parents; returns the root's refs.
+
+        Iterative (a tree may be deeper than Python's recursion limit); the order is a depth-first
+        post-order by name, as a recursive walk would give.
+        """
+        if not tree.root.dirty:
+            return tree.root.pages
+        stack: list[tuple[Dir, Iterator[Dir]]] = [(tree.root, _dirty_subdirs(tree.root))]
+        while stack:
+            d, pending = stack[-1]
+            child = next(pending, None)
+            if child is not None:
+                stack.append((child, _dirty_subdirs(child)))
+            else:
+                stack.pop()
+                d.pages = await self._save_dir(d)
+        return tree.root.pages
 
     async def _save_dir(self, d: Dir) -> list[BlobRef]:
-        if not d.dirty:
-            return d.pages
+        """Encode one directory whose dirty subdirectories are already saved."""
         kids = d.children or {}
-        entries = []
-        for name in sorted(kids):
-            node = kids[name]
-            if isinstance(node, Dir) and node.dirty:
-                node.pages = await self._save_dir(node)
-            entries.append(entry_from_node(name, node))
+        entries = [entry_from_node(name, kids[name]) for name in sorted(kids)]
         refs: list[BlobRef] = []
         keys = self._store.keys
         for data in encoded_pages(entries, target=self._target, chunk_size=self._store.chunk_size):
@@ -89,3 +99,8 @@ class Catalog:
             self._cache.put_page(page_id, data)
         d.pages = refs
         return refs
+
+
+def _dirty_subdirs(d: Dir) -> Iterator[Dir]:
+    kids = d.children or {}
+    return iter([n for name in sorted(kids) if isinstance(n := kids[name], Dir) and n.dirty])

@@ -7,10 +7,10 @@ page ids): content addressing makes an unchanged directory cheap to recognise wi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
-from .tree import Dir, File, Node, Tree, show
+from .tree import Dir, File, Link, Node, Tree, show
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,30 +50,51 @@ async def summarize(old: Tree, new: Tree) -> Summary:
 
 
 async def diff_trees(old: Tree, new: Tree) -> AsyncIterator[Change]:
-    async def walk(parts: list[bytes], a: Dir | None, b: Dir | None) -> AsyncIterator[Change]:
+    """Every change, depth first in name order; a directory's own change comes before its contents.
+
+    Iterative, with one frame per open directory (a tree may be deeper than Python's recursion limit).
+    """
+
+    async def frame(parts: list[bytes], a: Dir | None, b: Dir | None
+                    ) -> tuple[list[bytes], dict[bytes, Node], dict[bytes, Node], Iterator[bytes]] | None:
         if a is not None and b is not None and not a.dirty and not b.dirty and \
                 [p.id for p in a.pages] == [p.id for p in b.pages]:
-            return
+            return None  # identical pages: nothing below changed
         ak = await old.children(a) if a is not None else {}
         bk = await new.children(b) if b is not None else {}
-        for name in sorted(set(ak) | set(bk)):
-            x, y = ak.get(name), bk.get(name)
-            p = parts + [name]
-            if x is None and y is not None:
-                yield Change("added", show(p), _type(y), _size(y))
-                if isinstance(y, Dir):
-                    async for c in walk(p, None, y):
-                        yield c
-            elif y is None and x is not None:
-                yield Change("removed", show(p), _type(x), _size(x))
-                if isinstance(x, Dir):
-                    async for c in walk(p, x, None):
-                        yield c
-            elif isinstance(x, Dir) and isinstance(y, Dir):
-                async for c in walk(p, x, y):
-                    yield c
-            elif x is not None and y is not None and x.key() != y.key():
-                yield Change("modified", show(p), _type(y), _size(y))
+        return parts, ak, bk, iter(sorted(set(ak) | set(bk)))
 
-    async for change in walk([], old.root, new.root):
-        yield change
+    top = await frame([], old.root, new.root)
+    stack = [top] if top is not None else []
+    while stack:
+        parts, ak, bk, names = stack[-1]
+        name = next(names, None)
+        if name is None:
+            stack.pop()
+            continue
+        x, y = ak.get(name), bk.get(name)
+        p = parts + [name]
+        below = None
+        if x is None and y is not None:
+            yield Change("added", show(p), _type(y), _size(y))
+            if isinstance(y, Dir):
+                below = await frame(p, None, y)
+        elif y is None and x is not None:
+            yield Change("removed", show(p), _type(x), _size(x))
+            if isinstance(x, Dir):
+                below = await frame(p, x, None)
+        elif isinstance(x, Dir) and isinstance(y, Dir):
+            below = await frame(p, x, y)
+        elif x is not None and y is not None and _changed(x, y):
+            yield Change("modified", show(p), _type(y), _size(y))
+        if below is not None:
+            stack.append(below)
+
+
+def _changed(x: Node, y: Node) -> bool:
+    """Content or metadata differ. A symlink's ctime is when it was written into the vault, not part
+    of what it is: a symlink re-stored unchanged is not a change."""
+    if isinstance(x, Link) and isinstance(y, Link):
+        return (x.target, x.meta.mode, x.meta.uid, x.meta.gid, x.meta.mtime_ns, sorted(x.meta.xattrs.items())) != \
+            (y.target, y.meta.mode, y.meta.uid, y.meta.gid, y.meta.mtime_ns, sorted(y.meta.xattrs.items()))
+    return x.key() != y.key()

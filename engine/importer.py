@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import LocalIOError, NotFound, UsageError
-from .pipeline import Progress
+from .pipeline import Ingest, Progress
+from .results import Stat
 from .tree import Meta, split_path
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class ImportReport:
     bytes_total: int = 0  # bytes of the files considered
     bytes_read: int = 0  # bytes actually read (not skipped)
     skipped: int = 0  # unchanged files skipped by backup
+    added: int = 0  # files that were not in the vault at their path
+    changed: int = 0  # files that replaced one at their path (backup: read because size/mtime/inode moved)
     uploaded: int = 0  # bytes of new objects written
     deduped: int = 0  # pieces found already stored
     errors: list[str] = field(default_factory=list)
@@ -54,42 +57,47 @@ class ImportReport:
 ImportHook = Callable[[ImportReport, Progress | None, str | None], None]
 
 
-def scan(sources: list[Path], dest: list[bytes]) -> tuple[list[Item], list[str]]:
+def scan(sources: list[Path], dest: list[bytes], *, onto: bool = False) -> tuple[list[Item], list[str]]:
     """Everything to import, parents before children, and the special files left out (sockets,
     fifos, devices: not file content, as for rclone and restic). A source lands at
-    ``dest/<its name>``. Raises NotFound/LocalIOError/UsageError."""
+    ``dest/<its name>``, or with ``onto`` (one source) at ``dest`` itself, as ``cp -r`` does for a
+    destination that does not exist yet. Raises NotFound/LocalIOError/UsageError."""
     items: list[Item] = []
     skipped: list[str] = []
 
-    def add(local: Path, target: list[bytes]) -> None:
-        try:
-            st = os.lstat(local)
-        except FileNotFoundError:
-            raise NotFound(f"{local}: no such file or directory") from None
-        except OSError as exc:
-            raise LocalIOError(f"cannot read {local}: {exc.strerror}") from exc
-        if stat_mod.S_ISLNK(st.st_mode):
-            link = os.readlink(os.fsencode(local))
-            items.append(Item(local, target, "symlink", 0, Meta.of_stat(st), st.st_ino, link))
-        elif stat_mod.S_ISDIR(st.st_mode):
-            items.append(Item(local, target, "dir", 0, Meta.of_stat(st), st.st_ino))
+    def add(top: Path, top_target: list[bytes]) -> None:
+        stack = [(top, top_target)]  # iterative: a tree may be deeper than Python's recursion limit
+        while stack:
+            local, target = stack.pop()
             try:
-                names = sorted(os.listdir(os.fsencode(local)))
+                st = os.lstat(local)
+            except FileNotFoundError:
+                raise NotFound(f"{local}: no such file or directory") from None
             except OSError as exc:
                 raise LocalIOError(f"cannot read {local}: {exc.strerror}") from exc
-            for name in names:
-                add(local / os.fsdecode(name), target + [name])
-        elif stat_mod.S_ISREG(st.st_mode):
-            items.append(Item(local, target, "file", st.st_size, Meta.of_stat(st), st.st_ino))
-        else:
-            skipped.append(str(local))
+            if stat_mod.S_ISLNK(st.st_mode):
+                link = os.readlink(os.fsencode(local))
+                items.append(Item(local, target, "symlink", 0, Meta.of_stat(st), st.st_ino, link))
+            elif stat_mod.S_ISDIR(st.st_mode):
+                items.append(Item(local, target, "dir", 0, Meta.of_stat(st), st.st_ino))
+                try:
+                    names = sorted(os.listdir(os.fsencode(local)))
+                except OSError as exc:
+                    raise LocalIOError(f"cannot read {local}: {exc.strerror}") from exc
+                stack.extend((local / os.fsdecode(name), [*target, name]) for name in reversed(names))
+            elif stat_mod.S_ISREG(st.st_mode):
+                items.append(Item(local, target, "file", st.st_size, Meta.of_stat(st), st.st_ino))
+            else:
+                skipped.append(str(local))
 
+    if onto and (len(sources) != 1 or not dest):
+        raise UsageError("only one source can become the destination itself")
     for src in sources:
         src = src.absolute()  # stable keys for backup's cache, without resolving every file
         name = os.fsencode(src.resolve().name) if src.name in ("", ".", "..") else os.fsencode(src.name)
-        if not name:
+        if not name and not onto:
             raise UsageError(f"cannot import {src}: it has no name (import its contents instead)")
-        add(src, dest + [name])
+        add(src, dest if onto else dest + [name])
     return items, skipped
 
 
@@ -113,15 +121,29 @@ async def import_items(vault: Vault, items: list[Item], dest_parts: list[bytes],
     def key(item: Item) -> bytes:
         return b"/".join(item.dest) + b"\0" + os.fsencode(item.local)  # scan made it absolute
 
-    async def unchanged(item: Item) -> bool:
-        seen = cache.file_stat(key(item))
-        if seen != (item.size, item.meta.mtime_ns, item.ino):
-            return False
+    async def present(item: Item) -> Stat | None:
         try:
-            st = await vault.stat(b"/".join(item.dest))
+            return await vault.stat(b"/".join(item.dest))
         except NotFound:
-            return False
-        return st.type == "file" and st.size == item.size
+            return None
+
+    async def replace_kind(item: Item, st: Stat | None) -> None:
+        """A path that changed kind on disk (a symlink became a directory, a directory a file) is
+        replaced in the vault too, so a backup follows the tree; earlier generations keep the old one."""
+        if st is not None and (st.type == "dir") != (item.kind == "dir"):
+            await vault.rm(b"/".join(item.dest), recursive=True)
+
+    def unchanged(item: Item, st: Stat | None) -> bool:
+        seen = cache.file_stat(key(item))
+        return seen == (item.size, item.meta.mtime_ns, item.ino) and st is not None and st.type == "file" \
+            and st.size == item.size
+
+    def same_link(item: Item, st: Stat | None) -> bool:
+        """The vault already holds this symlink as it is on disk (target, owner, mtime): leave it alone,
+        so an unchanged tree with symlinks commits no new generation."""
+        return st is not None and st.type == "symlink" and st.target is not None \
+            and os.fsencode(st.target) == item.target and st.mtime_ns == item.meta.mtime_ns \
+            and (st.uid, st.gid) == (item.meta.uid, item.meta.gid)
 
     stored: list[tuple[bytes, int, int, int]] = []
     by_dest: dict[bytes, Item] = {}
@@ -135,28 +157,42 @@ async def import_items(vault: Vault, items: list[Item], dest_parts: list[bytes],
         if hook:
             hook(report, prog, os.fsdecode(b"/".join(parts)) if parts else None)
 
+    async def add_file(ing: Ingest, item: Item, path: bytes) -> None:
+        st = await present(item)
+        await replace_kind(item, st)
+        report.files += 1
+        if incremental and unchanged(item, st):
+            report.skipped += 1
+            if hook:
+                hook(report, None, os.fsdecode(path))
+            return
+        by_dest[path] = item
+        await ing.add(item.dest, item.local, item.meta, item.size)
+        report.bytes_read += item.size
+        if st is None:
+            report.added += 1
+        else:
+            report.changed += 1
+
     try:
         async with vault.ingest(progress=progress) as ing:
             for item in items:
                 path = b"/".join(item.dest)
                 if item.kind == "dir":
+                    await replace_kind(item, await present(item))
                     await vault.mkdir(path, parents=True, exist_ok=True)
                     await vault.set_meta(path, mode=item.meta.mode, mtime_ns=item.meta.mtime_ns,
                                          uid=item.meta.uid, gid=item.meta.gid)
                     report.directories += 1
                 elif item.kind == "symlink":
-                    await vault.symlink(path, item.target, replace=True, mtime_ns=item.meta.mtime_ns)
+                    st = await present(item)
+                    await replace_kind(item, st)
+                    if not same_link(item, st):
+                        await vault.symlink(path, item.target, replace=True, mtime_ns=item.meta.mtime_ns)
+                        await vault.set_meta(path, uid=item.meta.uid, gid=item.meta.gid)
                     report.symlinks += 1
-                elif incremental and await unchanged(item):
-                    report.skipped += 1
-                    report.files += 1
-                    if hook:
-                        hook(report, None, os.fsdecode(path))
                 else:
-                    by_dest[path] = item
-                    await ing.add(item.dest, item.local, item.meta, item.size)
-                    report.files += 1
-                    report.bytes_read += item.size
+                    await add_file(ing, item, path)
     finally:
         if stored:
             cache.set_file_stats(stored)  # only files the pipeline completed

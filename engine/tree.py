@@ -211,12 +211,12 @@ class Tree:
             await self.children(node)
         self._touch(chain or [self.root])
 
-    def mark_clean(self, d: Dir | None = None) -> None:
-        d = d or self.root
-        d.dirty = False
-        for child in (d.children or {}).values():
-            if isinstance(child, Dir) and child.dirty:
-                self.mark_clean(child)
+    def mark_clean(self) -> None:
+        stack = [self.root]  # iterative: a tree may be deeper than Python's recursion limit
+        while stack:
+            d = stack.pop()
+            d.dirty = False
+            stack.extend(c for c in (d.children or {}).values() if isinstance(c, Dir) and c.dirty)
 
 
 def conflict_name(name: bytes, client_id: bytes, when: float | None = None) -> bytes:
@@ -241,26 +241,33 @@ async def merge(base: Tree, ours: Tree, theirs: Tree, client_id: bytes) -> Tree:
     async def kids(t: Tree, d: Node | None) -> dict[bytes, Node]:
         return dict(await t.children(d)) if isinstance(d, Dir) else {}
 
-    async def merge_dir(b: Node | None, o: Dir, t: Dir) -> Dir:
-        if not o.dirty:
-            return t
+    if not ours.root.dirty:
+        return Tree(theirs.root, theirs.loader)
+    top: dict[bytes, Node] = {}
+    root = Dir(ours.root.meta, children=top, dirty=True)
+    # iterative (a tree may be deeper than Python's recursion limit): each item fills one merged directory
+    work: list[tuple[Node | None, Dir, Dir, dict[bytes, Node]]] = [(base.root, ours.root, theirs.root, top)]
+    while work:
+        b, o, t, out = work.pop()
         bk, ok, tk = await kids(base, b), await kids(ours, o), await kids(theirs, t)
-        out: dict[bytes, Node] = {}
         for name in sorted(set(bk) | set(ok) | set(tk)):
             bn, on, tn = bk.get(name), ok.get(name), tk.get(name)
+            pick: Node | None
             if _same(on, bn):
                 pick = tn
             elif _same(tn, bn) or _same(on, tn):
                 pick = on
             elif isinstance(on, Dir) and isinstance(tn, Dir):
-                pick = await merge_dir(bn, on, tn)
+                if on.dirty:
+                    sub: dict[bytes, Node] = {}
+                    pick = Dir(on.meta, children=sub, dirty=True)
+                    work.append((bn, on, tn, sub))
+                else:
+                    pick = tn  # a clean subtree of ours equals base
             else:
                 pick = tn
                 if on is not None:
                     out[conflict_name(name, client_id)] = on
             if pick is not None:
                 out[name] = pick
-        return Dir(o.meta, children=out, dirty=True)
-
-    root = await merge_dir(base.root, ours.root, theirs.root)
     return Tree(root, theirs.loader)

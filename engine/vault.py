@@ -34,8 +34,8 @@ from .catalog import Catalog
 from .commits import ChainHead, Commit, commit_name, seal_commit, verify_successor
 from .content import ContentWriter, Source, plan_patch, read_blobs
 from .diff import Change, diff_trees, summarize
-from .errors import AlreadyExists, IntegrityError, NotFound, UsageError, VaultError
-from .export import export_tree
+from .errors import IntegrityError, NotFound, UsageError, VaultError
+from .export import ExportOptions, export_tree
 from .history import History
 from .index import BlobIndex
 from .keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
@@ -213,16 +213,16 @@ class Vault:
         return b"".join([piece async for piece in self.open_read(path)])
 
     async def get(self, path: str | bytes, dest: str | os.PathLike[str], *, overwrite: bool = False) -> int:
-        """Copy a file, symlink or whole directory out of the vault to ``dest``. Returns bytes written.
+        """Copy a file, symlink or whole directory out of the vault to ``dest``; returns the file bytes written.
 
-        Files are written to a temporary name and renamed into place, so an interrupted export
-        never leaves a truncated file under the real name.
+        Named like ``cp -r``: a file into an existing directory lands inside it; a tree becomes an
+        absent or empty ``dest``; a non-empty one raises AlreadyExists unless ``overwrite`` (merge,
+        replacing files of the same name). Symlinks on the disk below ``dest`` are never followed;
+        setuid/setgid/sticky bits are dropped. Files are written to a temporary name and renamed
+        into place, so an interrupted export never leaves a truncated file under the real name.
         """
         self._check_open()
-        target = Path(os.fspath(dest))
-        if (target.exists() or target.is_symlink()) and not overwrite:
-            raise AlreadyExists(f"{target} already exists (use overwrite/--force)")
-        return (await export_tree(self, path, target)).bytes
+        return (await export_tree(self, path, Path(os.fspath(dest)), ExportOptions(force=overwrite))).bytes
 
     # --- writing --------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Any
 from ..engine.errors import AlreadyExists, NotFound, UsageError
 from ..engine.tree import show, split_path
 from .access import Options, open_vault
-from .output import Output, long_line, stat_doc
+from .output import Output, long_lines, stat_doc
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -33,7 +33,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-p", "--parents", action="store_true", help="make parents as needed; no error if existing")
     p.set_defaults(handler=mkdir)
 
-    p = sub.add_parser("rm", parents=[common], help="remove vault files or directories")
+    p = sub.add_parser("rm", parents=[common], help="remove vault files or directories (directories with -r)")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("-r", "--recursive", action="store_true", help="remove directories and their contents")
     p.set_defaults(handler=rm)
@@ -52,7 +52,7 @@ async def ls(opts: Options, args: argparse.Namespace, out: Output) -> None:
         top = await vault.stat(path)
     doc = {"path": path, "type": top.type, "entries": [stat_doc(e) for e in entries]}
     if args.long:
-        out.result(doc, [long_line(e) for e in entries])
+        out.result(doc, long_lines(entries))
     else:
         out.result(doc, [e.name + ("/" if e.type == "dir" else "") for e in entries])
 
@@ -91,6 +91,9 @@ async def rm(opts: Options, args: argparse.Namespace, out: Output) -> None:
     if "/" in paths:
         raise UsageError("refusing to remove the root of the vault")
     async with await open_vault(opts) as vault:
+        for p in paths:
+            if not args.recursive and (await vault.stat(p)).type == "dir":
+                raise UsageError(f"{p} is a directory (use -r to remove it and its contents)")
         for p in paths:
             await vault.rm(p, recursive=args.recursive)
         gen = await vault.commit()

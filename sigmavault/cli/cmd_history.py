@@ -11,19 +11,18 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..engine.errors import AlreadyExists
 from .access import Options, open_vault
-from .cmd_export import export_to
+from .cmd_export import NAMING, add_destination_options, export_options, export_to
 from .output import Output
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("restore", parents=[common], help="copy a file or tree as it was at an earlier generation",
-                       description="Copy VAULT_PATH as it was at generation GEN to LOCAL_DEST.")
+                       description=f"Copy VAULT_PATH as it was at generation GEN to LOCAL_DEST. {NAMING}")
     p.add_argument("--at", type=int, required=True, metavar="GEN", help="the generation (see `sigmavault log`)")
     p.add_argument("vault_path", metavar="VAULT_PATH")
     p.add_argument("local_dest", metavar="LOCAL_DEST")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite / merge into an existing LOCAL_DEST")
+    add_destination_options(p)
     p.set_defaults(handler=restore)
     p = sub.add_parser("diff", parents=[common], help="what changed between two generations",
                        description="List paths added, removed or modified from GEN1 to GEN2 (default: newest).")
@@ -33,11 +32,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 async def restore(opts: Options, args: argparse.Namespace, out: Output) -> None:
-    target = Path(args.local_dest)
-    if (target.exists() or target.is_symlink()) and not args.force:
-        raise AlreadyExists(f"{target} already exists (use --force to overwrite)")
     async with await open_vault(opts) as vault:
-        await export_to(await vault.at(args.at), args.vault_path, target, out, "restore")
+        await export_to(await vault.at(args.at), args.vault_path, Path(args.local_dest), export_options(args), out,
+                        "restore")
 
 
 async def diff(opts: Options, args: argparse.Namespace, out: Output) -> None:

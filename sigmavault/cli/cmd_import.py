@@ -1,15 +1,21 @@
 """``sigmavault import LOCAL... [--to VAULT_DIR]`` and ``sigmavault backup LOCAL... [--to VAULT_DIR]``.
 
-Like ``cp -r``: each LOCAL lands at ``VAULT_DIR/<its name>``. Mode, uid/gid and mtime of files and
-directories are kept; symlinks are stored as symlinks (never followed); other special files
-(sockets, FIFOs, devices) are skipped with a warning. All files flow through one write pipeline
-(chunker → coordinate → mixer → writer). Existing vault files are replaced, so an import that
-failed or was interrupted can simply be run again: chunks already uploaded are found by the dedup
-index and not sent again. The new generation is committed only at the end: a failure or Ctrl-C
-leaves the vault at its previous generation.
+``import`` names like ``cp -r``: one LOCAL imported to a ``--to`` path that does not exist yet
+becomes that path (``import photos --to /pics`` makes ``/pics`` the copy of ``photos``); into an
+existing directory, a ``--to`` ending in ``/`` (made if missing) and always with several LOCALs,
+each LOCAL lands at ``VAULT_DIR/<its name>``.
+Mode, uid/gid and mtime of files, directories and symlinks are kept; symlinks are stored as
+symlinks (never followed); other special files (sockets, FIFOs, devices) are skipped with a
+warning. All files flow through one write pipeline (chunker → coordinate → mixer → writer).
+Existing vault files are replaced, so an import that failed or was interrupted can simply be run
+again: chunks already uploaded are found by the dedup index and not sent again. The new
+generation is committed only at the end: a failure or Ctrl-C leaves the vault at its previous
+generation.
 
-``backup`` is the incremental form: files unchanged since their last backup into the same vault
-path (size, mtime and inode, remembered in the local cache) are skipped without being read.
+``backup`` is the incremental form, and always puts LOCAL at ``VAULT_DIR/<its name>`` so every run
+maps to the same vault paths: files unchanged since their last backup into the same vault path
+(size, mtime and inode, remembered in the local cache) are skipped without being read, symlinks
+and directories unchanged are left alone, and an unchanged tree commits no new generation.
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from typing import Any
 from ..engine.errors import NotFound
 from ..engine.importer import ImportReport, import_items, scan
 from ..engine.pipeline import Progress as PipelineProgress
-from ..engine.tree import split_path
+from ..engine.tree import show, split_path
+from ..engine.vault import Vault
 from .access import Options, open_vault
-from .output import Output, human_size
+from .output import Output, count, human_size
 from .transfer import progress_for
 
 
@@ -36,8 +43,21 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     ):
         p = sub.add_parser(name, parents=[common], help=text, description=text[0].upper() + text[1:] + ".")
         p.add_argument("local", nargs="+", metavar="LOCAL", help="local files or directories")
-        p.add_argument("--to", default="/", metavar="VAULT_DIR", help="vault directory to put them in (default /)")
+        p.add_argument("--to", default="/", metavar="VAULT_DIR",
+                       help="where to put them (default /): inside it if it is a directory or ends in '/', "
+                            "else one LOCAL becomes it (import only)")
         p.set_defaults(handler=run, incremental=incremental)
+
+
+async def _lands_onto(vault: Vault, args: argparse.Namespace, dest: list[bytes]) -> bool:
+    """cp -r naming: one source imported to a path that does not exist yet becomes that path."""
+    if args.incremental or len(args.local) != 1 or not dest or args.to.endswith("/"):
+        return False  # a trailing slash says "a directory": the source goes inside it
+    try:
+        await vault.stat(show(dest))
+    except NotFound:
+        return True
+    return False
 
 
 async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
@@ -45,13 +65,9 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
     for s in args.local:
         if not os.path.lexists(s):
             raise NotFound(f"{s}: no such file or directory")
-    items, skipped = await asyncio.to_thread(scan, [Path(s) for s in args.local], dest)
-    for s in skipped:
-        out.warn(f"skipped {s}: not a regular file, directory or symlink")
-    files = [i for i in items if i.kind == "file"]
-    total = sum(i.size for i in files)
     progress = progress_for(out, args.command)
     moved = 0
+    sizes: dict[str, int] = {}
 
     def hook(report: ImportReport, prog: PipelineProgress | None, path: str | None) -> None:
         nonlocal moved
@@ -59,21 +75,40 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
             progress.advance(prog.bytes_done - moved)
             moved = prog.bytes_done
         if path is not None:
-            progress.file_done("/" + path.lstrip("/"), "file", 0)
+            shown = "/" + path.lstrip("/")
+            progress.file_done(shown, "file", sizes.get(shown, 0))  # the events add up to the total
 
     async with await open_vault(opts) as vault:
+        onto = await _lands_onto(vault, args, dest)
+        items, skipped = await asyncio.to_thread(scan, [Path(s) for s in args.local], dest, onto=onto)
+        for s in skipped:
+            out.warn(f"skipped {s}: not a regular file, directory or symlink")
+        files = [i for i in items if i.kind == "file"]
+        total = sum(i.size for i in files)
+        sizes.update((show(i.dest), i.size) for i in files)
         before = vault.generation
         progress.start(len(files), total)
         try:
-            report = await import_items(vault, items, dest, incremental=args.incremental, hook=hook)
+            report = await import_items(vault, items, dest[:-1] if onto else dest, incremental=args.incremental,
+                                        hook=hook)
             gen = await vault.commit()
         finally:
             progress.close()
     doc = {"event": "done", "generation": gen, "previous_generation": before, "files": report.files,
            "directories": report.directories, "symlinks": report.symlinks, "bytes": total,
-           "bytes_read": report.bytes_read, "unchanged": report.skipped, "uploaded": report.uploaded,
-           "skipped": len(skipped)}
-    what = "backed up" if args.incremental else "imported"
-    extra = f", {report.skipped} unchanged" if args.incremental else ""
-    out.result(doc, f"{what} {report.files} files{extra}, {report.directories} directories, {report.symlinks} "
-                    f"symlinks ({human_size(report.bytes_read)} read) → generation {gen}")
+           "bytes_read": report.bytes_read, "new": report.added, "changed": report.changed,
+           "unchanged": report.skipped, "uploaded": report.uploaded, "skipped": len(skipped)}
+    out.result(doc, summary(args.command, report, gen, before))
+
+
+def summary(command: str, report: ImportReport, gen: int, before: int) -> str:
+    """``backed up 3 files (1 new, 1 changed, 1 unchanged), 2 directories, 1 symlink (4.0 KiB read) → generation 5``."""
+    parts = [f"{report.added} new"]
+    if command == "backup":
+        parts += [f"{report.changed} changed", f"{report.skipped} unchanged"]
+    else:
+        parts.append(f"{report.changed} replaced")
+    what = "backed up" if command == "backup" else "imported"
+    where = f"generation {gen}" if gen != before else f"nothing changed, still generation {gen}"
+    return (f"{what} {count(report.files, 'file')} ({', '.join(parts)}), {count(report.directories, 'directory')}, "
+            f"{count(report.symlinks, 'symlink')} ({human_size(report.bytes_read)} read) → {where}")

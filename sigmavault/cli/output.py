@@ -75,19 +75,32 @@ def stat_doc(st: Stat) -> dict[str, Any]:
     return doc
 
 
-def long_line(st: Stat, name: str | None = None) -> str:
-    """One ``ls -l`` line: mode, size, modification time, name (and a symlink's target)."""
-    mode = stat_mod.filemode(_TYPE_BITS[st.type] | st.mode)
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.mtime_ns / 1e9))
-    shown = name if name is not None else st.name
-    if st.type == "dir":
-        shown += "/"
-    if st.target is not None:
-        shown += f" -> {st.target}"
-    return f"{mode} {human_size(st.size):>8}  {when}  {shown}"
+def long_lines(entries: list[Stat]) -> list[str]:
+    """``ls -l`` lines: mode, size, modification time, name (and a symlink's target), sizes right-aligned
+    to the widest one so the columns line up whatever the sizes (``1023.9 KiB`` is ten characters)."""
+    sizes = [human_size(st.size) for st in entries]
+    width = max(map(len, sizes), default=0)
+    out = []
+    for st, size in zip(entries, sizes, strict=True):
+        mode = stat_mod.filemode(_TYPE_BITS[st.type] | st.mode)
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.mtime_ns / 1e9))
+        shown = st.name + ("/" if st.type == "dir" else "")
+        if st.target is not None:
+            shown += f" -> {st.target}"
+        out.append(f"{mode} {size:>{width}}  {when}  {shown}")
+    return out
+
+
+_PLURALS = {"directory": "directories", "entry": "entries"}
+
+
+def count(n: int, noun: str) -> str:
+    """``1 file``, ``2 files``, ``1 directory``, ``0 directories``."""
+    return f"{n} {noun if n == 1 else _PLURALS.get(noun, noun + 's')}"
 
 
 def human_size(n: int) -> str:
+    """Binary units everywhere (the progress bar too): ``512 B``, ``1.5 KiB``, ``110.0 MiB``."""
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if size < 1024 or unit == "TiB":

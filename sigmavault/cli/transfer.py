@@ -12,10 +12,12 @@ import sys
 import time
 from typing import Protocol
 
-from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
+from rich.text import Text
 
-from .output import Output
+from .output import Output, human_size
 
 
 class Progress(Protocol):
@@ -69,14 +71,22 @@ class JsonProgress(NoProgress):
         self._out.event({"event": "file", "path": path, "type": kind, "size": size})
 
 
+class RateColumn(ProgressColumn):
+    """The transfer rate in the binary units every other size the CLI prints uses (rich's own is decimal)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("?" if speed is None else f"{human_size(int(speed))}/s", style="progress.data.speed")
+
+
 class BarProgress(NoProgress):
-    """A rich bar on stderr: files and bytes done of the totals, the rate and the time left.
+    """A rich bar on stderr: files and bytes done of the totals, the rate and the time left, in binary units.
 
     Bytes move with ``advance`` when the caller streams them (import), else with each finished file."""
 
-    def __init__(self, label: str) -> None:
-        self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                 TransferSpeedColumn(), TimeRemainingColumn(), transient=True, console=None)
+    def __init__(self, label: str, console: Console | None = None) -> None:
+        self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
+                                 RateColumn(), TimeRemainingColumn(), transient=True, console=console)
         self._label = label
         self._task = self._bar.add_task(label, total=None)
         self._files = self._total_files = 0

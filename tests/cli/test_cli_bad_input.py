@@ -104,7 +104,7 @@ def test_disk_full_on_export_and_on_the_vault(vault: tuple[Cli, Path], tmp_path:
         cli, _ = vault
         big = tmp_path / "big.bin"
         big.write_bytes(os.urandom(3 << 20))
-        cli.ok("import", str(big), "--to", "/full")
+        cli.ok("import", str(big), "--to", "/full/")
         r = cli("export", "/full/big.bin", str(small / "big.bin"))
         assert r.code == 11 and "disk full" in r.one_line_error()
         assert os.listdir(small) == []  # no partial file under any name
@@ -123,7 +123,7 @@ def damaged(tmp_path: Path) -> Iterator[tuple[Cli, Path]]:
     cli = Cli(tmp_path / "home", tmp_path / "v")
     cli.ok("create", "--kdf", "minimum", "--chunk-size", "1")
     (tmp_path / "one.bin").write_bytes(os.urandom(1 << 20))
-    cli.ok("import", str(tmp_path / "one.bin"), "--to", "/d")
+    cli.ok("import", str(tmp_path / "one.bin"), "--to", "/d/")
     chunk = max(object_files(tmp_path / "v"), key=lambda p: p.stat().st_size)
     shutil.copy2(chunk, chunk.parent.parent.parent / "saved-chunk")
     os.chmod(chunk, 0o644)

@@ -19,7 +19,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cli, Path, Path]:
     created = cli.ok("--json", "create", "--kdf", "minimum", "--chunk-size", "1").json()
     assert len(created["fingerprint"]) == 32 and created["recovery_code"].startswith("vault-recovery-1")
     src = make_tree(base / "src")
-    imported = cli.ok("--json", "import", str(src), "--to", "/backup").events()
+    imported = cli.ok("--json", "import", str(src), "--to", "/backup/").events()
     assert imported[-1]["event"] == "done" and imported[-1]["generation"] == 1
     assert {e["path"] for e in imported if e["event"] == "file" and e["type"] == "file"} >= {
         "/backup/docs/a.txt", "/backup/docs/deep/big.bin"}
