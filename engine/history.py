@@ -10,11 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ..backends.base import Backend
-from .commits import ChainHead, ChainState, Commit, find_head, opener
+from ..backends.base import Backend, get_bounded
+from . import chunked
+from .commits import MAX_COMMIT, ChainHead, ChainState, Commit, find_head, opener
 from .commits import commit_name as _name
 from .errors import NotFound, RollbackError
-from .objects import Sealer
+from .framing import FRAME_HEADER, padme
+from .objects import HDR, Sealer
+
+#: the largest valid ``c/`` object: a body at the commit size limit, framed, padded and sealed
+MAX_COMMIT_OBJECT = HDR + chunked.sealed_len(padme(FRAME_HEADER + MAX_COMMIT))
 
 
 @dataclass
@@ -32,7 +37,7 @@ class History:
 
     async def fetch(self, gen: int) -> bytes | None:
         try:
-            return await self.backend.get(_name(gen))
+            return await get_bounded(self.backend, _name(gen), MAX_COMMIT_OBJECT)
         except NotFound:
             return None
 

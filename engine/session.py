@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
-from ..backends.base import Backend
+from ..backends.base import Backend, get_bounded
 from ..backends.retrying import RetryingBackend
 from ..backends.urls import open_backend
 from . import keystore, localstate
 from .cache import Cache
+from .canonical import MAX_DOCUMENT
 from .commits import ChainHead, ChainState, Commit, commit_name, seal_commit
 from .credentials import FINGERPRINT_LEN, Credential, Passphrase, Pin
 from .errors import AlreadyExists, AuthError, IntegrityError, NotFound, UsageError, VaultNotFound
@@ -58,7 +59,7 @@ async def _highest_keystore(backend: Backend, url: str) -> tuple[str, bytes]:
         raise VaultNotFound(f"no vault at {url}: create one with `sigmavault create`")
     for name in reversed(names):  # the newest keystore that is still there (older ones get deleted)
         try:
-            return name, await backend.get(name)
+            return name, await get_bounded(backend, name, MAX_DOCUMENT)  # never an inflated k/ whole
         except NotFound:
             continue
     raise VaultNotFound(f"no vault at {url}")

@@ -1,0 +1,91 @@
+"""A storage provider that inflates objects (issue 10 item 7): a clean exit 6, and memory stays bounded.
+
+Each case inflates one object of a real local vault to hundreds of MiB (a sparse file, so the test
+is cheap) and runs the real CLI in a subprocess that reports its own peak RSS. Before every GET
+was bounded, reading the object whole cost its full size in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from clitools import PASS, Cli, Run, env_for
+
+import sigmavault
+
+INFLATED = 400 << 20
+RSS_LIMIT_KIB = 200 << 10  # the CLI itself needs well under this; a whole inflated object would not fit
+
+_MEASURE = """
+import resource, sys
+from sigmavault import config
+from sigmavault.cli.main import run
+config.tune_malloc()
+rc = run(sys.argv[1:])
+sys.stderr.write(f"\\nMAXRSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n")
+sys.exit(rc)
+"""
+
+
+def measured(cli: Cli, *args: str) -> tuple[Run, int]:
+    """Run the CLI in a subprocess; return its result (stderr without the RSS line) and peak RSS in KiB."""
+    cmd = [sys.executable, "-c", _MEASURE, "--vault", str(cli.vault), *args]
+    p = subprocess.run(cmd, env=env_for(cli.home), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=120)
+    lines = p.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("MAXRSS "), p.stderr
+    return Run(p.returncode, p.stdout, "\n".join(lines[:-1])), int(lines[-1].split()[1])
+
+
+def inflate(path: Path) -> None:
+    with open(path, "r+b") as f:
+        f.truncate(INFLATED)  # sparse: cheap to make, expensive to read whole
+
+
+@pytest.fixture
+def vault(tmp_path: Path, isolated_home: Path) -> Cli:
+    cli = Cli(isolated_home, tmp_path / "vault")
+
+    async def fill() -> None:
+        async with await sigmavault.create(str(cli.vault), passphrase=PASS, kdf="minimum", chunk_size=1 << 20) as v:
+            await v.put("/d/big.bin", os.urandom((1 << 20) + 5000))  # a full chunk object and a pack member
+
+    asyncio.run(fill())
+    return cli
+
+
+def _objects(cli: Cli, top: str) -> list[Path]:
+    assert cli.vault is not None
+    return sorted(p for p in (Path(cli.vault) / top).rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def test_inflated_head_commit(vault: Cli) -> None:
+    inflate(_objects(vault, "c")[-1])
+    r, rss = measured(vault, "ls", "/")
+    assert r.code == 6, r.err
+    assert "larger than" in r.one_line_error()
+    assert rss < RSS_LIMIT_KIB, rss
+
+
+def test_inflated_keystore(vault: Cli) -> None:
+    inflate(_objects(vault, "k")[-1])
+    r, rss = measured(vault, "ls", "/")
+    assert r.code == 6, r.err
+    assert "larger than" in r.one_line_error()
+    assert rss < RSS_LIMIT_KIB, rss
+
+
+def test_inflated_chunk(vault: Cli) -> None:
+    full = [p for p in _objects(vault, "o") if p.stat().st_size > 1 << 20]
+    assert len(full) == 1
+    inflate(full[0])
+    r, rss = measured(vault, "cat", "/d/big.bin")
+    assert r.code == 6, r.err
+    line = r.one_line_error()
+    assert "/d/big.bin" in line and "larger than" in line
+    assert rss < RSS_LIMIT_KIB, rss
