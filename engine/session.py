@@ -113,9 +113,7 @@ async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, kee
     cache = Cache(keeper.folder / "cache.sqlite")
     vault = Vault(url=url, backend=backend, history=history, store=store, cache=cache, head=head,
                   inline_max=params.inline_max, tuning=tuning)
-    if head.gen > 0 and cache.get_meta("indexed_gen") < 0:
-        await vault.rebuild_index()  # a new or deleted cache: dedup must not start from nothing
-    return vault
+    return vault  # opening never walks the tree: a new or deleted dedup index refills on the first write
 
 
 async def create(url: str | None = None, *, passphrase: str, kdf: str = "interactive",

@@ -62,7 +62,7 @@ class Vault:
         self._mixer: Mixer | None = None
         self._mixer_lock = asyncio.Lock()
         self._lock = asyncio.Lock()
-        self._index = BlobIndex(cache, backend)
+        self._index = BlobIndex(cache, backend, lambda: (self._head.gen, self._tree_at(self._head.commit)))
         self._data_pack = PackWriter(store, KIND_DATA_PACK, on_sealed=self._index.stored)
         self._page_pack = PackWriter(store, KIND_PAGE_PACK)
         self._catalog = Catalog(store, self._page_pack, cache, tuning.page_target)
@@ -133,14 +133,11 @@ class Vault:
         return Tree(root, self._catalog.load)
 
     async def rebuild_index(self) -> int:
-        """Refill the local dedup index from the catalog of the head (after the cache was deleted)."""
-        rows: list[BlobRef] = []
-        async for _path, node in self._walk_nodes():
-            if isinstance(node, File):
-                rows.extend(b for b in node.blobs if isinstance(b, BlobRef))
-        self._index.rebuild(rows)
-        self._cache.set_meta("indexed_gen", self._head.gen)
-        return len(rows)
+        """Refill the local dedup index from the catalog of the head now; returns the refs added.
+
+        Not needed after a deleted cache: the first write refills it (damaged subtrees skipped).
+        """
+        return await self._index.fill(force=True)
 
     async def _walk_nodes(self, top: Node | None = None, parts: list[bytes] | None = None
                           ) -> AsyncIterator[tuple[list[bytes], Node]]:
@@ -149,7 +146,7 @@ class Vault:
             p, n = stack.pop()
             yield p, n
             if isinstance(n, Dir):
-                kids = await self._tree.children(n)
+                kids = await self._tree.children(n, p)
                 stack.extend((p + [k], kids[k]) for k in sorted(kids, reverse=True))
 
     # --- reading --------------------------------------------------------------------------
@@ -166,7 +163,7 @@ class Vault:
         node = await self._tree.lookup(parts)
         if not isinstance(node, Dir):
             return [node_stat(parts[-1], node)]
-        kids = await self._tree.children(node)
+        kids = await self._tree.children(node, parts)
         return [node_stat(name, kids[name]) for name in sorted(kids)]
 
     async def walk(self, path: str | bytes = "/") -> AsyncIterator[tuple[str, Stat]]:
@@ -453,8 +450,7 @@ class Vault:
                     self._head = verify_successor(self._head, gen, data, self._history.open_commit)
                     self._history.advance(self._head)
                     self._tree.mark_clean()
-                    self._index.committed()
-                    self._cache.set_meta("indexed_gen", gen)
+                    self._index.committed(gen)
                     return gen
                 # another client won generation ``gen``: merge onto the new head and try the next one
                 new_head = await self._history.find_head(self._head)

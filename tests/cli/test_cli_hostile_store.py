@@ -89,3 +89,56 @@ def test_inflated_chunk(vault: Cli) -> None:
     line = r.one_line_error()
     assert "/d/big.bin" in line and "larger than" in line
     assert rss < RSS_LIMIT_KIB, rss
+
+
+# --- issue 10 item 5: one damaged page must not brick the vault on a fresh device -------------
+
+
+def test_a_damaged_page_spoils_only_its_subtree_on_a_fresh_device(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    url = tmp_path / "vault"
+    shared = os.urandom(300_000)  # a data-pack member both subtrees could share
+
+    async def fill() -> tuple[set[Path], set[Path]]:
+        async with await sigmavault.create(str(url), passphrase=PASS, kdf="minimum", chunk_size=1 << 20) as v:
+            before = set(_objects_in(url))
+            await v.put("/A/note", b"tiny, inline")  # generation 1 writes only a page pack: /A's page and a root
+            await v.commit()
+            gen1 = set(_objects_in(url)) - before
+            await v.put("/B/data", shared)  # generation 2: /B's page and a new root elsewhere
+            await v.commit()
+        return gen1, set(_objects_in(url))
+
+    gen1, _ = asyncio.run(fill())
+    assert len(gen1) == 1
+    page_pack = gen1.pop()
+    raw = bytearray(page_pack.read_bytes())
+    raw[len(raw) // 2] ^= 1
+    page_pack.write_bytes(bytes(raw))
+
+    fresh = Cli(tmp_path / "fresh-device", url)  # no local state, no cache: nothing to rebuild from
+    out = tmp_path / "out"
+    r = fresh("export", "/B/data", str(out))
+    assert r.code == 0, r.err
+    assert out.read_bytes() == shared if out.is_file() else (out / "data").read_bytes() == shared
+    bad = fresh("ls", "/A")
+    assert bad.code == 6
+    assert "/A" in bad.one_line_error()
+    assert fresh("ls", "/").code == 0  # the root itself is fine
+    # dedup still works on the fresh device (its index refills on the first write, skipping /A)
+    objects = set(_objects_in(url))
+    src = tmp_path / "again"
+    src.write_bytes(shared)
+
+    monkeypatch.setenv("SIGMAVAULT_HOME", str(fresh.home))
+
+    async def again() -> None:
+        async with await sigmavault.open(str(url), passphrase=PASS) as v:
+            await v.put("/C/again", src)
+        assert len(set(_objects_in(url)) - objects) == 1  # only the new page pack: the data was known
+
+    asyncio.run(again())
+
+
+def _objects_in(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "o").rglob("*") if p.is_file() and not p.name.startswith("."))
