@@ -104,14 +104,29 @@ class Tree:
     def __init__(self, root: Dir, load: Loader) -> None:
         self.root = root
         self.loader = load
+        # where each loaded page is stored: a writer never places one page at two paths of a tree,
+        # and a co-writer who does (a 12 KB catalog implying 10^5 files) is refused at the second
+        self._page_owner: dict[tuple[str, int], int] = {}  # (object, offset) → id() of the Dir that loads it
 
     async def children(self, d: Dir, where: list[bytes] | None = None) -> dict[bytes, Node]:
         """The entries of ``d``, loaded on first use. A damaged page is an IntegrityError naming
         ``where`` (the directory's path): only that subtree is unreadable."""
         if d.children is None:
+            places = [(ref.object_name, ref.off) for ref in d.pages]
+            claimed = []
             try:
+                for place in places:
+                    if self._page_owner.setdefault(place, id(d)) != id(d) or place in claimed:
+                        raise IntegrityError("a catalog page is referenced twice in one generation "
+                                             "(a hostile or damaged catalog)")
+                    claimed.append(place)
                 d.children = await self.loader(d)
-            except IntegrityError as exc:
+            except BaseException as exc:
+                if d.children is None:  # not loaded: a retry (after a transient error) may claim again
+                    for place in claimed:
+                        self._page_owner.pop(place, None)
+                if not isinstance(exc, IntegrityError):
+                    raise
                 if where is None:
                     raise
                 raise type(exc)(f"{show(where)}: {exc.message}") from None
