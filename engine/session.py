@@ -119,7 +119,8 @@ async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, kee
 async def create(url: str | None = None, *, passphrase: str, kdf: str = "interactive",
                  chunk_size: int = 4 << 20, prf: str = "blake3-keyed-256",
                  tuning: config.Tuning | None = None, **backend_opts: Any) -> Vault:
-    """Create a new vault at ``url`` (default: the local default vault) and return it open.
+    """Create a new vault at ``url`` and return it open; ``url=None`` creates the default vault
+    (``$SIGMAVAULT_VAULT``, else ``default`` in the data folder), as :func:`open` opens it.
 
     Writes keystore generation 1 and the empty commit 0. Raises AlreadyExists if a vault is there,
     UsageError for bad parameters, BackendError for storage problems. The recovery code is
@@ -171,6 +172,10 @@ async def open(url: str | None = None, *, passphrase: str | None = None,
                on_unlock: Callable[[keystore.Unlocked], None] | None = None, **backend_opts: Any) -> Vault:
     """Open and unlock the vault at ``url`` with a passphrase or another credential.
 
+    ``url`` is a local path, ``file://``, ``s3://bucket/prefix`` or ``az://container/prefix``;
+    ``None`` opens the default vault: ``$SIGMAVAULT_VAULT``, else ``~/.local/share/sigmavault/default``
+    (``$SIGMAVAULT_HOME/data/default`` when that is set). Use the result with ``async with`` (commits what is
+    pending on a normal exit, then closes) or call :meth:`Vault.aclose`.
     ``fingerprint`` (hex) pins a vault seen for the first time on this device. ``ksk`` (with the
     id of the slot it came from) opens the keystore with a key the unlock agent kept instead of a
     credential; it needs a pin. ``on_unlock`` sees the unlocked keystore (key management, the

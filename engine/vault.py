@@ -40,6 +40,7 @@ from .keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
 from .packs import PackWriter, PendingRef, final_ref
 from .pages import XATTR_NAME_MAX, XATTR_SIZE_MAX, BlobRef
 from .pipeline import Ingest, ProgressHook
+from .reader import VaultFile
 from .results import LogEntry, Stat, VerifyReport, node_stat
 from .store import ObjectStore
 from .tree import Dir, File, Link, Meta, Node, Tree, merge, show, split_path
@@ -70,6 +71,9 @@ class Vault:
         self._tree = self._tree_at(head.commit)
         self._closed = False
         self._readonly = False
+        #: seconds between adopting other clients' commits before a read (None: only :meth:`refresh`)
+        self.refresh_interval: float | None = tuning.refresh_interval
+        self._refreshed = time.monotonic()
         #: shown once after ``create``: the recovery code (a secret; print it for the user, never log it)
         self.recovery_code: str | None = None
 
@@ -104,10 +108,12 @@ class Vault:
 
     @property
     def generation(self) -> int:
+        """The generation this vault shows (the head it opened, committed or last refreshed to)."""
         return self._head.gen
 
     @property
     def fingerprint(self) -> str:
+        """The vault's fingerprint (hex): compare it with the one shown at ``create`` to trust a new device."""
         return self._history.fingerprint.hex()
 
     @property
@@ -117,6 +123,7 @@ class Vault:
 
     @property
     def backend(self) -> Backend:
+        """The object store underneath (sealed objects only)."""
         return self._backend
 
     def _check_open(self) -> None:
@@ -151,59 +158,125 @@ class Vault:
 
     # --- reading --------------------------------------------------------------------------
 
+    async def _auto_refresh(self) -> bool:
+        """Adopt other clients' commits if ``refresh_interval`` has passed (never over pending edits)."""
+        if self.refresh_interval is None or self._readonly or self.pending:
+            return False
+        if time.monotonic() - self._refreshed < self.refresh_interval:
+            return False
+        before = self._head.gen
+        return await self.refresh() != before
+
+    async def _lookup(self, parts: list[bytes]) -> Node:
+        """The node at ``parts`` for a read: refreshed on the timer, and once more on NotFound (the
+        path may be another client's newer work)."""
+        await self._auto_refresh()
+        try:
+            return await self._tree.lookup(parts)
+        except NotFound:
+            if self.refresh_interval is None or self._readonly or self.pending:
+                raise
+            before = self._head.gen
+            if await self.refresh() == before:
+                raise
+            return await self._tree.lookup(parts)
+
     async def stat(self, path: str | bytes) -> Stat:
+        """The metadata of a file, directory or symlink (``"/"`` is the root). Raises NotFound."""
         self._check_open()
         parts = split_path(path)
-        node = await self._tree.lookup(parts)
+        node = await self._lookup(parts)
         return node_stat(parts[-1] if parts else b"/", node)
 
     async def ls(self, path: str | bytes = "/") -> list[Stat]:
+        """A directory's entries sorted by name (a file: its own stat alone). Raises NotFound."""
         self._check_open()
         parts = split_path(path)
-        node = await self._tree.lookup(parts)
+        node = await self._lookup(parts)
         if not isinstance(node, Dir):
             return [node_stat(parts[-1], node)]
         kids = await self._tree.children(node, parts)
         return [node_stat(name, kids[name]) for name in sorted(kids)]
 
     async def walk(self, path: str | bytes = "/") -> AsyncIterator[tuple[str, Stat]]:
-        """Every path below ``path`` (depth first, sorted), with its stat."""
+        """Every path below ``path`` (depth first, sorted), with its stat. Raises NotFound."""
+        self._check_open()
         parts = split_path(path)
-        node = await self._tree.lookup(parts)
+        node = await self._lookup(parts)
         async for p, n in self._walk_nodes(node, parts):
             if p != parts or not isinstance(n, Dir):
                 yield show(p), node_stat(p[-1] if p else b"/", n)
 
     async def _file(self, parts: list[bytes]) -> File:
-        node = await self._tree.lookup(parts)
+        node = await self._lookup(parts)
         if not isinstance(node, File):
             raise UsageError(f"{show(parts)} is not a file")
         return node
 
-    async def open_read(self, path: str | bytes, offset: int = 0) -> AsyncGenerator[bytes, None]:
-        """Stream a file's content from ``offset``. Raises NotFound, UsageError, IntegrityError."""
+    async def open_read(self, path: str | bytes, offset: int = 0, length: int | None = None
+                        ) -> AsyncGenerator[bytes, None]:
+        """Stream a file's content: ``length`` bytes (default: to the end) from byte ``offset``.
+
+        ``async for piece in vault.open_read(path)``; pieces are at most one chunk, fetched with
+        readahead and each verified. Stopping early (``break``) releases the stream. Raises
+        NotFound, UsageError (not a file, a negative offset or length), IntegrityError (naming
+        the path).
+        """
         self._check_open()
-        if offset < 0:
-            raise UsageError("offset must not be negative")
+        if offset < 0 or (length is not None and length < 0):
+            raise UsageError("offset and length must not be negative")
         parts = split_path(path)
         node = await self._file(parts)
+        async with contextlib.aclosing(self._stream(parts, node, offset, length)) as pieces:
+            async for piece in pieces:
+                yield piece
+
+    async def open(self, path: str | bytes) -> VaultFile:
+        """Open a file for reading: ``async with await vault.open(path) as f: await f.read(n)``.
+
+        The :class:`VaultFile` has ``read(size=-1)``, ``seek(offset, whence)``, ``tell()``,
+        ``size`` and ``aclose()``; it keeps reading the content the file had when opened, with
+        memory bounded by one chunk plus the readahead. Raises NotFound, UsageError (not a file).
+        """
+        self._check_open()
+        parts = split_path(path)
+        node = await self._file(parts)
+        return VaultFile(show(parts), node, lambda n, off, ln: self._stream(parts, n, off, ln), self._check_open)
+
+    async def _stream(self, parts: list[bytes], node: File, offset: int, length: int | None
+                      ) -> AsyncGenerator[bytes, None]:
+        """The one read route: ``node``'s content in ``[offset, offset+length)``, verified blob by blob."""
+        end = node.size if length is None else min(node.size, offset + length)
+        if offset >= end:
+            return
         if node.inline is not None:
-            if node.inline[offset:]:
-                yield node.inline[offset:]
+            yield node.inline[offset:end]
             return
         if not all(isinstance(b, BlobRef) or b.done for b in node.blobs):
             await self._content.flush()  # the tail is still in the open pack: make it readable
-        blobs = [final_ref(b) for b in node.blobs]
+        blobs, pos = [], 0
+        for b in node.blobs:  # only the blobs the range touches: no readahead past its end
+            if pos >= end:
+                break
+            blobs.append(final_ref(b))
+            pos += b.length
+        left = end - offset
         try:
             mixer = await self.mixer() if any(b.kind == KIND_CHUNK for b in blobs) else None
             async with contextlib.aclosing(read_blobs(self._store, blobs, offset, self._readahead, mixer)) as pieces:
                 async for piece in pieces:  # closed at once if our consumer stops early
+                    if len(piece) >= left:
+                        yield piece[:left]
+                        return
+                    left -= len(piece)
                     yield piece
         except IntegrityError as exc:
             raise IntegrityError(f"{show(parts)}: {exc.message}") from None
 
-    async def read_bytes(self, path: str | bytes) -> bytes:
-        return b"".join([piece async for piece in self.open_read(path)])
+    async def read_bytes(self, path: str | bytes, offset: int = 0, length: int | None = None) -> bytes:
+        """A file's content (or ``length`` bytes from ``offset``) in memory. Prefer :meth:`open_read`
+        or :meth:`open` for large files. Raises NotFound, UsageError, IntegrityError."""
+        return b"".join([piece async for piece in self.open_read(path, offset, length)])
 
     async def get(self, path: str | bytes, dest: str | os.PathLike[str], *, overwrite: bool = False) -> int:
         """Copy a file, symlink or whole directory out of the vault to ``dest``. Returns bytes written.
@@ -266,6 +339,7 @@ class Vault:
 
     @property
     def chunk_size(self) -> int:
+        """The vault's chunk size in bytes (fixed at ``create``)."""
         return self._store.chunk_size
 
     async def patch(self, path: str | bytes, size: int, chunks: Mapping[int, bytes], *, mode: int | None = None,
@@ -326,6 +400,8 @@ class Vault:
 
     async def mkdir(self, path: str | bytes, *, parents: bool = False, exist_ok: bool = False,
                     mode: int = 0o755) -> None:
+        """Make a directory (``parents``: and missing parents). Raises AlreadyExists (unless
+        ``exist_ok`` and it is a directory), NotFound (a missing parent), UsageError."""
         self._check_writable()
         parts = split_path(path)
         async with self._lock:
@@ -349,6 +425,7 @@ class Vault:
 
     async def set_meta(self, path: str | bytes, *, mode: int | None = None, mtime_ns: int | None = None,
                        uid: int | None = None, gid: int | None = None) -> None:
+        """Change the permission bits, modification time or owner ids of a path. Raises NotFound."""
         self._check_writable()
         parts = split_path(path)
         async with self._lock:
@@ -363,12 +440,19 @@ class Vault:
             await self._tree.touch(parts)
 
     async def rm(self, path: str | bytes, *, recursive: bool = False) -> None:
+        """Remove a file, symlink or directory (a non-empty one only with ``recursive``).
+
+        Raises NotFound, UsageError (the root, or a non-empty directory without ``recursive``).
+        """
         self._check_writable()
         parts = split_path(path)
         async with self._lock:
             await self._tree.remove(parts, recursive=recursive)
 
     async def mv(self, src: str | bytes, dst: str | bytes, *, replace: bool = True) -> None:
+        """Move or rename ``src`` to ``dst`` (whose parent must exist). An existing ``dst`` file is
+        replaced unless ``replace=False``; a directory is never replaced by a file or the reverse.
+        Raises NotFound, AlreadyExists, UsageError (moving a directory into itself)."""
         self._check_writable()
         s, d = split_path(src), split_path(dst)
         async with self._lock:
@@ -461,7 +545,14 @@ class Vault:
             raise VaultError("could not commit: the vault keeps changing under us; try again")
 
     async def refresh(self) -> int:
-        """Adopt commits made by other clients (only when nothing is pending); returns the generation."""
+        """Adopt commits made by other clients now; returns the generation.
+
+        With edits pending, they are merged onto the newer head (as :meth:`commit` does). Reads
+        also refresh by themselves every ``refresh_interval`` seconds and when a path is not found,
+        but only while nothing is pending. Raises RollbackError, IntegrityError, BackendError.
+        """
+        self._check_open()
+        self._refreshed = time.monotonic()
         async with self._lock:
             new_head = await self._history.find_head(self._head)
             if new_head.gen != self._head.gen:
@@ -506,6 +597,8 @@ class Vault:
         return out
 
     async def verify(self, full: bool = False) -> VerifyReport:
+        """Check the current tree's data: presence and length of every object, or with ``full``
+        download and authenticate them. Problems are reported, not raised."""
         from .verify import verify_tree
 
         self._check_open()

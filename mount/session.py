@@ -111,6 +111,7 @@ class Session:
 
     def __init__(self, vault: Vault, opts: MountOptions) -> None:
         self.vault = vault
+        vault.refresh_interval = None  # the mount adopts commits itself, and then invalidates its views
         self.opts = opts
         self.inodes = InodeTable()
         self.ns_lock = asyncio.Lock()

@@ -144,9 +144,16 @@ async def open_vault(opts: Options, *, use_agent: bool = True,
         got = await agent_client.fetch(pin.fingerprint) if pin is not None else None
         if got is not None:
             try:
-                return await session.open(url, ksk=got[0], ksk_slot=got[1], fingerprint=opts.fingerprint,
-                                          on_unlock=on_unlock)
+                return _one_generation(await session.open(url, ksk=got[0], ksk_slot=got[1],
+                                                          fingerprint=opts.fingerprint, on_unlock=on_unlock))
             except AuthError:
                 pass  # the agent's key no longer fits (keys rotated): ask for a credential
     cred = credential(opts)  # not in a thread: Ctrl-C at a prompt must not wait for the prompt to return
-    return await session.open(url, credential=cred, fingerprint=opts.fingerprint, on_unlock=on_unlock)
+    return _one_generation(await session.open(url, credential=cred, fingerprint=opts.fingerprint,
+                                              on_unlock=on_unlock))
+
+
+def _one_generation(vault: Vault) -> Vault:
+    """A command reads the generation it opened (an export never mixes two); the mount refreshes itself."""
+    vault.refresh_interval = None
+    return vault
