@@ -88,16 +88,16 @@ def test_spool_reads_back_what_was_written_at_any_offset(tmp_path: Path) -> None
         rnd = random.Random(7)
         for _ in range(200):
             if rnd.random() < 0.75:
-                off, data = rnd.randrange(60_000), os.urandom(rnd.randrange(1, 20_000))
+                off, data = rnd.randrange(300_000), os.urandom(rnd.randrange(1, 100_000))
                 await spool.pwrite(off, data)
                 model.extend(bytes(max(0, off + len(data) - len(model))))
                 model[off : off + len(data)] = data
             else:
-                size = rnd.randrange(70_000)
+                size = rnd.randrange(350_000)
                 await spool.truncate(size)
                 del model[size:]
                 model.extend(bytes(size - len(model)))
-            off, n = rnd.randrange(70_000), rnd.randrange(1, 30_000)
+            off, n = rnd.randrange(350_000), rnd.randrange(1, 150_000)
             want = bytes(model[off : off + n])
             assert await spool.pread(off, n) == want + bytes(n - len(want))
         spool.close()
