@@ -21,13 +21,15 @@ import sigmavault
 INFLATED = 400 << 20
 RSS_LIMIT_KIB = 200 << 10  # the CLI itself needs well under this; a whole inflated object would not fit
 
+# VmHWM, not getrusage: ru_maxrss keeps the pre-exec high-water mark of the forking parent (pytest)
 _MEASURE = """
-import resource, sys
+import sys
 from sigmavault import config
 from sigmavault.cli.main import run
 config.tune_malloc()
 rc = run(sys.argv[1:])
-sys.stderr.write(f"\\nMAXRSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n")
+hwm = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
+sys.stderr.write(f"\\nMAXRSS {hwm}\\n")
 sys.exit(rc)
 """
 
