@@ -270,7 +270,14 @@ class AzureBackend:
         length = None if end is None else end - start
         try:
             stream = await client.get_blob_client(key).download_blob(offset=start, length=length, max_concurrency=1)
-            return bytes(await stream.readall())
+            if length is None:
+                return bytes(await stream.readall())
+            out = bytearray()
+            async for piece in stream.chunks():  # capped: stop at the asked length, whatever is sent
+                out += piece[: length - len(out)]
+                if len(out) >= length:
+                    break
+            return bytes(out)
         except HttpResponseError as exc:
             if exc.status_code == 416 or _error_code(exc) == "InvalidRange":
                 return b""  # the range starts at or past the end: clipped to nothing

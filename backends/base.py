@@ -13,6 +13,9 @@ sees plaintext, keys or file names. Contract, which the shared conformance suite
 * ``get(name, start=0, end=None)`` returns the bytes ``[start, end)`` (``end=None``: to the end;
   a range past the end is clipped, as HTTP does). A missing object raises :class:`NotFound`.
   Read-after-write: a ``get`` after a successful ``put_if_absent`` sees the object.
+  Readers never ask for an unbounded object they must hold in memory: :func:`get_bounded` asks
+  for one byte more than the largest object they accept (a ranged GET), so an inflated object
+  costs at most that much before it is refused.
 * ``head(name)`` returns the object's size, or raises :class:`NotFound`.
 * ``list(prefix)`` yields the names that start with ``prefix`` (e.g. ``"c/"``), in no promised
   order; callers sort. Listing is a hint only (CRYPTO.md §5.2).
@@ -35,7 +38,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from ..engine.errors import UsageError
+from ..engine.errors import IntegrityError, UsageError
 
 _NAME = re.compile(r"(?:[kc]/[0-9a-f]{16}|[os]/[0-9a-f]{64}|l/[0-9a-z-]{1,64})")
 PREFIXES = ("k/", "c/", "o/", "s/", "l/")
@@ -59,6 +62,18 @@ def check_prefix(prefix: str) -> str:
     if not re.fullmatch(r"[a-z0-9/-]*", prefix):
         raise UsageError(f"invalid object prefix {prefix!r}")
     return prefix
+
+
+async def get_bounded(backend: Backend, name: str, limit: int) -> bytes:
+    """Object ``name`` whole, if it holds at most ``limit`` bytes; else IntegrityError (inflated).
+
+    One ranged GET of ``limit + 1`` bytes: a provider that inflates an object to gigabytes costs
+    the reader ``limit + 1`` bytes of memory and transfer, never the whole object. NotFound passes.
+    """
+    data = await backend.get(name, 0, limit + 1)
+    if len(data) > limit:
+        raise IntegrityError(f"object {name} is larger than any valid object of its kind (inflated or replaced)")
+    return data
 
 
 @dataclass(frozen=True, slots=True)

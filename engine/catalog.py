@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
+import os
 
 from .cache import Cache
+from .errors import IntegrityError
 from .packs import PackWriter, final_ref
 from .pages import DIR, FILE, LINK, BlobRef, Entry, decode_page, encoded_pages
 from .store import ObjectStore
@@ -43,6 +45,11 @@ def entry_from_node(name: bytes, node: Node) -> Entry:
     return Entry(type=LINK, target=node.target, **common)  # type: ignore[arg-type]
 
 
+def _aligned(blobs: tuple[BlobRef, ...], chunk_size: int) -> bool:
+    *body, tail = blobs
+    return all(b.length == chunk_size for b in body) and tail.length <= chunk_size
+
+
 class Catalog:
     """Loads and saves directory pages of one vault."""
 
@@ -53,9 +60,17 @@ class Catalog:
         self._target = min(page_target, store.chunk_size // 2)
 
     async def load(self, d: Dir, *, store: ObjectStore | None = None) -> dict[bytes, Node]:
-        """A directory's entries. With ``store`` (``verify --full``), every page is downloaded and
-        authenticated through it, never taken from the local cache, and the cache is left alone."""
+        """The entries of ``d`` from its pages, after the checks a co-writer's catalog must pass.
+
+        Beyond each page's own strict decoding: pages hold disjoint name ranges in ascending order
+        (no name twice, none empty), and every file's blobs are chunk-aligned — each but the last
+        exactly one chunk, the last at most one — so every reader (stream, mount, export) maps
+        offsets to chunks the same way. With ``store`` (``verify --full``), every page is downloaded
+        and authenticated through it, never taken from the local cache, and the cache is left alone.
+        """
         out: dict[bytes, Node] = {}
+        cs = self._store.chunk_size
+        last: bytes | None = None
         for ref in d.pages:
             data = None if store is not None else self._cache.get_page(ref.id)
             keys = self._store.sealer_for(ref.epoch).keys
@@ -64,7 +79,17 @@ class Catalog:
             elif data is None or not hmac.compare_digest(keys.page_id_of(data), ref.id):
                 data = await self._store.read(ref)
                 self._cache.put_page(ref.id, data)
-            for e in decode_page(data, chunk_size=self._store.chunk_size).entries:
+            entries = decode_page(data, chunk_size=cs).entries
+            if not entries:
+                raise IntegrityError("the directory has an empty catalog page (a hostile or damaged catalog)")
+            if last is not None and not last < entries[0].name:
+                raise IntegrityError("the directory's catalog pages overlap or are out of order: "
+                                     "a name would appear twice (a hostile or damaged catalog)")
+            last = entries[-1].name
+            for e in entries:
+                if e.blobs and not _aligned(e.blobs, cs):
+                    raise IntegrityError(f"file {os.fsdecode(e.name)!r} has blobs that are not chunk-aligned "
+                                         "(a hostile or damaged catalog)")
                 out[e.name] = node_from_entry(e)
         return out
 

@@ -22,13 +22,18 @@ import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ..backends.base import Backend
-from .commits import ChainHead, ChainState, Commit, find_head, object_hash, opener
+from ..backends.base import Backend, get_bounded
+from . import chunked
+from .commits import MAX_COMMIT, ChainHead, ChainState, Commit, find_head, object_hash, opener
 from .commits import commit_name as _name
 from .errors import AuthError, IntegrityError, NotFound, RollbackError
+from .framing import FRAME_HEADER, padme
 from .keyring import Epoch
 from .keystore import Unlocked
-from .objects import Sealer
+from .objects import HDR, Sealer
+
+#: the largest valid ``c/`` object: a body at the commit size limit, framed, padded and sealed
+MAX_COMMIT_OBJECT = HDR + chunked.sealed_len(padme(FRAME_HEADER + MAX_COMMIT))
 
 _BATCH = 32  # commits fetched at once when walking down the chain to an old generation
 
@@ -77,7 +82,7 @@ class History:
 
     async def fetch(self, gen: int) -> bytes | None:
         try:
-            return await self.backend.get(_name(gen))
+            return await get_bounded(self.backend, _name(gen), MAX_COMMIT_OBJECT)
         except NotFound:
             return None
 

@@ -6,23 +6,43 @@ vault instance uploaded it itself, or after a HEAD shows the object is still the
 length; otherwise the row is forgotten and the blob is stored again. This closes the hole where an
 interrupted import's objects vanish (a server that lost its last writes, garbage collection of
 uncommitted uploads) and a later run would commit references to nothing.
+
+A new or deleted cache is refilled from the head's catalog lazily, on the first lookup (the first
+write), never at open: opening must not walk the tree, and a damaged page must not make the
+whole vault unusable. The refill skips a subtree whose pages do not open — its blobs are then
+simply stored again, which is always correct — so dedup survives a deleted cache.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
+
 from ..backends.base import Backend
 from .cache import Cache
-from .errors import NotFound
+from .errors import IntegrityError, NotFound
 from .pages import BlobRef
+from .tree import Dir, File, Node, Tree
+
+log = logging.getLogger(__name__)
+
+#: the head generation and its catalog tree, for a refill (a fresh tree: never the one being edited)
+HeadTree = Callable[[], tuple[int, Tree]]
 
 
 class BlobIndex:
-    def __init__(self, cache: Cache, backend: Backend) -> None:
+    def __init__(self, cache: Cache, backend: Backend, head_tree: HeadTree | None = None) -> None:
         self._cache = cache
         self._backend = backend
         self._trusted: set[str] = set()  # objects this instance wrote or checked
+        self._head_tree = head_tree
+        self._filled = head_tree is None
+        self._fill_lock = asyncio.Lock()
 
     async def known(self, blob_id: bytes) -> BlobRef | None:
+        if not self._filled:
+            await self.fill()
         row = self._cache.find_blob(blob_id)
         if row is None:
             return None
@@ -46,11 +66,55 @@ class BlobIndex:
                               for r in refs)
         self._trusted.update(r.object_name for r in refs)
 
-    def committed(self) -> None:
-        """A commit succeeded: every object this instance wrote or checked is now referenced or harmless."""
+    def committed(self, gen: int) -> None:
+        """Commit ``gen`` succeeded: every object this instance wrote or checked is now referenced or harmless.
+
+        The cache counts as indexed up to ``gen`` only if it was filled from the catalog first.
+        """
         self._cache.mark_committed(self._trusted)
+        if self._filled or self._cache.get_meta("indexed_gen") >= 0:
+            self._cache.set_meta("indexed_gen", gen)
 
     def rebuild(self, refs: list[BlobRef]) -> None:
         """Refs read from a commit's catalog: trusted."""
         self._cache.add_blobs(((r.id, r.epoch, r.kind, r.object_name, r.off, r.length, r.object_len or 0)
                                for r in refs), committed=True)
+
+    async def fill(self, force: bool = False) -> int:
+        """Refill the index from the head's catalog if the cache never saw one (or ``force``).
+
+        Returns the number of refs added. Concurrent first writers share one refill.
+        """
+        async with self._fill_lock:
+            if self._filled and not force:
+                return 0
+            added = 0
+            if self._head_tree is not None:
+                gen, tree = self._head_tree()
+                if gen > 0 and (force or self._cache.get_meta("indexed_gen") < 0):
+                    added = await self._refill(tree)
+                    self._cache.set_meta("indexed_gen", gen)
+            self._filled = True
+            return added
+
+    async def _refill(self, tree: Tree) -> int:
+        refs: list[BlobRef] = []
+        added = 0
+        stack: list[tuple[list[bytes], Node]] = [([], tree.root)]
+        while stack:
+            parts, node = stack.pop()
+            if isinstance(node, File):
+                refs.extend(b for b in node.blobs if isinstance(b, BlobRef))
+                if len(refs) >= 65536:  # bounded memory on a vault of many files
+                    added += len(refs)
+                    self.rebuild(refs)
+                    refs = []
+            elif isinstance(node, Dir):
+                try:
+                    kids = await tree.children(node, parts)
+                except IntegrityError as exc:  # only this subtree loses dedup; reading it reports the damage
+                    log.warning("dedup index: skipped %s", exc.message)
+                    continue
+                stack.extend((parts + [name], child) for name, child in kids.items())
+        self.rebuild(refs)
+        return added + len(refs)

@@ -18,12 +18,13 @@ from dataclasses import replace
 from typing import Any
 
 from .. import config
-from ..backends.base import Backend, ensure_bucket
+from ..backends.base import Backend, ensure_bucket, get_bounded
 from ..backends.retrying import RetryingBackend
 from ..backends.urls import open_backend
 from . import devstate, keystore, localstate, probe
 from .cache import Cache
-from .commits import ChainState, Commit, commit_name, seal_commit
+from .canonical import MAX_DOCUMENT
+from .commits import ChainHead, ChainState, Commit, commit_name, seal_commit
 from .credentials import FINGERPRINT_LEN, Credential, Passphrase, Pin
 from .devstate import StateKeeper
 from .errors import AlreadyExists, AuthError, IntegrityError, NotFound, UsageError, VaultError, VaultNotFound
@@ -51,7 +52,7 @@ async def _highest_keystore(backend: Backend, url: str) -> tuple[str, bytes]:
         raise VaultNotFound(f"no vault at {url}: create one with `sigmavault create`")
     for name in reversed(names):  # the newest keystore that is still there (older ones get deleted)
         try:
-            return name, await backend.get(name)
+            return name, await get_bounded(backend, name, MAX_DOCUMENT)  # never an inflated k/ whole
         except NotFound:
             continue
     raise VaultNotFound(f"no vault at {url}")
@@ -75,9 +76,7 @@ async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, kee
     cache = Cache(keeper.folder / "cache.sqlite", unlocked.local_cache_key())
     vault = Vault(url=url, backend=backend, history=history, store=store, cache=cache, head=head,
                   inline_max=params.inline_max, tuning=tuning)
-    if head.gen > 0 and cache.get_meta("indexed_gen") < 0:
-        await vault.rebuild_index()  # a new or deleted cache: dedup must not start from nothing
-    return vault
+    return vault  # opening never walks the tree: a new or deleted dedup index refills on the first write
 
 
 async def create(url: str | None = None, *, passphrase: str, kdf: str = "interactive",
@@ -85,7 +84,8 @@ async def create(url: str | None = None, *, passphrase: str, kdf: str = "interac
                  tuning: config.Tuning | None = None, create_bucket: bool = False, single_writer: bool = False,
                  on_notice: Callable[[str], None] | None = None,
                  on_unlock: Callable[[keystore.Unlocked], None] | None = None, **backend_opts: Any) -> Vault:
-    """Create a new vault at ``url`` (default: the local default vault) and return it open.
+    """Create a new vault at ``url`` and return it open; ``url=None`` creates the default vault
+    (``$SIGMAVAULT_VAULT``, else ``default`` in the data folder), as :func:`open` opens it.
 
     ``create_bucket`` first creates the S3 bucket or Azure container if it is missing (else a
     missing one is a BackendError). Probes that the store honours create-only puts (refused unless
@@ -175,6 +175,10 @@ async def open(url: str | None = None, *, passphrase: str | None = None,
                on_notice: Callable[[str], None] | None = None, **backend_opts: Any) -> Vault:
     """Open and unlock the vault at ``url`` with a passphrase or another credential.
 
+    ``url`` is a local path, ``file://``, ``s3://bucket/prefix`` or ``az://container/prefix``;
+    ``None`` opens the default vault: ``$SIGMAVAULT_VAULT``, else ``~/.local/share/sigmavault/default``
+    (``$SIGMAVAULT_HOME/data/default`` when that is set). Use the result with ``async with`` (commits what is
+    pending on a normal exit, then closes) or call :meth:`Vault.aclose`.
     ``fingerprint`` (hex) pins a vault seen for the first time on this device; without it the
     first open pins what it finds (trust on first use, told to ``on_notice``). A pinned location
     that now holds a different vault stays an IntegrityError. ``ksk`` (with the id of the slot it

@@ -16,11 +16,11 @@ import asyncio
 import hmac
 from collections import OrderedDict
 
-from ..backends.base import Backend
+from ..backends.base import Backend, get_bounded
 from .canonical import fail
 from .errors import IntegrityError, NotFound
 from .keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK, EpochKeys
-from .objects import Sealer
+from .objects import Sealer, object_len
 from .pages import BlobRef
 
 
@@ -38,6 +38,8 @@ class ObjectStore:
         self._packs: OrderedDict[str, memoryview] = OrderedDict()
         self._pack_cache = pack_cache
         self._inflight: dict[str, asyncio.Future[memoryview]] = {}
+        #: no object of kinds 1, 2, 4 is longer: a sealed message is at most ``8 + chunk_size``
+        self.max_object = object_len(chunk_size, chunk_size, pad_floor)
 
     def sealer_for(self, epoch: int) -> Sealer:
         try:
@@ -46,8 +48,10 @@ class ObjectStore:
             fail("epoch not allowed")
 
     async def fetch(self, name: str, expected_len: int | None = None) -> bytes:
+        """Object ``name``, read with a bound (its expected length, else the largest object size)."""
+        limit = self.max_object if expected_len is None else min(expected_len, self.max_object)
         try:
-            data = await self.backend.get(name)
+            data = await get_bounded(self.backend, name, limit)
         except NotFound:
             raise IntegrityError(f"object {name} is missing from the storage") from None
         if expected_len is not None and len(data) != expected_len:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from .errors import AlreadyExists, NotFound, UsageError
+from .errors import AlreadyExists, IntegrityError, NotFound, UsageError
 from .packs import BlobLike
 from .pages import BlobRef
 
@@ -104,10 +104,32 @@ class Tree:
     def __init__(self, root: Dir, load: Loader) -> None:
         self.root = root
         self.loader = load
+        # where each loaded page is stored: a writer never places one page at two paths of a tree,
+        # and a co-writer who does (a 12 KB catalog implying 10^5 files) is refused at the second
+        self._page_owner: dict[tuple[str, int], int] = {}  # (object, offset) → id() of the Dir that loads it
 
-    async def children(self, d: Dir) -> dict[bytes, Node]:
+    async def children(self, d: Dir, where: list[bytes] | None = None) -> dict[bytes, Node]:
+        """The entries of ``d``, loaded on first use. A damaged page is an IntegrityError naming
+        ``where`` (the directory's path): only that subtree is unreadable."""
         if d.children is None:
-            d.children = await self.loader(d)
+            places = [(ref.object_name, ref.off) for ref in d.pages]
+            claimed = []
+            try:
+                for place in places:
+                    if self._page_owner.setdefault(place, id(d)) != id(d) or place in claimed:
+                        raise IntegrityError("a catalog page is referenced twice in one generation "
+                                             "(a hostile or damaged catalog)")
+                    claimed.append(place)
+                d.children = await self.loader(d)
+            except BaseException as exc:
+                if d.children is None:  # not loaded: a retry (after a transient error) may claim again
+                    for place in claimed:
+                        self._page_owner.pop(place, None)
+                if not isinstance(exc, IntegrityError):
+                    raise
+                if where is None:
+                    raise
+                raise type(exc)(f"{show(where)}: {exc.message}") from None
         return d.children
 
     async def lookup(self, parts: list[bytes]) -> Node:
@@ -115,7 +137,7 @@ class Tree:
         for i, name in enumerate(parts):
             if not isinstance(node, Dir):
                 raise NotFound(f"{show(parts[:i])} is not a directory")
-            kids = await self.children(node)
+            kids = await self.children(node, parts[:i])
             if name not in kids:
                 raise NotFound(f"{show(parts)}: no such file or directory")
             node = kids[name]
@@ -125,7 +147,7 @@ class Tree:
         """The directories from the root down to ``parts`` (inclusive), creating them if asked."""
         chain = [self.root]
         for i, name in enumerate(parts):
-            kids = await self.children(chain[-1])
+            kids = await self.children(chain[-1], parts[:i])
             node = kids.get(name)
             if node is None:
                 if not create:
@@ -147,7 +169,7 @@ class Tree:
         if not parts:
             raise UsageError("cannot replace the root directory")
         chain = await self._dir_chain(parts[:-1], create=parents)
-        kids = await self.children(chain[-1])
+        kids = await self.children(chain[-1], parts[:-1])
         old = kids.get(parts[-1])
         if old is not None:
             if not replace:
@@ -155,7 +177,7 @@ class Tree:
             if isinstance(old, Dir) != isinstance(node, Dir):
                 kind = "a directory" if isinstance(old, Dir) else "not a directory"
                 raise AlreadyExists(f"{show(parts)} exists and is {kind}")
-            if isinstance(old, Dir) and isinstance(node, Dir) and await self.children(old):
+            if isinstance(old, Dir) and isinstance(node, Dir) and await self.children(old, parts):
                 raise AlreadyExists(f"{show(parts)} is a directory that is not empty")
         kids[parts[-1]] = node
         self._touch(chain)
@@ -166,7 +188,7 @@ class Tree:
                 return self.root
             raise AlreadyExists("/ already exists")
         chain = await self._dir_chain(parts[:-1], create=parents)
-        kids = await self.children(chain[-1])
+        kids = await self.children(chain[-1], parts[:-1])
         old = kids.get(parts[-1])
         if old is not None:
             if isinstance(old, Dir) and exist_ok:
@@ -181,11 +203,11 @@ class Tree:
         if not parts:
             raise UsageError("cannot remove the root directory")
         chain = await self._dir_chain(parts[:-1], create=False)
-        kids = await self.children(chain[-1])
+        kids = await self.children(chain[-1], parts[:-1])
         node = kids.get(parts[-1])
         if node is None:
             raise NotFound(f"{show(parts)}: no such file or directory")
-        if isinstance(node, Dir) and not recursive and await self.children(node):
+        if isinstance(node, Dir) and not recursive and await self.children(node, parts):
             raise UsageError(f"{show(parts)} is a directory that is not empty (use recursive)")
         del kids[parts[-1]]
         self._touch(chain)
@@ -208,7 +230,7 @@ class Tree:
         node = await self.lookup(parts)
         if isinstance(node, Dir):
             node.dirty = True
-            await self.children(node)
+            await self.children(node, parts)
         self._touch(chain or [self.root])
 
     def mark_clean(self) -> None:

@@ -42,6 +42,7 @@ from .keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
 from .packs import PackWriter, PendingRef, final_ref
 from .pages import XATTR_NAME_MAX, XATTR_SIZE_MAX, BlobRef
 from .pipeline import Ingest, ProgressHook
+from .reader import VaultFile
 from .results import LogEntry, Stat, VerifyReport, node_stat
 from .store import ObjectStore
 from .tree import Dir, File, Link, Loader, Meta, Node, Tree, merge, show, split_path
@@ -64,7 +65,7 @@ class Vault:
         self._mixer: Mixer | None = None
         self._mixer_lock = asyncio.Lock()
         self._lock = asyncio.Lock()
-        self._index = BlobIndex(cache, backend)
+        self._index = BlobIndex(cache, backend, lambda: (self._head.gen, self._tree_at(self._head.commit)))
         self._data_pack = PackWriter(store, KIND_DATA_PACK, on_sealed=self._index.stored)
         self._page_pack = PackWriter(store, KIND_PAGE_PACK)
         self._catalog = Catalog(store, self._page_pack, cache, tuning.page_target)
@@ -74,6 +75,9 @@ class Vault:
         self._readonly = False
         #: commit records sent whose answer was lost, by generation: if one landed it is ours
         self._unsure: dict[int, bytes] = {}
+        #: seconds between adopting other clients' commits before a read (None: only :meth:`refresh`)
+        self.refresh_interval: float | None = tuning.refresh_interval
+        self._refreshed = time.monotonic()
         #: shown once after ``create``: the recovery code (a secret; print it for the user, never log it)
         self.recovery_code: str | None = None
 
@@ -108,10 +112,12 @@ class Vault:
 
     @property
     def generation(self) -> int:
+        """The generation this vault shows (the head it opened, committed or last refreshed to)."""
         return self._head.gen
 
     @property
     def fingerprint(self) -> str:
+        """The vault's fingerprint (hex): compare it with the one shown at ``create`` to trust a new device."""
         return self._history.fingerprint.hex()
 
     @property
@@ -121,6 +127,7 @@ class Vault:
 
     @property
     def backend(self) -> Backend:
+        """The object store underneath (sealed objects only)."""
         return self._backend
 
     def _check_open(self) -> None:
@@ -137,14 +144,11 @@ class Vault:
         return Tree(root, load or self._catalog.load)
 
     async def rebuild_index(self) -> int:
-        """Refill the local dedup index from the catalog of the head (after the cache was deleted)."""
-        rows: list[BlobRef] = []
-        async for _path, node in self._walk_nodes():
-            if isinstance(node, File):
-                rows.extend(b for b in node.blobs if isinstance(b, BlobRef))
-        self._index.rebuild(rows)
-        self._cache.set_meta("indexed_gen", self._head.gen)
-        return len(rows)
+        """Refill the local dedup index from the catalog of the head now; returns the refs added.
+
+        Not needed after a deleted cache: the first write refills it (damaged subtrees skipped).
+        """
+        return await self._index.fill(force=True)
 
     async def _walk_nodes(self, top: Node | None = None, parts: list[bytes] | None = None
                           ) -> AsyncIterator[tuple[list[bytes], Node]]:
@@ -153,64 +157,130 @@ class Vault:
             p, n = stack.pop()
             yield p, n
             if isinstance(n, Dir):
-                kids = await self._tree.children(n)
+                kids = await self._tree.children(n, p)
                 stack.extend((p + [k], kids[k]) for k in sorted(kids, reverse=True))
 
     # --- reading --------------------------------------------------------------------------
 
+    async def _auto_refresh(self) -> bool:
+        """Adopt other clients' commits if ``refresh_interval`` has passed (never over pending edits)."""
+        if self.refresh_interval is None or self._readonly or self.pending:
+            return False
+        if time.monotonic() - self._refreshed < self.refresh_interval:
+            return False
+        before = self._head.gen
+        return await self.refresh() != before
+
+    async def _lookup(self, parts: list[bytes]) -> Node:
+        """The node at ``parts`` for a read: refreshed on the timer, and once more on NotFound (the
+        path may be another client's newer work)."""
+        await self._auto_refresh()
+        try:
+            return await self._tree.lookup(parts)
+        except NotFound:
+            if self.refresh_interval is None or self._readonly or self.pending:
+                raise
+            before = self._head.gen
+            if await self.refresh() == before:
+                raise
+            return await self._tree.lookup(parts)
+
     async def stat(self, path: str | bytes) -> Stat:
+        """The metadata of a file, directory or symlink (``"/"`` is the root). Raises NotFound."""
         self._check_open()
         parts = split_path(path)
-        node = await self._tree.lookup(parts)
+        node = await self._lookup(parts)
         return node_stat(parts[-1] if parts else b"/", node)
 
     async def ls(self, path: str | bytes = "/") -> list[Stat]:
+        """A directory's entries sorted by name (a file: its own stat alone). Raises NotFound."""
         self._check_open()
         parts = split_path(path)
-        node = await self._tree.lookup(parts)
+        node = await self._lookup(parts)
         if not isinstance(node, Dir):
             return [node_stat(parts[-1], node)]
-        kids = await self._tree.children(node)
+        kids = await self._tree.children(node, parts)
         return [node_stat(name, kids[name]) for name in sorted(kids)]
 
     async def walk(self, path: str | bytes = "/") -> AsyncIterator[tuple[str, Stat]]:
-        """Every path below ``path`` (depth first, sorted), with its stat."""
+        """Every path below ``path`` (depth first, sorted), with its stat. Raises NotFound."""
+        self._check_open()
         parts = split_path(path)
-        node = await self._tree.lookup(parts)
+        node = await self._lookup(parts)
         async for p, n in self._walk_nodes(node, parts):
             if p != parts or not isinstance(n, Dir):
                 yield show(p), node_stat(p[-1] if p else b"/", n)
 
     async def _file(self, parts: list[bytes]) -> File:
-        node = await self._tree.lookup(parts)
+        node = await self._lookup(parts)
         if not isinstance(node, File):
             raise UsageError(f"{show(parts)} is not a file")
         return node
 
-    async def open_read(self, path: str | bytes, offset: int = 0) -> AsyncGenerator[bytes, None]:
-        """Stream a file's content from ``offset``. Raises NotFound, UsageError, IntegrityError."""
+    async def open_read(self, path: str | bytes, offset: int = 0, length: int | None = None
+                        ) -> AsyncGenerator[bytes, None]:
+        """Stream a file's content: ``length`` bytes (default: to the end) from byte ``offset``.
+
+        ``async for piece in vault.open_read(path)``; pieces are at most one chunk, fetched with
+        readahead and each verified. Stopping early (``break``) releases the stream. Raises
+        NotFound, UsageError (not a file, a negative offset or length), IntegrityError (naming
+        the path).
+        """
         self._check_open()
-        if offset < 0:
-            raise UsageError("offset must not be negative")
+        if offset < 0 or (length is not None and length < 0):
+            raise UsageError("offset and length must not be negative")
         parts = split_path(path)
         node = await self._file(parts)
+        async with contextlib.aclosing(self._stream(parts, node, offset, length)) as pieces:
+            async for piece in pieces:
+                yield piece
+
+    async def open(self, path: str | bytes) -> VaultFile:
+        """Open a file for reading: ``async with await vault.open(path) as f: await f.read(n)``.
+
+        The :class:`VaultFile` has ``read(size=-1)``, ``seek(offset, whence)``, ``tell()``,
+        ``size`` and ``aclose()``; it keeps reading the content the file had when opened, with
+        memory bounded by one chunk plus the readahead. Raises NotFound, UsageError (not a file).
+        """
+        self._check_open()
+        parts = split_path(path)
+        node = await self._file(parts)
+        return VaultFile(show(parts), node, lambda n, off, ln: self._stream(parts, n, off, ln), self._check_open)
+
+    async def _stream(self, parts: list[bytes], node: File, offset: int, length: int | None
+                      ) -> AsyncGenerator[bytes, None]:
+        """The one read route: ``node``'s content in ``[offset, offset+length)``, verified blob by blob."""
+        end = node.size if length is None else min(node.size, offset + length)
+        if offset >= end:
+            return
         if node.inline is not None:
-            if node.inline[offset:]:
-                yield node.inline[offset:]
+            yield node.inline[offset:end]
             return
         if not all(isinstance(b, BlobRef) or b.done for b in node.blobs):
             await self._content.flush()  # the tail is still in the open pack: make it readable
-        blobs = [final_ref(b) for b in node.blobs]
+        blobs, pos = [], 0
+        for b in node.blobs:  # only the blobs the range touches: no readahead past its end
+            if pos >= end:
+                break
+            blobs.append(final_ref(b))
+            pos += b.length
+        left = end - offset
         try:
             mixer = await self.mixer() if any(b.kind == KIND_CHUNK for b in blobs) else None
             async with contextlib.aclosing(read_blobs(self._store, blobs, offset, self._readahead, mixer)) as pieces:
                 async for piece in pieces:  # closed at once if our consumer stops early
+                    if len(piece) >= left:
+                        yield piece[:left]
+                        return
+                    left -= len(piece)
                     yield piece
         except IntegrityError as exc:
             raise IntegrityError(f"{show(parts)}: {exc.message}") from None
 
-    async def read_bytes(self, path: str | bytes) -> bytes:
-        return b"".join([piece async for piece in self.open_read(path)])
+    async def read_bytes(self, path: str | bytes, offset: int = 0, length: int | None = None) -> bytes:
+        """A file's content (or ``length`` bytes from ``offset``) in memory. Prefer :meth:`open_read`
+        or :meth:`open` for large files. Raises NotFound, UsageError, IntegrityError."""
+        return b"".join([piece async for piece in self.open_read(path, offset, length)])
 
     async def get(self, path: str | bytes, dest: str | os.PathLike[str], *, overwrite: bool = False) -> int:
         """Copy a file, symlink or whole directory out of the vault to ``dest``; returns the file bytes written.
@@ -273,6 +343,7 @@ class Vault:
 
     @property
     def chunk_size(self) -> int:
+        """The vault's chunk size in bytes (fixed at ``create``)."""
         return self._store.chunk_size
 
     async def patch(self, path: str | bytes, size: int, chunks: Mapping[int, bytes], *, mode: int | None = None,
@@ -333,6 +404,8 @@ class Vault:
 
     async def mkdir(self, path: str | bytes, *, parents: bool = False, exist_ok: bool = False,
                     mode: int = 0o755) -> None:
+        """Make a directory (``parents``: and missing parents). Raises AlreadyExists (unless
+        ``exist_ok`` and it is a directory), NotFound (a missing parent), UsageError."""
         self._check_writable()
         parts = split_path(path)
         async with self._lock:
@@ -356,6 +429,7 @@ class Vault:
 
     async def set_meta(self, path: str | bytes, *, mode: int | None = None, mtime_ns: int | None = None,
                        uid: int | None = None, gid: int | None = None) -> None:
+        """Change the permission bits, modification time or owner ids of a path. Raises NotFound."""
         self._check_writable()
         parts = split_path(path)
         async with self._lock:
@@ -370,12 +444,19 @@ class Vault:
             await self._tree.touch(parts)
 
     async def rm(self, path: str | bytes, *, recursive: bool = False) -> None:
+        """Remove a file, symlink or directory (a non-empty one only with ``recursive``).
+
+        Raises NotFound, UsageError (the root, or a non-empty directory without ``recursive``).
+        """
         self._check_writable()
         parts = split_path(path)
         async with self._lock:
             await self._tree.remove(parts, recursive=recursive)
 
     async def mv(self, src: str | bytes, dst: str | bytes, *, replace: bool = True) -> None:
+        """Move or rename ``src`` to ``dst`` (whose parent must exist). An existing ``dst`` file is
+        replaced unless ``replace=False``; a directory is never replaced by a file or the reverse.
+        Raises NotFound, AlreadyExists, UsageError (moving a directory into itself)."""
         self._check_writable()
         s, d = split_path(src), split_path(dst)
         async with self._lock:
@@ -467,8 +548,7 @@ class Vault:
                     self._head = verify_successor(self._head, gen, data, self._history.open_commit)
                     self._history.advance(self._head)
                     self._tree.mark_clean()
-                    self._index.committed()
-                    self._cache.set_meta("indexed_gen", gen)
+                    self._index.committed(gen)
                     self._unsure.clear()
                     return gen
                 # another client won generation ``gen``: merge onto the new head and try the next one
@@ -501,7 +581,14 @@ class Vault:
         return base
 
     async def refresh(self) -> int:
-        """Adopt commits made by other clients (merging pending edits onto them); returns the generation."""
+        """Adopt commits made by other clients now; returns the generation.
+
+        With edits pending, they are merged onto the newer head (as :meth:`commit` does). Reads
+        also refresh by themselves every ``refresh_interval`` seconds and when a path is not found,
+        but only while nothing is pending. Raises RollbackError, IntegrityError, BackendError.
+        """
+        self._check_open()
+        self._refreshed = time.monotonic()
         async with self._lock:
             if self.pending:
                 await self._catch_up(self._tree_at(self._head.commit))

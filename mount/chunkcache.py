@@ -44,9 +44,13 @@ class ChunkCache:
         self._inflight: dict[bytes, asyncio.Future[bytes]] = {}
         self.hits = 0
         self.misses = 0
+        self._made_dir = False
         if spill_dir is not None:
-            shutil.rmtree(spill_dir, ignore_errors=True)  # leftovers of a crashed mount are unreadable anyway
-            spill_dir.mkdir(parents=True, mode=0o700)
+            try:
+                spill_dir.mkdir(parents=True, mode=0o700)
+                self._made_dir = True  # only a folder this cache made is removed at close
+            except FileExistsError:
+                pass
 
     def __contains__(self, key: bytes) -> bool:
         return key in self._mem or key in self._inflight
@@ -154,8 +158,11 @@ class ChunkCache:
     def close(self) -> None:
         self._mem.clear()
         self._mem_bytes = 0
-        if self._dir is not None:
+        if self._dir is not None and self._made_dir:
             shutil.rmtree(self._dir, ignore_errors=True)
+        else:
+            for key in list(self._disk):
+                self._drop_disk(key)
         self._disk.clear()
         self._disk_bytes = 0
 

@@ -31,6 +31,7 @@ from ..engine.vault import Vault
 from .chunkcache import ChunkCache
 from .inodes import Handle, InodeTable, vault_path
 from .options import MountOptions
+from .scratch import make_private, remove_private
 from .spool import FileState, Spool, n_chunks, want
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,9 @@ class FileContent:
         self.inodes = inodes
         self._ns = ns_lock
         self._opts = opts
-        self.cache = ChunkCache(opts.memory_cache, opts.cache_dir / "chunks", opts.disk_cache)
-        self._spool_dir = opts.cache_dir / "spool"
+        self._scratch = make_private(opts.cache_dir)  # never DIR/chunks itself: only what the mount made
+        self.cache = ChunkCache(opts.memory_cache, self._scratch / "chunks", opts.disk_cache)
+        self._spool_dir = self._scratch / "spool"
         self.states: dict[int, FileState] = {}
         self.views: dict[int, View] = {}
         self._batch = max(1, opts.flush_batch // self.cs)
@@ -377,3 +379,4 @@ class FileContent:
             fs.close()
         self.states.clear()
         self.cache.close()
+        remove_private(self._scratch)

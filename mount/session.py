@@ -97,11 +97,21 @@ def kernel_readahead(target: str, kib: int) -> None:
         log.debug("could not raise the kernel readahead: %s", exc)
 
 
+def fs_source(url: str) -> str:
+    """The mount's source as /proc/mounts and ``df`` show it: ``sigmavault:<vault>`` (no query options,
+    a local path made absolute; commas and backslashes escaped for FUSE's option parser)."""
+    where = url.split("?", 1)[0]
+    if "://" not in where:
+        where = os.path.abspath(os.path.expanduser(where))
+    return "sigmavault:" + where.replace("\\", "\\\\").replace(",", "\\,")
+
+
 class Session:
     """The mount's timers and its clean shutdown."""
 
     def __init__(self, vault: Vault, opts: MountOptions) -> None:
         self.vault = vault
+        vault.refresh_interval = None  # the mount adopts commits itself, and then invalidates its views
         self.opts = opts
         self.inodes = InodeTable()
         self.ns_lock = asyncio.Lock()
@@ -157,7 +167,7 @@ class Session:
         the vault stays at its previous commit).
         """
         fuse_opts = set(pyfuse3.default_options)
-        fuse_opts |= {"fsname=sigmavault", "subtype=sigmavault", "default_permissions"}
+        fuse_opts |= {f"fsname={fs_source(self.vault.url)}", "subtype=sigmavault", "default_permissions"}
         if self.opts.read_only:
             fuse_opts.add("ro")
         if self.opts.allow_other:

@@ -3,9 +3,13 @@
 A :class:`FileState` overlays the stored file (size ``vault_size``) with a local size and a set
 of dirty chunks whose current bytes live in a spool file: chunk ``i`` at offset ``i·chunk_size``.
 The spool is an anonymous file in the cache folder (``O_TMPFILE``, or created and unlinked at
-once), so it disappears with the process and nothing else can open it. Everything beyond the local
-size in the spool is zero (shrinking truncates it), so chunks that a growth adds are dirty zeros
-without a write.
+once), so it disappears with the process and nothing else can open it. Its bytes are encrypted
+like the chunk cache's spill, under a key that lives only in this process's memory: AES-256-XTS
+per 64 KiB sector (the disk-encryption mode: random access, no stored nonces), tweaked by a random
+per-spool value and the sector number, so a laptop's disk never holds written plaintext (issue 10
+item 9). A sector whose stored bytes are all zero is a hole and reads as zeros. Everything beyond
+the local size in the spool is zero (shrinking truncates it), so chunks that a growth adds are
+dirty zeros without a write.
 
 The invariant the flush relies on (``content.FileContent.flush``): every chunk below the local
 size that is not dirty is stored in the vault with exactly the length it has at the local size.
@@ -26,6 +30,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
 from ..engine.errors import LocalIOError
 
 _versions = itertools.count(1)
@@ -40,12 +46,49 @@ def n_chunks(size: int, chunk_size: int) -> int:
     return -(-size // chunk_size)
 
 
+SECTOR = 1 << 16  # 64 KiB: few cipher setups per write (4 KiB units ran at a quarter of the speed)
+_HOLE = bytes(SECTOR)
+
+
 class Spool:
-    """A private, nameless scratch file. Created lazily on the first write."""
+    """A private, nameless, encrypted scratch file. Created lazily on the first write."""
 
     def __init__(self, folder: Path) -> None:
         self._folder = folder
         self._fd: int | None = None
+        key = os.urandom(64)
+        while key[:32] == key[32:]:  # XTS refuses equal halves (never, in practice)
+            key = os.urandom(64)
+        self._aes = algorithms.AES(key)
+        self._tweak = int.from_bytes(os.urandom(8), "little") << 64
+
+    def _crypt(self, sector: int, data: bytes | bytearray, encrypt: bool) -> bytes:
+        cipher = Cipher(self._aes, modes.XTS((self._tweak | sector).to_bytes(16, "little")))
+        ctx = cipher.encryptor() if encrypt else cipher.decryptor()
+        return ctx.update(data) + ctx.finalize()
+
+    def _read_sectors(self, first: int, count: int) -> bytearray:
+        """Plaintext of ``count`` sectors from ``first`` (holes and the region past the end: zeros)."""
+        assert self._fd is not None
+        raw = os.pread(self._fd, count * SECTOR, first * SECTOR)
+        out = bytearray(count * SECTOR)
+        for k in range(len(raw) // SECTOR):
+            ct = raw[k * SECTOR : (k + 1) * SECTOR]
+            if ct != _HOLE:
+                out[k * SECTOR : (k + 1) * SECTOR] = self._crypt(first + k, ct, encrypt=False)
+        return out
+
+    def _write_sectors(self, first: int, plain: bytearray) -> None:
+        assert self._fd is not None
+        out = bytearray(len(plain))
+        for k in range(len(plain) // SECTOR):
+            out[k * SECTOR : (k + 1) * SECTOR] = self._crypt(first + k, plain[k * SECTOR : (k + 1) * SECTOR], True)
+        view = memoryview(out)
+        off = first * SECTOR
+        while view:
+            n = os.pwrite(self._fd, view, off)
+            view = view[n:]
+            off += n
 
     def _open(self) -> int:
         if self._fd is None:
@@ -62,13 +105,22 @@ class Spool:
         await asyncio.to_thread(self._pwrite, off, data)
 
     def _pwrite(self, off: int, data: bytes | memoryview) -> None:
-        fd = self._open()
-        view = memoryview(data)
+        if not len(data):
+            return
+        self._open()
+        first, last = off // SECTOR, (off + len(data) - 1) // SECTOR
+        count = last - first + 1
         try:
-            while view:
-                n = os.pwrite(fd, view, off)
-                view = view[n:]
-                off += n
+            if off % SECTOR or (off + len(data)) % SECTOR:  # partly covered edge sectors: read them first
+                plain = bytearray(count * SECTOR)
+                plain[:SECTOR] = self._read_sectors(first, 1)
+                if count > 1:
+                    plain[-SECTOR:] = self._read_sectors(last, 1)
+            else:
+                plain = bytearray(count * SECTOR)
+            start = off - first * SECTOR
+            plain[start : start + len(data)] = data
+            self._write_sectors(first, plain)
         except OSError as exc:
             what = "the cache disk is full" if exc.errno == errno.ENOSPC else exc.strerror
             raise LocalIOError(f"cannot spool written data: {what}") from exc
@@ -77,12 +129,27 @@ class Spool:
         """``n`` bytes at ``off``; a hole or the region past the end reads as zeros."""
         if self._fd is None or n <= 0:
             return bytes(max(0, n))
-        data = await asyncio.to_thread(os.pread, self._fd, n, off)
-        return data if len(data) == n else data + bytes(n - len(data))
+        return await asyncio.to_thread(self._pread, off, n)
+
+    def _pread(self, off: int, n: int) -> bytes:
+        first, last = off // SECTOR, (off + n - 1) // SECTOR
+        plain = self._read_sectors(first, last - first + 1)
+        start = off - first * SECTOR
+        return bytes(plain[start : start + n])
 
     async def truncate(self, size: int) -> None:
         if self._fd is not None:
-            await asyncio.to_thread(os.ftruncate, self._fd, size)
+            await asyncio.to_thread(self._truncate, size)
+
+    def _truncate(self, size: int) -> None:
+        """Cut at ``size``: whole sectors beyond go, the tail of a partial last sector becomes zeros."""
+        assert self._fd is not None
+        last, keep = divmod(size, SECTOR)
+        os.ftruncate(self._fd, -(-size // SECTOR) * SECTOR)
+        if keep:
+            plain = self._read_sectors(last, 1)
+            plain[keep:] = bytes(SECTOR - keep)
+            self._write_sectors(last, plain)
 
     def close(self) -> None:
         if self._fd is not None:

@@ -68,6 +68,7 @@ class Tuning:
     mixer: str = DEFAULT_MIXER  # executor sealing and opening chunks: process | thread | inline
     mixer_workers: int = 2
     mixer_slots: int = 4  # sealed chunks in flight at once (each one object of ~chunk size)
+    refresh_interval: float | None = 5.0  # a long-lived Vault adopts other clients' commits this often (as the mount)
 
     @classmethod
     def from_env(cls) -> Tuning:

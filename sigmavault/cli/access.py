@@ -169,18 +169,26 @@ async def open_vault(opts: Options, *, use_agent: bool = True,
         got = await agent_client.fetch(pin.fingerprint) if pin is not None else None
         if got is not None:
             try:
-                return await session.open(url, ksk=got[0], ksk_slot=got[1], fingerprint=opts.fingerprint,
-                                          on_unlock=on_unlock, single_writer=opts.single_writer, on_notice=notice)
+                return _one_generation(await session.open(
+                    url, ksk=got[0], ksk_slot=got[1], fingerprint=opts.fingerprint, on_unlock=on_unlock,
+                    single_writer=opts.single_writer, on_notice=notice))
             except AuthError:
                 pass  # the agent's key no longer fits (keys rotated): ask for a credential
     prompted = interactive(opts) and not (opts.recovery_code or opts.recovery_code_file or opts.identity_file)
     for attempt in range(1, TRIES + 1):
         cred = credential(opts)  # not in a thread: Ctrl-C at a prompt must not wait for the prompt to return
         try:
-            return await session.open(url, credential=cred, fingerprint=opts.fingerprint, on_unlock=on_unlock,
-                                      single_writer=opts.single_writer, on_notice=notice)
+            return _one_generation(await session.open(url, credential=cred, fingerprint=opts.fingerprint,
+                                                      on_unlock=on_unlock, single_writer=opts.single_writer,
+                                                      on_notice=notice))
         except AuthError:
             if not prompted or attempt == TRIES:
                 raise
             sys.stderr.write("wrong passphrase; try again\n")
     raise AssertionError("unreachable")
+
+
+def _one_generation(vault: Vault) -> Vault:
+    """A command reads the generation it opened (an export never mixes two); the mount refreshes itself."""
+    vault.refresh_interval = None
+    return vault

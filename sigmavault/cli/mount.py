@@ -60,7 +60,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--background", action="store_true", help="detach once mounted (logs to --log-file)")
     p.add_argument("--read-only", action="store_true", help="refuse every change")
     p.add_argument("--allow-other", action="store_true", help="let other users access the mount")
-    p.add_argument("--cache-dir", metavar="DIR", help="spool and chunk cache folder (private, local)")
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="local folder for the encrypted spool and chunk cache (the mount uses a private subfolder)")
     p.add_argument("--memory-cache", type=int, default=64, metavar="MiB", help="clean chunks in memory (64)")
     p.add_argument("--disk-cache", type=int, default=1024, metavar="MiB", help="clean chunks spilled to disk (1024)")
     p.add_argument("--write-cache", type=int, default=512, metavar="MiB",

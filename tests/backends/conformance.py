@@ -28,8 +28,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from sigmavault.backends.base import Backend, Properties
-from sigmavault.engine.errors import NotFound, UsageError
+from sigmavault.backends.base import Backend, Properties, get_bounded
+from sigmavault.engine.errors import IntegrityError, NotFound, UsageError
 
 
 def oname(i: int | str) -> str:
@@ -217,6 +217,27 @@ class BackendConformance:
             mid = size // 2
             assert await b.get(name, mid - 65_536, mid + 65_536) == data[mid - 65_536 : mid + 65_536]
             assert await b.get(name, size - 10) == data[-10:]
+
+        self.run(body)
+
+    def test_bounded_get_refuses_an_inflated_object(self) -> None:
+        """Readers fetch with a bound (issue 10 item 7): one ranged GET of ``limit + 1`` bytes."""
+
+        async def body(b: Backend) -> None:
+            size = self.large_size
+            data = payload("inflated", size)
+            name = oname("inflated")
+            assert await b.put_if_absent(name, data) is True
+            head = await b.get(name, 0, 4097)  # what the bound asks for: exactly that much comes back
+            assert head == data[:4097]
+            with pytest.raises(IntegrityError, match="larger than"):
+                await get_bounded(b, name, 4096)
+            with pytest.raises(IntegrityError, match="larger than"):
+                await get_bounded(b, name, size - 1)
+            assert await get_bounded(b, name, size) == data
+            assert await get_bounded(b, name, size + 100) == data
+            with pytest.raises(NotFound):
+                await get_bounded(b, oname("not there"), 100)
 
         self.run(body)
 

@@ -14,13 +14,14 @@ from botocore.exceptions import ClientError
 from conformance import BackendConformance, oname, payload
 from servers import SeaweedServer, running
 
-from sigmavault.backends.base import Backend
+from sigmavault.backends.base import Backend, get_bounded
 from sigmavault.backends.s3 import CONFLICT_RETRIES, S3Backend, parse_url
 from sigmavault.backends.urls import open_backend
 from sigmavault.engine.errors import (
     BackendAuthError,
     BackendError,
     BackendUnavailable,
+    IntegrityError,
     NotFound,
     UsageError,
 )
@@ -318,6 +319,47 @@ def test_killed_server_unavailable_then_recovers(own_s3: SeaweedServer) -> None:
             assert await backend.get(oname("after")) == b"after"
             assert await backend.get(oname("before")) == payload("before", 5000)  # survived the kill
             assert sorted([n async for n in backend.list()]) == sorted([oname("before"), oname("after")])
+        finally:
+            await backend.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_server_that_ignores_range_is_read_only_up_to_the_bound(s3_env: SeaweedServer) -> None:
+    """Issue 10 item 7: a provider answering a ranged GET with the whole (inflated) object (200) must
+    not make the reader download it: the body is read up to the asked end, then dropped."""
+    size = 8 << 20
+
+    async def main() -> None:
+        backend = backend_for(s3_env, s3_env.new_bucket())
+        try:
+            data = payload("ignores-range", size)
+            await backend.put_if_absent(oname("big"), data)
+            client = await backend._open()
+            real_get = client.get_object
+            read = 0
+
+            async def ignore_range(**kw: Any) -> Any:
+                kw.pop("Range", None)  # the fault: the server sends everything, status 200
+                response = await real_get(**kw)
+                body = response["Body"]
+                real_read = body.read
+
+                async def counting(amt: int | None = None) -> bytes:
+                    nonlocal read
+                    piece: bytes = await real_read(amt)
+                    read += len(piece)
+                    return piece
+
+                body.read = counting
+                return response
+
+            client.get_object = ignore_range
+            assert await backend.get(oname("big"), 0, 1000) == data[:1000]
+            assert await backend.get(oname("big"), 500, 1500) == data[500:1500]
+            with pytest.raises(IntegrityError, match="larger than"):
+                await get_bounded(backend, oname("big"), 4096)
+            assert read < 64 << 10, read  # never the 8 MiB the server offered
         finally:
             await backend.aclose()
 

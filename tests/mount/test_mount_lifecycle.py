@@ -51,7 +51,8 @@ def test_two_mounts_see_each_others_commits(mounts: Mounts) -> None:
     (b.mountpoint / "dir_b" / "from_b.txt").write_text("hello from b")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if (b.mountpoint / "from_a.bin").exists() and (a.mountpoint / "dir_b" / "from_b.txt").exists():
+        got = b.mountpoint / "from_a.bin"  # a's timer may commit the file half written: wait for all of it
+        if got.exists() and got.stat().st_size == len(data) and (a.mountpoint / "dir_b" / "from_b.txt").exists():
             break
         time.sleep(0.2)
     assert (b.mountpoint / "from_a.bin").read_bytes() == data
