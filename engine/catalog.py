@@ -10,8 +10,8 @@ rewritten (copy-on-write).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
 import os
+from collections.abc import Iterator
 
 from .cache import Cache
 from .errors import IntegrityError

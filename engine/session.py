@@ -24,7 +24,7 @@ from ..backends.urls import open_backend
 from . import devstate, keystore, localstate, probe
 from .cache import Cache
 from .canonical import MAX_DOCUMENT
-from .commits import ChainHead, ChainState, Commit, commit_name, seal_commit
+from .commits import ChainState, Commit, commit_name, seal_commit
 from .credentials import FINGERPRINT_LEN, Credential, Passphrase, Pin
 from .devstate import StateKeeper
 from .errors import AlreadyExists, AuthError, IntegrityError, NotFound, UsageError, VaultError, VaultNotFound
