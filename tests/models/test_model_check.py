@@ -56,8 +56,14 @@ def test_script_exit_codes_and_listing() -> None:
     assert "Traceback" not in unknown.stderr
 
 
+# The deep dispersal run explores ~1.9 million states (about 11 minutes on 2 busy cores): more than
+# the CI budget allows beside the rest of the slow run, so CI runs the other three deep and
+# dispersal at its default bounds (above); `scripts/model-check disperse --deep` runs it by hand.
+DEEP_IN_CI = [p for p in PROTOCOLS if p != "disperse"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+@pytest.mark.parametrize("protocol", DEEP_IN_CI)
 def test_protocol_holds_at_deep_bounds(protocol: str) -> None:
     done = subprocess.run([sys.executable, "-m", "models", "--deep", protocol], capture_output=True, text=True,
                           timeout=3600, cwd=ROOT)
