@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from ..backends.base import Backend, get_bounded
 from . import chunked
+from .canonical import MAX_DOCUMENT
 from .commits import MAX_COMMIT, ChainHead, ChainState, Commit, find_head, object_hash, opener
 from .commits import commit_name as _name
 from .errors import AuthError, IntegrityError, NotFound, RollbackError
@@ -158,7 +159,7 @@ class History:
         for gen in reversed(newer):
             name = f"k/{gen:016x}"
             try:
-                data = await self.backend.get(name)
+                data = await get_bounded(self.backend, name, MAX_DOCUMENT)
             except NotFound:
                 continue  # deleted while we looked: an older one may still be there
             try:

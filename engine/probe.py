@@ -57,7 +57,7 @@ async def _once(backend: Backend) -> bool | None:
         if not await backend.put_if_absent(name, first):
             return None
         again = await backend.put_if_absent(name, second)
-        kept = await backend.get(name) == first
+        kept = await backend.get(name, 0, len(first) + 1) == first  # never more than the probe's own bytes
         return not again and kept
     finally:
         with contextlib.suppress(BackendError):

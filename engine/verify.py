@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
+from ..backends.base import get_bounded
+from .canonical import MAX_DOCUMENT
 from .commits import verify_chain
-from .errors import AuthError, NotFound, VaultError
+from .errors import AuthError, IntegrityError, NotFound, VaultError
 from .framing import FRAME_HEADER
 from .history import keystore_generation
 from .keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
@@ -205,9 +207,11 @@ class _Verifier:
         try:
             if await self.backend.head(name) > biggest:
                 return None
-            data = await self.backend.get(name)
+            data = await get_bounded(self.backend, name, biggest)  # a listing's length proves nothing
         except NotFound:
             return "deleted while checked"
+        except IntegrityError:
+            return None
         for epoch in sorted(self.history.sealers):
             sealer = self.history.sealers[epoch]
             for kind in (KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK):
@@ -238,9 +242,11 @@ class _Verifier:
     async def keystore_state(self, name: str) -> str | None:
         """None if the keystore authenticates with the held key; else what is wrong with it."""
         try:
-            data = await self.backend.get(name)
+            data = await get_bounded(self.backend, name, MAX_DOCUMENT)
         except NotFound:
             return "was deleted while checked"
+        except IntegrityError as exc:
+            return exc.message
         try:
             if self.history.reauth is None:
                 parse(data, name)
