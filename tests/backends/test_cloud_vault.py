@@ -26,6 +26,7 @@ from gated import Gate
 from servers import AZURITE_ACCOUNT, AZURITE_KEY, AzuriteServer, SeaweedServer, free_ports, running
 
 import sigmavault
+from sigmavault.backends.base import Wrapper
 from sigmavault.backends.faulty import FaultyBackend
 from sigmavault.backends.retrying import RetryingBackend
 from sigmavault.backends.urls import open_backend
@@ -153,8 +154,9 @@ def ok(place: Place, home: Path, *args: str) -> str:
 
 
 def one_line_error(stderr: str) -> str:
-    """A failed command's stderr: one line ``sigmavault: error: …``, no traceback."""
-    lines = stderr.strip().splitlines()
+    """A failed command's stderr: one line ``sigmavault: error: …``, no traceback (notes such as
+    the first-use pin may come before it)."""
+    lines = [line for line in stderr.strip().splitlines() if not line.startswith("sigmavault: note: ")]
     assert len(lines) == 1, stderr
     assert lines[0].startswith("sigmavault: error: "), stderr
     assert "Traceback" not in stderr
@@ -533,6 +535,8 @@ FAULT_TREE = {**SMALL, **{f"many/file{i:02}": 700 * i for i in range(24)}, "five
 def inject(vault: sigmavault.Vault, every: int) -> FaultyBackend:
     """Make every ``every``-th call of each backend method fail (BackendUnavailable) below the retries."""
     retrying = vault.backend
+    while not isinstance(retrying, RetryingBackend) and isinstance(retrying, Wrapper):
+        retrying = retrying.inner  # past the create-only probe's wrapper
     assert isinstance(retrying, RetryingBackend)
     faulty = FaultyBackend(retrying.inner)
     faulty.fail("*", BackendUnavailable, every=every)
