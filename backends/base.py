@@ -34,7 +34,7 @@ to check; no provider exception escapes a backend.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -134,15 +134,22 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
+def layers(backend: Backend) -> Iterator[Backend]:
+    """``backend`` and every backend it wraps, outermost first; the last is the store itself."""
+    yield backend
+    while isinstance(backend, Wrapper):
+        backend = backend.inner
+        yield backend
+
+
 async def ensure_bucket(backend: Backend) -> bool:
     """Create the bucket or container ``backend`` stores into if it is missing; True if created.
 
     Looks through wrappers to the store itself. A store without buckets (a local folder, which
     ``create`` makes anyway; memory) has nothing to create: False.
     """
-    while isinstance(backend, Wrapper):
-        backend = backend.inner
-    make = getattr(backend, "ensure_bucket", None)
+    *_, store = layers(backend)
+    make = getattr(store, "ensure_bucket", None)
     if make is None:
         return False
     created: bool = await make()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
-from ..backends.base import get_bounded
+from ..backends.base import get_bounded, layers
 from .canonical import MAX_DOCUMENT
 from .commits import verify_chain
 from .errors import AuthError, IntegrityError, NotFound, VaultError
@@ -259,10 +259,8 @@ class _Verifier:
         return None
 
     async def check_temporaries(self) -> None:
-        inner = self.backend
-        while hasattr(inner, "inner"):
-            inner = inner.inner
-        leftovers = getattr(inner, "leftover_temporaries", None)
+        *_, store = layers(self.backend)
+        leftovers = getattr(store, "leftover_temporaries", None)
         if leftovers is None:
             return
         for path, owner in await leftovers():

@@ -26,7 +26,7 @@ from gated import Gate
 from servers import AZURITE_ACCOUNT, AZURITE_KEY, AzuriteServer, SeaweedServer, free_ports, running
 
 import sigmavault
-from sigmavault.backends.base import Wrapper
+from sigmavault.backends.base import layers
 from sigmavault.backends.faulty import FaultyBackend
 from sigmavault.backends.retrying import RetryingBackend
 from sigmavault.backends.urls import open_backend
@@ -534,10 +534,7 @@ FAULT_TREE = {**SMALL, **{f"many/file{i:02}": 700 * i for i in range(24)}, "five
 
 def inject(vault: sigmavault.Vault, every: int) -> FaultyBackend:
     """Make every ``every``-th call of each backend method fail (BackendUnavailable) below the retries."""
-    retrying = vault.backend
-    while not isinstance(retrying, RetryingBackend) and isinstance(retrying, Wrapper):
-        retrying = retrying.inner  # past the create-only probe's wrapper
-    assert isinstance(retrying, RetryingBackend)
+    retrying = next(b for b in layers(vault.backend) if isinstance(b, RetryingBackend))
     faulty = FaultyBackend(retrying.inner)
     faulty.fail("*", BackendUnavailable, every=every)
     retrying.inner = faulty  # the store, the history and the vault all share this one wrapper

@@ -18,6 +18,7 @@ import pytest
 import sigmavault
 from models import commit
 from models.explore import Spec, explore
+from sigmavault.backends.base import layers
 from sigmavault.backends.faulty import FaultyBackend
 from sigmavault.backends.memory import STORES
 from sigmavault.backends.retrying import RetryingBackend
@@ -72,8 +73,7 @@ class Replay:
         self.tasks: dict[int, asyncio.Task[int]] = {}
         self.counters: dict[int, int] = {}
         for v in vaults:
-            retrying = v.backend
-            assert isinstance(retrying, RetryingBackend)
+            retrying = next(b for b in layers(v.backend) if isinstance(b, RetryingBackend))
             gate = Gate(retrying.inner)
             retrying.inner = gate  # the store, history and index share this one wrapper
             retrying._sleep = _no_sleep  # no backoff pauses in a replay
