@@ -89,8 +89,8 @@ class Properties:
 
 
 class Wrapper:
-    """Base of the backend wrappers (retrying, limited, faulty): they add behaviour around ``inner``
-    and pass its identity, properties and closing through."""
+    """Base of the backend wrappers (retrying, limited, faulty, the create-only probe): they add
+    behaviour around ``inner``; whatever a wrapper does not override passes straight through."""
 
     __slots__ = ("inner",)
 
@@ -104,6 +104,21 @@ class Wrapper:
     @property
     def properties(self) -> Properties:
         return self.inner.properties
+
+    async def put_if_absent(self, name: str, data: bytes | bytearray | memoryview) -> bool:
+        return await self.inner.put_if_absent(name, data)
+
+    async def get(self, name: str, start: int = 0, end: int | None = None) -> bytes:
+        return await self.inner.get(name, start, end)
+
+    async def head(self, name: str) -> int:
+        return await self.inner.head(name)
+
+    def list(self, prefix: str = "") -> AsyncIterator[str]:
+        return self.inner.list(prefix)
+
+    async def delete(self, name: str) -> None:
+        await self.inner.delete(name)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

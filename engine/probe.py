@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 from ..backends.base import Backend, Wrapper
@@ -120,15 +120,3 @@ class ProbedBackend(Wrapper):
         if not self._done:
             await self._ensure()
         return await self.inner.put_if_absent(name, data)
-
-    async def get(self, name: str, start: int = 0, end: int | None = None) -> bytes:
-        return await self.inner.get(name, start, end)
-
-    async def head(self, name: str) -> int:
-        return await self.inner.head(name)
-
-    def list(self, prefix: str = "") -> AsyncIterator[str]:
-        return self.inner.list(prefix)
-
-    async def delete(self, name: str) -> None:
-        await self.inner.delete(name)

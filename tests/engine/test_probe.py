@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +28,6 @@ class IgnoresCondition(Wrapper):
         await self.inner.delete(name)
         await self.inner.put_if_absent(name, data)
         return True
-
-    async def get(self, name: str, start: int = 0, end: int | None = None) -> bytes:
-        return await self.inner.get(name, start, end)
-
-    async def head(self, name: str) -> int:
-        return await self.inner.head(name)
-
-    def list(self, prefix: str = "") -> AsyncIterator[str]:
-        return self.inner.list(prefix)
-
-    async def delete(self, name: str) -> None:
-        await self.inner.delete(name)
 
 
 class SameLocation(FaultyBackend):
