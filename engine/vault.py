@@ -162,11 +162,12 @@ class Vault:
 
     # --- reading --------------------------------------------------------------------------
 
-    async def _auto_refresh(self) -> bool:
-        """Adopt other clients' commits if ``refresh_interval`` has passed (never over pending edits)."""
+    async def _adopt_newer(self, *, only_if_due: bool) -> bool:
+        """Adopt other clients' commits (never over pending edits, never in a snapshot or with
+        refreshing off); ``only_if_due``: only once ``refresh_interval`` has passed. True if newer."""
         if self.refresh_interval is None or self._readonly or self.pending:
             return False
-        if time.monotonic() - self._refreshed < self.refresh_interval:
+        if only_if_due and time.monotonic() - self._refreshed < self.refresh_interval:
             return False
         before = self._head.gen
         return await self.refresh() != before
@@ -174,14 +175,11 @@ class Vault:
     async def _lookup(self, parts: list[bytes]) -> Node:
         """The node at ``parts`` for a read: refreshed on the timer, and once more on NotFound (the
         path may be another client's newer work)."""
-        await self._auto_refresh()
+        await self._adopt_newer(only_if_due=True)
         try:
             return await self._tree.lookup(parts)
         except NotFound:
-            if self.refresh_interval is None or self._readonly or self.pending:
-                raise
-            before = self._head.gen
-            if await self.refresh() == before:
+            if not await self._adopt_newer(only_if_due=False):
                 raise
             return await self._tree.lookup(parts)
 
