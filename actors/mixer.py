@@ -48,17 +48,16 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Literal
 
-from ..engine.canonical import fail
-from ..engine.framing import FRAME_HEADER, frame_header, framed_len
-from ..engine.keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK, EpochKeys
-from ..engine.objects import object_len
-from ..engine.secret import Secret
+from ..engine.format.canonical import fail
+from ..engine.format.envelope import object_len
+from ..engine.format.framing import FRAME_HEADER, frame_header, framed_len
+from ..engine.keys.schedule import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK, EpochKeys
+from ..engine.keys.secret import Secret
 from .mixpool import OPEN, SEAL, Crypto, MixerError, Params, Pool
 
-__all__ = ["DEFAULT_KIND", "MIX_KINDS", "ExecutorKind", "Mixer", "MixerError", "Sealed"]
+__all__ = ["MIX_KINDS", "ExecutorKind", "Mixer", "MixerError", "Sealed"]
 
 ExecutorKind = Literal["process", "thread", "inline"]
-DEFAULT_KIND: ExecutorKind = "process"
 MIX_KINDS = (KIND_CHUNK, KIND_PAGE_PACK, KIND_DATA_PACK)
 
 
@@ -106,7 +105,7 @@ class Sealed:
 class Mixer:
     """Seals and opens objects of one vault epoch on an executor of the chosen kind.
 
-    Use ``async with Mixer.for_epoch(keys, chunk_size) as mx:``. Safe to call from many tasks of
+    Use ``async with Mixer.for_epoch(keys, chunk_size, kind="inline") as mx:``. Safe to call from many tasks of
     one event loop at once; at most ``slots`` calls are in flight, the others wait for a slot.
     """
 
@@ -119,7 +118,7 @@ class Mixer:
         chunk_size: int,
         pad_floor: int = 4096,
         *,
-        kind: ExecutorKind = DEFAULT_KIND,
+        kind: ExecutorKind,  # no default here: the engine's Tuning holds the one (engine/local/settings.py)
         workers: int = 2,
         slots: int = 8,
     ) -> None:
@@ -148,7 +147,7 @@ class Mixer:
 
     @classmethod
     def for_epoch(
-        cls, keys: EpochKeys, chunk_size: int, pad_floor: int = 4096, *, kind: ExecutorKind = DEFAULT_KIND,
+        cls, keys: EpochKeys, chunk_size: int, pad_floor: int = 4096, *, kind: ExecutorKind,
         workers: int = 2, slots: int = 8,
     ) -> Mixer:
         """A mixer for the epoch of ``keys``; it keeps only ``data-enc`` and ``page-enc``."""

@@ -33,12 +33,13 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 
-from ..engine import chunked, harden
-from ..engine.canonical import fail
 from ..engine.errors import IntegrityError, VaultError
-from ..engine.framing import unframe
-from ..engine.keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
-from ..engine.objects import HDR, context, header
+from ..engine.format import aead as chunked
+from ..engine.format.canonical import fail
+from ..engine.format.envelope import HDR, context, header
+from ..engine.format.framing import unframe
+from ..engine.keys import harden
+from ..engine.keys.schedule import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
 
 SEAL, OPEN = 0, 1
 _OK, _INTEGRITY, _FAILED = 0, 1, 2

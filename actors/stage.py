@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from ..engine.errors import first_error
 from .mailbox import BrokenChannel, ReceiveChannel, SendChannel, open_channel
 
 In = TypeVar("In")
@@ -151,7 +152,7 @@ class Stage(Generic[In, Out]):
                     for inbox, outbox in self._copies:
                         tg.create_task(self._copy(inbox, outbox))
             except BaseExceptionGroup as group:
-                raise _first(group) from None
+                raise first_error(group) from None
         finally:
             for inbox, outbox in self._copies:
                 inbox.close()
@@ -160,9 +161,3 @@ class Stage(Generic[In, Out]):
             self._outbox.close()
             self._running = False
 
-
-def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc

@@ -1,5 +1,8 @@
 """The unmixer: opens fetched full-chunk objects in the mixer's executor and verifies their ids.
 
+It is the full-chunk step of the one blob reader (``engine/repo/reader.py``), which calls it for
+every full chunk when the mixer runs off the event loop; nothing else verifies a chunk's id.
+
 A full chunk is opened into a mixer slot (no fresh 4 MiB buffer per chunk), its keyed id is
 recomputed over the stored bytes and compared in constant time with the id in the catalog
 (CRYPTO.md §4.1 step 5), and only then are the bytes copied out and the slot released. Any
@@ -13,8 +16,8 @@ import asyncio
 import hmac
 from collections.abc import Callable
 
-from ..engine.canonical import fail
-from ..engine.keys import KIND_CHUNK
+from ..engine.format.canonical import fail
+from ..engine.keys.schedule import KIND_CHUNK
 from .mixer import Mixer
 
 

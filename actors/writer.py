@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..backends.base import Backend
-from ..engine.keys import KIND_CHUNK
+from ..engine.keys.schedule import KIND_CHUNK
 from .mailbox import ReceiveChannel, SendChannel
 from .messages import Placed, SealedChunk, ToSeal
 from .mixer import Mixer

@@ -37,11 +37,33 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+from urllib.parse import parse_qsl, urlsplit
 
 from ..engine.errors import IntegrityError, UsageError
 
 _NAME = re.compile(r"(?:[kc]/[0-9a-f]{16}|[os]/[0-9a-f]{64}|l/[0-9a-z-]{1,64})")
 PREFIXES = ("k/", "c/", "o/", "s/", "l/")
+
+
+_URL_PREFIX = re.compile(r"[A-Za-z0-9._!~()=+-]+(?:/[A-Za-z0-9._!~()=+-]+)*")
+
+
+def split_url(url: str, scheme: str, store: str, container: re.Pattern[str], shape: str
+              ) -> tuple[str, str, dict[str, str]]:
+    """Split ``scheme://container/prefix?opt=v`` (S3 and Azure URLs) into (container, prefix without
+    slashes, options); ``container`` is the store's rule for its bucket or container names. The caller
+    checks which options it knows. Raises UsageError naming ``store`` and the ``shape`` expected."""
+    parts = urlsplit(url)
+    if parts.scheme != scheme or parts.fragment or not container.fullmatch(parts.netloc):
+        raise UsageError(f"invalid {store} URL {url!r}: expected {shape}")
+    prefix = parts.path.strip("/")
+    if prefix and (not _URL_PREFIX.fullmatch(prefix) or any(p in (".", "..") for p in prefix.split("/"))):
+        raise UsageError(f"invalid prefix {prefix!r} in {store} URL {url!r}")
+    try:
+        options = dict(parse_qsl(parts.query, strict_parsing=bool(parts.query)))
+    except ValueError:
+        raise UsageError(f"invalid options in {store} URL {url!r}") from None
+    return parts.netloc, prefix, options
 
 
 def check_name(name: str) -> str:

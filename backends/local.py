@@ -42,7 +42,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from ..engine.errors import LocalIOError, NotFound
+from ..engine.errors import LocalIOError, NoSpace, NotFound
 from . import temps
 from .base import PREFIXES, Properties, check_name, check_prefix, is_valid_name
 
@@ -61,7 +61,7 @@ _Leftovers = list[tuple[str, str]]
 def _local_error(exc: OSError, path: Path, action: str) -> LocalIOError:
     """Map an OSError to a LocalIOError a user can act on (the caller chains it with ``from``)."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return LocalIOError(f"disk full while {action} {path}: free some space and retry")
+        return NoSpace(f"disk full while {action} {path}: free some space and retry")
     if exc.errno in (errno.EACCES, errno.EPERM):
         return LocalIOError(f"permission denied while {action} {path}: check the owner and mode of the vault folder")
     if exc.errno == errno.EROFS:

@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "tests" / "backends"))
 from servers import SeaweedServer, running  # noqa: E402
 
 from sigmavault.config import Tuning, tune_malloc  # noqa: E402
+from sigmavault.config import tuning as default_tuning  # noqa: E402
 
 PASS = "bench passphrase"
 OBJ = 4 << 20  # raw object size
@@ -181,7 +182,7 @@ def main() -> None:
     tools = args.tools.split(",")
 
     tune_malloc()
-    tuning = Tuning.from_env()
+    tuning = default_tuning()
     if args.upload_concurrency or args.readahead:
         tuning = replace(tuning, upload_concurrency=args.upload_concurrency or tuning.upload_concurrency,
                          readahead=args.readahead or tuning.readahead)

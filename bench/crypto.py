@@ -1,7 +1,7 @@
 """Object-layer crypto throughput on this machine: `python bench/crypto.py [SECONDS_PER_CASE]`.
 
 Prints MB/s (10^6 bytes of stored plaintext per second, one thread) for full 4 MiB chunk objects
-through :class:`~sigmavault.engine.objects.Sealer` — ``seal()`` (a fresh object per call) and
+through :class:`~sigmavault.engine.format.envelope.Sealer` — ``seal()`` (a fresh object per call) and
 ``seal_into`` a reused buffer, ``open()`` and ``open_into`` a reused buffer — and for the
 chunk-id PRF over 4 MiB (keyed BLAKE3 single- and multi-threaded, HMAC-SHA256).
 """
@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 import blake3
 
-from sigmavault.engine import keys, objects
+from sigmavault.engine.format import envelope as objects
+from sigmavault.engine.keys import schedule as keys
 
 CHUNK = 4 << 20
 

@@ -15,8 +15,8 @@ import os
 import time
 
 from sigmavault.actors.mixer import ExecutorKind, Mixer
-from sigmavault.engine.keys import KIND_CHUNK, EpochKeys
-from sigmavault.engine.objects import Sealer
+from sigmavault.engine.format.envelope import Sealer
+from sigmavault.engine.keys.schedule import KIND_CHUNK, EpochKeys
 
 NAME = "o/" + "5a" * 32
 

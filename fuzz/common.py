@@ -17,9 +17,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from sigmavault.engine.errors import VaultError
-from sigmavault.engine.keys import EpochKeys
-from sigmavault.engine.objects import Sealer
-from sigmavault.engine.secret import Secret
+from sigmavault.engine.format.envelope import Sealer
+from sigmavault.engine.keys.schedule import EpochKeys
+from sigmavault.engine.keys.secret import Secret
 
 T = TypeVar("T")
 

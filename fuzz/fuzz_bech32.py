@@ -1,4 +1,4 @@
-"""bech32 strings and the age/recovery text forms (engine/bech32.py, xwing.py, credentials.py).
+"""bech32 strings and the age/recovery text forms (engine/format/bech32.py, xwing.py, credentials.py).
 
 Input: one mode byte, then the body.
 
@@ -12,8 +12,9 @@ Input: one mode byte, then the body.
 
 from __future__ import annotations
 
-from sigmavault.engine import bech32, xwing
-from sigmavault.engine.credentials import RECOVERY_HRP, RecoveryCode
+from sigmavault.engine.format import bech32
+from sigmavault.engine.keys import xwing
+from sigmavault.engine.keys.credentials import RECOVERY_HRP, RecoveryCode
 
 from .common import allowed
 

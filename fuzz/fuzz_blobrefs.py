@@ -1,10 +1,10 @@
-"""Blob refs written by a co-writer, read against real objects (engine/pages.py refs, store.py, content.py).
+"""Blob refs written by a co-writer, read against real objects (engine/format/pages.py refs, store.py, writer.py).
 
 A co-writer holds the keys and chooses every field of a ref: kind, epoch, object name, offset,
 length, object length and id. Here the store holds one real data pack, one real chunk and one
 real page pack (fixed test keys); the fuzzer builds refs to them (or to nothing) field by field,
 with the correct keyed id of the slice it names or a wrong one, and reads them through
-``ObjectStore.read`` and as a file's blob list through ``content.read_blobs``.
+``BlobReader.read`` and as a file's blob list through ``content.reader.read_blobs``.
 
 Input: groups of 16 bytes, one ref each: target, epoch, id choice, then u32 offset, u32 length
 and u32 object-length delta (signed: the real length plus or minus); a trailing u32 is the
@@ -17,11 +17,13 @@ import contextlib
 from typing import Any
 
 from sigmavault.backends.memory import MemoryBackend
-from sigmavault.engine import content, pages
-from sigmavault.engine.canonical import b64u
+from sigmavault.engine.content import reader as content
 from sigmavault.engine.errors import VaultError
-from sigmavault.engine.keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
-from sigmavault.engine.store import ObjectStore
+from sigmavault.engine.format import pages
+from sigmavault.engine.format.canonical import b64u
+from sigmavault.engine.keys.schedule import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
+from sigmavault.engine.repo.reader import BlobReader
+from sigmavault.engine.repo.store import ObjectStore
 
 from .common import CHUNK_SIZE, EPOCH, KEYS, PAD_FLOOR, SEALER, allowed, run
 
@@ -70,7 +72,7 @@ def _ref_json(group: bytes) -> dict[str, Any]:
 
 
 async def _read(refs: list[pages.BlobRef], offset: int) -> None:
-    store = ObjectStore(MemoryBackend(dict(OBJECTS)), {EPOCH: KEYS}, EPOCH, CHUNK_SIZE, PAD_FLOOR)
+    store = BlobReader(ObjectStore(MemoryBackend(dict(OBJECTS)), {EPOCH: KEYS}, EPOCH, CHUNK_SIZE, PAD_FLOOR))
     for ref in refs:
         with contextlib.suppress(VaultError):
             await store.read(ref)

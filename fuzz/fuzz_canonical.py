@@ -1,4 +1,4 @@
-"""Canonical JSON and strict base64url (engine/canonical.py): the text layer under every document.
+"""Canonical JSON and strict base64url (engine/format/canonical.py): the text layer under every document.
 
 Input: one mode byte, then the body.
 
@@ -9,7 +9,7 @@ Input: one mode byte, then the body.
 
 from __future__ import annotations
 
-from sigmavault.engine import canonical
+from sigmavault.engine.format import canonical
 
 from .common import allowed
 

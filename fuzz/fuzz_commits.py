@@ -1,4 +1,4 @@
-"""Commit bodies and the hash chain (engine/commits.py).
+"""Commit bodies and the hash chain (engine/format/commits.py).
 
 Input: one mode byte, then the body.
 
@@ -17,9 +17,9 @@ from __future__ import annotations
 import contextlib
 import time
 
-from sigmavault.engine import commits
 from sigmavault.engine.errors import VaultError
-from sigmavault.engine.pages import BlobRef
+from sigmavault.engine.format import commits
+from sigmavault.engine.format.pages import BlobRef
 
 from .common import KEYS, SEALER, VAULT_ID, allowed, run
 

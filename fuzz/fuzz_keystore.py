@@ -1,4 +1,4 @@
-"""The keystore object, its slots and the sealed keyring (engine/keystore.py, slots.py, keyring.py).
+"""The keystore object, its slots and the sealed keyring (engine/keys/keystore.py, slots.py, keyring.py).
 
 Input: one mode byte, then the body.
 
@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sigmavault.engine import chunked, keyring, keystore, slots, xwing
-from sigmavault.engine.canonical import b64u, dumps, loads
-from sigmavault.engine.credentials import Pin, XwingKey
-from sigmavault.engine.keys import expand
-from sigmavault.engine.secret import Secret
+from sigmavault.engine.format import aead as chunked
+from sigmavault.engine.format.canonical import b64u, dumps, loads
+from sigmavault.engine.keys import keyring, keystore, slots, xwing
+from sigmavault.engine.keys.credentials import Pin, XwingKey
+from sigmavault.engine.keys.schedule import expand
+from sigmavault.engine.keys.secret import Secret
 
 from .common import KSK, VAULT_ID, allowed
 

@@ -1,4 +1,4 @@
-"""The per-vault local state file (engine/localstate.py): pin, high-water marks, client id.
+"""The per-vault local state file (engine/local/localstate.py): pin, high-water marks, client id.
 
 A laptop thief (L) or a corrupted disk may change this file; its MAC catches that, but the pin is
 read before unlock without the MAC (``peek``), so the strict parser itself sees raw bytes.
@@ -16,8 +16,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from sigmavault.engine import localstate
-from sigmavault.engine.canonical import b64u
+from sigmavault.engine.format.canonical import b64u
+from sigmavault.engine.local import localstate
 
 from .common import LOCAL_KEY, allowed
 

@@ -1,4 +1,4 @@
-"""Object envelope and chunked AEAD records (engine/objects.py, chunked.py, framing.py).
+"""Object envelope and chunked AEAD records (engine/format/envelope.py, aead.py, framing.py).
 
 Input: one mode byte, then the body.
 
@@ -14,8 +14,10 @@ Input: one mode byte, then the body.
 
 from __future__ import annotations
 
-from sigmavault.engine import chunked, commits, objects
-from sigmavault.engine.keys import KIND_CHUNK, KIND_COMMIT, KIND_DATA_PACK, KIND_PAGE_PACK
+from sigmavault.engine.format import aead as chunked
+from sigmavault.engine.format import commits
+from sigmavault.engine.format import envelope as objects
+from sigmavault.engine.keys.schedule import KIND_CHUNK, KIND_COMMIT, KIND_DATA_PACK, KIND_PAGE_PACK
 
 from .common import CHUNK_SIZE, SEALER, allowed
 

@@ -1,10 +1,10 @@
-"""Catalog pages and entries (engine/pages.py) and their way into the tree (catalog.node_from_entry).
+"""Catalog pages and entries (engine/format/pages.py) and their way into the tree (catalog.node_from_entry).
 
 Input: one mode byte, then the body.
 
 * 0: the body as page bytes, decoded strictly; a decoded page must re-encode to the same bytes.
 * 1: the body as page bytes sealed by a co-writer (fixed test keys) into a page pack between
-  other bytes, with a correct keyed page id: read back through ``ObjectStore.read`` exactly as
+  other bytes, with a correct keyed page id: read back through ``BlobReader.read`` exactly as
   the catalog does, so the fuzzer gets past the AEAD and the id check into the page parser.
 * 2: the body as JSON, parsed as one entry and as one blob ref of every kind set.
 """
@@ -12,10 +12,11 @@ Input: one mode byte, then the body.
 from __future__ import annotations
 
 from sigmavault.backends.memory import MemoryBackend
-from sigmavault.engine import canonical, pages
-from sigmavault.engine.catalog import entry_from_node, node_from_entry
-from sigmavault.engine.keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
-from sigmavault.engine.store import ObjectStore
+from sigmavault.engine.catalog.pagestore import entry_from_node, node_from_entry
+from sigmavault.engine.format import canonical, pages
+from sigmavault.engine.keys.schedule import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
+from sigmavault.engine.repo.reader import BlobReader
+from sigmavault.engine.repo.store import ObjectStore
 
 from .common import CHUNK_SIZE, EPOCH, KEYS, PAD_FLOOR, SEALER, allowed, run
 
@@ -35,7 +36,7 @@ async def _sealed(raw: bytes, before: int) -> None:
     stored = bytes(before) + raw + b"tail"
     backend = MemoryBackend()
     await backend.put_if_absent(PACK, SEALER.seal(KIND_PAGE_PACK, PACK, stored))
-    store = ObjectStore(backend, {EPOCH: KEYS}, EPOCH, CHUNK_SIZE, PAD_FLOOR)
+    store = BlobReader(ObjectStore(backend, {EPOCH: KEYS}, EPOCH, CHUNK_SIZE, PAD_FLOOR))
     ref = pages.BlobRef(EPOCH, KIND_PAGE_PACK, KEYS.page_id_of(raw), PACK, before, len(raw), None)
     blob = await store.read(ref)
     assert blob == raw

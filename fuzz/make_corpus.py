@@ -12,12 +12,16 @@ import hashlib
 import json
 from pathlib import Path
 
-from sigmavault.engine import bech32, chunked, commits, keyring, localstate, objects, pages, xwing
-from sigmavault.engine.canonical import b64u, dumps
-from sigmavault.engine.credentials import RECOVERY_HRP
-from sigmavault.engine.framing import frame_header
-from sigmavault.engine.keys import KIND_CHUNK, KIND_COMMIT, KIND_DATA_PACK, KIND_PAGE_PACK
-from sigmavault.engine.secret import Secret
+from sigmavault.engine.format import aead as chunked
+from sigmavault.engine.format import bech32, commits, pages
+from sigmavault.engine.format import envelope as objects
+from sigmavault.engine.format.canonical import b64u, dumps
+from sigmavault.engine.format.framing import frame_header
+from sigmavault.engine.keys import keyring, xwing
+from sigmavault.engine.keys.credentials import RECOVERY_HRP
+from sigmavault.engine.keys.schedule import KIND_CHUNK, KIND_COMMIT, KIND_DATA_PACK, KIND_PAGE_PACK
+from sigmavault.engine.keys.secret import Secret
+from sigmavault.engine.local import localstate
 
 from . import fuzz_keystore, fuzz_objects
 from .common import EPOCH, LOCAL_KEY, SEALER, VAULT_ID

@@ -1,7 +1,8 @@
-"""Model of the commit protocol (CRYPTO.md §5.2; ``engine/vault.py`` ``Vault.commit``/``refresh``).
+"""Model of the commit protocol (CRYPTO.md §5.2; ``engine/committer.py`` ``Committer.commit``/``refresh``).
 
-Mirror of the code: a change to ``Vault.commit``, ``Vault.refresh``, ``engine/tree.py`` ``merge``,
-``engine/history.py`` or the create-only ``put_if_absent`` contract must be made here too (and in
+Mirror of the code: a change to ``Committer.commit``, ``Committer.refresh`` (with ``_holds``, ``_catch_up``
+and the ``_unsure`` records), ``engine/catalog/tree.py`` ``merge``,
+``engine/repo/history.py`` or the create-only ``put_if_absent`` contract must be made here too (and in
 ``docs/format.md``, "Concurrency protocols"); ``tests/models/test_commit_replay.py`` replays this
 model's interesting traces against the real engine.
 
@@ -100,7 +101,7 @@ def _put(tree: Tree, name: str, token: Token) -> Tree:
 
 
 def merge(base: Tree, ours: Tree, theirs: Tree) -> Tree:
-    """``engine/tree.py`` ``merge`` on flat trees: theirs wins a conflict, ours becomes a copy."""
+    """``engine/catalog/tree.py`` ``merge`` on flat trees: theirs wins a conflict, ours becomes a copy."""
     b, o, t = dict(base), dict(ours), dict(theirs)
     out: dict[str, Token] = {}
     for name in sorted(set(b) | set(o) | set(t)):

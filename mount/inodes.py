@@ -6,17 +6,35 @@ removes), while a file handle is open on it, or while it has dirty data waiting 
 after that it is dropped. Renames move every known inode below the old path; an unlinked inode
 keeps its number (open handles still work) but no longer has a path.
 
-This module does no I/O and knows nothing of FUSE: the adapter turns ``KeyError`` into ENOENT.
+This module does no I/O and knows nothing of FUSE. A number the tables do not know raises
+:class:`UnknownInode` or :class:`UnknownHandle`, each carrying the errno the adapter answers
+(like the vault's errors): only these mean "gone", never an arbitrary ``KeyError`` from a bug.
 """
 
 from __future__ import annotations
 
+import errno as _errno
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 ROOT = 1  # FUSE's root inode number
 
 Parts = tuple[bytes, ...]
+
+
+class UnknownInode(KeyError):
+    """An inode number the table does not know (forgotten), or that has no path any more (unlinked).
+
+    A ``KeyError`` so code that predates it keeps working; the mount answers ENOENT.
+    """
+
+    errno = _errno.ENOENT
+
+
+class UnknownHandle(KeyError):
+    """A file or directory handle number that is not open: the mount answers EBADF."""
+
+    errno = _errno.EBADF
 
 
 def vault_path(parts: Parts) -> bytes:
@@ -44,14 +62,17 @@ class InodeTable:
         return len(self._by_ino)
 
     def get(self, ino: int) -> Inode:
-        """The inode; raises KeyError for a number the table does not know."""
-        return self._by_ino[ino]
+        """The inode; raises UnknownInode for a number the table does not know."""
+        node = self._by_ino.get(ino)
+        if node is None:
+            raise UnknownInode(ino)
+        return node
 
     def parts(self, ino: int) -> Parts:
-        """The path of a linked inode; raises KeyError when unknown or unlinked."""
-        p = self._by_ino[ino].parts
+        """The path of a linked inode; raises UnknownInode when unknown or unlinked."""
+        p = self.get(ino).parts
         if p is None:
-            raise KeyError(ino)
+            raise UnknownInode(ino)
         return p
 
     def ino_for(self, parts: Parts) -> int:
@@ -65,7 +86,7 @@ class InodeTable:
         return ino
 
     def remember(self, ino: int, n: int = 1) -> None:
-        self._by_ino[ino].lookups += n
+        self.get(ino).lookups += n
 
     def forget(self, ino: int, n: int) -> None:
         node = self._by_ino.get(ino)
@@ -75,7 +96,7 @@ class InodeTable:
         self._maybe_drop(node)
 
     def opened(self, ino: int) -> None:
-        self._by_ino[ino].opens += 1
+        self.get(ino).opens += 1
 
     def closed(self, ino: int) -> None:
         node = self._by_ino.get(ino)
@@ -174,13 +195,25 @@ class HandleTable:
         return fh
 
     def file(self, fh: int) -> Handle:
-        return self._files[fh]
+        """The open file handle ``fh``; raises UnknownHandle."""
+        h = self._files.get(fh)
+        if h is None:
+            raise UnknownHandle(fh)
+        return h
 
     def dir(self, fh: int) -> DirHandle:
-        return self._dirs[fh]
+        """The open directory handle ``fh``; raises UnknownHandle."""
+        d = self._dirs.get(fh)
+        if d is None:
+            raise UnknownHandle(fh)
+        return d
 
     def close_file(self, fh: int) -> Handle:
-        return self._files.pop(fh)
+        """Close ``fh`` and return what it was; raises UnknownHandle."""
+        h = self._files.pop(fh, None)
+        if h is None:
+            raise UnknownHandle(fh)
+        return h
 
     def close_dir(self, fh: int) -> None:
         self._dirs.pop(fh, None)

@@ -1,7 +1,8 @@
 """One mount's life: clean up a stale mount point, serve FUSE requests, commit on a timer, unmount cleanly.
 
 :func:`serve` runs in the process's event loop (pyfuse3 keeps global state: one mount per
-process). It owns a task group with the FUSE main loop, the write-back flusher, readahead fetches
+process; it switches pyfuse3 to asyncio right before mounting, so importing this module changes
+nothing). It owns a task group with the FUSE main loop, the write-back flusher, readahead fetches
 and the timer that commits pending edits every ``commit_interval`` seconds of activity and adopts
 other clients' commits every ``refresh_interval`` seconds (also on ``open``, at most once a
 second). SIGTERM and SIGINT end the main loop; then the file system is unmounted, every dirty
@@ -26,12 +27,10 @@ import pyfuse3.asyncio
 
 from ..engine.errors import UsageError, VaultError
 from ..engine.vault import Vault
-from .content import FileContent
+from .files import FileContent
 from .inodes import InodeTable
 from .ops import Operations
 from .options import MountOptions
-
-pyfuse3.asyncio.enable()
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +174,7 @@ class Session:
         self.opts.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         prepare(mountpoint)
         target = os.path.realpath(mountpoint)  # before the mount: resolving it after would ask ourselves
+        pyfuse3.asyncio.enable()  # pyfuse3's loop is process-global: switch it only when we serve
         pyfuse3.init(self.ops, str(mountpoint), fuse_opts)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from ..engine.errors import LocalIOError
+from ..engine.errors import LocalIOError, NoSpace
 
 _versions = itertools.count(1)
 
@@ -122,8 +122,9 @@ class Spool:
             plain[start : start + len(data)] = data
             self._write_sectors(first, plain)
         except OSError as exc:
-            what = "the cache disk is full" if exc.errno == errno.ENOSPC else exc.strerror
-            raise LocalIOError(f"cannot spool written data: {what}") from exc
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise NoSpace("cannot spool written data: the cache disk is full") from exc
+            raise LocalIOError(f"cannot spool written data: {exc.strerror}") from exc
 
     async def pread(self, off: int, n: int) -> bytes:
         """``n`` bytes at ``off``; a hole or the region past the end reads as zeros."""

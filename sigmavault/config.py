@@ -1,16 +1,23 @@
-"""Where sigmavault keeps its local files, and the tunables with their defaults.
+"""Where sigmavault keeps its local files, and the settings read from the environment.
 
 Local files (never uploaded): the default vault, per-vault state (pins, high-water marks, the
 SQLite cache), device secrets and the unlock agent's socket. Each location follows the XDG base
 directories and can be moved as a whole with ``SIGMAVAULT_HOME`` (tests use that).
+
+This is the front's side of settings: it reads the environment and builds the engine's setting
+types (:mod:`sigmavault.engine.local.settings`, which hold the one set of defaults); the engine is
+handed them by :func:`sigmavault.open`/:func:`sigmavault.create` and never imports this module.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+from .engine.local.settings import DEFAULT_MIXER, MIXERS, Places, Tuning
+
+__all__ = ["DEFAULT_MIXER", "Places", "Tuning", "config_dir", "data_dir", "default_vault_url", "places",
+           "runtime_dir", "state_dir", "tune_malloc", "tuning"]
 
 
 def _xdg(var: str, fallback: str, short: str) -> Path:
@@ -49,34 +56,16 @@ def default_vault_url() -> str:
     return os.environ.get("SIGMAVAULT_VAULT") or str(data_dir() / "default")
 
 
-def vault_state_dir(url_key: str) -> Path:
-    """The local state folder of one vault, keyed by its normalized URL."""
-    return state_dir() / hashlib.sha256(url_key.encode()).hexdigest()[:32]
+def places() -> Places:
+    """This device's folders for the engine: per-vault state and device secrets."""
+    return Places(state=state_dir(), config=config_dir())
 
 
-DEFAULT_MIXER = "inline"  # fastest measured on 2 cores (bench/library.py, bench/compare.py)
-
-
-@dataclass(frozen=True, slots=True)
-class Tuning:
-    """Performance knobs; memory is a function of these, never of input size."""
-
-    upload_concurrency: int = 8
-    readahead: int = 4  # chunks fetched ahead when streaming a file
-    pack_cache: int = 8  # whole packs kept in memory for small-blob reads
-    page_target: int = 256 * 1024  # a directory page is split past this size
-    mixer: str = DEFAULT_MIXER  # executor sealing and opening chunks: process | thread | inline
-    mixer_workers: int = 2
-    mixer_slots: int = 4  # sealed chunks in flight at once (each one object of ~chunk size)
-    refresh_interval: float | None = 5.0  # a long-lived Vault adopts other clients' commits this often (as the mount)
-
-    @classmethod
-    def from_env(cls) -> Tuning:
-        """Defaults, with ``SIGMAVAULT_MIXER`` choosing the executor (the benchmark sets it)."""
-        kind = os.environ.get("SIGMAVAULT_MIXER", DEFAULT_MIXER)
-        if kind not in ("process", "thread", "inline"):
-            kind = DEFAULT_MIXER
-        return cls(mixer=kind)
+def tuning() -> Tuning:
+    """The default :class:`Tuning`, with ``SIGMAVAULT_MIXER`` choosing the executor (the benchmark
+    sets it; an unknown value keeps the default)."""
+    kind = os.environ.get("SIGMAVAULT_MIXER", DEFAULT_MIXER)
+    return Tuning(mixer=kind if kind in MIXERS else DEFAULT_MIXER)
 
 
 def tune_malloc() -> None:

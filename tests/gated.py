@@ -21,7 +21,7 @@ import asyncio, runpy, sys
 from pathlib import Path
 
 from sigmavault.backends.faulty import FaultyBackend
-from sigmavault.engine import session
+from sigmavault.engine import opening as session
 
 held, release, allow = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 passed = 0

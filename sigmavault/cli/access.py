@@ -14,18 +14,13 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import config
-from ..backends.urls import open_backend
-from ..engine import keymgmt, session, xwing
-from ..engine.credentials import Credential, Passphrase, RecoveryCode, TwoFactor, XwingKey
-from ..engine.errors import AuthError, IntegrityError, LocalIOError, NotFound, UsageError, VaultNotFound
-from ..engine.harden import secret_env
-from ..engine.keystore import Unlocked
-from ..engine.slots import passphrase_from_file
-from ..engine.vault import Vault
+import sigmavault
+
+from .. import AuthError, IntegrityError, LocalIOError, NotFound, UsageError, VaultNotFound, config
+from .. import _internal as internal
+from .._internal import Credential, Passphrase, RecoveryCode, TwoFactor, XwingKey, passphrase_from_file, secret_env
 from . import agent_client
 
 MAX_SECRET_FILE = 64 * 1024
@@ -134,53 +129,50 @@ def credential(opts: Options) -> Credential:
         text = _read_secret_file(opts.identity_file, "identity").decode("ascii", "replace")
         lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
         try:
-            return XwingKey(xwing.parse_identity(lines[0] if lines else ""))
+            return XwingKey(internal.parse_identity(lines[0] if lines else ""))
         except IntegrityError:
             raise AuthError("the identity file holds no AGE-SECRET-KEY-PQ-1… identity") from None
     pw = passphrase(opts)
-    device = keymgmt.load_device_secret()
+    device = internal.device_secret()
     return TwoFactor(pw, device) if device is not None else pw
 
 
 async def probe(opts: Options) -> None:
     """Fail early (before any prompt) for a bad URL or a missing vault, saying what to do."""
-    backend = open_backend(opts.url)
-    try:
-        found = False
-        async for _ in backend.list("k/"):
-            found = True
-            break
-    finally:
-        await backend.aclose()
-    if not found:
+    if not await internal.has_vault(opts.url):
         if opts.is_default:
             raise VaultNotFound(f"there is no default vault yet (at {opts.url}): create it with `sigmavault create`, "
                                 "or choose a vault with --vault URL or SIGMAVAULT_VAULT")
         raise VaultNotFound(f"no vault at {opts.url}: check the URL, or create one with `sigmavault create`")
 
 
-async def open_vault(opts: Options, *, use_agent: bool = True,
-                     on_unlock: Callable[[Unlocked], None] | None = None) -> Vault:
+async def open_vault(opts: Options, *, use_agent: bool = True) -> sigmavault.Vault:
     """Open and unlock the chosen vault: the agent's key if it has one, else the credential."""
     await probe(opts)
     url = opts.url
     if use_agent and not opts.no_agent and not (opts.recovery_code or opts.recovery_code_file or opts.identity_file):
-        pin = await session.pinned(url)
+        pin = await internal.pinned(url)
         got = await agent_client.fetch(pin.fingerprint) if pin is not None else None
         if got is not None:
             try:
-                return _one_generation(await session.open(
-                    url, ksk=got[0], ksk_slot=got[1], fingerprint=opts.fingerprint, on_unlock=on_unlock,
+                return _one_generation(await sigmavault.open(
+                    url, ksk=got[0], ksk_slot=got[1], fingerprint=opts.fingerprint,
                     single_writer=opts.single_writer, on_notice=notice))
             except AuthError:
                 pass  # the agent's key no longer fits (keys rotated): ask for a credential
+    return (await unlock(opts))[0]
+
+
+async def unlock(opts: Options) -> tuple[sigmavault.Vault, Credential]:
+    """Open the vault with the user's credential, asking again (up to three times) for a mistyped
+    passphrase; returns the vault and the credential that opened it."""
     prompted = interactive(opts) and not (opts.recovery_code or opts.recovery_code_file or opts.identity_file)
     for attempt in range(1, TRIES + 1):
         cred = credential(opts)  # not in a thread: Ctrl-C at a prompt must not wait for the prompt to return
         try:
-            return _one_generation(await session.open(url, credential=cred, fingerprint=opts.fingerprint,
-                                                      on_unlock=on_unlock, single_writer=opts.single_writer,
-                                                      on_notice=notice))
+            vault = await sigmavault.open(opts.url, credential=cred, fingerprint=opts.fingerprint,
+                                          single_writer=opts.single_writer, on_notice=notice)
+            return _one_generation(vault), cred
         except AuthError:
             if not prompted or attempt == TRIES:
                 raise
@@ -188,7 +180,7 @@ async def open_vault(opts: Options, *, use_agent: bool = True,
     raise AssertionError("unreachable")
 
 
-def _one_generation(vault: Vault) -> Vault:
+def _one_generation(vault: sigmavault.Vault) -> sigmavault.Vault:
     """A command reads the generation it opened (an export never mixes two); the mount refreshes itself."""
     vault.refresh_interval = None
     return vault

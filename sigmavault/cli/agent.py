@@ -36,11 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import config
-from ..engine import harden
-from ..engine.canonical import b64u, unb64u
-from ..engine.errors import IntegrityError, LockedError
-from ..engine.secret import Secret
+from .. import IntegrityError, config
+from .._internal import LockedError, Secret, b64u, harden, unb64u
 
 MAX_LINE = 4096
 START_GRACE = 30.0  # seconds an agent that was handed nothing waits before it exits

@@ -18,10 +18,8 @@ import subprocess
 import sys
 from typing import Any
 
-from ..engine import harden
-from ..engine.canonical import b64u, unb64u
-from ..engine.errors import IntegrityError, LockedError
-from ..engine.secret import Secret
+from .. import IntegrityError
+from .._internal import LockedError, Secret, b64u, harden, unb64u
 from .agent import MAX_LINE, MAX_TTL, peer_uid, private_dir, socket_path
 
 TIMEOUT = 3.0

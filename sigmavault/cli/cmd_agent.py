@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..engine.errors import UsageError
-from ..engine.keystore import Unlocked
+from .. import UsageError
 from . import agent_client
 from .access import Options, open_vault
 from .agent import socket_path
@@ -33,10 +32,8 @@ async def unlock(opts: Options, args: argparse.Namespace, out: Output) -> None:
         ttl = agent_client.parse_duration(args.duration)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    seen: list[Unlocked] = []
-    async with await open_vault(opts, use_agent=False, on_unlock=seen.append) as vault:
-        u = seen[0]
-        status = await agent_client.store(u.fingerprint, u.ksk, u.opened_slot, ttl)
+    async with await open_vault(opts, use_agent=False) as vault:
+        status = await agent_client.store(*vault.keys.agent_key(), ttl)
         fp = vault.fingerprint
     out.result({"fingerprint": fp, "seconds": ttl, "agent_pid": status.get("pid"), "socket": str(socket_path())},
                f"vault {fp} unlocked for {args.duration} (agent pid {status.get('pid')})")

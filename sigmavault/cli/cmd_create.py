@@ -14,10 +14,11 @@ import contextlib
 import sys
 from typing import Any
 
-from ..engine import devstate, session
-from ..engine.errors import UsageError
-from ..engine.harden import secret_env
-from ..engine.keystore import Unlocked
+import sigmavault
+
+from .. import UsageError
+from .. import _internal as internal
+from .._internal import PROFILES, secret_env
 from . import agent_client
 from .access import Options, ask_new_passphrase, notice, passphrase
 from .output import Output
@@ -26,7 +27,7 @@ from .output import Output
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("create", parents=[common], help="create a new vault",
                        description="Create a new vault at --vault (default: the local default vault).")
-    p.add_argument("--kdf", choices=sorted(session.PROFILES), default="interactive",
+    p.add_argument("--kdf", choices=sorted(PROFILES), default="interactive",
                    help="passphrase hashing cost (default interactive; minimum is the floor, for tests)")
     p.add_argument("--chunk-size", type=int, default=4, metavar="MIB", help="chunk size in MiB (1–16, power of two)")
     p.add_argument("--create-bucket", action="store_true",
@@ -57,13 +58,12 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
         pw = ask_new_passphrase("New passphrase: ")  # typed twice
     if not len(pw.secret):
         raise UsageError("the passphrase must not be empty")
-    seen: list[Unlocked] = []
-    vault = await session.create(opts.url, passphrase=pw.secret.reveal().decode("utf-8"), kdf=args.kdf,
-                                 chunk_size=args.chunk_size << 20, create_bucket=args.create_bucket,
-                                 single_writer=opts.single_writer, on_notice=notice, on_unlock=seen.append)
+    vault = await sigmavault.create(opts.url, passphrase=pw.secret.reveal().decode("utf-8"), kdf=args.kdf,
+                                    chunk_size=args.chunk_size << 20, create_bucket=args.create_bucket,
+                                    single_writer=opts.single_writer, on_notice=notice)
     async with vault:
         code = vault.recovery_code or ""
-        folder = devstate.folder_for(vault.backend)
+        folder = await internal.state_folder(opts.url)
         doc = {"url": opts.url, "fingerprint": vault.fingerprint, "generation": vault.generation,
                "recovery_code": code, "kdf": args.kdf, "state_dir": str(folder)}
         out.result(doc, [
@@ -77,6 +77,5 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
         ])
         _wait_until_saved(out)
         if ttl is not None:
-            u = seen[0]
-            status = await agent_client.store(u.fingerprint, u.ksk, u.opened_slot, ttl)
+            status = await agent_client.store(*vault.keys.agent_key(), ttl)
             out.note(f"unlocked for {args.unlock} (agent pid {status.get('pid')}; `sigmavault lock` locks it now)")

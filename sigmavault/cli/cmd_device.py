@@ -1,6 +1,7 @@
 """``sigmavault forget-device``: drop this device's local state for a vault (pin, high-water marks, cache).
 
-The local state lives in ``config.vault_state_dir(location)`` (see :mod:`..engine.devstate`).
+The local state lives below ``config.state_dir()``, one folder per vault location (see
+:mod:`sigmavault.engine.local.devstate`).
 Forgetting it is the way out when a vault was replaced on purpose (a pinned location that now
 holds another vault is an integrity error until then). The next open pins the vault it finds
 again (trust on first use, or ``--fingerprint``), and rollback protection starts over from there.
@@ -10,11 +11,9 @@ Nothing on the storage changes; the vault's keys are not needed.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
-from ..backends.urls import open_backend
-from ..engine import devstate
+from .. import _internal as internal
 from .access import Options
 from .output import Output
 
@@ -29,12 +28,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
-    backend = open_backend(opts.url)
-    try:
-        folder = devstate.folder_for(backend)
-    finally:
-        await backend.aclose()
-    removed = await asyncio.to_thread(devstate.forget, folder)
+    folder, removed = await internal.forget_device(opts.url)
     out.result({"url": opts.url, "state_dir": str(folder), "removed": [str(p) for p in removed]},
                f"forgot this device's state for {opts.url} ({folder})" if removed
                else f"this device holds no state for {opts.url} ({folder})")

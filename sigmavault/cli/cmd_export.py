@@ -19,9 +19,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..engine.export import ExportOptions, export_tree
-from ..engine.tree import show, split_path
-from ..engine.vault import Vault
+from .. import Snapshot, Vault
+from .._internal import ExportOptions, export_tree, show, split_path
 from .access import Options, open_vault
 from .output import Output, count, human_size
 from .transfer import progress_for
@@ -62,7 +61,7 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
         await export_to(vault, args.vault_path, Path(args.local_dest), export_options(args), out, "export")
 
 
-async def export_to(vault: Vault, vault_path: str, target: Path, options: ExportOptions, out: Output,
+async def export_to(vault: Vault | Snapshot, vault_path: str, target: Path, options: ExportOptions, out: Output,
                     label: str) -> None:
     """Copy ``vault_path`` of ``vault`` (or of a snapshot view) to ``target``, with progress and a result."""
     progress = progress_for(out, label)

@@ -12,8 +12,8 @@ import base64
 import sys
 from typing import Any
 
-from ..engine.errors import AlreadyExists, NotFound, UsageError
-from ..engine.tree import show, split_path
+from .. import AlreadyExists, NotFound, UsageError
+from .._internal import show, split_path
 from .access import Options, open_vault
 from .output import Output, long_lines, stat_doc
 

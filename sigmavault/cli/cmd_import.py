@@ -26,11 +26,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..engine.errors import NotFound
-from ..engine.importer import ImportReport, import_items, scan
-from ..engine.pipeline import Progress as PipelineProgress
-from ..engine.tree import show, split_path
-from ..engine.vault import Vault
+from .. import NotFound, Vault
+from .._internal import ImportReport, import_items, scan, show, split_path
+from .._internal import Progress as PipelineProgress
 from .access import Options, open_vault
 from .output import Output, count, human_size
 from .transfer import progress_for

@@ -6,7 +6,7 @@ second device, or pass it there with ``--fingerprint``), the generation, how man
 the storage holds and their bytes, and the vault's parameters. ``verify`` checks every
 generation: every object one needs is present with its length (``--full``: downloaded and
 authenticated, no cache trusted), and lists the store for unreferenced objects and leftovers
-(engine/verify.py); each problem names the affected vault path, and any problem makes the
+(engine/transfer/verify.py); each problem names the affected vault path, and any problem makes the
 command fail with the integrity exit code (6).
 """
 
@@ -17,9 +17,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from ..engine.errors import IntegrityError, NotFound
-from ..engine.keystore import Unlocked
-from ..engine.vault import Vault
+from .. import IntegrityError, NotFound, Vault
 from .access import Options, open_vault
 from .output import Output, human_size, iso_time
 
@@ -57,14 +55,13 @@ async def _objects(vault: Vault) -> tuple[int, int]:
 
 
 async def info(opts: Options, args: argparse.Namespace, out: Output) -> None:
-    seen: list[Unlocked] = []
-    async with await open_vault(opts, on_unlock=seen.append) as vault:
-        u = seen[0]
+    async with await open_vault(opts) as vault:
+        keys = vault.keys
         count, nbytes = await _objects(vault)
-        p = u.params
+        p, nslots = keys.params, len(keys.slots())
         doc: dict[str, Any] = {
             "url": vault.url, "fingerprint": vault.fingerprint, "generation": vault.generation,
-            "keystore_generation": u.generation, "key_slots": len(u.slots), "epoch": u.current_epoch,
+            "keystore_generation": keys.generation, "key_slots": nslots, "epoch": keys.epoch,
             "objects": count, "object_bytes": nbytes,
             "parameters": {"suite": p.suite, "prf": p.prf, "chunk_size": p.chunk_size, "chunking": p.chunking,
                            "padding": p.padding, "pad_floor": p.pad_floor, "inline_max": p.inline_max,
@@ -75,7 +72,7 @@ async def info(opts: Options, args: argparse.Namespace, out: Output) -> None:
         f"fingerprint:  {doc['fingerprint']}",
         f"generation:   {doc['generation']}",
         f"objects:      {count} ({human_size(nbytes)})",
-        f"key slots:    {len(u.slots)} (keystore generation {u.generation}, epoch {u.current_epoch})",
+        f"key slots:    {nslots} (keystore generation {keys.generation}, epoch {keys.epoch})",
         f"chunks:       {human_size(p.chunk_size)} {p.chunking}, {p.suite}, prf {p.prf}, "
         f"padding {p.padding}, compression {p.compression}",
     ])

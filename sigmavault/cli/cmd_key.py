@@ -1,10 +1,11 @@
-"""``sigmavault key list|passwd|add|remove``: the vault's key slots (CRYPTO.md §1.4; engine in keymgmt).
+"""``sigmavault key list|passwd|add|remove``: the vault's key slots (CRYPTO.md §1.4) through ``vault.keys``.
 
 Every change writes keystore generation + 1 create-only and deletes the older ``k/`` objects; no
 data is re-encrypted. ``passwd`` always asks for the current credential (never the agent's key),
 so it knows which slot to re-wrap. New passphrases come from ``--new-passphrase-file`` or are
 typed twice. ``add --two-factor`` binds the slot to this device's secret
-(``config_dir()/device-secret``, mode 0600): it opens only with both.
+(``config_dir()/device-secret``, mode 0600): it opens only with both. The commands use the
+library's key facet (:class:`sigmavault.Keys`, ``vault.keys``), not the keystore itself.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..engine import keymgmt
-from ..engine.keystore import SlotInfo, Unlocked
-from ..engine.slots import PROFILES
+from .._internal import PROFILES, Changed, SlotInfo
 from .access import Options, ask_new_passphrase, open_vault
 from .output import Output
 
@@ -57,7 +56,7 @@ def _slot_line(s: SlotInfo, current: bytes) -> str:
     return f"{s.id_hex}  {kind:<18} {s.label}{'  (unlocked with this)' if s.id == current else ''}"
 
 
-def _changed(out: Output, what: str, ch: keymgmt.Changed) -> None:
+def _changed(out: Output, what: str, ch: Changed) -> None:
     doc: dict[str, Any] = {"keystore_generation": ch.generation, "stale_copies": ch.stale}
     lines = [f"{what}; keystore generation {ch.generation}"]
     if ch.slot is not None:
@@ -69,48 +68,41 @@ def _changed(out: Output, what: str, ch: keymgmt.Changed) -> None:
 
 
 async def list_slots(opts: Options, args: argparse.Namespace, out: Output) -> None:
-    seen: list[Unlocked] = []
-    async with await open_vault(opts, on_unlock=seen.append):
-        u = seen[0]
-    slots = u.list_slots()
-    out.result({"keystore_generation": u.generation, "slots": [_slot_doc(s, u.opened_slot) for s in slots]},
-               [_slot_line(s, u.opened_slot) for s in slots])
+    async with await open_vault(opts) as v:
+        keys = v.keys
+        slots, current = keys.slots(), keys.opened_slot
+    out.result({"keystore_generation": keys.generation, "slots": [_slot_doc(s, current) for s in slots]},
+               [_slot_line(s, current) for s in slots])
 
 
 async def passwd(opts: Options, args: argparse.Namespace, out: Output) -> None:
-    seen: list[Unlocked] = []
-    async with await open_vault(opts, use_agent=False, on_unlock=seen.append) as v:  # the current credential
-        u = seen[0]
-        slot = keymgmt.find_slot(u, args.slot) if args.slot else None
+    async with await open_vault(opts, use_agent=False) as v:  # the current credential
+        slot = v.keys.find(args.slot) if args.slot else None
         new = ask_new_passphrase("New passphrase: ", args.new_passphrase_file)
         profile = PROFILES[args.kdf] if args.kdf else None
-        ch = await keymgmt.change_passphrase(v.backend, u, new, slot_id=slot, profile=profile)
+        ch = await v.keys.change_passphrase(new, slot_id=slot, profile=profile)
     _changed(out, "passphrase changed", ch)
 
 
 async def add(opts: Options, args: argparse.Namespace, out: Output) -> None:
-    seen: list[Unlocked] = []
-    async with await open_vault(opts, on_unlock=seen.append) as v:
-        u = seen[0]
+    async with await open_vault(opts) as v:
         profile = PROFILES[args.kdf]
         if args.recipient:
-            ch = await keymgmt.add_recipient(v.backend, u, args.recipient, args.label or "recipient")
+            ch = await v.keys.add_recipient(args.recipient, args.label or "recipient")
             what = "recipient added"
         else:
             new = ask_new_passphrase("Passphrase for the new slot: ", args.new_passphrase_file)
             if args.two_factor:
-                ch = await keymgmt.add_two_factor(v.backend, u, new, args.label or "passphrase + this device", profile)
-                what = f"two-factor slot added (device secret: {keymgmt.device_secret_path()})"
+                ch = await v.keys.add_two_factor(new, args.label or "passphrase + this device", profile)
+                what = f"two-factor slot added (device secret: {v.keys.device_secret})"
             else:
-                ch = await keymgmt.add_passphrase(v.backend, u, new, args.label or "passphrase", profile)
+                ch = await v.keys.add_passphrase(new, args.label or "passphrase", profile)
                 what = "passphrase slot added"
     _changed(out, what, ch)
 
 
 async def remove(opts: Options, args: argparse.Namespace, out: Output) -> None:
-    seen: list[Unlocked] = []
-    async with await open_vault(opts, on_unlock=seen.append) as v:
-        u = seen[0]
-        slot = keymgmt.find_slot(u, args.slot)
-        ch = await keymgmt.remove_slot(v.backend, u, slot)
+    async with await open_vault(opts) as v:
+        slot = v.keys.find(args.slot)
+        ch = await v.keys.remove(slot)
     _changed(out, f"slot {slot.hex()} removed", ch)

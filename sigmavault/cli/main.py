@@ -27,9 +27,8 @@ import traceback
 from collections.abc import Coroutine, Sequence
 from typing import Any, NoReturn
 
-from .. import __version__, config
-from ..engine import harden
-from ..engine.errors import Interrupted, LocalIOError, UsageError, VaultError
+from .. import Interrupted, LocalIOError, NoSpace, UsageError, VaultError, __version__, config
+from .._internal import first_error, harden
 from . import (
     cmd_agent,
     cmd_create,
@@ -92,15 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    """The error to report from a TaskGroup's ExceptionGroup: Ctrl-C first, then a VaultError, else the first."""
-    while isinstance(exc, BaseExceptionGroup):
-        leaves = list(exc.exceptions)
-        exc = next((e for e in leaves if isinstance(e, KeyboardInterrupt | asyncio.CancelledError)),
-                   next((e for e in leaves if isinstance(e, VaultError)), leaves[0]))
-    return exc
-
-
 def _as_vault_error(exc: BaseException) -> VaultError | None:
     if isinstance(exc, VaultError):
         return exc
@@ -109,7 +99,7 @@ def _as_vault_error(exc: BaseException) -> VaultError | None:
     if isinstance(exc, OSError) and exc.errno is not None:  # a local failure the code did not translate
         where = f" {exc.filename}" if exc.filename else ""
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return LocalIOError(f"disk full{where}")
+            return NoSpace(f"disk full{where}")
         return LocalIOError(f"local I/O error{where}: {exc.strerror or exc}")
     return None
 
@@ -164,7 +154,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except BaseException as caught:  # the one place failures become exit codes
-        exc = _leaf(caught)
+        exc = first_error(caught)  # a TaskGroup's group: its one error (engine/errors.py says the rule)
         return _report(out, _as_vault_error(exc), exc, debug)
 
 

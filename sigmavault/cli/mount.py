@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import hashlib
 import logging
 import os
@@ -27,10 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import config
-from ..engine import harden
-from ..engine.errors import LocalIOError, UsageError, VaultError
-from .access import Options, open_vault
+from .. import LocalIOError, UsageError, VaultError, config
+from .._internal import Passphrase, TwoFactor, harden
+from .access import Options, interactive, open_vault, probe, unlock
 from .output import Output
 
 MIB = 1 << 20
@@ -121,7 +119,8 @@ async def run_mount(opts: Options, args: argparse.Namespace, out: Output) -> Non
     mountpoint = Path(args.mountpoint)
     mopts = _options(args, mountpoint)
     if args.background and not args.child:
-        await asyncio.to_thread(_start_background, opts, args, mountpoint)
+        typed = await _checked_passphrase(opts, mountpoint)
+        await asyncio.to_thread(_start_background, opts, args, mountpoint, typed)
         out.note(f"mounted on {mountpoint} (background; `sigmavault umount {mountpoint}` to stop)")
         return
     logging.basicConfig(level=logging.DEBUG if os.environ.get("SIGMAVAULT_DEBUG") else logging.INFO, stream=sys.stderr,
@@ -166,7 +165,23 @@ def _child_argv(opts: Options, args: argparse.Namespace, mountpoint: Path, log_f
     return argv
 
 
-def _start_background(opts: Options, args: argparse.Namespace, mountpoint: Path) -> None:
+async def _checked_passphrase(opts: Options, mountpoint: Path) -> bytes | None:
+    """A passphrase typed for a background mount, checked here (asking again for a mistyped one, as
+    every command does) so the detached child gets one that opens the vault; None when the child
+    reads its credential itself (a file, the environment, a recovery code or an identity)."""
+    from ..mount.session import prepare
+
+    if not interactive(opts) or opts.recovery_code or opts.recovery_code_file or opts.identity_file:
+        return None
+    prepare(mountpoint)  # fail before asking for a passphrase
+    await probe(opts)
+    vault, cred = await unlock(opts)
+    await vault.aclose()
+    typed = cred.passphrase if isinstance(cred, TwoFactor) else cred
+    return typed.secret.reveal() if isinstance(typed, Passphrase) else None
+
+
+def _start_background(opts: Options, args: argparse.Namespace, mountpoint: Path, typed: bytes | None) -> None:
     from ..mount.session import fuse_mounted, prepare
 
     prepare(mountpoint)
@@ -180,9 +195,8 @@ def _start_background(opts: Options, args: argparse.Namespace, mountpoint: Path)
             argv[3:3] = ["--passphrase-file", os.path.abspath(opts.passphrase_file)]
     elif (env_pass := harden.secret_env("SIGMAVAULT_PASSPHRASE")) is not None:
         secret = env_pass.encode()  # through the pipe: never in the child's environment
-    elif not (opts.recovery_code_file or opts.identity_file):
-        if sys.stdin.isatty():
-            secret = getpass.getpass("Passphrase: ").encode()
+    elif typed is not None:
+        secret = typed  # checked by the parent: a typo was asked again there, not found in the log
     if secret is not None:
         argv[3:3] = ["--passphrase-file", "-"]
     with open(log_file, "ab") as log:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from ..engine.results import Stat
+from .. import Stat
 
 
 class Output:

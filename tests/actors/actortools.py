@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from sigmavault.actors.stage import Stage
+from sigmavault.engine.errors import first_error
 
 
 async def run_pipeline(*stages: Stage[Any, Any]) -> None:
@@ -15,7 +16,4 @@ async def run_pipeline(*stages: Stage[Any, Any]) -> None:
             for stage in stages:
                 tg.create_task(stage(), name=stage.name)
     except BaseExceptionGroup as group:
-        exc: BaseException = group
-        while isinstance(exc, BaseExceptionGroup):
-            exc = exc.exceptions[0]
-        raise exc from None
+        raise first_error(group) from None

@@ -16,8 +16,8 @@ from sigmavault.actors.mailbox import ReceiveChannel, SendChannel, open_channel
 from sigmavault.actors.mixer import Mixer, MixerError, Sealed
 from sigmavault.actors.stage import Stage
 from sigmavault.engine.errors import IntegrityError
-from sigmavault.engine.keys import KIND_CHUNK, KIND_COMMIT, KIND_DATA_PACK, KIND_PAGE_PACK, EpochKeys
-from sigmavault.engine.objects import Sealer, object_len
+from sigmavault.engine.format.envelope import Sealer, object_len
+from sigmavault.engine.keys.schedule import KIND_CHUNK, KIND_COMMIT, KIND_DATA_PACK, KIND_PAGE_PACK, EpochKeys
 
 CHUNK = 64 * 1024
 KINDS = ["process", "thread", "inline"]

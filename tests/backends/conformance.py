@@ -122,8 +122,8 @@ class BackendConformance:
         self.run(body)
 
     def test_create_only_probe_passes_and_leaves_nothing(self) -> None:
-        """The probe sigmavault runs before a device's first write (engine/probe.py) under ``l/``."""
-        from sigmavault.engine import probe
+        """The probe sigmavault runs before a device's first write (engine/repo/probe.py) under ``l/``."""
+        from sigmavault.engine.repo import probe
 
         async def body(b: Backend) -> None:
             assert await probe.check(b)

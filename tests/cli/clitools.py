@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 PASS = "correct horse battery staple"
+PASSPHRASE = b"quickstart passphrase"  # what drive_tty types unless told otherwise
 
 
 @dataclass
@@ -86,3 +90,46 @@ def make_tree(root: Path) -> Path:
 
 def object_files(vault: Path) -> list[Path]:
     return sorted(p for p in (vault / "o").rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def drive_tty(argv: list[str], env: dict[str, str], timeout: float = 240,
+           answers: list[bytes] | None = None) -> tuple[int, str, list[str]]:
+    """Run ``argv`` on a pty, answering prompts (passphrase prompts from ``answers`` in turn, else
+    PASSPHRASE); returns (exit status, transcript, prompts answered)."""
+    queue = list(answers or [])
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its controlling terminal is the pty
+        os.chdir(Path(__file__).resolve().parents[2])
+        os.execve(argv[0], argv, env)
+    out = b""
+    seen = 0
+    prompts: list[str] = []
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            out += chunk
+        tail = out[seen:]
+        for marker, answer in ((b"passphrase: ", PASSPHRASE), (b"Repeat: ", PASSPHRASE), (b"Passphrase: ", PASSPHRASE),
+                               (b"saved the recovery code: ", b"")):
+            if marker.lower() in tail.lower():
+                prompts.append(marker.decode().strip())
+                if answer and queue:
+                    answer = queue.pop(0)
+                os.write(fd, answer + b"\n")
+                seen = len(out)
+                break
+        done, code = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = code
+    if status is None:
+        _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace"), prompts

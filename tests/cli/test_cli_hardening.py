@@ -34,7 +34,7 @@ def core_limit(pid: int) -> str:
 
 
 def test_harden_makes_a_process_undumpable_without_cores() -> None:
-    code = ("import ctypes, resource; from sigmavault.engine import harden; harden.harden(); "
+    code = ("import ctypes, resource; from sigmavault.engine.keys import harden; harden.harden(); "
             "print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0), resource.getrlimit(resource.RLIMIT_CORE))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split(maxsplit=1) == ["0", "(0, 0)\n"]  # PR_GET_DUMPABLE = 3

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from clitools import PASS, Cli
 
-from sigmavault.engine import keymgmt, xwing
+from sigmavault import config
+from sigmavault.engine.keys import xwing
 
 
 @pytest.fixture()
@@ -39,7 +40,7 @@ def test_passwd_then_only_the_new_passphrase_opens(vault: tuple[Cli, str, str], 
 
 def device_secret(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SIGMAVAULT_HOME", str(home))
-    return keymgmt.device_secret_path()
+    return config.places().device_secret
 
 
 def test_two_factor_slot_needs_passphrase_and_device_secret(vault: tuple[Cli, str, str], tmp_path: Path,

@@ -10,7 +10,7 @@ import pytest
 from clitools import PASS, Cli, object_files
 
 import sigmavault
-from sigmavault.engine.commits import Commit, commit_name, object_hash, seal_commit
+from sigmavault.engine.format.commits import Commit, commit_name, object_hash, seal_commit
 
 
 def test_log_shows_what_each_generation_changed_and_its_client(tmp_path: Path) -> None:

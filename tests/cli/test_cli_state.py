@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from clitools import PASS, Cli
 
+from sigmavault import config
 from sigmavault.backends.s3 import S3Backend
-from sigmavault.engine import devstate
+from sigmavault.engine.local import devstate
 
 
 def state_dirs(home: Path) -> list[Path]:
@@ -57,7 +58,7 @@ def test_forget_device_without_state_says_so(tmp_path: Path) -> None:
 def test_state_is_keyed_by_endpoint_too() -> None:
     a = S3Backend.from_url("s3://bucket/pre?endpoint=http://127.0.0.1:8333")
     b = S3Backend.from_url("s3://bucket/pre?endpoint=http://10.0.0.7:9000")
-    assert devstate.folder_for(a) != devstate.folder_for(b)
+    assert devstate.folder_for(config.places(), a) != devstate.folder_for(config.places(), b)
 
 
 def test_old_keystore_restored_after_passwd_is_a_rollback(tmp_path: Path) -> None:

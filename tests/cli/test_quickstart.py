@@ -4,56 +4,12 @@ the recovery code waits for Enter, and the summary is short and says where the v
 from __future__ import annotations
 
 import os
-import pty
-import select
 import time
 from pathlib import Path
 
+from clitools import PASSPHRASE, drive_tty
+
 ROOT = Path(__file__).resolve().parents[2]
-PASSPHRASE = b"quickstart passphrase"
-
-
-def _drive(argv: list[str], env: dict[str, str], timeout: float = 240,
-           answers: list[bytes] | None = None) -> tuple[int, str, list[str]]:
-    """Run ``argv`` on a pty, answering prompts (passphrase prompts from ``answers`` in turn, else
-    PASSPHRASE); returns (exit status, transcript, prompts answered)."""
-    queue = list(answers or [])
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: its controlling terminal is the pty
-        os.chdir(ROOT)
-        os.execve(argv[0], argv, env)
-    out = b""
-    seen = 0
-    prompts: list[str] = []
-    deadline = time.monotonic() + timeout
-    status = None
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                break
-            out += chunk
-        tail = out[seen:]
-        for marker, answer in ((b"passphrase: ", PASSPHRASE), (b"Repeat: ", PASSPHRASE), (b"Passphrase: ", PASSPHRASE),
-                               (b"saved the recovery code: ", b"")):
-            if marker.lower() in tail.lower():
-                prompts.append(marker.decode().strip())
-                if answer and queue:
-                    answer = queue.pop(0)
-                os.write(fd, answer + b"\n")
-                seen = len(out)
-                break
-        done, code = os.waitpid(pid, os.WNOHANG)
-        if done:
-            status = code
-    if status is None:
-        _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), out.decode(errors="replace"), prompts
 
 
 def test_quickstart_asks_twice_and_summarises(tmp_path: Path) -> None:
@@ -64,7 +20,7 @@ def test_quickstart_asks_twice_and_summarises(tmp_path: Path) -> None:
     (src / "readme.txt").write_text("hello\n")
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TERM": "dumb", "PYTHONPATH": str(ROOT),
            "SIGMAVAULT_HOME": str(tmp_path / "svhome"), "SIGMAVAULT_QUICKSTART_SKIP_BOOTSTRAP": "1"}
-    code, transcript, prompts = _drive([str(ROOT / "scripts" / "quickstart"), str(src)], env)
+    code, transcript, prompts = drive_tty([str(ROOT / "scripts" / "quickstart"), str(src)], env)
     assert code == 0, transcript
     asked = [p for p in prompts if "assphrase" in p or p == "Repeat:"]
     assert asked == ["passphrase:", "Repeat:"], (prompts, transcript)  # was six times
@@ -94,11 +50,44 @@ def test_a_mistyped_passphrase_is_asked_again_three_times_in_all(tmp_path: Path)
     vault = str(tmp_path / "v")
     base = [sys.executable, "-m", "sigmavault", "--vault", vault]
     env = _cli_env(tmp_path)
-    code, transcript, prompts = _drive([*base, "create", "--kdf", "minimum"], env,
+    code, transcript, prompts = drive_tty([*base, "create", "--kdf", "minimum"], env,
                                        answers=[b"one", b"typo", PASSPHRASE, PASSPHRASE])
     assert code == 0, transcript
     assert prompts.count("passphrase:") == 2 and "differ; try again" in transcript  # was: exit 2 at once
-    code, transcript, prompts = _drive([*base, "ls"], env, answers=[b"wrong", PASSPHRASE])
+    code, transcript, prompts = drive_tty([*base, "ls"], env, answers=[b"wrong", PASSPHRASE])
     assert code == 0 and "wrong passphrase; try again" in transcript, transcript  # was: exit 3 at once
-    code, transcript, prompts = _drive([*base, "ls"], env, answers=[b"wrong"] * 3)
+    code, transcript, prompts = drive_tty([*base, "ls"], env, answers=[b"wrong"] * 3)
     assert code == 3 and len(prompts) == 3, (prompts, transcript)
+
+
+def test_a_background_mount_asks_again_for_a_mistyped_passphrase(tmp_path: Path) -> None:
+    """``mount --background`` checks a typed passphrase before it detaches: a typo is asked again on
+    the terminal (it used to be sent to the child, which failed into its log file)."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    if not (os.path.exists("/dev/fuse") and shutil.which("fusermount3")):
+        pytest.skip("no FUSE here")
+    vault, mp = str(tmp_path / "v"), tmp_path / "mnt"
+    mp.mkdir()
+    base = [sys.executable, "-m", "sigmavault", "--vault", vault, "--no-agent"]
+    env = _cli_env(tmp_path)
+    code, transcript, _ = drive_tty([*base, "create", "--kdf", "minimum"], env)
+    assert code == 0, transcript
+    try:
+        code, transcript, prompts = drive_tty([*base, "mount", str(mp), "--background"], env,
+                                              answers=[b"typo", PASSPHRASE])
+        assert code == 0, transcript
+        assert "wrong passphrase; try again" in transcript and len(prompts) == 2, transcript
+        assert os.path.ismount(mp)
+        code, transcript, prompts = drive_tty([*base, "umount", str(mp)], env)
+        assert code == 0 and not prompts, transcript
+        assert not os.path.ismount(mp)
+        code, transcript, prompts = drive_tty([*base, "mount", str(mp), "--background"], env, answers=[b"typo"] * 3)
+        assert code == 3 and len(prompts) == 3 and not os.path.ismount(mp), transcript
+    finally:
+        if os.path.ismount(mp):
+            subprocess.run(["fusermount3", "-u", "-z", str(mp)], capture_output=True)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sigmavault.engine import bech32
 from sigmavault.engine.errors import IntegrityError
+from sigmavault.engine.format import bech32
 
 # BIP-173 "valid checksum" vectors whose data parts also regroup canonically into bytes.
 VALID = [

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
-from sigmavault.engine.cache import Cache
-from sigmavault.engine.secret import Secret
+from sigmavault.engine.keys.secret import Secret
+from sigmavault.engine.local.cache import Cache
 
 MARK = b"MARKERplaintext"
+T = TypeVar("T")
+
+
+def run(aw: Awaitable[T]) -> T:
+    """The cache's reads are async (they run on its worker thread)."""
+    async def go() -> T:
+        return await aw
+
+    return asyncio.run(go())
 
 
 def _key() -> Secret:
@@ -27,15 +39,15 @@ def test_values_round_trip_and_never_reach_the_disk_in_the_clear(tmp_path: Path)
     c.put_page(b"p" * 32, MARK + b" page")
     c.set_file_stats([(b"/dest\0/home/me/" + MARK, 123456789, 42, 7)])
     c.add_blobs([(b"b" * 32, 1, 2, "o/" + "ab" * 32, 4096, 987654, 1 << 20)])
-    assert c.get_page(b"p" * 32) == MARK + b" page"
-    assert c.file_stat(b"/dest\0/home/me/" + MARK) == (123456789, 42, 7)
-    assert c.find_blob(b"b" * 32) == (1, 2, "o/" + "ab" * 32, 4096, 987654, 1 << 20, False)
+    assert run(c.get_page(b"p" * 32)) == MARK + b" page"
+    assert run(c.file_stat(b"/dest\0/home/me/" + MARK)) == (123456789, 42, 7)
+    assert run(c.find_blob(b"b" * 32)) == (1, 2, "o/" + "ab" * 32, 4096, 987654, 1 << 20, False)
     c.close()
     data = _disk(path)
     assert MARK not in data and b"/home/me" not in data
     assert (987654).to_bytes(8, "big") not in data and (123456789).to_bytes(8, "big") not in data
     again = Cache(path, key)  # the same key reads them back in a new process
-    assert again.get_page(b"p" * 32) == MARK + b" page"
+    assert run(again.get_page(b"p" * 32)) == MARK + b" page"
     again.close()
 
 
@@ -47,9 +59,9 @@ def test_another_key_reads_nothing(tmp_path: Path) -> None:
     c.add_blobs([(b"b" * 32, 1, 2, "o/" + "ab" * 32, 0, 10, 100)])
     c.close()
     other = Cache(path, _key())
-    assert other.get_page(b"p" * 32) is None
-    assert other.file_stat(b"/x") is None
-    assert other.find_blob(b"b" * 32) is None
+    assert run(other.get_page(b"p" * 32)) is None
+    assert run(other.file_stat(b"/x")) is None
+    assert run(other.find_blob(b"b" * 32)) is None
 
 
 def test_swapped_rows_do_not_open(tmp_path: Path) -> None:
@@ -57,12 +69,13 @@ def test_swapped_rows_do_not_open(tmp_path: Path) -> None:
     c = Cache(path, _key())
     c.put_page(b"1" * 32, b"one")
     c.put_page(b"2" * 32, b"two")
+    run(c.flush())  # queued writes reach the file in one transaction
     db = sqlite3.connect(path)
     v1 = db.execute("SELECT v FROM pages WHERE id=?", (b"1" * 32,)).fetchone()[0]
     db.execute("UPDATE pages SET v=? WHERE id=?", (v1, b"2" * 32))
     db.commit()
     db.close()
-    assert c.get_page(b"2" * 32) is None and c.get_page(b"1" * 32) == b"one"
+    assert run(c.get_page(b"2" * 32)) is None and run(c.get_page(b"1" * 32)) == b"one"
 
 
 def test_an_old_cache_in_the_clear_is_wiped(tmp_path: Path) -> None:
@@ -83,6 +96,6 @@ def test_an_old_cache_in_the_clear_is_wiped(tmp_path: Path) -> None:
     db.close()
     assert MARK in _disk(path)
     c = Cache(path, _key())
-    assert c.get_meta("indexed_gen") == -1  # the index is rebuilt from the vault
+    assert run(c.get_meta("indexed_gen")) == -1  # the index is rebuilt from the vault
     c.close()
     assert MARK not in _disk(path)

@@ -1,4 +1,4 @@
-"""Property tests of C2SP chunked encryption (engine/chunked.py) and of ranged reads through Sealer.
+"""Property tests of C2SP chunked encryption (engine/format/aead.py) and of ranged reads through Sealer.
 
 Round trips for random sizes (0..~70 KiB and sizes next to record boundaries), random ranged reads
 through ``span``/``open_records`` and ``Sealer.range_plan``/``open_range``, all compared with the
@@ -13,8 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sigmavault.engine import chunked, keys, objects
 from sigmavault.engine.errors import IntegrityError
+from sigmavault.engine.format import aead as chunked
+from sigmavault.engine.format import envelope as objects
+from sigmavault.engine.keys import schedule as keys
 
 PRK = b"\x11" * 32
 CTX = b"test context"

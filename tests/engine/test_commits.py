@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sigmavault.engine.canonical import b64u, dumps
-from sigmavault.engine.commits import (
+from sigmavault.engine.errors import IntegrityError, RollbackError
+from sigmavault.engine.format.canonical import b64u, dumps
+from sigmavault.engine.format.commits import (
     ChainHead,
     ChainState,
     Commit,
@@ -30,10 +31,9 @@ from sigmavault.engine.commits import (
     verify_chain,
     verify_successor,
 )
-from sigmavault.engine.errors import IntegrityError, RollbackError
-from sigmavault.engine.keys import KIND_COMMIT, EpochKeys
-from sigmavault.engine.objects import Sealer
-from sigmavault.engine.pages import BlobRef
+from sigmavault.engine.format.envelope import Sealer
+from sigmavault.engine.format.pages import BlobRef
+from sigmavault.engine.keys.schedule import KIND_COMMIT, EpochKeys
 
 CHUNK = 4 << 20
 VAULT = bytes(range(32))

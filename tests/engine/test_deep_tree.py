@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from vaulttools import new_vault, reopen
 
-from sigmavault.engine.export import export_tree
-from sigmavault.engine.importer import import_paths
+from sigmavault.engine.transfer.exporter import export_tree
+from sigmavault.engine.transfer.importer import import_paths
 
 DEPTH = 1200
 DEEP = "/".join(["d"] * DEPTH)

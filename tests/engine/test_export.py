@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from vaulttools import new_vault
 
-from sigmavault.engine.canonical import b64u, dumps
 from sigmavault.engine.errors import AlreadyExists, IntegrityError, UsageError
-from sigmavault.engine.export import ExportOptions, export_tree
-from sigmavault.engine.pages import FILE, Entry, Page, decode_page, encode_page
+from sigmavault.engine.format.canonical import b64u, dumps
+from sigmavault.engine.format.pages import FILE, Entry, Page, decode_page, encode_page
+from sigmavault.engine.transfer.exporter import ExportOptions, export_tree
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int, bytes | None]]:

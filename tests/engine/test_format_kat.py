@@ -9,7 +9,10 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
-from sigmavault.engine import chunked, framing, keys, objects
+from sigmavault.engine.format import aead as chunked
+from sigmavault.engine.format import envelope as objects
+from sigmavault.engine.format import framing
+from sigmavault.engine.keys import schedule as keys
 
 VAULT_ID = bytes(range(32))
 RK1 = b"\x42" * 32

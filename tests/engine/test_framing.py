@@ -1,4 +1,4 @@
-"""PADMÉ, framing and object sizes (engine/framing.py, CRYPTO.md §3.3): sizes follow the padding law exactly."""
+"""PADMÉ, framing and object sizes (engine/format/framing.py, CRYPTO.md §3.3): sizes follow the padding law exactly."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sigmavault.engine import chunked, framing, keys, objects
 from sigmavault.engine.errors import IntegrityError
+from sigmavault.engine.format import aead as chunked
+from sigmavault.engine.format import envelope as objects
+from sigmavault.engine.format import framing
+from sigmavault.engine.keys import schedule as keys
 
 MIB4 = 4 << 20
 FULL_OBJECT = 4_198_486

@@ -13,11 +13,12 @@ import time
 
 import pytest
 
-from sigmavault.engine import canonical, commits, keystore, xwing
-from sigmavault.engine.credentials import Passphrase, Pin
 from sigmavault.engine.errors import IntegrityError, UsageError
-from sigmavault.engine.pages import BlobRef
-from sigmavault.engine.slots import MINIMUM
+from sigmavault.engine.format import canonical, commits
+from sigmavault.engine.format.pages import BlobRef
+from sigmavault.engine.keys import keystore, xwing
+from sigmavault.engine.keys.credentials import Passphrase, Pin
+from sigmavault.engine.keys.slots import MINIMUM
 
 
 @pytest.fixture(scope="module")

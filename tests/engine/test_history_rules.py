@@ -13,12 +13,12 @@ import pytest
 from vaulttools import PASS, new_vault, reopen
 
 from sigmavault import AuthError, IntegrityError, RollbackError
-from sigmavault.engine import keystore
-from sigmavault.engine.commits import Commit, commit_name, decode_commit, object_hash, seal_commit
-from sigmavault.engine.credentials import Passphrase
-from sigmavault.engine.keyring import Epoch
-from sigmavault.engine.secret import Secret
-from sigmavault.engine.slots import MINIMUM
+from sigmavault.engine.format.commits import Commit, commit_name, decode_commit, object_hash, seal_commit
+from sigmavault.engine.keys import keystore
+from sigmavault.engine.keys.credentials import Passphrase
+from sigmavault.engine.keys.keyring import Epoch
+from sigmavault.engine.keys.secret import Secret
+from sigmavault.engine.keys.slots import MINIMUM
 from sigmavault.engine.vault import Vault
 
 

@@ -16,8 +16,8 @@ from vaulttools import MIB, new_vault, reopen
 
 import sigmavault
 from sigmavault import IntegrityError
-from sigmavault.engine.pages import BlobRef
-from sigmavault.engine.tree import Dir, File, Meta
+from sigmavault.engine.catalog.tree import Dir, File, Meta
+from sigmavault.engine.format.pages import BlobRef
 
 
 async def _fresh(url: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> sigmavault.Vault:

@@ -9,7 +9,7 @@ import pytest
 from vaulttools import MIB, new_vault, object_files, reopen
 
 from sigmavault import NotFound
-from sigmavault.engine.importer import import_paths
+from sigmavault.engine.transfer.importer import import_paths
 
 
 def make_tree(root: Path) -> dict[str, bytes]:

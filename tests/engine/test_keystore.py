@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from sigmavault.engine import keystore, slots, xwing
-from sigmavault.engine.credentials import Passphrase, Pin, RecoveryCode, TwoFactor, XwingKey
 from sigmavault.engine.errors import AuthError, IntegrityError, UsageError
-from sigmavault.engine.keyring import Params
-from sigmavault.engine.keys import EpochKeys
-from sigmavault.engine.secret import Secret
-from sigmavault.engine.slots import MINIMUM, KdfProfile, PassSlot, XwingSlot
+from sigmavault.engine.keys import keystore, slots, xwing
+from sigmavault.engine.keys.credentials import Passphrase, Pin, RecoveryCode, TwoFactor, XwingKey
+from sigmavault.engine.keys.keyring import Params
+from sigmavault.engine.keys.schedule import EpochKeys
+from sigmavault.engine.keys.secret import Secret
+from sigmavault.engine.keys.slots import MINIMUM, KdfProfile, PassSlot, XwingSlot
 
 PW = Passphrase.of("correct horse battery staple")
 

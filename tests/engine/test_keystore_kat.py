@@ -12,12 +12,13 @@ from argon2.low_level import Type, hash_secret_raw
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from sigmavault.engine import chunked, keyring, keystore, slots
-from sigmavault.engine.canonical import unb64u
-from sigmavault.engine.credentials import Passphrase, RecoveryCode
 from sigmavault.engine.errors import IntegrityError
-from sigmavault.engine.keys import expand
-from sigmavault.engine.secret import Secret
+from sigmavault.engine.format import aead as chunked
+from sigmavault.engine.format.canonical import unb64u
+from sigmavault.engine.keys import keyring, keystore, slots
+from sigmavault.engine.keys.credentials import Passphrase, RecoveryCode
+from sigmavault.engine.keys.schedule import expand
+from sigmavault.engine.keys.secret import Secret
 
 VAULT_ID = bytes(range(32))
 KSK = Secret(b"\x55" * 32, "ksk")

@@ -19,14 +19,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sigmavault.engine import chunked, keyring, keystore, slots, xwing
-from sigmavault.engine.canonical import b64u, dumps, unb64u
-from sigmavault.engine.credentials import Passphrase, Pin, XwingKey
 from sigmavault.engine.errors import AuthError, IntegrityError, RollbackError, VaultError
-from sigmavault.engine.keyring import Epoch, Keyring, Params
-from sigmavault.engine.keys import expand
-from sigmavault.engine.secret import Secret
-from sigmavault.engine.slots import MINIMUM, KdfProfile
+from sigmavault.engine.format import aead as chunked
+from sigmavault.engine.format.canonical import b64u, dumps, unb64u
+from sigmavault.engine.keys import keyring, keystore, slots, xwing
+from sigmavault.engine.keys.credentials import Passphrase, Pin, XwingKey
+from sigmavault.engine.keys.keyring import Epoch, Keyring, Params
+from sigmavault.engine.keys.schedule import expand
+from sigmavault.engine.keys.secret import Secret
+from sigmavault.engine.keys.slots import MINIMUM, KdfProfile
 
 PW = Passphrase.of("victim passphrase")
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -420,3 +421,48 @@ def test_structured_field_replacement(victim: Victim, slot: int, key: str, value
     p["slots"][slot][key] = value
     with contextlib.suppress(IntegrityError):
         keystore.parse(with_payload(w.data, p), w.name)
+
+
+def _padded_with_costly_slots(data: bytes, count: int) -> bytes:
+    """The provider's move: ``count`` more passphrase slots at the maximum Argon2 cost, put first."""
+
+    def pad(p: dict[str, Any]) -> None:
+        model = p["slots"][0]
+        costly = [dict(model, id=b64u(secrets.token_bytes(16)), m=slots.M_MAX, t=slots.T_MAX) for _ in range(count)]
+        p["slots"] = costly + p["slots"]
+
+    return edit(data, pad)
+
+
+@pytest.fixture
+def argon2_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Record every Argon2 run (m, t); runs at the maximum cost return junk instead of costing minutes."""
+    real = slots.hash_secret_raw
+    calls: list[tuple[int, int]] = []
+
+    def counting(*args: Any, **kw: Any) -> bytes:
+        calls.append((kw["memory_cost"], kw["time_cost"]))
+        if kw["memory_cost"] == slots.M_MAX:
+            return bytes(32)
+        out: bytes = real(*args, **kw)
+        return out
+
+    monkeypatch.setattr(slots, "hash_secret_raw", counting)
+    return calls
+
+
+def test_costly_slots_added_by_the_provider_are_tried_last(victim: Victim, argon2_calls: list[tuple[int, int]]
+                                                            ) -> None:
+    """The honest slot opens first, so the payload MAC catches the edit after one cheap Argon2 run."""
+    w = victim.gen1
+    with pytest.raises(IntegrityError):
+        keystore.unlock(_padded_with_costly_slots(w.data, 62), w.name, PW)
+    assert argon2_calls == [(MINIMUM.m, MINIMUM.t)]
+
+
+def test_a_failing_unlock_spends_a_bounded_argon2_budget(victim: Victim, argon2_calls: list[tuple[int, int]]) -> None:
+    w = victim.gen1
+    with pytest.raises(IntegrityError, match="more Argon2 work than one unlock spends"):
+        keystore.unlock(_padded_with_costly_slots(w.data, 62), w.name, Passphrase.of("not the passphrase"))
+    assert sum(m * t for m, t in argon2_calls) <= slots.UNLOCK_BUDGET
+    assert len(argon2_calls) == 2  # the honest slot (wrong passphrase), then one costly slot: 62 were not run

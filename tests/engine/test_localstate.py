@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sigmavault.engine import localstate
-from sigmavault.engine.canonical import b64u, unb64u
 from sigmavault.engine.errors import AlreadyExists, AuthError, IntegrityError, LocalIOError
-from sigmavault.engine.keys import expand
-from sigmavault.engine.localstate import LocalState
-from sigmavault.engine.secret import Secret
+from sigmavault.engine.format.canonical import b64u, unb64u
+from sigmavault.engine.keys.schedule import expand
+from sigmavault.engine.keys.secret import Secret
+from sigmavault.engine.local import localstate
+from sigmavault.engine.local.localstate import LocalState
 
 KEY = Secret(expand(b"\xbb" * 32, "local-state"), "local-state key")
 STATE = LocalState(

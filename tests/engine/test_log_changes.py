@@ -6,7 +6,7 @@ from pathlib import Path
 
 from vaulttools import new_vault
 
-from sigmavault.engine.tree import Dir
+from sigmavault.engine.catalog.tree import Dir
 
 
 async def test_log_counts_added_modified_removed_and_bytes_per_generation(tmp_path: Path) -> None:

@@ -12,7 +12,9 @@ import zlib
 
 import pytest
 
-from sigmavault.engine import chunked, keys, objects
+from sigmavault.engine.format import aead as chunked
+from sigmavault.engine.format import envelope as objects
+from sigmavault.engine.keys import schedule as keys
 
 MIB4 = 4 << 20
 KEYS = keys.EpochKeys.derive(b"\x42" * 32, bytes(range(32)), 1, "blake3-keyed-256")

@@ -14,8 +14,11 @@ from functools import partial
 
 import pytest
 
-from sigmavault.engine import chunked, framing, keys, objects
 from sigmavault.engine.errors import IntegrityError
+from sigmavault.engine.format import aead as chunked
+from sigmavault.engine.format import envelope as objects
+from sigmavault.engine.format import framing
+from sigmavault.engine.keys import schedule as keys
 
 MIB4 = 4 << 20
 ROOT = b"\x42" * 32

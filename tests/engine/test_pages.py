@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from sigmavault.engine.canonical import b64u, dumps
 from sigmavault.engine.errors import IntegrityError
-from sigmavault.engine.pages import (
+from sigmavault.engine.format.canonical import b64u, dumps
+from sigmavault.engine.format.pages import (
     INLINE_MAX,
     BlobRef,
     Entry,

@@ -18,7 +18,7 @@ from vaulttools import MIB, PASS, new_vault, reopen
 
 from sigmavault import BackendUnavailable, LocalIOError
 from sigmavault.backends.faulty import FaultyBackend
-from sigmavault.engine.tree import Meta
+from sigmavault.engine.catalog.tree import Meta
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,7 +128,7 @@ IMPORTER = textwrap.dedent(
             async with v.ingest() as ing:
                 for name in sorted(os.listdir(src)):
                     st = os.stat(os.path.join(src, name))
-                    from sigmavault.engine.tree import Meta
+                    from sigmavault.engine.catalog.tree import Meta
                     await ing.add([b"tree", name.encode()], os.path.join(src, name),
                                   Meta(st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_mtime_ns, st.st_ctime_ns))
             await v.commit()

@@ -9,11 +9,14 @@ import pytest
 from vaulttools import PASS
 
 import sigmavault
+from sigmavault import config
 from sigmavault.backends.base import Backend, Wrapper
 from sigmavault.backends.faulty import FaultyBackend
 from sigmavault.backends.memory import MemoryBackend
-from sigmavault.engine import devstate, probe, session
+from sigmavault.engine import opening as session
 from sigmavault.engine.errors import BackendError
+from sigmavault.engine.local import devstate
+from sigmavault.engine.repo import probe
 
 
 class IgnoresCondition(Wrapper):
@@ -107,7 +110,7 @@ async def test_first_write_from_a_device_probes_once(tmp_path: Path, monkeypatch
         await v.put(b"/b", b"2")
         await v.commit()
     async with await sigmavault.open(url, passphrase=PASS) as v:
-        assert probe.passed(devstate.folder_for(v.backend))
+        assert probe.passed(devstate.folder_for(config.places(), v.backend))
 
 
 async def test_create_that_fails_midway_leaves_no_objects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,7 +140,7 @@ async def test_create_that_fails_puts_old_state_back(tmp_path: Path, monkeypatch
 
     url = str(tmp_path / "v")
     async with await sigmavault.create(url, passphrase=PASS, kdf="minimum") as v:
-        folder = devstate.folder_for(v.backend)
+        folder = devstate.folder_for(config.places(), v.backend)
     before = (folder / devstate.STATE_FILE).read_bytes()
     shutil.rmtree(tmp_path / "v")
 

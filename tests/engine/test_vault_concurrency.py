@@ -180,3 +180,70 @@ async def test_concurrent_commits_from_many_tasks_on_two_instances(tmp_path: Pat
         expected = sorted([f"a{i}" for i in range(5)] + [f"b{i}" for i in range(5)])
         assert sorted(s.name for s in await v.ls("/")) == expected
         assert v.generation == 10
+
+
+@pytest.mark.parametrize("theirs", ["move", "keep"])
+async def test_a_folder_moved_by_one_writer_and_kept_or_moved_by_another_stays_readable(tmp_path: Path,
+                                                                                         theirs: str) -> None:
+    """Two writers race: one moves a folder (with a subfolder), the other moves it elsewhere or leaves it
+    and edits beside it. The merge must not put one catalog page at two paths: a fresh client refuses
+    such a catalog as hostile, so the merged generation would be unreadable."""
+    url = tmp_path / "v"
+    async with await new_vault(url) as v:
+        for i in range(3):
+            await v.put(f"x/f{i}", f"file {i}".encode())
+            await v.put(f"x/sub/g{i}", f"deep {i}".encode() * 100)
+        await v.put("x/sub/deeper/h", b"h" * 5000)
+    a, b = await reopen(url), await reopen(url)
+    try:
+        await a.mv("x", "moved-by-a")
+        if theirs == "move":
+            await b.mv("x", "moved-by-b")
+        else:
+            await b.mkdir("elsewhere")
+            await b.mv("x/sub", "elsewhere/sub-by-b")  # b moves a part out of the folder a moves whole
+        await b.commit()
+        await a.commit()  # loses the race, merges onto b's generation
+    finally:
+        await a.aclose()
+        await b.aclose()
+    async with await reopen(url) as v:
+        files = {p: await v.read_bytes(p) async for p, st in v.walk("/") if st.type == "file"}
+        report = await v.verify(full=True)
+    assert report.ok, report.problems
+    assert files["/moved-by-a/f1"] == b"file 1"
+    if theirs == "move":
+        assert files["/moved-by-b/sub/deeper/h"] == b"h" * 5000
+        assert files["/moved-by-a/sub/g2"] == b"deep 2" * 100
+    else:
+        # b changed x (moved sub out), so x stays with b's edit; a's move keeps the whole folder it
+        # moved (sub included) and b's sub stands alone: duplicated, never lost
+        assert files["/elsewhere/sub-by-b/g0"] == files["/moved-by-a/sub/g0"] == b"deep 0" * 100
+        assert sorted(p for p in files if p.startswith("/x/")) == ["/x/f0", "/x/f1", "/x/f2"]
+        assert len(files) == 7 + 4 + 3
+
+
+
+async def test_a_folder_moved_over_one_a_rival_changed_is_kept_as_a_conflict_copy(tmp_path: Path) -> None:
+    """Ours replaces x/a by moving y onto it; theirs edits inside x/a. Theirs keeps the name, and y's
+    content (gone from its old place in ours) survives as the conflict copy instead of vanishing."""
+    url = tmp_path / "v"
+    async with await new_vault(url) as v:
+        await v.put("x/a/old", b"old a")
+        await v.put("y/keep", b"y content")
+    a, b = await reopen(url), await reopen(url)
+    try:
+        await a.rm("x/a", recursive=True)
+        await a.mv("y", "x/a")
+        await b.put("x/a/new", b"new in a")
+        await b.commit()
+        await a.commit()
+    finally:
+        await a.aclose()
+        await b.aclose()
+    async with await reopen(url) as v:
+        files = {p: await v.read_bytes(p) async for p, st in v.walk("/") if st.type == "file"}
+        assert (await v.verify(full=True)).ok
+    assert files["/x/a/new"] == b"new in a" and files["/x/a/old"] == b"old a"
+    copies = [p for p in files if p.startswith("/x/a (conflict ")]
+    assert [files[p] for p in copies] == [b"y content"], files

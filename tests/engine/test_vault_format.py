@@ -8,11 +8,11 @@ from pathlib import Path
 
 from vaulttools import MIB, new_vault, object_files
 
-from sigmavault.engine import keystore
 from sigmavault.engine.errors import IntegrityError
-from sigmavault.engine.framing import FRAME_HEADER
-from sigmavault.engine.keys import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
-from sigmavault.engine.objects import object_len
+from sigmavault.engine.format.envelope import object_len
+from sigmavault.engine.format.framing import FRAME_HEADER
+from sigmavault.engine.keys import keystore
+from sigmavault.engine.keys.schedule import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
 
 MARKER = b"SIGMAVAULT-PLAINTEXT-MARKER-7f3a"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from vaulttools import MIB, new_vault, reopen
 
-from sigmavault.engine.tree import Dir, Meta
+from sigmavault.engine.catalog.tree import Dir, Meta
 from sigmavault.engine.vault import Vault
 
 
@@ -115,7 +115,7 @@ async def test_the_store_listing_reports_unreferenced_and_damaged_objects(tmp_pa
         await v.put("never committed", os.urandom(MIB + 5))  # a full chunk uploaded, then the process "dies"
         await v._content.flush()
         orphan = [b.object_name for b in (await v._tree.lookup([b"never committed"])).blobs]
-        v._tree = v._tree_at(v._head.commit)  # drop the edit: its objects stay behind, unreferenced
+        v._tree = v._catalog.tree(v._head.commit)  # drop the edit: its objects stay behind, unreferenced
     junk = root / "o" / "ab" / ("ab" + "0" * 62)
     junk.parent.mkdir(exist_ok=True)
     junk.write_bytes(os.urandom(5000))

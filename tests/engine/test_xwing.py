@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from sigmavault.engine import bech32, xwing
 from sigmavault.engine.errors import IntegrityError
-from sigmavault.engine.secret import Secret
-from sigmavault.engine.slots import XwingSlot, open_xwing, slot_from_json, xwing_context
+from sigmavault.engine.format import bech32
+from sigmavault.engine.keys import xwing
+from sigmavault.engine.keys.secret import Secret
+from sigmavault.engine.keys.slots import XwingSlot, open_xwing, slot_from_json, xwing_context
 
 # From the age specification (C2SP age.md, "The MLKEM768-X25519 hybrid post-quantum recipient type"):
 # the example identity, its recipient, and an example stanza (test data, not code).

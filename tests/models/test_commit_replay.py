@@ -22,8 +22,7 @@ from sigmavault.backends.base import layers
 from sigmavault.backends.faulty import FaultyBackend
 from sigmavault.backends.memory import STORES
 from sigmavault.backends.retrying import RetryingBackend
-from sigmavault.engine.keystore import Unlocked
-from sigmavault.engine.secret import Secret
+from sigmavault.engine.keys.secret import Secret
 
 PASS = "correct horse battery staple"
 
@@ -142,10 +141,9 @@ class Template:
             first = await sigmavault.create(url, passphrase=PASS, kdf="minimum", chunk_size=1 << 20)
             await first.aclose()
 
-            def keep(u: Unlocked) -> None:
-                cls.ksk, cls.fingerprint = u.ksk, u.fingerprint.hex()
-
-            await (await sigmavault.open(url, passphrase=PASS, on_unlock=keep)).aclose()
+            async with await sigmavault.open(url, passphrase=PASS) as v:
+                fingerprint, cls.ksk, _slot = v.keys.agent_key()
+                cls.fingerprint = fingerprint.hex()
             store = STORES.open("replay-template")
             cls.objects = {n: await store.get(n) async for n in store.list()}
         cls.copies += 1

@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import sigmavault
-from sigmavault.mount.content import FileContent
+from sigmavault.mount.files import FileContent
 from sigmavault.mount.inodes import Handle, InodeTable
 from sigmavault.mount.options import MountOptions
 

@@ -1,0 +1,141 @@
+"""Between the in-memory tree and sealed catalog pages: load a directory, save the dirty ones.
+
+Loading a directory fetches its pages (from the local cache when present, re-verified by keyed
+id; else from page packs through the store) and decodes them strictly. Saving walks the dirty
+directories bottom-up, encodes each into pages split by name range, appends them to the open
+page pack and records their refs in the parent's entry, so only the paths that changed are
+rewritten (copy-on-write).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Iterator
+
+from ..errors import IntegrityError
+from ..format.commits import Commit
+from ..format.pages import DIR, FILE, LINK, BlobRef, Entry, decode_page, encoded_pages
+from ..local.cache import Cache
+from ..repo.packs import PackWriter, final_ref
+from ..repo.reader import BlobReader
+from ..repo.store import ObjectStore
+from .tree import Dir, File, Link, Loader, Meta, Node, Tree
+
+
+def node_from_entry(e: Entry) -> Node:
+    meta = Meta(e.mode, e.uid, e.gid, e.mtime_ns, e.ctime_ns, dict(e.xattrs))
+    if e.type == FILE:
+        assert e.size is not None
+        return File(meta, e.size, list(e.blobs or ()), e.inline)
+    if e.type == DIR:
+        return Dir(meta, list(e.pages or ()))
+    assert e.target is not None
+    return Link(meta, e.target)
+
+
+def entry_from_node(name: bytes, node: Node) -> Entry:
+    m = node.meta
+    common = dict(name=name, mode=m.mode & 0o7777, uid=m.uid, gid=m.gid, mtime_ns=m.mtime_ns, ctime_ns=m.ctime_ns,
+                  xattrs=tuple(sorted(m.xattrs.items())))
+    if isinstance(node, File):
+        if node.inline is not None:
+            return Entry(type=FILE, size=node.size, inline=node.inline, **common)  # type: ignore[arg-type]
+        return Entry(type=FILE, size=node.size, blobs=tuple(final_ref(b) for b in node.blobs), **common)  # type: ignore[arg-type]
+    if isinstance(node, Dir):
+        return Entry(type=DIR, pages=tuple(node.pages), **common)  # type: ignore[arg-type]
+    return Entry(type=LINK, target=node.target, **common)  # type: ignore[arg-type]
+
+
+def _aligned(blobs: tuple[BlobRef, ...], chunk_size: int) -> bool:
+    *body, tail = blobs
+    return all(b.length == chunk_size for b in body) and tail.length <= chunk_size
+
+
+class Catalog:
+    """Loads and saves directory pages of one vault."""
+
+    def __init__(self, store: ObjectStore, page_pack: PackWriter, cache: Cache, page_target: int, *,
+                 reader: BlobReader | None = None) -> None:
+        self._store = store
+        self._reader = reader if reader is not None else BlobReader(store)
+        self._pages = page_pack
+        self._cache = cache
+        self._target = min(page_target, store.chunk_size // 2)
+
+    async def load(self, d: Dir, *, reader: BlobReader | None = None) -> dict[bytes, Node]:
+        """The entries of ``d`` from its pages, after the checks a co-writer's catalog must pass.
+
+        Beyond each page's own strict decoding: pages hold disjoint name ranges in ascending order
+        (no name twice, none empty), and every file's blobs are chunk-aligned — each but the last
+        exactly one chunk, the last at most one — so every reader (stream, mount, export) maps
+        offsets to chunks the same way. Pages come from the local cache or through the vault's blob
+        reader; with ``reader`` (``verify --full``: one over a fresh store), every page is downloaded
+        and authenticated through it, never taken from the local cache, and the cache is left alone.
+        """
+        out: dict[bytes, Node] = {}
+        cs = self._store.chunk_size
+        last: bytes | None = None
+        for ref in d.pages:
+            data = None if reader is not None else await self._cache.get_page(ref.id)
+            keys = self._store.sealer_for(ref.epoch).keys
+            if reader is not None:
+                data = await reader.read(ref)
+            elif data is None or not hmac.compare_digest(keys.page_id_of(data), ref.id):
+                data = await self._reader.read(ref)
+                self._cache.put_page(ref.id, data)
+            entries = decode_page(data, chunk_size=cs).entries
+            if not entries:
+                raise IntegrityError("the directory has an empty catalog page (a hostile or damaged catalog)")
+            if last is not None and not last < entries[0].name:
+                raise IntegrityError("the directory's catalog pages overlap or are out of order: "
+                                     "a name would appear twice (a hostile or damaged catalog)")
+            last = entries[-1].name
+            for e in entries:
+                if e.blobs and not _aligned(e.blobs, cs):
+                    raise IntegrityError(f"file {os.fsdecode(e.name)!r} has blobs that are not chunk-aligned "
+                                         "(a hostile or damaged catalog)")
+                out[e.name] = node_from_entry(e)
+        return out
+
+    async def save(self, tree: Tree) -> list[BlobRef]:
+        """Encode every dirty directory into the page pack, children before parents; returns the root's refs.
+
+        Iterative (a tree may be deeper than Python's recursion limit); the order is a depth-first
+        post-order by name, as a recursive walk would give.
+        """
+        if not tree.root.dirty:
+            return tree.root.pages
+        stack: list[tuple[Dir, Iterator[Dir]]] = [(tree.root, _dirty_subdirs(tree.root))]
+        while stack:
+            d, pending = stack[-1]
+            child = next(pending, None)
+            if child is not None:
+                stack.append((child, _dirty_subdirs(child)))
+            else:
+                stack.pop()
+                d.pages = await self._save_dir(d)
+        return tree.root.pages
+
+    async def _save_dir(self, d: Dir) -> list[BlobRef]:
+        """Encode one directory whose dirty subdirectories are already saved."""
+        kids = d.children or {}
+        entries = [entry_from_node(name, kids[name]) for name in sorted(kids)]
+        refs: list[BlobRef] = []
+        keys = self._store.keys
+        for data in encoded_pages(entries, target=self._target, chunk_size=self._store.chunk_size):
+            page_id = keys.page_id_of(data)
+            refs.append((await self._pages.add(data, page_id)).ref())
+            self._cache.put_page(page_id, data)
+        d.pages = refs
+        return refs
+
+    def tree(self, c: Commit, load: Loader | None = None) -> Tree:
+        """The tree commit ``c`` names; its pages are loaded on demand by ``load`` (default: :meth:`load`)."""
+        root = Dir(Meta(0o755, 0, 0, c.time * 10**9, c.time * 10**9), list(c.root))
+        return Tree(root, load or self.load)
+
+
+def _dirty_subdirs(d: Dir) -> Iterator[Dir]:
+    kids = d.children or {}
+    return iter([n for name in sorted(kids) if isinstance(n := kids[name], Dir) and n.dirty])

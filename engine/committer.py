@@ -1,0 +1,148 @@
+"""The commit protocol of one vault front: the next generation, lost answers, other clients' commits.
+
+A :class:`Committer` owns the head a vault shows, its working tree and the commit records whose
+answer was lost (``unsure``). :meth:`commit` flushes the content, writes the changed catalog pages
+and then ``c/{head+1}`` with a create-only put (DESIGN.md §6, CRYPTO.md §5.2). Losing that race
+reloads the new head, merges three ways and tries the next generation; a commit of ours whose
+answer was lost is recognised by its bytes and is never merged as a rival's. :meth:`refresh`
+adopts other clients' commits. Modelled in ``models/commit.py`` (``commit``, ``_holds``,
+``_catch_up``, ``refresh`` are the model's writer steps): change both together.
+
+Cancellation: a cancelled commit leaves the vault at its last commit; a commit record that may
+have landed is remembered as unsure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+
+from .catalog.pagestore import Catalog
+from .catalog.tree import Tree, merge
+from .content.index import BlobIndex
+from .errors import VaultError
+from .format.commits import ChainHead, Commit, commit_name, seal_commit, verify_successor
+from .repo.history import History
+from .repo.packs import PackWriter
+from .repo.store import ObjectStore
+
+
+class Committer:
+    """Writes the next generation of one vault and adopts other clients' (see the module doc)."""
+
+    def __init__(self, *, history: History, store: ObjectStore, catalog: Catalog, page_pack: PackWriter,
+                 index: BlobIndex, head: ChainHead, lock: asyncio.Lock,
+                 flush_content: Callable[[], Awaitable[None]], refresh_interval: float | None) -> None:
+        self._history = history
+        self._store = store
+        self._catalog = catalog
+        self._page_pack = page_pack
+        self._index = index
+        self._flush_content = flush_content
+        self.head = head
+        self.tree = catalog.tree(head.commit)
+        self.lock = lock  # the vault's edit lock: a commit sees no half-made edit
+        #: commit records sent whose answer was lost, by generation: if one landed it is ours
+        self._unsure: dict[int, bytes] = {}
+        #: seconds between adopting other clients' commits before a read (None: only :meth:`refresh`)
+        self.refresh_interval = refresh_interval
+        self._refreshed = time.monotonic()
+
+    @property
+    def pending(self) -> bool:
+        """True when the working tree has edits not yet committed."""
+        return self.tree.root.dirty
+
+    def _tree_at(self, c: Commit) -> Tree:
+        return self._catalog.tree(c)
+
+    async def commit(self) -> int:
+        """Make all edits visible as the next generation; returns it (the current one if nothing changed).
+
+        On a lost race with another client: reload, three-way merge (conflicts kept as conflict
+        copies), retry. Raises BackendError, IntegrityError, RollbackError.
+        """
+        async with self.lock:
+            if not self.pending:
+                return self.head.gen
+            base = self._tree_at(self.head.commit)
+            for _attempt in range(64):
+                # a keystore rewritten elsewhere must be seen before we commit under it (CRYPTO.md §5.2 step 3)
+                await self._history.reread_keystore()
+                await self._flush_content()
+                root = await self._catalog.save(self.tree)
+                await self._page_pack.flush()
+                gen = self.head.gen + 1
+                c = Commit(self._history.vault_id, gen, self.head.hash, self._store.epoch,
+                           self._history.keystore_gen, tuple(root), self._history.client_id, int(time.time()))
+                data = seal_commit(self._store.sealer, c)
+                try:
+                    created = await self._store.put(commit_name(gen), data)
+                except BaseException:
+                    self._unsure[gen] = data  # it may have landed though we saw an error
+                    raise
+                # a retried put whose first answer was lost finds our own bytes there: we won
+                if created or await self._holds(gen, data):
+                    self.head = verify_successor(self.head, gen, data, self._history.open_commit)
+                    self._history.advance(self.head)
+                    self.tree.mark_clean()
+                    self._index.committed(gen)
+                    self._unsure.clear()
+                    return gen
+                # another client won generation ``gen``: merge onto the new head and try the next one
+                base = await self._catch_up(base)
+            raise VaultError("could not commit: the vault keeps changing under us; try again")
+
+    async def _holds(self, gen: int, data: bytes) -> bool:
+        """Whether ``c/{gen}`` holds exactly ``data`` (sealing is randomised: equal bytes are ours)."""
+        found = await self._history.fetch(gen)
+        return found is not None and hmac.compare_digest(found, data)
+
+    async def _catch_up(self, base: Tree) -> Tree:
+        """Move to the newest head, merging the pending edits onto it; returns the new merge base.
+
+        A commit of ours whose answer was lost (``_unsure``) is our base, not theirs: merging it
+        as theirs would turn our own edits that others have since replaced into conflict copies.
+        """
+        nxt = self.head.gen + 1
+        sent = self._unsure.pop(nxt, None)
+        if sent is not None and await self._holds(nxt, sent):
+            self.head = verify_successor(self.head, nxt, sent, self._history.open_commit)
+            self._history.advance(self.head)
+            base = self._tree_at(self.head.commit)
+        new_head = await self._history.find_head(self.head)
+        if new_head.gen != self.head.gen:
+            theirs = self._tree_at(new_head.commit)
+            self.tree = await merge(base, self.tree, theirs, self._history.client_id)
+            base = theirs
+            self.head = new_head
+        return base
+
+    async def refresh(self) -> int:
+        """Adopt commits made by other clients now; returns the generation.
+
+        With edits pending, they are merged onto the newer head (as :meth:`commit` does).
+        Raises RollbackError, IntegrityError, BackendError.
+        """
+        self._refreshed = time.monotonic()
+        async with self.lock:
+            if self.pending:
+                await self._catch_up(self._tree_at(self.head.commit))
+                return self.head.gen
+            new_head = await self._history.find_head(self.head)
+            if new_head.gen != self.head.gen:
+                self.tree = self._tree_at(new_head.commit)
+                self.head = new_head
+            return self.head.gen
+
+    async def adopt_newer(self, *, only_if_due: bool) -> bool:
+        """Adopt other clients' commits (never over pending edits, never with refreshing off);
+        ``only_if_due``: only once ``refresh_interval`` has passed. True if newer."""
+        if self.refresh_interval is None or self.pending:
+            return False
+        if only_if_due and time.monotonic() - self._refreshed < self.refresh_interval:
+            return False
+        before = self.head.gen
+        return await self.refresh() != before

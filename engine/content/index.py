@@ -1,0 +1,122 @@
+"""The dedup index as the write path sees it: which blobs the vault already holds, and may reuse.
+
+Backed by the local cache. A row whose object some commit already references is trusted. A
+*provisional* row — an object uploaded by a run that never committed — is trusted only if this
+vault instance uploaded it itself, or after a HEAD shows the object is still there with its
+length; otherwise the row is forgotten and the blob is stored again. This closes the hole where an
+interrupted import's objects vanish (a server that lost its last writes, garbage collection of
+uncommitted uploads) and a later run would commit references to nothing.
+
+A new or deleted cache is refilled from the head's catalog lazily, on the first lookup (the first
+write), never at open: opening must not walk the tree, and a damaged page must not make the
+whole vault unusable. The refill skips a subtree whose pages do not open — its blobs are then
+simply stored again, which is always correct — so dedup survives a deleted cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from ...backends.base import Backend
+from ..catalog.tree import Dir, File, Node, Tree
+from ..errors import IntegrityError, NotFound
+from ..format.pages import BlobRef
+from ..local.cache import Cache
+
+log = logging.getLogger(__name__)
+
+#: the head generation and its catalog tree, for a refill (a fresh tree: never the one being edited)
+HeadTree = Callable[[], tuple[int, Tree]]
+
+
+class BlobIndex:
+    def __init__(self, cache: Cache, backend: Backend, head_tree: HeadTree | None = None) -> None:
+        self._cache = cache
+        self._backend = backend
+        self._trusted: set[str] = set()  # objects this instance wrote or checked
+        self._head_tree = head_tree
+        self._filled = head_tree is None
+        self._fill_lock = asyncio.Lock()
+
+    async def known(self, blob_id: bytes) -> BlobRef | None:
+        if not self._filled:
+            await self.fill()
+        row = await self._cache.find_blob(blob_id)
+        if row is None:
+            return None
+        e, k, o, off, length, ol, committed = row
+        ref = BlobRef(e, k, blob_id, o, off, length, ol)
+        if committed or o in self._trusted:
+            return ref
+        try:
+            present = await self._backend.head(o) == ol
+        except NotFound:
+            present = False
+        if not present:
+            self._cache.forget_blob(blob_id)
+            return None
+        self._trusted.add(o)
+        return ref
+
+    def stored(self, refs: list[BlobRef]) -> None:
+        """Blobs whose objects this instance just wrote (provisional until a commit)."""
+        self._cache.add_blobs((r.id, r.epoch, r.kind, r.object_name, r.off, r.length, r.object_len or 0)
+                              for r in refs)
+        self._trusted.update(r.object_name for r in refs)
+
+    def committed(self, gen: int) -> None:
+        """Commit ``gen`` succeeded: every object this instance wrote or checked is now referenced or harmless.
+
+        The cache counts as indexed up to ``gen`` only if it was filled from the catalog first (or
+        already was). The queued rows are committed to the cache in the background, now.
+        """
+        self._cache.mark_committed(self._trusted)
+        self._cache.set_meta("indexed_gen", gen, only_if_set=not self._filled)
+        self._cache.flush_soon()
+
+    def rebuild(self, refs: list[BlobRef]) -> None:
+        """Refs read from a commit's catalog: trusted."""
+        self._cache.add_blobs(((r.id, r.epoch, r.kind, r.object_name, r.off, r.length, r.object_len or 0)
+                               for r in refs), committed=True)
+
+    async def fill(self, force: bool = False) -> int:
+        """Refill the index from the head's catalog if the cache never saw one (or ``force``).
+
+        Returns the number of refs added. Concurrent first writers share one refill.
+        """
+        async with self._fill_lock:
+            if self._filled and not force:
+                return 0
+            added = 0
+            if self._head_tree is not None:
+                gen, tree = self._head_tree()
+                if gen > 0 and (force or await self._cache.get_meta("indexed_gen") < 0):
+                    added = await self._refill(tree)
+                    self._cache.set_meta("indexed_gen", gen)
+            self._filled = True
+            return added
+
+    async def _refill(self, tree: Tree) -> int:
+        refs: list[BlobRef] = []
+        added = 0
+        stack: list[tuple[list[bytes], Node]] = [([], tree.root)]
+        while stack:
+            parts, node = stack.pop()
+            if isinstance(node, File):
+                refs.extend(b for b in node.blobs if isinstance(b, BlobRef))
+                if len(refs) >= 65536:  # bounded memory on a vault of many files
+                    added += len(refs)
+                    self.rebuild(refs)
+                    refs = []
+                    await self._cache.flush()  # the queue does not outgrow one batch of refs
+            elif isinstance(node, Dir):
+                try:
+                    kids = await tree.children(node, parts)
+                except IntegrityError as exc:  # only this subtree loses dedup; reading it reports the damage
+                    log.warning("dedup index: skipped %s", exc.message)
+                    continue
+                stack.extend((parts + [name], child) for name, child in kids.items())
+        self.rebuild(refs)
+        return added + len(refs)

@@ -1,0 +1,423 @@
+"""Catalog pages and blob refs: the exact encoding of CRYPTO.md §4.5 (pure, synchronous).
+
+A page is canonical JSON (``canonical.dumps``: UTF-8, sorted keys, no whitespace, integers only,
+byte strings as unpadded base64url)::
+
+    page  = {"entries":[entry, …],"v":1}                    # entries sorted by raw name bytes, unique
+    entry = {"n":b64u(name),"t":"f"|"d"|"l","mode":int,"uid":int,"gid":int,
+             "mtime_ns":int,"ctime_ns":int,
+             "x":{b64u(xattr name):b64u(value)},            # omitted when empty
+             file:    "size":int + ("blobs":[ref, …] | "inline":b64u(content))
+             dir:     "pages":[ref, …]                      # kind-2 refs of the child's pages, name order
+             symlink: "target":b64u(bytes)}
+    ref   = {"e":epoch,"k":1|2|4,"id":b64u(32 B),"o":"o/<64 lowercase hex>","off":int,"len":int,
+             "ol":int}                                      # "ol" for kinds 1 and 4, never for kind 2
+
+Canonical choices (two writers must produce the same bytes): a file of size ≤ ``INLINE_MAX``
+is always inline (an empty file is ``"inline":""``) and a larger one always has ``blobs`` whose
+lengths sum to its size; ``mode`` holds permission bits only; an empty directory has
+``"pages":[]``. Names are raw POSIX bytes: not empty, not ``.`` or ``..``, no ``/`` or NUL.
+
+Constructors raise ``ValueError`` on a value the format cannot hold (a writer bug).
+:func:`decode_page` reads untrusted bytes and ends only in the one ``IntegrityError``: it
+requires the exact canonical bytes (decode then re-encode must give the input back).
+This module does not seal, fetch or verify blob ids against content; the reader does (§4.1).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any, Literal
+
+from ..keys.schedule import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
+from .aead import COMMITMENT, SALT, TAG
+from .canonical import array, b64u, dumps, fail, integer, loads, obj, string, unb64u
+from .envelope import HDR
+from .framing import FRAME_HEADER
+
+INLINE_MAX = 1024  # v1 vault parameter `inline_max` (CRYPTO.md §1.2: the only accepted value)
+PAGE_TARGET = 256 * 1024  # default size a writer aims each page below
+DEFAULT_CHUNK = 4 * 1024 * 1024  # pages must stay below the vault's chunk_size
+ID_LEN = 32
+MAX_U32 = (1 << 32) - 1
+MAX_I64 = (1 << 63) - 1
+MIN_I64 = -(1 << 63)
+XATTR_NAME_MAX = 255  # Linux XATTR_NAME_MAX
+XATTR_SIZE_MAX = 65536  # Linux XATTR_SIZE_MAX
+TARGET_MAX = 4096  # PATH_MAX: a symlink target longer than this cannot be created
+# The smallest object that can hold stored[off:off+len]: header, salt, commitment, one tag, frame header.
+MIN_OVERHEAD = HDR + SALT + COMMITMENT + TAG + FRAME_HEADER
+
+EntryType = Literal["f", "d", "l"]
+FILE: EntryType = "f"
+DIR: EntryType = "d"
+LINK: EntryType = "l"
+DATA_KINDS = (KIND_CHUNK, KIND_DATA_PACK)
+REF_KINDS = (KIND_CHUNK, KIND_PAGE_PACK, KIND_DATA_PACK)
+
+_OBJECT_NAME = re.compile(r"o/[0-9a-f]{64}")
+_EMPTY_PAGE = len(dumps({"entries": [], "v": 1}))
+
+
+def valid_name(name: bytes) -> bool:
+    """Whether ``name`` is a storable directory entry name (raw bytes, one path component)."""
+    return bool(name) and name not in (b".", b"..") and b"/" not in name and b"\x00" not in name
+
+
+# --- blob refs --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRef:
+    """Where one blob lives: ``stored[off:off+length]`` of object ``object_name`` of ``kind``.
+
+    ``object_len`` is the total object length for kinds 1 and 4 (ranged reads check the
+    server's length against it) and ``None`` for kind 2 (page packs are fetched whole).
+    """
+
+    epoch: int
+    kind: int
+    id: bytes
+    object_name: str
+    off: int
+    length: int
+    object_len: int | None
+
+    def __post_init__(self) -> None:
+        if type(self.kind) is not int or self.kind not in REF_KINDS:
+            raise ValueError("blob ref kind must be 1, 2 or 4")
+        if type(self.epoch) is not int or not 0 <= self.epoch <= MAX_U32:
+            raise ValueError("epoch out of range")
+        if not isinstance(self.id, bytes) or len(self.id) != ID_LEN:
+            raise ValueError("blob id must be 32 bytes")
+        if not isinstance(self.object_name, str) or not _OBJECT_NAME.fullmatch(self.object_name):
+            raise ValueError("object name must be 'o/' and 64 lowercase hex digits")
+        for value in (self.off, self.length):
+            if type(value) is not int or not 0 <= value <= MAX_I64:
+                raise ValueError("offset or length out of range")
+        if self.kind == KIND_PAGE_PACK:
+            if self.object_len is not None:
+                raise ValueError("a page-pack ref carries no object length")
+        else:
+            ol = self.object_len
+            if type(ol) is not int or not 0 <= ol <= MAX_I64 or self.off + self.length + MIN_OVERHEAD > ol:
+                raise ValueError("object length missing or too small for the blob")
+            if self.kind == KIND_CHUNK and self.off != 0:
+                raise ValueError("a full chunk starts at offset 0")
+
+
+def ref_to_json(ref: BlobRef) -> dict[str, Any]:
+    """The JSON value of a blob ref (before ``canonical.dumps``)."""
+    out: dict[str, Any] = {
+        "e": ref.epoch, "k": ref.kind, "id": b64u(ref.id), "o": ref.object_name, "off": ref.off, "len": ref.length,
+    }
+    if ref.object_len is not None:
+        out["ol"] = ref.object_len
+    return out
+
+
+_REF_FIELDS = {"e", "k", "id", "o", "off", "len"}
+
+
+def ref_from_json(value: object, kinds: Sequence[int]) -> BlobRef:
+    """Parse an untrusted blob ref whose kind must be one of ``kinds``. Raises IntegrityError."""
+    kind = obj(value, {"k"}, _REF_FIELDS | {"ol"})["k"]
+    if type(kind) is not int or kind not in kinds:
+        fail("ref kind")
+    fields = obj(value, _REF_FIELDS if kind == KIND_PAGE_PACK else _REF_FIELDS | {"ol"})
+    try:
+        return BlobRef(
+            epoch=integer(fields["e"], 0, MAX_U32),
+            kind=kind,
+            id=unb64u(fields["id"], ID_LEN),
+            object_name=string(fields["o"], 66),
+            off=integer(fields["off"]),
+            length=integer(fields["len"]),
+            object_len=None if kind == KIND_PAGE_PACK else integer(fields["ol"]),
+        )
+    except ValueError:
+        fail("ref")
+
+
+# --- entries ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One directory entry. Files set ``size`` and ``blobs`` or ``inline``; directories ``pages``;
+    symlinks ``target``; every field of another type stays ``None``.
+
+    ``xattrs`` are (name, value) pairs; they are kept sorted by name whatever order is given.
+    """
+
+    name: bytes
+    type: EntryType
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    ctime_ns: int
+    xattrs: tuple[tuple[bytes, bytes], ...] = ()
+    size: int | None = None
+    blobs: tuple[BlobRef, ...] | None = None
+    inline: bytes | None = None
+    pages: tuple[BlobRef, ...] | None = None
+    target: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, bytes) or not valid_name(self.name):
+            raise ValueError("invalid entry name")
+        if type(self.mode) is not int or not 0 <= self.mode <= 0o7777:
+            raise ValueError("mode must hold permission bits only")
+        for ident in (self.uid, self.gid):
+            if type(ident) is not int or not 0 <= ident <= MAX_U32:
+                raise ValueError("uid/gid out of range")
+        for t in (self.mtime_ns, self.ctime_ns):
+            if type(t) is not int or not MIN_I64 <= t <= MAX_I64:
+                raise ValueError("timestamp out of range")
+        for pair in self.xattrs:
+            if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(b, bytes) for b in pair)):
+                raise ValueError("xattrs are (name, value) pairs of bytes")
+            k, v = pair
+            if not 0 < len(k) <= XATTR_NAME_MAX or b"\x00" in k or len(v) > XATTR_SIZE_MAX:
+                raise ValueError("invalid xattr")
+        xattrs = tuple(sorted(self.xattrs))
+        if any(a[0] == b[0] for a, b in pairwise(xattrs)):
+            raise ValueError("duplicate xattr name")
+        object.__setattr__(self, "xattrs", xattrs)
+        if self.type == FILE:
+            self._check_file()
+        elif self.type == DIR:
+            if self.size is not None or self.blobs is not None or self.inline is not None or self.target is not None:
+                raise ValueError("a directory holds only pages")
+            if self.pages is None or any(r.kind != KIND_PAGE_PACK for r in self.pages):
+                raise ValueError("a directory lists kind-2 page refs")
+        elif self.type == LINK:
+            if self.size is not None or self.blobs is not None or self.inline is not None or self.pages is not None:
+                raise ValueError("a symlink holds only its target")
+            link = self.target
+            if not isinstance(link, bytes) or not 0 < len(link) <= TARGET_MAX or b"\x00" in link:
+                raise ValueError("invalid symlink target")
+        else:
+            raise ValueError("entry type must be 'f', 'd' or 'l'")
+
+    def _check_file(self) -> None:
+        if self.pages is not None or self.target is not None:
+            raise ValueError("a file holds no pages or target")
+        size = self.size
+        if type(size) is not int or not 0 <= size <= MAX_I64:
+            raise ValueError("file size out of range")
+        if size <= INLINE_MAX:
+            if self.blobs is not None or not isinstance(self.inline, bytes) or len(self.inline) != size:
+                raise ValueError("a file of at most INLINE_MAX bytes is stored inline, whole")
+        else:
+            if self.inline is not None or self.blobs is None:
+                raise ValueError("a file above INLINE_MAX bytes is stored in blobs")
+            if any(r.kind not in DATA_KINDS or r.length == 0 for r in self.blobs):
+                raise ValueError("file blobs are non-empty kind-1 or kind-4 refs")
+            if sum(r.length for r in self.blobs) != size:
+                raise ValueError("blob lengths do not add up to the file size")
+
+
+def entry_to_json(e: Entry) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "n": b64u(e.name), "t": e.type, "mode": e.mode, "uid": e.uid, "gid": e.gid,
+        "mtime_ns": e.mtime_ns, "ctime_ns": e.ctime_ns,
+    }
+    if e.xattrs:
+        out["x"] = {b64u(k): b64u(v) for k, v in e.xattrs}
+    if e.size is not None:
+        out["size"] = e.size
+    if e.inline is not None:
+        out["inline"] = b64u(e.inline)
+    if e.blobs is not None:
+        out["blobs"] = [ref_to_json(r) for r in e.blobs]
+    if e.pages is not None:
+        out["pages"] = [ref_to_json(r) for r in e.pages]
+    if e.target is not None:
+        out["target"] = b64u(e.target)
+    return out
+
+
+_COMMON = {"n", "t", "mode", "uid", "gid", "mtime_ns", "ctime_ns"}
+
+
+def _xattrs_from_json(value: object) -> tuple[tuple[bytes, bytes], ...]:
+    if not isinstance(value, dict) or not value:
+        fail("xattrs")
+    return tuple((unb64u(k), unb64u(v)) for k, v in value.items())
+
+
+def _refs(value: object, kinds: Sequence[int]) -> tuple[BlobRef, ...]:
+    return tuple(ref_from_json(r, kinds) for r in array(value))
+
+
+def entry_from_json(value: object) -> Entry:
+    """Parse one untrusted entry. Raises IntegrityError."""
+    kind = obj(value, {"t"}, _COMMON | {"x", "size", "blobs", "inline", "pages", "target"})["t"]
+    if kind == FILE:
+        has_inline = isinstance(value, dict) and "inline" in value
+        fields = obj(value, _COMMON | {"size", "inline" if has_inline else "blobs"}, {"x"})
+    elif kind == DIR:
+        fields = obj(value, _COMMON | {"pages"}, {"x"})
+    elif kind == LINK:
+        fields = obj(value, _COMMON | {"target"}, {"x"})
+    else:
+        fail("entry type")
+    try:
+        return Entry(
+            name=unb64u(fields["n"]),
+            type=kind,
+            mode=integer(fields["mode"], 0, 0o7777),
+            uid=integer(fields["uid"], 0, MAX_U32),
+            gid=integer(fields["gid"], 0, MAX_U32),
+            mtime_ns=integer(fields["mtime_ns"], MIN_I64, MAX_I64),
+            ctime_ns=integer(fields["ctime_ns"], MIN_I64, MAX_I64),
+            xattrs=_xattrs_from_json(fields["x"]) if "x" in fields else (),
+            size=integer(fields["size"]) if "size" in fields else None,
+            inline=unb64u(fields["inline"]) if "inline" in fields else None,
+            blobs=_refs(fields["blobs"], DATA_KINDS) if "blobs" in fields else None,
+            pages=_refs(fields["pages"], (KIND_PAGE_PACK,)) if "pages" in fields else None,
+            target=unb64u(fields["target"]) if "target" in fields else None,
+        )
+    except ValueError:
+        fail("entry")
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One directory, or one name range of a large directory: entries sorted by raw name, unique."""
+
+    entries: tuple[Entry, ...]
+
+    def __post_init__(self) -> None:
+        for a, b in pairwise(self.entries):
+            if not a.name < b.name:
+                raise ValueError("page entries must be sorted by name without duplicates")
+
+
+def encode_page(page: Page) -> bytes:
+    """The canonical bytes of ``page`` (what the page id is computed over)."""
+    return dumps({"v": 1, "entries": [entry_to_json(e) for e in page.entries]})
+
+
+def decode_page(data: bytes | bytearray | memoryview, *, chunk_size: int = DEFAULT_CHUNK) -> Page:
+    """Parse untrusted page bytes; they must be canonical and shorter than ``chunk_size``.
+
+    Raises IntegrityError (and nothing else) on anything malformed.
+    """
+    raw = bytes(data)
+    if len(raw) >= chunk_size:
+        fail("page too large")
+    fields = obj(loads(raw, limit=chunk_size), {"v", "entries"})
+    if fields["v"] != 1 or type(fields["v"]) is not int:
+        fail("page version")
+    entries = tuple(entry_from_json(e) for e in array(fields["entries"]))
+    try:
+        page = Page(entries)
+    except ValueError:
+        fail("page order")
+    if encode_page(page) != raw:
+        fail("not canonical")
+    return page
+
+
+def split_pages(
+    entries: Iterable[Entry], *, target: int = PAGE_TARGET, chunk_size: int = DEFAULT_CHUNK
+) -> list[Page]:
+    """Split sorted, unique ``entries`` by name range into pages each encoding below ``target`` bytes.
+
+    Pages are filled greedily in name order, so concatenating their entries gives the input back.
+    An entry too large for ``target`` on its own (a file with a very long blob list) gets a page
+    of its own, which must still encode below ``chunk_size``; otherwise ``ValueError``.
+    An empty directory yields no page at all (its ``pages`` list is empty).
+    """
+    if not _EMPTY_PAGE < target <= chunk_size:
+        raise ValueError("page target must lie between an empty page and the chunk size")
+    pages: list[Page] = []
+    current: list[Entry] = []
+    size = _EMPTY_PAGE
+    for entry in entries:
+        n = len(dumps(entry_to_json(entry)))
+        if current and size + 1 + n >= target:
+            pages.append(Page(tuple(current)))
+            current, size = [], _EMPTY_PAGE
+        if not current and size + n >= chunk_size:
+            raise ValueError("one entry does not fit in a page below the chunk size")
+        size += n + (1 if current else 0)
+        current.append(entry)
+    if current:
+        pages.append(Page(tuple(current)))
+    for a, b in pairwise(pages):
+        if not a.entries[-1].name < b.entries[0].name:
+            raise ValueError("entries must be sorted by name without duplicates")
+    return pages
+
+
+def encoded_pages(entries: Iterable[Entry], *, target: int = PAGE_TARGET,
+                  chunk_size: int = DEFAULT_CHUNK) -> list[bytes]:
+    """The bytes of ``split_pages`` then ``encode_page``, encoding each entry once (a writer's hot path).
+
+    Canonical JSON nests: a page's bytes are its entries' canonical bytes joined inside
+    ``{"entries":[…],"v":1}``, so the result is byte-identical to the two-step path (tested).
+    """
+    if not _EMPTY_PAGE < target <= chunk_size:
+        raise ValueError("page target must lie between an empty page and the chunk size")
+    pages: list[bytes] = []
+    current: list[bytes] = []
+    size = _EMPTY_PAGE
+    last: bytes | None = None
+
+    def close() -> None:
+        pages.append(b'{"entries":[' + b",".join(current) + b'],"v":1}')
+
+    for entry in entries:
+        if last is not None and not last < entry.name:
+            raise ValueError("entries must be sorted by name without duplicates")
+        last = entry.name
+        enc = dumps(entry_to_json(entry))
+        if current and size + 1 + len(enc) >= target:
+            close()
+            current, size = [], _EMPTY_PAGE
+        if not current and size + len(enc) >= chunk_size:
+            raise ValueError("one entry does not fit in a page below the chunk size")
+        size += len(enc) + (1 if current else 0)
+        current.append(enc)
+    if current:
+        close()
+    return pages
+
+
+def xattrs_of(mapping: Mapping[bytes, bytes]) -> tuple[tuple[bytes, bytes], ...]:
+    """Convenience: an ``Entry.xattrs`` value from a mapping."""
+    return tuple(sorted(mapping.items()))
+
+
+__all__ = [
+    "DEFAULT_CHUNK",
+    "DIR",
+    "FILE",
+    "INLINE_MAX",
+    "LINK",
+    "PAGE_TARGET",
+    "BlobRef",
+    "Entry",
+    "EntryType",
+    "Page",
+    "decode_page",
+    "encode_page",
+    "encoded_pages",
+    "entry_from_json",
+    "entry_to_json",
+    "ref_from_json",
+    "ref_to_json",
+    "split_pages",
+    "valid_name",
+    "xattrs_of",
+]

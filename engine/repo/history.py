@@ -1,0 +1,175 @@
+"""The commit history of one vault as this client sees it: fetch, find the head, remember it.
+
+Wraps the pure chain checks of :mod:`commits` with the backend (``c/{gen}`` objects) and the
+local high-water mark: every head this client accepts or writes is reported through
+``on_advance`` so the local state (CRYPTO.md §5.3) only ever moves forward.
+
+Every commit it hands out is checked against the hash chain from the verified head: an older
+generation is accepted only if the SHA-256 of its exact bytes is the ``parent`` of the verified
+commit above it (walking down from the head and remembering each verified hash), so a forked or
+replaced ``c/{g}`` under an honest head is a RollbackError, never a snapshot to restore.
+
+The reader rules of CRYPTO.md §5.1 are applied to every commit opened: the epoch must be active, or
+retired with ``gen ≤ retired_at_gen``; ``keystore_gen`` must not exceed the keystore held (a higher
+one makes this client re-read ``k/`` once; if no newer keystore authenticates, the commit names a
+keystore that is withheld: IntegrityError).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from ...backends.base import Backend, get_bounded
+from ..errors import AuthError, IntegrityError, NotFound, RollbackError
+from ..format import aead as chunked
+from ..format.canonical import MAX_DOCUMENT
+from ..format.commits import MAX_COMMIT, ChainHead, ChainState, Commit, find_head, object_hash, opener
+from ..format.commits import commit_name as _name
+from ..format.envelope import HDR, Sealer
+from ..format.framing import FRAME_HEADER, padme
+from ..keys.keyring import Epoch
+from ..keys.keystore import Unlocked
+
+#: the largest valid ``c/`` object: a body at the commit size limit, framed, padded and sealed
+MAX_COMMIT_OBJECT = HDR + chunked.sealed_len(padme(FRAME_HEADER + MAX_COMMIT))
+
+_BATCH = 32  # commits fetched at once when walking down the chain to an old generation
+
+Reauth = Callable[[str, bytes], Unlocked]
+"""Authenticate keystore object ``(name, bytes)`` with the held KSK and pin; AuthError if it does not fit."""
+
+
+def keystore_generation(name: str) -> int | None:
+    """The generation in a ``k/{gen:016x}`` name, or None for any other name."""
+    tail = name[2:]
+    if not name.startswith("k/") or len(tail) != 16 or tail.strip("0123456789abcdef"):
+        return None
+    return int(tail, 16)
+
+
+@dataclass
+class History:
+    backend: Backend
+    sealers: Mapping[int, Sealer]
+    vault_id: bytes
+    fingerprint: bytes
+    keystore_gen: int
+    client_id: bytes
+    on_advance: Callable[[ChainHead], None]
+    #: the keyring's epochs (state, ``retired_at_gen``); None: no epoch rule (bare engine tests)
+    epochs: tuple[Epoch, ...] | None = None
+    #: re-reads a newer keystore with the held key (None: never re-read)
+    reauth: Reauth | None = field(default=None, repr=False)
+    #: the epoch this client writes with
+    writer_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        self.open_commit = opener(self.sealers, self._epoch_allowed)
+        self._verified: dict[int, tuple[bytes, Commit]] = {}  # gen -> (object hash, commit), chain-checked
+        self._top = -1
+
+    def _epoch_allowed(self, epoch: int, gen: int) -> bool:
+        if self.epochs is None:
+            return True
+        for e in self.epochs:
+            if e.epoch == epoch:
+                if e.state == "active":
+                    return True
+                return e.state == "retired" and e.retired_at_gen is not None and gen <= e.retired_at_gen
+        return False
+
+    async def fetch(self, gen: int) -> bytes | None:
+        try:
+            return await get_bounded(self.backend, _name(gen), MAX_COMMIT_OBJECT)
+        except NotFound:
+            return None
+
+    async def find_head(self, since: ChainHead | ChainState | None) -> ChainHead:
+        """The newest verified head at or after ``since``. Raises RollbackError, IntegrityError."""
+        state = since.state if isinstance(since, ChainHead) else since
+        head = await find_head(state, self.fetch, self.open_commit)
+        if head is None:
+            raise RollbackError("the vault has no commits: its history was deleted or withheld")
+        await self._check_keystore_gen(head.commit)
+        self.advance(head)
+        return head
+
+    def advance(self, head: ChainHead) -> None:
+        if head.gen > self._top:
+            self._top = head.gen
+        self._verified[head.gen] = (head.hash, head.commit)
+        self.on_advance(head)
+
+    async def commit_at(self, gen: int) -> Commit:
+        """Commit ``gen``, verified against the parent-hash chain from the verified head.
+
+        Raises NotFound (beyond the head), RollbackError (missing, forked or replaced commit),
+        IntegrityError (fails to open, or breaks a reader rule).
+        """
+        if not 0 <= gen <= self._top:
+            raise NotFound(f"generation {gen} does not exist (the newest is {self._top})")
+        above = gen
+        while above not in self._verified:
+            above += 1  # the head is always verified, so this stops
+        fetched: dict[int, bytes | None] = {}
+        for g in range(above - 1, gen - 1, -1):
+            if g not in fetched:  # fetch the next batch of links concurrently; check them in order
+                batch = range(g, max(gen, g - _BATCH) - 1, -1)
+                fetched = dict(zip(batch, await asyncio.gather(*(self.fetch(x) for x in batch)), strict=True))
+            parent = self._verified[g + 1][1].parent
+            data = fetched[g]
+            if data is None:
+                raise RollbackError(f"commit {g} is missing from the storage (withheld or deleted)")
+            digest = object_hash(data)
+            if parent is None or not hmac.compare_digest(digest, parent):
+                raise RollbackError(f"commit {g} does not belong to the verified history "
+                                    "(a forked or replaced commit)")
+            c = self.open_commit(g, data)
+            await self._check_keystore_gen(c)
+            self._verified[g] = (digest, c)
+        return self._verified[gen][1]
+
+    def verified_hash(self, gen: int) -> bytes | None:
+        """The SHA-256 of ``c/{gen}`` as verified by the chain (None if not read yet)."""
+        hit = self._verified.get(gen)
+        return None if hit is None else hit[0]
+
+    async def _check_keystore_gen(self, c: Commit) -> None:
+        if c.keystore_gen <= self.keystore_gen:
+            return
+        await self.reread_keystore()
+        if c.keystore_gen > self.keystore_gen:
+            raise IntegrityError(f"commit {c.gen} names keystore generation {c.keystore_gen}, but the newest "
+                                 f"keystore is generation {self.keystore_gen}: a keystore is withheld")
+
+    async def reread_keystore(self) -> None:
+        """Adopt a newer keystore generation from the storage if the held key authenticates it.
+
+        A newer keystore whose current epoch is not the one this client writes with, or that the
+        held key no longer opens (a revocation or a passphrase reset elsewhere), raises AuthError:
+        the vault must be opened again with a credential before this client may commit.
+        """
+        if self.reauth is None:
+            return
+        newer = sorted(g for g in [keystore_generation(n) async for n in self.backend.list("k/")]
+                       if g is not None and g > self.keystore_gen)
+        for gen in reversed(newer):
+            name = f"k/{gen:016x}"
+            try:
+                data = await get_bounded(self.backend, name, MAX_DOCUMENT)
+            except NotFound:
+                continue  # deleted while we looked: an older one may still be there
+            try:
+                u = self.reauth(name, data)
+            except AuthError:
+                raise AuthError(f"the vault's keys were changed on another device (keystore generation {gen}): "
+                                "open the vault again with your credential") from None
+            if self.writer_epoch is not None and u.current_epoch != self.writer_epoch:
+                raise AuthError(f"the vault's key epoch changed on another device (keystore generation {gen}): "
+                                "open the vault again to write with the new keys")
+            self.keystore_gen = u.generation
+            self.epochs = u.keyring.epochs
+            return

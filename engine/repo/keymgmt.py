@@ -1,0 +1,235 @@
+"""Key management on a live vault: write keystore generation + 1 and retire the older ones (CRYPTO.md §1.4).
+
+:class:`Keys` is the facet an open vault hands out as ``vault.keys`` (the ``key …`` commands use
+it): what the keystore holds (slots, parameters, generations) and the changes to it. The pure
+keystore operations (:mod:`..keys.keystore`) build the next keystore; this module stores it and
+nothing else. Every change:
+
+1. checks that the unlocked keystore is still the newest ``k/`` object (else ConcurrencyError:
+   another client changed the keys; reopen and retry);
+2. runs the keystore operation in a thread (a new passphrase slot costs one Argon2id run);
+3. stores ``k/{generation+1:016x}`` create-only (``put_if_absent``; losing that race is a
+   ConcurrencyError and nothing was changed), and records that generation in this device's
+   local state right away, so an old keystore served later (old credentials) is a RollbackError;
+4. deletes every older ``k/`` object. A failure here leaves stale copies that still open with
+   the old credentials; it is reported in :attr:`Changed.stale` and retried on the next change.
+
+No data object is re-encrypted: slots wrap only the KSK. The device secret of a two-factor slot
+lives at ``Places.device_secret`` (mode 0600, never uploaded; one per device and reused by every
+vault of this user); its path is handed in, never looked up here. Revocation (a new KSK and epoch)
+is not done here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...backends.base import Backend
+from ..errors import AlreadyExists, BackendError, ConcurrencyError, IntegrityError, NotFound, UsageError
+from ..keys import keystore
+from ..keys.credentials import Passphrase
+from ..keys.keyring import Params
+from ..keys.keystore import SlotInfo, Unlocked, Written, keystore_name
+from ..keys.secret import Secret
+from ..keys.slots import INTERACTIVE, PROFILES, KdfProfile
+from ..local import devstate, localstate
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """The result of one key operation: the new unlocked state, the slot it touched, stale copies left."""
+
+    vault: Unlocked
+    slot: SlotInfo | None
+    stale: int = 0
+
+    @property
+    def generation(self) -> int:
+        return self.vault.generation
+
+
+def load_device_secret(path: Path) -> Secret | None:
+    """This device's secret, or None if it has none. LocalIOError if the file is unsafe or malformed."""
+    if not path.exists():
+        return None
+    return localstate.read_device_secret(path)
+
+
+def _device_secret(path: Path) -> Secret:
+    try:
+        return localstate.create_device_secret(path)
+    except AlreadyExists:
+        return localstate.read_device_secret(path)
+
+
+def find_slot(u: Unlocked, text: str) -> bytes:
+    """The id of the slot whose hex id starts with ``text`` (at least 4 hex digits). UsageError otherwise."""
+    want = text.strip().lower()
+    if len(want) < 4 or any(c not in "0123456789abcdef" for c in want):
+        raise UsageError("a key slot is named by its hex id (at least 4 digits; see `sigmavault key list`)")
+    hits = [s.id for s in u.slots if s.id.hex().startswith(want)]
+    if not hits:
+        raise NotFound(f"no key slot {want!r} (see `sigmavault key list`)")
+    if len(hits) > 1:
+        raise UsageError(f"key slot {want!r} is ambiguous: give more digits")
+    return hits[0]
+
+
+async def _store(backend: Backend, folder: Path, written: Written, slot: bytes | None) -> Changed:
+    if not await backend.put_if_absent(written.name, written.data):
+        raise ConcurrencyError("another client changed the keys of this vault at the same time; nothing was changed")
+    # pin the new generation at once: a provider restoring the old k/ objects is then a rollback
+    await asyncio.to_thread(devstate.record_keystore, folder, written.vault)
+    stale = 0
+    for name in sorted([n async for n in backend.list("k/")]):
+        if name < written.name:
+            try:
+                await backend.delete(name)
+            except BackendError:
+                stale += 1  # still opens with the old credentials: the next key change retries
+    info = None
+    if slot is not None:
+        info = next(i for i in written.vault.list_slots() if hmac.compare_digest(i.id, slot))
+    return Changed(written.vault, info, stale)
+
+
+async def _check_newest(backend: Backend, u: Unlocked) -> None:
+    names = sorted([n async for n in backend.list("k/")])
+    if not names or names[-1] != keystore_name(u.generation):
+        raise ConcurrencyError("the keys of this vault changed since it was opened: open it again and retry")
+
+
+def _passphrase(p: Passphrase | str) -> Passphrase:
+    if isinstance(p, str):
+        if not p:
+            raise UsageError("the passphrase must not be empty")
+        return Passphrase.of(p)
+    return p
+
+
+def _profile(p: KdfProfile | str) -> KdfProfile:
+    if isinstance(p, str):
+        if p not in PROFILES:
+            raise UsageError(f"unknown KDF profile {p!r}: use {', '.join(sorted(PROFILES))}")
+        return PROFILES[p]
+    return p
+
+
+def _new_slot(before: Unlocked, after: Unlocked) -> bytes:
+    old = {s.id for s in before.slots}
+    return next(s.id for s in after.slots if s.id not in old)
+
+
+class Keys:
+    """The key slots of one open vault (``vault.keys``): look at them, add, remove, change passphrases.
+
+    Holds the unlocked keystore the vault was opened with and moves to each new generation it
+    writes, so several changes in a row work. ``folder`` is this device's state folder of the
+    vault (the new keystore generation is pinned there); ``device_secret`` is where this device's
+    second factor lives. Never shows a secret in its repr.
+    """
+
+    def __init__(self, backend: Backend, unlocked: Unlocked, folder: Path, device_secret: Path) -> None:
+        self._backend = backend
+        self._u = unlocked
+        self._folder = folder
+        self.device_secret = device_secret
+
+    def __repr__(self) -> str:
+        return f"<Keys of vault {self._u.fingerprint.hex()} (keystore generation {self._u.generation})>"
+
+    @property
+    def generation(self) -> int:
+        """The keystore generation this vault holds (it moves with each change made here)."""
+        return self._u.generation
+
+    @property
+    def fingerprint(self) -> bytes:
+        return self._u.fingerprint
+
+    @property
+    def epoch(self) -> int:
+        """The key epoch new objects are sealed under."""
+        return self._u.current_epoch
+
+    @property
+    def params(self) -> Params:
+        """The vault's fixed parameters (suite, chunk size, padding, ...)."""
+        return self._u.params
+
+    @property
+    def opened_slot(self) -> bytes:
+        """The id of the slot that unlocked the vault (empty when the unlock agent's key did)."""
+        return self._u.opened_slot
+
+    def slots(self) -> list[SlotInfo]:
+        """The key slots, as stored (no secrets)."""
+        return self._u.list_slots()
+
+    def find(self, text: str) -> bytes:
+        """The id of the slot whose hex id starts with ``text`` (at least 4 hex digits). UsageError,
+        NotFound otherwise."""
+        return find_slot(self._u, text)
+
+    def agent_key(self) -> tuple[bytes, Secret, bytes]:
+        """(fingerprint, KSK, slot id) to hand to the unlock agent: a secret, never to be logged."""
+        return self._u.fingerprint, self._u.ksk, self._u.opened_slot
+
+    def _apply(self, change: Changed) -> Changed:
+        self._u = change.vault
+        return change
+
+    async def change_passphrase(self, new: Passphrase | str, *, slot_id: bytes | None = None,
+                                profile: KdfProfile | str | None = None) -> Changed:
+        """passwd: re-wrap a passphrase slot (default: the one used to unlock) under ``new``
+        (``profile``: a new hashing cost, default: keep)."""
+        u = self._u
+        await _check_newest(self._backend, u)
+        slot = slot_id or u.opened_slot
+        if not slot:
+            raise UsageError("name the passphrase slot to change with --slot (see `sigmavault key list`)")
+        device_secret = None
+        if any(s.id == slot and s.type == "argon2id+device" for s in u.slots):
+            device_secret = load_device_secret(self.device_secret)
+        written = await asyncio.to_thread(keystore.change_passphrase, u, _passphrase(new), slot_id=slot,
+                                          device_secret=device_secret,
+                                          profile=None if profile is None else _profile(profile))
+        return self._apply(await _store(self._backend, self._folder, written, slot))
+
+    async def add_passphrase(self, passphrase: Passphrase | str, label: str,
+                             profile: KdfProfile | str = INTERACTIVE) -> Changed:
+        """Add a passphrase slot (``profile``: its hashing cost, an object or a name such as ``"strong"``)."""
+        u = self._u
+        await _check_newest(self._backend, u)
+        written = await asyncio.to_thread(keystore.add_passphrase, u, _passphrase(passphrase), label,
+                                          _profile(profile))
+        return self._apply(await _store(self._backend, self._folder, written, _new_slot(u, written.vault)))
+
+    async def add_two_factor(self, passphrase: Passphrase | str, label: str,
+                             profile: KdfProfile | str = INTERACTIVE) -> Changed:
+        """Add an ``argon2id+device`` slot bound to this device's secret (created on first use, mode 0600)."""
+        u = self._u
+        await _check_newest(self._backend, u)
+        device = await asyncio.to_thread(_device_secret, self.device_secret)
+        written, _ = await asyncio.to_thread(keystore.add_two_factor, u, _passphrase(passphrase), label, device,
+                                             _profile(profile))
+        return self._apply(await _store(self._backend, self._folder, written, _new_slot(u, written.vault)))
+
+    async def add_recipient(self, recipient: str, label: str) -> Changed:
+        """Give the holder of an ``age1pq1…`` identity access. UsageError for a malformed recipient."""
+        u = self._u
+        await _check_newest(self._backend, u)
+        try:
+            written = keystore.add_recipient(u, recipient, label)
+        except IntegrityError as exc:  # from the bech32 and key checks: the user's input, not the vault
+            raise UsageError("not a valid age1pq1… recipient") from exc
+        return self._apply(await _store(self._backend, self._folder, written, _new_slot(u, written.vault)))
+
+    async def remove(self, slot_id: bytes) -> Changed:
+        """Remove a slot. Raises UsageError (see :func:`keystore.remove_slot`), ConcurrencyError."""
+        await _check_newest(self._backend, self._u)
+        written = keystore.remove_slot(self._u, slot_id)
+        return self._apply(await _store(self._backend, self._folder, written, None))

@@ -1,0 +1,207 @@
+"""The one place a blob is read back: fetched, opened off the event loop, verified once (CRYPTO.md §4.5).
+
+Every reader of content — ``Vault.open_read`` and :class:`VaultFile` (through the streaming
+:mod:`..content.reader`), export, verify, the catalog's page loads and the mount — asks a
+:class:`BlobReader` for a blob. For a ref it checks what can be checked before fetching (a known
+kind; for a full chunk the name recomputed from the id, §4.1), fetches the object with the length
+bound of the ref, opens it **off the event loop**, takes ``stored[off:off+len]`` and recomputes
+the keyed id over it, compared in constant time. That is the only id check on the read side:
+nothing downstream verifies again, and nothing is handed out unverified.
+
+Where objects are opened: full chunks (kind 1) in the mixer's executor when it runs off the loop
+(process or thread; the unmixer does the id check while the chunk sits in the slot), data packs
+(kind 4) there too once the mixer is running; otherwise in a worker thread with
+:meth:`Sealer.open`, byte for byte the same result — the inline mixer runs in the loop, other
+epochs than the mixer's have no mixer, and a pack is opened once and then served from the LRU, so
+starting worker processes for it (over a second, measured) would cost far more than it saves:
+reading only small files never starts the mixer. Page packs (kind 2) always open in a worker
+thread: pages are loaded from inside the write pipeline (the collector's ``tree.put``, the dedup
+index's fill), and waiting there for a mixer slot that the pipeline's own sealed chunks hold (they
+are released only after the writer stage, which waits on the collector) could deadlock.
+
+Opened packs (kinds 2 and 4) stay in a small LRU so reading many small blobs of one pack fetches
+and opens it once; concurrent readers of one object share one fetch. A blob still in the open data
+pack (a :class:`PendingRef` not yet sealed) is served from the pack writer's memory (``pending``)
+and verified like any other: reading never flushes (uploads) the open pack.
+
+A server that withholds, truncates, swaps or flips an object gets the one :class:`IntegrityError`
+(callers add the file path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from ...actors.mixer import Mixer
+from ...actors.unmixer import open_chunk
+from ..format.canonical import fail
+from ..format.envelope import Sealer
+from ..format.pages import BlobRef
+from ..keys.schedule import KIND_CHUNK, KIND_PAGE_PACK, EpochKeys
+from .packs import BlobLike, PendingRef
+from .store import ObjectStore
+
+#: the mixer of the vault (started on first use), or None: open in worker threads
+MixerSource = Callable[[], Awaitable[Mixer]]
+#: the vault's mixer if it is running already, else None (never starts it)
+RunningMixer = Callable[[], Mixer | None]
+#: the bytes of a blob still in the open pack, or None when the pack writer no longer holds it
+PendingSource = Callable[[PendingRef], bytes | None]
+
+_HASH_INLINE = 65536  # ids of shorter blobs are computed in the loop (microseconds); longer in a thread
+
+
+def _open_stored(sealer: Sealer, kind: int, name: str, data: bytes) -> bytes:
+    """Open an object into fresh bytes (run in a worker thread)."""
+    return bytes(sealer.open(kind, name, data))
+
+
+def _open_chunk(sealer: Sealer, name: str, data: bytes, length: int, blob_id: bytes,
+                chunk_id: Callable[[memoryview], bytes]) -> bytes:
+    """Open a full chunk, check its length and keyed id, return its bytes (run in a worker thread)."""
+    stored = sealer.open(KIND_CHUNK, name, data)
+    if len(stored) != length:
+        fail("stored length")
+    if not hmac.compare_digest(chunk_id(stored), blob_id):
+        fail("chunk id")
+    return bytes(stored)
+
+
+class BlobReader:
+    """Reads blobs of one vault through their refs: fetch, open off the loop, verify the keyed id once."""
+
+    def __init__(self, store: ObjectStore, *, mixer: MixerSource | None = None, running: RunningMixer | None = None,
+                 pending: PendingSource | None = None, pack_cache: int | None = None) -> None:
+        self.store = store
+        self._mixer = mixer
+        self._running = running
+        self._pending = pending
+        self._pack_cache = store.pack_cache if pack_cache is None else pack_cache
+        self._packs: OrderedDict[str, bytes] = OrderedDict()
+        self._inflight: dict[str, asyncio.Future[bytes]] = {}
+
+    @property
+    def chunk_size(self) -> int:
+        return self.store.chunk_size
+
+    def fresh(self) -> BlobReader:
+        """A reader over a fresh store (nothing cached, no open pack): every read downloads anew."""
+        return BlobReader(self.store.fresh(), mixer=self._mixer, running=self._running, pack_cache=self._pack_cache)
+
+    async def read(self, blob: BlobLike) -> bytes:
+        """The blob's bytes, verified against its keyed id. Raises IntegrityError."""
+        if isinstance(blob, PendingRef):
+            if not blob.done:
+                return await self._from_open_pack(blob)
+            blob = blob.ref()
+        keys = self.store.check_ref(blob)
+        if blob.kind == KIND_CHUNK:
+            return await self._shared(self._key(blob), lambda: self._open_chunk(blob, keys))
+        stored = await self._pack(blob)
+        if blob.off + blob.length > len(stored):
+            fail("blob range")
+        data = stored[blob.off : blob.off + blob.length]
+        await self._verify(keys, blob.kind, blob.id, data)
+        return data
+
+    async def open_object(self, ref: BlobRef) -> None:
+        """Download and authenticate the whole object holding ``ref`` (a pack is kept for the blob
+        reads that follow; a full chunk is read and verified). Raises IntegrityError."""
+        keys = self.store.check_ref(ref)
+        if ref.kind == KIND_CHUNK:
+            await self._shared(self._key(ref), lambda: self._open_chunk(ref, keys))
+        else:
+            await self._pack(ref)
+
+    # --- inside -------------------------------------------------------------------------------
+
+    async def _from_open_pack(self, member: PendingRef) -> bytes:
+        data = self._pending(member) if self._pending is not None else None
+        if data is None:  # the pack writer keeps a member's bytes until its pack is stored (done)
+            raise RuntimeError("a pack member is neither in the open pack nor stored")
+        if len(data) != member.length:
+            fail("blob range")
+        await self._verify(self.store.sealer_for(member.epoch).keys, member.kind, member.id, data)
+        return data
+
+    @staticmethod
+    def _key(ref: BlobRef) -> str:
+        return f"{ref.kind}:{ref.epoch}:{ref.object_name}"
+
+    async def _executor(self, kind: int, epoch: int) -> Mixer | None:
+        """The mixer if it may open objects of ``kind`` and ``epoch`` off the loop, else None (worker thread)."""
+        if self._mixer is None or epoch != self.store.epoch or kind == KIND_PAGE_PACK:
+            return None
+        if kind == KIND_CHUNK:
+            mixer: Mixer | None = await self._mixer()
+        else:  # a pack: the mixer if it runs already, never started for it
+            mixer = self._running() if self._running is not None else None
+        return None if mixer is None or mixer.kind == "inline" else mixer
+
+    async def _open_chunk(self, ref: BlobRef, keys: EpochKeys) -> bytes:
+        data = await self.store.fetch(ref.object_name, ref.object_len)
+        mixer = await self._executor(KIND_CHUNK, ref.epoch)
+        if mixer is not None:
+            return await open_chunk(mixer, ref.object_name, data, len(data), ref.id, ref.length, keys.chunk_id_of)
+        sealer = self.store.sealer_for(ref.epoch)
+        return await asyncio.to_thread(_open_chunk, sealer, ref.object_name, data, ref.length, ref.id,
+                                       keys.chunk_id_of)
+
+    async def _pack(self, ref: BlobRef) -> bytes:
+        """The stored bytes of the pack holding ``ref``: from the LRU, a shared fetch, or fetched and opened."""
+        key = self._key(ref)
+        hit = self._packs.get(key)
+        if hit is not None:
+            self._packs.move_to_end(key)
+            return hit
+        return await self._shared(key, lambda: self._open_pack(ref, key))
+
+    async def _open_pack(self, ref: BlobRef, key: str) -> bytes:
+        data = await self.store.fetch(ref.object_name, ref.object_len)
+        mixer = await self._executor(ref.kind, ref.epoch)
+        if mixer is not None:
+            stored = await mixer.open(ref.kind, ref.object_name, data)
+        else:
+            sealer = self.store.sealer_for(ref.epoch)
+            stored = await asyncio.to_thread(_open_stored, sealer, ref.kind, ref.object_name, data)
+        self._packs[key] = stored
+        while len(self._packs) > self._pack_cache:
+            self._packs.popitem(last=False)
+        return stored
+
+    async def _shared(self, key: str, work: Callable[[], Awaitable[bytes]]) -> bytes:
+        """``work()``, shared by concurrent callers asking for the same object."""
+        pending = self._inflight.get(key)
+        if pending is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if pending.cancelled() and task is not None and not task.cancelling():
+                    return await self._shared(key, work)  # the sharer was cancelled, not us: start anew
+                raise
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        try:
+            result = await work()
+            fut.set_result(result)
+            return result
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                fut.cancel()
+            else:
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved: waiters (if any) get it through shield
+            raise
+        finally:
+            del self._inflight[key]
+
+    @staticmethod
+    async def _verify(keys: EpochKeys, kind: int, blob_id: bytes, data: bytes) -> None:
+        id_of = keys.page_id_of if kind == KIND_PAGE_PACK else keys.chunk_id_of
+        actual = await asyncio.to_thread(id_of, data) if len(data) > _HASH_INLINE else id_of(data)
+        if not hmac.compare_digest(actual, blob_id):
+            fail("blob id")

@@ -1,0 +1,75 @@
+"""The one internal facade of the command line: engine names the CLI needs that are not library API.
+
+The CLI (``sigmavault/cli/``) uses the public package (:func:`sigmavault.open`, ``create``,
+:class:`~sigmavault.Vault`, its ``keys`` facet, the error classes) and, for what a command line
+needs beyond a library — credentials typed or read from files, the unlock agent's key handling,
+progress of whole-tree transfers, this device's state folders — this module, never engine
+modules directly. Nothing here is a stable API for other callers: it may change with the CLI.
+
+The functions below bind the settings of :mod:`sigmavault.config` (this device's folders) to
+the engine calls that take them as arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from . import config
+from .backends.urls import open_backend
+from .engine import opening
+from .engine.catalog.tree import show, split_path
+from .engine.content.pipeline import Progress
+from .engine.errors import LockedError, first_error
+from .engine.format.canonical import b64u, unb64u
+from .engine.keys import harden
+from .engine.keys.credentials import Credential, Passphrase, Pin, RecoveryCode, TwoFactor, XwingKey
+from .engine.keys.harden import secret_env
+from .engine.keys.keystore import SlotInfo
+from .engine.keys.secret import Secret
+from .engine.keys.slots import PROFILES, passphrase_from_file
+from .engine.keys.xwing import parse_identity
+from .engine.local import devstate
+from .engine.repo.keymgmt import Changed, load_device_secret
+from .engine.transfer.exporter import ExportOptions, ExportReport, export_tree
+from .engine.transfer.importer import ImportReport, Item, import_items, scan
+
+__all__ = [
+    "PROFILES", "Changed", "Credential", "ExportOptions", "ExportReport", "ImportReport", "Item", "LockedError",
+    "Passphrase", "Pin", "Progress", "RecoveryCode", "Secret", "SlotInfo", "TwoFactor", "XwingKey", "b64u",
+    "device_secret", "export_tree", "first_error", "forget_device", "harden", "has_vault", "import_items",
+    "parse_identity", "passphrase_from_file", "pinned", "scan", "secret_env", "show", "split_path", "state_folder",
+    "unb64u",
+]
+
+
+async def has_vault(url: str) -> bool:
+    """Whether ``url`` holds a keystore (a vault): a cheap listing, before any prompt."""
+    backend = open_backend(url)
+    try:
+        async for _ in backend.list("k/"):
+            return True
+        return False
+    finally:
+        await backend.aclose()
+
+
+async def pinned(url: str) -> Pin | None:
+    """The pin this device keeps for ``url`` (unverified), or None."""
+    return await opening.pinned(url, config.places())
+
+
+async def state_folder(url: str) -> Path:
+    """This device's state folder for the vault at ``url``."""
+    return await opening.state_folder(url, config.places())
+
+
+async def forget_device(url: str) -> tuple[Path, list[Path]]:
+    """Delete this device's state for ``url``: its folder, and the folders removed (maybe none)."""
+    folder = await state_folder(url)
+    return folder, await asyncio.to_thread(devstate.forget, folder)
+
+
+def device_secret() -> Secret | None:
+    """This device's second factor, or None if it has none. LocalIOError if the file is unsafe."""
+    return load_device_secret(config.places().device_secret)
