@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from ..engine.errors import LocalIOError, NotFound, UsageError, VaultError
 from .mailbox import EndOfChannel, ReceiveChannel, SendChannel
-from .messages import FileJob, Piece
+from .messages import FileJob, Piece, Planned, Source
 
 
 def _source_error(path: str, exc: OSError) -> VaultError:
@@ -27,7 +27,7 @@ def _source_error(path: str, exc: OSError) -> VaultError:
     return LocalIOError(f"cannot read {path}: {exc.strerror}")
 
 
-async def iter_chunks(source: object, chunk_size: int) -> AsyncGenerator[bytes, None]:
+async def iter_chunks(source: Source, chunk_size: int) -> AsyncGenerator[bytes, None]:
     """Yield the source in pieces of exactly ``chunk_size`` bytes, the last one shorter (maybe none)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         mv = memoryview(source).cast("B")
@@ -114,7 +114,10 @@ def chunker(chunk_size: int) -> Callable[[ReceiveChannel[FileJob], SendChannel[P
     else streams chunk by chunk.
     """
 
-    async def emit(job: FileJob, source: object, outbox: SendChannel[Piece]) -> None:
+    async def emit(job: FileJob, source: Source, outbox: SendChannel[Piece]) -> None:
+        if isinstance(source, Planned):
+            await planned(job.token, source, outbox)
+            return
         index = 0
         held: bytes | None = None  # one piece of lookahead, to mark the last one final
         async with contextlib.aclosing(iter_chunks(source, chunk_size)) as pieces:
@@ -130,6 +133,18 @@ def chunker(chunk_size: int) -> Callable[[ReceiveChannel[FileJob], SendChannel[P
                 await outbox.send(Piece(job.token, index, False, held))
                 index += 1
             await outbox.send(Piece(job.token, index, True, b""))
+
+    async def planned(token: int, source: Planned, outbox: SendChannel[Piece]) -> None:
+        last = len(source.pieces) - 1
+        if last < 0:
+            await outbox.send(Piece(token, 0, True, b""))
+        for i, p in enumerate(source.pieces):
+            if (len(p) if isinstance(p, bytes) else p.length) != chunk_size and i != last:
+                raise UsageError("every planned piece but the last is a full chunk")
+            if isinstance(p, bytes):
+                await outbox.send(Piece(token, i, i == last, p))
+            else:
+                await outbox.send(Piece(token, i, i == last, b"", kept=p))
 
     async def run(inbox: ReceiveChannel[FileJob], outbox: SendChannel[Piece]) -> None:
         waiting: deque[FileJob] = deque()

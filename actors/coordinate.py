@@ -1,10 +1,11 @@
-"""The coordinate stage: chunk ids, dedup and placement of every piece.
+"""The coordinate stage: chunk ids, dedup and placement of every piece — the one place that decides them.
 
-For each piece: a file of at most ``inline_max`` bytes stays inline (it will live in its catalog
-page); an empty final piece only marks the end of a file; a full chunk gets its keyed id off the
-event loop (keyed BLAKE3 releases the GIL) and its content-addressed name, and is either found —
-in the local index, or already on its way in this pipeline — or sent on to be sealed; a shorter
-piece goes into the open data pack unless the index knows it.
+For each piece: a blob the file keeps (a patch) stays where it is; a file of at most ``inline_max``
+bytes stays inline (it will live in its catalog page); an empty final piece only marks the end of a
+file; a full chunk gets its keyed id off the event loop (keyed BLAKE3 releases the GIL) and its
+content-addressed name, and is either found — in the local index, or already on its way in this
+pipeline — or sent on to be sealed; a shorter piece is appended to the open data pack unless the
+index knows it, and a pack that the append closed is sent on to be sealed and stored like a chunk.
 
 The engine injects what it owns (the keyed id and name functions, the index lookup, the pack), so
 this stage holds no keys of its own and never touches the catalog.
@@ -13,10 +14,13 @@ this stage holds no keys of its own and never touches the catalog.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
+from ..engine.format.pages import BlobRef
+from ..engine.format.refs import PendingRef
+from ..engine.keys.schedule import KIND_CHUNK
 from .mailbox import ReceiveChannel, SendChannel
 from .messages import Piece, Placed, ToSeal
 
@@ -28,9 +32,9 @@ class Placement:
     chunk_size: int
     inline_max: int
     chunk_id: Callable[[bytes], bytes]  # keyed PRF of the plaintext
-    full_ref: Callable[[bytes], tuple[Any, str]]  # id -> (blob ref once stored, object name)
-    known: Callable[[bytes], Awaitable[Any | None]]  # id -> blob ref if the vault already holds it
-    pack: Callable[[bytes, bytes], Awaitable[Any]]  # (blob, id) -> pending ref in the open data pack
+    full_ref: Callable[[bytes], BlobRef]  # id -> the blob ref of its full-chunk object once stored
+    known: Callable[[bytes], Awaitable[BlobRef | None]]  # id -> blob ref if the vault already holds it
+    pack: Callable[[bytes, bytes], tuple[PendingRef, ToSeal | None]]  # (blob, id) -> member, closed pack
 
 
 def coordinate(p: Placement) -> Callable[[ReceiveChannel[Piece], SendChannel[ToSeal | Placed]], Awaitable[None]]:
@@ -39,22 +43,30 @@ def coordinate(p: Placement) -> Callable[[ReceiveChannel[Piece], SendChannel[ToS
     async def run(inbox: ReceiveChannel[Piece], outbox: SendChannel[ToSeal | Placed]) -> None:
         async for piece in inbox:
             data, n = piece.data, len(piece.data)
-            if piece.index == 0 and piece.final and n <= p.inline_max:
+            if piece.kept is not None:
+                await outbox.send(Placed(piece.token, piece.index, piece.final, piece.kept.length, piece.kept))
+            elif piece.index == 0 and piece.final and n <= p.inline_max:
                 await outbox.send(Placed(piece.token, 0, True, n, inline=data))
             elif n == 0:
                 await outbox.send(Placed(piece.token, piece.index, piece.final, 0))
             elif n == p.chunk_size:
                 blob_id = await asyncio.to_thread(p.chunk_id, data)
-                ref, name = p.full_ref(blob_id)
+                ref = p.full_ref(blob_id)
+                placed = Placed(piece.token, piece.index, piece.final, n, ref)
                 if blob_id in in_flight or await p.known(blob_id) is not None:
-                    await outbox.send(Placed(piece.token, piece.index, piece.final, n, ref, deduped=True))
+                    await outbox.send(dataclasses.replace(placed, deduped=True))
                 else:
                     in_flight.add(blob_id)
-                    await outbox.send(ToSeal(piece.token, piece.index, piece.final, ref, name, data))
+                    await outbox.send(ToSeal(KIND_CHUNK, ref.object_name, data, piece=placed))
             else:
                 blob_id = p.chunk_id(data) if n < 65536 else await asyncio.to_thread(p.chunk_id, data)
                 found = await p.known(blob_id)
-                blob = found if found is not None else await p.pack(data, blob_id)
-                await outbox.send(Placed(piece.token, piece.index, piece.final, n, blob, deduped=found is not None))
+                if found is not None:
+                    await outbox.send(Placed(piece.token, piece.index, piece.final, n, found, deduped=True))
+                    continue
+                member, closed = p.pack(data, blob_id)
+                if closed is not None:
+                    await outbox.send(closed)
+                await outbox.send(Placed(piece.token, piece.index, piece.final, n, member))
 
     return run

@@ -230,17 +230,19 @@ class Mixer:
     # --- work ----------------------------------------------------------------------------------
 
     async def seal(
-        self, kind: int, name: str, stored: bytes | bytearray | memoryview, *, salt: bytes | None = None
+        self, kind: int, name: str, stored: bytes | bytearray | memoryview, *, pad_floor: int | None = None,
+        salt: bytes | None = None,
     ) -> Sealed:
         """Frame, pad and seal ``stored`` as object ``name`` of ``kind`` (1, 2 or 4).
 
+        ``pad_floor`` overrides the mixer's (a full pack is padded to a full chunk's size);
         ``salt`` is for known-answer tests only. Raises ValueError for a bad kind, name or length,
         MixerError if the executor failed or the mixer is closed. If cancelled, nothing is returned
         and the slot comes back when the job ends.
         """
         mv = memoryview(stored).cast("B")
         n = len(mv)
-        flen = self._check(kind, name, n)
+        flen = self._check(kind, name, n, pad_floor)
         slot = await self._acquire()
         base = slot * self.slot_size
         try:
@@ -286,7 +288,7 @@ class Mixer:
         """Open object ``name`` of ``kind`` and return its stored bytes (see :meth:`open_view`)."""
         return (await self.open_view(kind, name, data, expected_len=expected_len)).take()
 
-    def _check(self, kind: int, name: str, n: int) -> int:
+    def _check(self, kind: int, name: str, n: int, pad_floor: int | None = None) -> int:
         if kind not in MIX_KINDS:
             raise ValueError(f"the mixer does not handle object kind {kind}")
         if not name.isascii():
@@ -295,7 +297,7 @@ class Mixer:
             raise MixerError("the mixer is closed" if self._closed else "the mixer was not started")
         if self._pool is not None and self._pool.error is not None:
             raise self._pool.error
-        return framed_len(n, self.chunk_size, self.pad_floor)
+        return framed_len(n, self.chunk_size, self.pad_floor if pad_floor is None else pad_floor)
 
     async def _run(self, op: int, slot: int, kind: int, name: str, inp: memoryview, salt: bytes | None) -> Sealed:
         """Run one job on ``slot`` and wrap its output; owns the slot and ``inp`` from here on."""

@@ -20,12 +20,13 @@ import stat as stat_mod
 import time
 from collections.abc import AsyncIterator, Mapping
 
+from ..actors.messages import Planned
 from ..actors.mixer import Mixer
 from .catalog.results import Stat, node_stat
-from .catalog.tree import File, Link, Meta, show, split_path
+from .catalog.tree import Dir, File, Link, Meta, show, split_path
 from .content.pipeline import Ingest, ProgressHook
 from .content.writer import Source, plan_patch
-from .errors import NotFound, UsageError
+from .errors import IsADirectory, NotFound, UsageError
 from .format.pages import XATTR_NAME_MAX, XATTR_SIZE_MAX
 from .view import Parts, View
 
@@ -85,7 +86,7 @@ class Edits(View):
 
         mixer = await self.mixer()
         async with Ingest(placement=self._content.placement(self._inline_max), mixer=mixer,
-                          backend=self._backend, stored=self._content.stored,
+                          backend=self._backend, stored=self._content.stored, landed=self._content.landed,
                           file_done=file_done, uploads=self._tuning.upload_concurrency,
                           mixers=self._tuning.mixer_slots, progress=progress) as ing:
             yield ing
@@ -109,6 +110,8 @@ class Edits(View):
             old = await self._tree.lookup(parts)
         except NotFound:
             old = None
+        if isinstance(old, Dir):
+            raise IsADirectory(f"{show(parts)} is a directory")
         if old is not None and not isinstance(old, File):
             raise UsageError(f"{show(parts)} is not a file")
         pieces = plan_patch(old, size, chunks, cs, show(parts))
@@ -117,12 +120,12 @@ class Edits(View):
         meta.ctime_ns = time.time_ns()
         if mode is not None:
             meta.mode = mode & 0o7777
-        if size <= self._inline_max:
-            inline = b"".join([p if isinstance(p, bytes) else await self._reader.read(p) for p in pieces])
-            node = File(meta, size, [], inline)
-        else:
-            blobs = await self._content.write_pieces(pieces, self._tuning.upload_concurrency)
-            node = File(meta, size, blobs, None)
+        if size > self._inline_max:  # the pieces go the one write route; kept blobs pass through
+            async with self.ingest() as ing:
+                await ing.add(parts, Planned(tuple(pieces)), meta)
+            return await self.stat(b"/".join(parts))
+        inline = b"".join([p if isinstance(p, bytes) else await self._reader.read(p) for p in pieces])
+        node = File(meta, size, [], inline)
         async with self._lock:
             await self._tree.put(parts, node)
         return node_stat(parts[-1], node)

@@ -14,6 +14,7 @@ environment is :func:`sigmavault.open`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from types import TracebackType
@@ -48,15 +49,15 @@ class Vault(Edits):
                  head: ChainHead, inline_max: int, tuning: Tuning, keys: Keys) -> None:
         self._cache = cache
         self._index = BlobIndex(cache, backend, lambda: (self._head.gen, self._catalog.tree(self._head.commit)))
-        self._data_pack = PackWriter(store, KIND_DATA_PACK, on_sealed=self._index.stored)
-        self._page_pack = PackWriter(store, KIND_PAGE_PACK)
+        self._data_pack = PackWriter(store, KIND_DATA_PACK, self._seal, on_landed=self._index.stored)
+        self._page_pack = PackWriter(store, KIND_PAGE_PACK, self._seal)
         #: the one read route for blobs: opened off the event loop, verified once, open pack from memory
         reader = BlobReader(store, mixer=self.mixer, running=lambda: self._mixer, pending=self._data_pack.member_bytes)
         catalog = Catalog(store, self._page_pack, cache, tuning.page_target, reader=reader)
         content = ContentWriter(store, self._data_pack, self._index)
         super().__init__(Parts(url, backend, history, store, cache, catalog, content, reader, tuning), inline_max)
         self._commits = Committer(history=history, store=store, catalog=catalog, page_pack=self._page_pack,
-                                  index=self._index, head=head, lock=self._lock, flush_content=self._flush_content,
+                                  index=self._index, head=head, lock=self._lock, flush_content=content.flush,
                                   refresh_interval=tuning.refresh_interval)
         #: the vault's key slots (list, add, remove, change a passphrase): the ``key …`` commands
         self.keys = keys
@@ -134,9 +135,12 @@ class Vault(Edits):
     async def _adopt_newer(self, *, only_if_due: bool) -> bool:
         return await self._commits.adopt_newer(only_if_due=only_if_due)
 
-    async def _flush_content(self) -> None:
-        """What a commit flushes before the catalog pages (lane A: the content flush of ``commit``)."""
-        await self._content.flush()
+    async def _seal(self, kind: int, name: str, stored: bytes, pad_floor: int | None) -> bytes:
+        """Seal a pack off the event loop: in the mixer once content started it, else (a commit of
+        catalog pages alone) in a thread, so a metadata-only commit spawns no mixer workers."""
+        if self._mixer is not None:
+            return (await self._mixer.seal(kind, name, stored, pad_floor=pad_floor)).take()
+        return await asyncio.to_thread(self._store.sealer.seal, kind, name, stored, pad_floor=pad_floor)
 
     async def rebuild_index(self) -> int:
         """Refill the local dedup index from the catalog of the head now; returns the refs added.

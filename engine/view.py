@@ -28,11 +28,11 @@ from .catalog.tree import Dir, File, Node, Tree, show, split_path
 from .content.reader import read_blobs
 from .content.vaultfile import VaultFile
 from .content.writer import ContentWriter
-from .errors import IntegrityError, NotFound, UsageError
+from .errors import IntegrityError, IsADirectory, NotFound, UsageError
+from .format.refs import Blob
 from .local.cache import Cache
 from .local.settings import Tuning
 from .repo.history import History
-from .repo.packs import BlobLike
 from .repo.reader import BlobReader
 from .repo.store import ObjectStore
 from .transfer.exporter import ExportOptions, export_tree
@@ -153,6 +153,8 @@ class View:
 
     async def _file(self, parts: list[bytes]) -> File:
         node = await self._lookup(parts)
+        if isinstance(node, Dir):
+            raise IsADirectory(f"{show(parts)} is a directory")
         if not isinstance(node, File):
             raise UsageError(f"{show(parts)} is not a file")
         return node
@@ -220,7 +222,7 @@ class View:
         if node.inline is not None:
             yield node.inline[offset:end]
             return
-        blobs: list[BlobLike] = []
+        blobs: list[Blob] = []
         pos = 0
         for b in node.blobs:  # only the blobs the range touches: no readahead past its end
             if pos >= end:
@@ -239,7 +241,7 @@ class View:
         except IntegrityError as exc:
             raise IntegrityError(f"{show(parts)}: {exc.message}") from None
 
-    async def chunks(self, path: str | bytes) -> tuple[int, bytes | None, list[BlobLike]]:
+    async def chunks(self, path: str | bytes) -> tuple[int, bytes | None, list[Blob]]:
         """A file's size, its inline content (or None) and its blobs in order (blob i = chunk i).
 
         A blob still in the open data pack is returned as it is (a pending ref): :meth:`read_chunk`
@@ -252,7 +254,7 @@ class View:
             return node.size, node.inline, []
         return node.size, None, list(node.blobs)
 
-    async def read_chunk(self, ref: BlobLike) -> bytes:
+    async def read_chunk(self, ref: Blob) -> bytes:
         """One blob's plaintext (a blob from :meth:`chunks`), verified against its keyed id.
 
         Raises IntegrityError (missing, tampered or substituted object).

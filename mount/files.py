@@ -29,7 +29,7 @@ from typing import Any
 
 from ..engine.content.reader import ahead
 from ..engine.errors import IntegrityError, VaultError
-from ..engine.repo.packs import BlobLike
+from ..engine.format.refs import Blob
 from ..engine.vault import Vault
 from .chunkcache import ChunkCache
 from .inodes import Handle, InodeTable, UnknownInode, vault_path
@@ -48,10 +48,10 @@ class View:
 
     size: int
     inline: bytes | None
-    refs: tuple[BlobLike, ...]  # a blob still in the vault's open pack is read from its memory
+    refs: tuple[Blob, ...]  # a blob still in the vault's open pack is read from its memory
 
 
-def _key(ref: BlobLike) -> bytes:
+def _key(ref: Blob) -> bytes:
     return ref.epoch.to_bytes(4, "big") + ref.id
 
 
@@ -156,7 +156,7 @@ class FileContent:
             self._prefetching += 1
             self._spawn(self._prefetch(ref))
 
-    async def _prefetch(self, ref: BlobLike) -> None:
+    async def _prefetch(self, ref: Blob) -> None:
         try:
             await self.cache.load(_key(ref), lambda: self.vault.read_chunk(ref), streamed=True)
         except (VaultError, OSError) as exc:  # the reader that needs it will fetch again and report

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from ..errors import IntegrityError
 from ..format.commits import Commit
 from ..format.pages import DIR, FILE, LINK, BlobRef, Entry, decode_page, encoded_pages
+from ..format.refs import final_ref
 from ..local.cache import Cache
-from ..repo.packs import PackWriter, final_ref
+from ..repo.packs import PackWriter
 from ..repo.reader import BlobReader
 from ..repo.store import ObjectStore
 from .tree import Dir, File, Link, Loader, Meta, Node, Tree
@@ -125,7 +126,7 @@ class Catalog:
         keys = self._store.keys
         for data in encoded_pages(entries, target=self._target, chunk_size=self._store.chunk_size):
             page_id = keys.page_id_of(data)
-            refs.append((await self._pages.add(data, page_id)).ref())
+            refs.append((await self._pages.put(data, page_id)).ref())
             self._cache.put_page(page_id, data)
         d.pages = refs
         return refs

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from ..errors import AlreadyExists, DirectoryNotEmpty, IntegrityError, NotADirectory, NotFound, UsageError
 from ..format.pages import BlobRef
-from ..repo.packs import BlobLike
+from ..format.refs import Blob
 
 
 @dataclass(slots=True)
@@ -49,7 +49,7 @@ class Meta:
 class File:
     meta: Meta
     size: int
-    blobs: list[BlobLike] = field(default_factory=list)
+    blobs: list[Blob] = field(default_factory=list)
     inline: bytes | None = None
 
     def key(self) -> tuple[object, ...]:

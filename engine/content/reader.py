@@ -15,13 +15,13 @@ import contextlib
 from collections.abc import AsyncGenerator, Sequence
 
 from ...actors.fetcher import ahead, ordered
-from ..repo.packs import BlobLike
+from ..format.refs import Blob
 from ..repo.reader import BlobReader
 
 __all__ = ["ahead", "read_blobs"]
 
 
-async def read_blobs(reader: BlobReader, blobs: Sequence[BlobLike], offset: int, window: int
+async def read_blobs(reader: BlobReader, blobs: Sequence[Blob], offset: int, window: int
                      ) -> AsyncGenerator[bytes, None]:
     """Yield the content of ``blobs`` from byte ``offset`` on, with ``window`` blobs read ahead.
 

@@ -40,8 +40,8 @@ from ...actors.unmixer import open_chunk
 from ..format.canonical import fail
 from ..format.envelope import Sealer
 from ..format.pages import BlobRef
+from ..format.refs import Blob, PendingRef
 from ..keys.schedule import KIND_CHUNK, KIND_PAGE_PACK, EpochKeys
-from .packs import BlobLike, PendingRef
 from .store import ObjectStore
 
 #: the mixer of the vault (started on first use), or None: open in worker threads
@@ -91,7 +91,7 @@ class BlobReader:
         """A reader over a fresh store (nothing cached, no open pack): every read downloads anew."""
         return BlobReader(self.store.fresh(), mixer=self._mixer, running=self._running, pack_cache=self._pack_cache)
 
-    async def read(self, blob: BlobLike) -> bytes:
+    async def read(self, blob: Blob) -> bytes:
         """The blob's bytes, verified against its keyed id. Raises IntegrityError."""
         if isinstance(blob, PendingRef):
             if not blob.done:

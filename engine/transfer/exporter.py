@@ -26,8 +26,7 @@ from typing import Protocol, TypeVar
 
 from ..catalog.results import Stat
 from ..catalog.tree import show, split_path
-from ..content.pipeline import first_error
-from ..errors import AlreadyExists, NotFound, UsageError
+from ..errors import AlreadyExists, NotFound, UsageError, first_error
 from . import localdest as ld
 
 

@@ -21,8 +21,8 @@ from sigmavault.actors.mixer import Mixer
 from sigmavault.backends.base import Backend, Wrapper
 from sigmavault.engine.errors import IntegrityError
 from sigmavault.engine.format.envelope import Sealer
+from sigmavault.engine.format.refs import PendingRef, final_ref
 from sigmavault.engine.keys.schedule import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK, EpochKeys
-from sigmavault.engine.repo.packs import PendingRef, final_ref
 from sigmavault.mount.files import FileContent
 from sigmavault.mount.inodes import Handle, InodeTable
 from sigmavault.mount.options import MountOptions

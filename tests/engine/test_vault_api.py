@@ -10,7 +10,7 @@ import pytest
 from vaulttools import MIB, PASS, new_vault, object_files, reopen
 
 import sigmavault
-from sigmavault import AlreadyExists, AuthError, NotFound, UsageError, VaultError, VaultNotFound
+from sigmavault import AlreadyExists, AuthError, IsADirectory, NotFound, UsageError, VaultError, VaultNotFound
 
 SIZES = [0, 1, 1024, 1025, MIB - 1, MIB, MIB + 1, 3 * MIB + 17]
 
@@ -116,8 +116,12 @@ async def test_ls_mkdir_rm_mv_and_their_errors(tmp_path: Path) -> None:
         assert [s.name for s in await v.ls("/")] == ["moved.txt"]
         with pytest.raises(NotFound):
             await v.rm("docs")
-        with pytest.raises(UsageError):
-            await v.read_bytes("/")  # a directory is not a file
+        with pytest.raises(IsADirectory, match="is a directory"):
+            await v.read_bytes("/")  # a directory is not a file: EISDIR for the mount
+        await v.mkdir("d")
+        with pytest.raises(IsADirectory):
+            await v.patch("d", 10, {0: b"0123456789"})
+        assert (await v.stat("d")).type == "dir"  # nothing replaced
         dest = tmp_path / "exists"
         dest.write_text("keep me")
         with pytest.raises(AlreadyExists):

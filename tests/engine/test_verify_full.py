@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vaulttools import MIB, new_vault, reopen
 
+from sigmavault.backends.base import Backend, Wrapper
 from sigmavault.engine.catalog.tree import Dir, Meta
 from sigmavault.engine.vault import Vault
 
@@ -142,3 +143,30 @@ async def test_a_page_placed_twice_in_one_generation_is_a_problem_not_a_blowup(t
         report = await v.verify(full=True)
     assert sorted(p.split(":")[0] for p in report.problems) == ["/y", "/z"]
     assert all("referenced twice in one generation" in p for p in report.problems)
+
+
+async def test_full_verify_downloads_each_object_once(tmp_path: Path) -> None:
+    class CountingGets(Wrapper):
+        __slots__ = ("gets",)
+
+        def __init__(self, inner: Backend) -> None:
+            super().__init__(inner)
+            self.gets: list[str] = []
+
+        async def get(self, name: str, start: int = 0, end: int | None = None) -> bytes:
+            self.gets.append(name)
+            return await self.inner.get(name, start, end)
+
+    root = tmp_path / "v"
+    async with await populated(root) as v:
+        await v.put("twice/one.bin", (await v.read_bytes("big.bin"))[:MIB])  # a chunk two paths share
+        await v.put("twice/two.bin", (await v.read_bytes("big.bin"))[:MIB])
+    async with await reopen(root) as v:
+        outer = v._store.backend
+        assert isinstance(outer, Wrapper)
+        spy = CountingGets(outer.inner)
+        outer.inner = spy
+        report = await v.verify(full=True)
+        assert report.ok
+        data_gets = [n for n in spy.gets if n.startswith("o/")]
+        assert data_gets and len(data_gets) == len(set(data_gets))  # no object of o/ fetched twice

@@ -12,7 +12,7 @@ import pytest
 from mounttools import MIB, PASS, Mounts, needs_fuse
 
 import sigmavault
-from sigmavault.engine.repo.packs import final_ref
+from sigmavault.engine.format.refs import final_ref
 
 BIG = random.Random(11).randbytes(2 * MIB + 1000)
 SMALL = random.Random(12).randbytes(30_000)

@@ -1,0 +1,47 @@
+"""Refs to blobs that may still wait in an open pack: :class:`PendingRef` and the :data:`Blob` union.
+
+A blob appended to a pack is named at once (its pack's name and its offset are fixed), but the total
+object length ``ol`` of a data pack is known only when the pack is sealed, and the ref may be
+written into a catalog page only once the pack is stored. A :class:`PendingRef` is completed then
+(:meth:`landed`); :func:`final_ref` gives the :class:`~.pages.BlobRef` a page records. Page refs
+(kind 2) carry no ``ol`` and are final at once.
+"""
+
+from __future__ import annotations
+
+from ..keys.schedule import KIND_PAGE_PACK
+from .pages import BlobRef
+
+
+class PendingRef:
+    """A blob in a pack that may not be stored yet; ``ref()`` works once it is (``done``)."""
+
+    __slots__ = ("_ol", "epoch", "id", "kind", "length", "object_name", "off")
+
+    def __init__(self, epoch: int, kind: int, blob_id: bytes, object_name: str, off: int, length: int) -> None:
+        self.epoch, self.kind, self.id, self.object_name = epoch, kind, blob_id, object_name
+        self.off, self.length = off, length
+        self._ol: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._ol is not None or self.kind == KIND_PAGE_PACK
+
+    def landed(self, object_len: int) -> None:
+        """Its pack is stored as an object of ``object_len`` bytes."""
+        self._ol = object_len
+
+    def ref(self) -> BlobRef:
+        if not self.done:
+            raise RuntimeError("pack not stored yet")
+        ol = None if self.kind == KIND_PAGE_PACK else self._ol
+        return BlobRef(self.epoch, self.kind, self.id, self.object_name, self.off, self.length, ol)
+
+
+#: a blob of a file: stored (a :class:`BlobRef`) or maybe still in the open pack
+Blob = BlobRef | PendingRef
+
+
+def final_ref(b: Blob) -> BlobRef:
+    """The blob ref of a blob, whether it was final all along or waited for its pack to be stored."""
+    return b.ref() if isinstance(b, PendingRef) else b
