@@ -54,6 +54,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 from ..errors import LocalIOError, UsageError
 from ..keys.schedule import expand
 from ..keys.secret import Secret
+from .idfilter import IdFilter
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,9 @@ class Cache:
         self._touched: set[_Key] = set()
         self._scheduled = False
         self._closed = False
+        self._ids: IdFilter | None = None  # the blob ids of the index, loaded on the first lookup
+        self._ids_pending: list[bytes] | None = None  # ids added while the filter loads
+        self._ids_lock = asyncio.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sigmavault-cache")
         self._opened: Future[None] = self._pool.submit(self._open, path)
 
@@ -302,6 +306,9 @@ class Cache:
     # --- dedup index --------------------------------------------------------------------
 
     async def find_blob(self, blob_id: bytes) -> BlobRow | None:
+        if not await self._may_hold(blob_id):
+            return None  # most lookups of a write are new blobs: answered without a thread hop
+
         def read(db: sqlite3.Connection) -> BlobRow | None:
             row = db.execute("SELECT o, v, committed FROM blobs WHERE id=?", (blob_id,)).fetchone()
             if row is None:
@@ -331,6 +338,39 @@ class Cache:
                  for i, e, k, o, off, n, ol in items))
 
         self._enqueue(write, [("blob", r[0]) for r in items], len(items))
+        if self._ids is not None:
+            for r in items:
+                self._ids.add(r[0])
+        elif self._ids_pending is not None:
+            self._ids_pending.extend(r[0] for r in items)
+
+    async def _may_hold(self, blob_id: bytes) -> bool:
+        """False if the index certainly holds no row for ``blob_id`` (a Bloom filter of its ids, kept
+        in memory from the first lookup on; rows another process adds later are missed: their blobs
+        are stored again, which is always correct)."""
+        if self._ids is None:
+            async with self._ids_lock:
+                if self._ids is None:
+                    self._ids_pending = []
+                    try:
+                        ids = await self._call(self._load_ids)
+                        for i in self._ids_pending:
+                            ids.add(i)
+                        self._ids = ids
+                    finally:
+                        self._ids_pending = None
+        return blob_id in self._ids
+
+    def _load_ids(self) -> IdFilter:
+        """The ids in the table and in the queue of writes (read without committing the queue)."""
+        with self._lock:
+            queued = [k[1] for k in self._touched if k[0] == "blob" and isinstance(k[1], bytes)]
+        db = self._conn()
+        (count,) = db.execute("SELECT count(*) FROM blobs").fetchone()
+        ids = IdFilter((bytes(r[0]) for r in db.execute("SELECT id FROM blobs")), capacity=int(count) + len(queued))
+        for i in queued:
+            ids.add(i)
+        return ids
 
     def mark_committed(self, objects: Iterable[str]) -> None:
         names = list(objects)
