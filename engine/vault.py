@@ -52,7 +52,10 @@ class Vault(Edits):
         self._data_pack = PackWriter(store, KIND_DATA_PACK, self._seal, on_landed=self._index.stored)
         self._page_pack = PackWriter(store, KIND_PAGE_PACK, self._seal)
         #: the one read route for blobs: opened off the event loop, verified once, open pack from memory
-        reader = BlobReader(store, mixer=self.mixer, running=lambda: self._mixer, pending=self._data_pack.member_bytes)
+        # an inline mixer would open on the event loop: then every read opens in worker threads instead
+        off_loop = tuning.mixer != "inline"
+        reader = BlobReader(store, mixer=self.mixer if off_loop else None,
+                            running=(lambda: self._mixer) if off_loop else None, pending=self._data_pack.member_bytes)
         catalog = Catalog(store, self._page_pack, cache, tuning.page_target, reader=reader)
         content = ContentWriter(store, self._data_pack, self._index)
         super().__init__(Parts(url, backend, history, store, cache, catalog, content, reader, tuning), inline_max)

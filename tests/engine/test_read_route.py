@@ -23,6 +23,7 @@ from sigmavault.engine.errors import IntegrityError
 from sigmavault.engine.format.envelope import Sealer
 from sigmavault.engine.format.refs import PendingRef, final_ref
 from sigmavault.engine.keys.schedule import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK, EpochKeys
+from sigmavault.engine.repo import reader as reader_mod
 from sigmavault.mount.files import FileContent
 from sigmavault.mount.inodes import Handle, InodeTable
 from sigmavault.mount.options import MountOptions
@@ -155,7 +156,7 @@ async def test_blobs_are_never_opened_on_the_event_loop(tmp_path: Path, monkeypa
         report = await v.verify(full=True)  # loads every catalog page through a fresh reader
         assert not report.problems
     assert on_loop == []
-    assert (KIND_PAGE_PACK not in mixed) and ("Sealer.open", KIND_PAGE_PACK) in off_loop  # pages: a thread
+    assert (KIND_PAGE_PACK not in mixed) and ("Sealer.open_into", KIND_PAGE_PACK) in off_loop  # pages: a thread
     if mixer == "inline":  # the inline mixer would run in the loop: worker threads open instead
         assert {k for _, k in off_loop} == set(BLOB_KINDS)
     else:
@@ -235,3 +236,29 @@ async def test_a_flipped_byte_is_an_integrity_error_naming_the_path_through_ever
             assert await v.read_bytes(other) == SMALL
         else:  # big.bin's tail sits in the same damaged pack; its full chunks still read
             assert await v.read_bytes(other, 0, 2 * MIB) == BIG[: 2 * MIB]
+
+
+async def test_with_the_inline_mixer_reads_start_no_mixer_and_reuse_their_buffers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGMAVAULT_MIXER", "inline")
+    url = tmp_path / "v"
+    data = random.Random(9).randbytes(8 * MIB + 10)
+    async with await new_vault(url) as v:
+        await v.put("/eight.bin", data)
+        await v.commit()
+    async with await reopen(url) as v:
+        made: list[int] = []
+        real = reader_mod._Buffers.take
+
+        def take(self: reader_mod._Buffers) -> bytearray:
+            fresh = not self._free
+            buf = real(self)
+            if fresh:
+                made.append(len(buf))
+            return buf
+
+        monkeypatch.setattr(reader_mod._Buffers, "take", take)
+        for _ in range(2):
+            assert await v.read_bytes("/eight.bin") == data
+        assert v._mixer is None  # an inline mixer would open on the loop: it is not even started
+        assert 0 < len(made) <= 4  # 17 objects opened, into at most a window's worth of buffers
