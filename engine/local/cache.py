@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import logging
 import secrets
 import sqlite3
@@ -339,8 +340,7 @@ class Cache:
 
         self._enqueue(write, [("blob", r[0]) for r in items], len(items))
         if self._ids is not None:
-            for r in items:
-                self._ids.add(r[0])
+            self._ids.update(r[0] for r in items)
         elif self._ids_pending is not None:
             self._ids_pending.extend(r[0] for r in items)
 
@@ -354,8 +354,7 @@ class Cache:
                     self._ids_pending = []
                     try:
                         ids = await self._call(self._load_ids)
-                        for i in self._ids_pending:
-                            ids.add(i)
+                        ids.update(self._ids_pending)
                         self._ids = ids
                     finally:
                         self._ids_pending = None
@@ -367,10 +366,8 @@ class Cache:
             queued = [k[1] for k in self._touched if k[0] == "blob" and isinstance(k[1], bytes)]
         db = self._conn()
         (count,) = db.execute("SELECT count(*) FROM blobs").fetchone()
-        ids = IdFilter((bytes(r[0]) for r in db.execute("SELECT id FROM blobs")), capacity=int(count) + len(queued))
-        for i in queued:
-            ids.add(i)
-        return ids
+        rows = (bytes(r[0]) for r in db.execute("SELECT id FROM blobs"))
+        return IdFilter(itertools.chain(queued, rows), capacity=int(count) + len(queued))
 
     def mark_committed(self, objects: Iterable[str]) -> None:
         names = list(objects)

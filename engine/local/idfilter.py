@@ -46,6 +46,9 @@ class IdFilter:
 
     def __init__(self, ids: Iterable[bytes] = (), capacity: int = 1 << 12) -> None:
         self._tables = [_Table(capacity)]
+        self.update(ids)
+
+    def update(self, ids: Iterable[bytes]) -> None:
         for i in ids:
             self.add(i)
 
