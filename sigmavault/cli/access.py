@@ -14,6 +14,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sigmavault
@@ -132,9 +133,28 @@ def credential(opts: Options) -> Credential:
             return XwingKey(internal.parse_identity(lines[0] if lines else ""))
         except IntegrityError:
             raise AuthError("the identity file holds no AGE-SECRET-KEY-PQ-1… identity") from None
-    pw = passphrase(opts)
+    return with_device(passphrase(opts))
+
+
+def with_device(pw: Passphrase) -> Credential:
+    """The passphrase, with this device's second factor if it has one (two-factor slots open too)."""
     device = internal.device_secret()
     return TwoFactor(pw, device) if device is not None else pw
+
+
+async def from_agent(url: str, *, fingerprint: str | None = None, single_writer: bool = False,
+                     on_notice: Callable[[str], None] | None = None) -> sigmavault.Vault | None:
+    """The vault opened with the key the unlock agent holds for it, or None (no pin, no agent, no
+    key, or a key that no longer fits because the keys rotated)."""
+    pin = await internal.pinned(url)
+    got = await agent_client.fetch(pin.fingerprint) if pin is not None else None
+    if got is None:
+        return None
+    try:
+        return await sigmavault.open(url, ksk=got[0], ksk_slot=got[1], fingerprint=fingerprint,
+                                     single_writer=single_writer, on_notice=on_notice)
+    except AuthError:
+        return None
 
 
 async def probe(opts: Options) -> None:
@@ -151,15 +171,10 @@ async def open_vault(opts: Options, *, use_agent: bool = True) -> sigmavault.Vau
     await probe(opts)
     url = opts.url
     if use_agent and not opts.no_agent and not (opts.recovery_code or opts.recovery_code_file or opts.identity_file):
-        pin = await internal.pinned(url)
-        got = await agent_client.fetch(pin.fingerprint) if pin is not None else None
-        if got is not None:
-            try:
-                return _one_generation(await sigmavault.open(
-                    url, ksk=got[0], ksk_slot=got[1], fingerprint=opts.fingerprint,
-                    single_writer=opts.single_writer, on_notice=notice))
-            except AuthError:
-                pass  # the agent's key no longer fits (keys rotated): ask for a credential
+        vault = await from_agent(url, fingerprint=opts.fingerprint, single_writer=opts.single_writer,
+                                 on_notice=notice)
+        if vault is not None:
+            return _one_generation(vault)
     return (await unlock(opts))[0]
 
 

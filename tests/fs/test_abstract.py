@@ -1,0 +1,51 @@
+"""fsspec's own abstract test suite (copy, get, put, pipe, open) run against a real local vault."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fsspec.tests import abstract
+from fstools import make_vault, open_fs
+
+from sigmavault.fs import VaultFileSystem
+
+
+class VaultFixtures(abstract.AbstractFixtures):  # type: ignore[misc]
+    """A fresh vault per test, in the test's tmp folder; paths are vault paths below ``/``."""
+
+    @pytest.fixture
+    def fs(self, tmp_path: Path) -> Iterator[VaultFileSystem]:
+        fs = open_fs(make_vault(tmp_path / "vault"))
+        yield fs
+        fs.close()
+
+    @pytest.fixture
+    def fs_join(self) -> Callable[..., str]:
+        return posixpath.join
+
+    @pytest.fixture
+    def fs_path(self) -> str:
+        return "/"
+
+
+class TestVaultCopy(abstract.AbstractCopyTests, VaultFixtures):  # type: ignore[misc]
+    pass
+
+
+class TestVaultGet(abstract.AbstractGetTests, VaultFixtures):  # type: ignore[misc]
+    pass
+
+
+class TestVaultPut(abstract.AbstractPutTests, VaultFixtures):  # type: ignore[misc]
+    pass
+
+
+class TestVaultPipe(abstract.AbstractPipeTests, VaultFixtures):  # type: ignore[misc]
+    pass
+
+
+class TestVaultOpen(abstract.AbstractOpenTests, VaultFixtures):  # type: ignore[misc]
+    pass
