@@ -31,6 +31,7 @@ from .. import Interrupted, LocalIOError, NoSpace, UsageError, VaultError, __ver
 from .._internal import first_error, harden
 from . import (
     cmd_agent,
+    cmd_completion,
     cmd_create,
     cmd_device,
     cmd_export,
@@ -46,7 +47,7 @@ from .access import Options
 from .output import Output
 
 COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_history, cmd_key, cmd_agent, cmd_device,
-            mount, cmd_serve)
+            mount, cmd_serve, cmd_completion)
 _GLOBAL = ("vault", "json", "debug", "passphrase_file", "recovery_code", "recovery_code_file", "identity_file",
            "fingerprint", "no_agent", "single_writer")
 

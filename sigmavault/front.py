@@ -1,0 +1,57 @@
+"""The front of the library: :func:`open` and :func:`create` (re-exported as ``sigmavault.open``/``create``).
+
+They fill in what the caller left out from :mod:`sigmavault.config` (the default vault, this
+device's folders, the tuning read from the environment) and hand it to the engine, which never
+looks a setting up itself. They live here rather than in ``sigmavault/__init__.py`` so that
+modules built on them (:mod:`sigmavault.sync`) can import them without importing the package
+that lazily exports those modules (no import cycle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .config import default_vault_url
+from .config import places as default_places
+from .config import tuning as default_tuning
+from .engine import opening
+from .engine.keys.credentials import Credential
+from .engine.keys.secret import Secret
+from .engine.local.settings import Places, Tuning
+from .engine.vault import Vault
+
+
+async def open(url: str | None = None, *, passphrase: str | None = None, credential: Credential | None = None,
+               fingerprint: str | None = None, tuning: Tuning | None = None, places: Places | None = None,
+               ksk: Secret | None = None, ksk_slot: bytes = b"", single_writer: bool = False,
+               on_notice: Callable[[str], None] | None = None, **backend_opts: Any) -> Vault:
+    """Open and unlock the vault at ``url`` with a passphrase or another credential.
+
+    ``url`` is a local path, ``file://``, ``s3://bucket/prefix`` or ``az://container/prefix``;
+    ``None`` opens the default vault: ``$SIGMAVAULT_VAULT``, else ``~/.local/share/sigmavault/default``
+    (``$SIGMAVAULT_HOME/data/default`` when that is set). ``tuning`` and ``places`` default to
+    :func:`config.tuning` and :func:`config.places` (read from the environment at each call).
+    Use the result with ``async with`` (commits what is pending on a normal exit, then closes) or
+    call :meth:`Vault.aclose`. The rest is
+    :func:`sigmavault.engine.opening.open` (what it raises, pins, the unlock agent's key).
+    """
+    return await opening.open(url or default_vault_url(), places=places or default_places(),
+                              passphrase=passphrase, credential=credential, fingerprint=fingerprint,
+                              tuning=tuning or default_tuning(), ksk=ksk, ksk_slot=ksk_slot,
+                              single_writer=single_writer, on_notice=on_notice, **backend_opts)
+
+
+async def create(url: str | None = None, *, passphrase: str, kdf: str = "interactive", chunk_size: int = 4 << 20,
+                 prf: str = "blake3-keyed-256", tuning: Tuning | None = None, places: Places | None = None,
+                 create_bucket: bool = False, single_writer: bool = False,
+                 on_notice: Callable[[str], None] | None = None, **backend_opts: Any) -> Vault:
+    """Create a new vault at ``url`` and return it open; ``url=None`` creates the default vault
+    (``$SIGMAVAULT_VAULT``, else ``default`` in the data folder), as :func:`open` opens it. The
+    recovery code is available once as ``vault.recovery_code``. The rest is
+    :func:`sigmavault.engine.opening.create`.
+    """
+    return await opening.create(url or default_vault_url(), places=places or default_places(),
+                                passphrase=passphrase, kdf=kdf, chunk_size=chunk_size, prf=prf,
+                                tuning=tuning or default_tuning(), create_bucket=create_bucket,
+                                single_writer=single_writer, on_notice=on_notice, **backend_opts)
