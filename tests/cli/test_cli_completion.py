@@ -68,7 +68,7 @@ def test_bash_script_is_valid_and_completes_commands_subcommands_and_options(scr
     assert "--child" not in complete(bash, "sigmavault", "mount", "--")  # hidden from --help: not offered
 
 
-@pytest.mark.skipif(ZSH is None, reason="zsh is not installed (and not installable here)")
+@pytest.mark.skipif(ZSH is None, reason="zsh is not installed (scripts/bootstrap --test installs it)")
 def test_zsh_script_parses(scripts: dict[str, Path]) -> None:
     check = subprocess.run([ZSH or "zsh", "-n", str(scripts["zsh"])], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
