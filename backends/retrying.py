@@ -17,6 +17,8 @@ head, finds its own bytes, and proceeds (CRYPTO.md §5.2).
 
 A ``list`` that fails mid-way restarts and skips the names it already yielded (listing is a hint).
 Cancellation is never swallowed: ``CancelledError`` is not retried and interrupts the backoff sleep.
+``retries`` counts the retries per operation (``put``, ``get``, ``head``, ``list``, ``delete``; fixed
+keys, readable from another thread) for the metrics of :mod:`.metered`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import TypeVar
 
 from ..engine.errors import BackendUnavailable, EndpointUnreachable, UsageError
 from .base import Backend, Wrapper
+from .metered import OPS
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -38,7 +41,7 @@ _JITTER = secrets.SystemRandom()
 class RetryingBackend(Wrapper):
     """Wrap ``inner``; ``sleep`` is injectable so tests can observe the backoff schedule."""
 
-    __slots__ = ("_attempts", "_base", "_cap", "_sleep")
+    __slots__ = ("_attempts", "_base", "_cap", "_sleep", "retries")
 
     def __init__(
         self,
@@ -56,6 +59,7 @@ class RetryingBackend(Wrapper):
         self._base = base_delay
         self._cap = max_delay
         self._sleep = sleep
+        self.retries: dict[str, int] = dict.fromkeys(OPS, 0)
 
     def delay(self, attempt: int) -> float:
         """The backoff before retry number ``attempt + 1``: uniform in [0, min(cap, base * 2**attempt)]."""
@@ -70,6 +74,7 @@ class RetryingBackend(Wrapper):
                     raise
                 pause = self.delay(attempt)
                 log.debug("%s on %s failed (%s); retry %d in %.2fs", what, self.description, exc, attempt + 1, pause)
+                self.retries[what] += 1
                 await self._sleep(pause)
         raise AssertionError("unreachable")  # the loop returns or raises
 
@@ -98,6 +103,7 @@ class RetryingBackend(Wrapper):
             except BackendUnavailable as exc:
                 if attempt + 1 >= self._attempts or isinstance(exc, EndpointUnreachable):
                     raise
+                self.retries["list"] += 1
                 await self._sleep(self.delay(attempt))
             finally:
                 close = getattr(names, "aclose", None)

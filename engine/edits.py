@@ -24,7 +24,7 @@ from ..actors.messages import Planned
 from ..actors.mixer import Mixer
 from .catalog.results import Stat, node_stat
 from .catalog.tree import Dir, File, Link, Meta, show, split_path
-from .content.pipeline import Ingest, ProgressHook
+from .content.pipeline import Ingest, ProgressHook, StageLedger
 from .content.writer import Source, plan_patch
 from .errors import IsADirectory, NotFound, UsageError
 from .format.pages import XATTR_NAME_MAX, XATTR_SIZE_MAX
@@ -40,6 +40,7 @@ class Edits(View):
         self._lock = asyncio.Lock()  # serializes tree edits and commits
         self._mixer: Mixer | None = None
         self._mixer_lock = asyncio.Lock()
+        self._ledger = StageLedger()  # the stage counters of every pipeline run (metrics)
 
     def _check_writable(self) -> None:
         self._check_open()
@@ -88,7 +89,7 @@ class Edits(View):
         async with Ingest(placement=self._content.placement(self._inline_max), mixer=mixer,
                           backend=self._backend, stored=self._content.stored, landed=self._content.landed,
                           file_done=file_done, uploads=self._tuning.upload_concurrency,
-                          mixers=self._tuning.mixer_slots, progress=progress) as ing:
+                          mixers=self._tuning.mixer_slots, progress=progress, ledger=self._ledger) as ing:
             yield ing
 
     async def patch(self, path: str | bytes, size: int, chunks: Mapping[int, bytes], *, mode: int | None = None,

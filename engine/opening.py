@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import Backend, ensure_bucket, get_bounded
+from ..backends.metered import MeteredBackend
 from ..backends.retrying import RetryingBackend
 from ..backends.urls import open_backend
 from .errors import AlreadyExists, AuthError, IntegrityError, NotFound, UsageError, VaultError, VaultNotFound
@@ -162,8 +163,9 @@ async def _remove(backend: Backend, names: list[str]) -> None:
 
 
 def _connect(url: str, opts: dict[str, Any]) -> Backend:
-    """The backend for ``url``, retrying transient failures with backoff (never auth errors or "no")."""
-    return RetryingBackend(open_backend(url, **opts))
+    """The backend for ``url``, retrying transient failures with backoff (never auth errors or "no");
+    every attempt is counted (requests, errors, latency) for :meth:`Vault.metrics`."""
+    return RetryingBackend(MeteredBackend(open_backend(url, **opts)))
 
 
 def _create_opts(url: str, opts: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 A :class:`Vault` is the working tree of one vault, readable (:class:`~.view.View`) and writable
 (:class:`~.edits.Edits`), plus what makes it a front: its lifecycle (``async with``, ``aclose``),
 commits and refreshes (delegated to its :class:`~.committer.Committer`), history (``at``,
-``diff``, ``log``, ``verify``) and its key slots (``vault.keys``, a :class:`~.repo.keymgmt.Keys`).
+``diff``, ``log``, ``verify``), its counters (``metrics``) and its key slots (``vault.keys``, a
+:class:`~.repo.keymgmt.Keys`).
 It owns the object store, the two open packs, the mixer and the local cache, and shares them with
 the snapshots it hands out. ``put`` uploads a file's chunks before it returns; other clients see
 the change at :meth:`Vault.commit`. Every method raises only :class:`VaultError` subclasses.
@@ -33,6 +34,7 @@ from .format.commits import ChainHead
 from .keys.schedule import KIND_DATA_PACK, KIND_PAGE_PACK
 from .local.cache import Cache
 from .local.settings import Tuning
+from .metrics import VaultMetrics, snapshot
 from .repo.history import History
 from .repo.keymgmt import Keys
 from .repo.packs import PackWriter
@@ -117,6 +119,12 @@ class Vault(Edits):
     @refresh_interval.setter
     def refresh_interval(self, seconds: float | None) -> None:
         self._commits.refresh_interval = seconds
+
+    def metrics(self) -> VaultMetrics:
+        """A read-only snapshot of this vault's counters: backend requests, retries, pipeline stages,
+        cache hits (see :mod:`.metrics`). Cheap and safe to call from any thread, even when closed."""
+        return snapshot(generation=self.generation, pending=self.pending, backend=self._backend,
+                        ledger=self._ledger, reader=self._reader, catalog=self._catalog)
 
     @property
     def cache(self) -> Cache:

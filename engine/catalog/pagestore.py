@@ -4,7 +4,9 @@ Loading a directory fetches its pages (from the local cache when present, re-ver
 id; else from page packs through the store) and decodes them strictly. Saving walks the dirty
 directories bottom-up, encodes each into pages split by name range, appends them to the open
 page pack and records their refs in the parent's entry, so only the paths that changed are
-rewritten (copy-on-write).
+rewritten (copy-on-write). The catalog counts its page loads the local cache answered
+(``page_hits``) and those it fetched instead (``page_misses``, a cached page that fails its keyed
+id check included); a ``verify --full`` load through its own reader counts as neither.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class Catalog:
         self._pages = page_pack
         self._cache = cache
         self._target = min(page_target, store.chunk_size // 2)
+        #: page loads answered by the local cache (and verified), and those fetched instead (metrics)
+        self.page_hits = self.page_misses = 0
 
     async def load(self, d: Dir, *, reader: BlobReader | None = None) -> dict[bytes, Node]:
         """The entries of ``d`` from its pages, after the checks a co-writer's catalog must pass.
@@ -83,8 +87,11 @@ class Catalog:
             if reader is not None:
                 data = await reader.read(ref)
             elif data is None or not hmac.compare_digest(keys.page_id_of(data), ref.id):
+                self.page_misses += 1
                 data = await self._reader.read(ref)
                 self._cache.put_page(ref.id, data)
+            else:
+                self.page_hits += 1
             entries = decode_page(data, chunk_size=cs).entries
             if not entries:
                 raise IntegrityError("the directory has an empty catalog page (a hostile or damaged catalog)")

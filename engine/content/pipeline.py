@@ -14,7 +14,8 @@ durable (or in a data pack not stored yet, which the commit flushes first).
 
 Full chunks and closed data packs both go mixer → writer; the collector (here, not an actor: it
 edits the catalog) records each stored object (the dedup index, the pack's members), each complete
-file in the tree, and reports progress. Per-stage counters are available from :meth:`Ingest.stats`.
+file in the tree, and reports progress. Per-stage counters are available from :meth:`Ingest.stats`;
+a :class:`StageLedger` (one per vault) sums them over every run, finished and running (metrics).
 """
 
 from __future__ import annotations
@@ -66,6 +67,87 @@ class _Pending:
     count: int | None = None  # number of pieces, known once the final one arrives
 
 
+#: the stages of every pipeline, in order (the names in the stats and the metrics)
+STAGES = ("chunker", "coordinate", "mixer", "writer", "collector")
+
+
+def _weight(item: object) -> int:
+    """The bytes an item between two stages counts for in their stats: the data of a piece or of an
+    object to seal, a sealed object's size, a stored object's size, an inline piece's bytes."""
+    if isinstance(item, Piece | ToSeal):
+        return len(item.data)
+    if isinstance(item, SealedObject):
+        return len(item.obj)  # weighed as it is sent and received: the writer releases it later
+    if isinstance(item, Stored):
+        return item.size
+    return len(item.inline) if isinstance(item, Placed) and item.inline is not None else 0
+
+
+@dataclass(slots=True)
+class StageTotals:
+    """One stage's counters summed over a vault's pipeline runs (see :class:`StageStats`); the queue
+    depth and ``running`` (copies of pipelines running now) are of the running runs alone."""
+
+    items_in: int = 0
+    items_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    queue_depth: int = 0
+    queue_high_water: int = 0  # the highest of any run
+    blocked_in: float = 0.0
+    blocked_out: float = 0.0
+    busy: float = 0.0
+    running: int = 0
+
+    def add(self, s: StageStats) -> None:
+        self.items_in += s.items_in
+        self.items_out += s.items_out
+        self.bytes_in += s.bytes_in
+        self.bytes_out += s.bytes_out
+        self.queue_depth += s.queue_depth if s.running else 0
+        self.queue_high_water = max(self.queue_high_water, s.queue_high_water)
+        self.blocked_in += s.blocked_in
+        self.blocked_out += s.blocked_out
+        self.busy += s.busy
+        self.running += int(s.running)
+
+
+class StageLedger:
+    """The stage counters of one vault's pipelines: the finished runs summed, the running ones read live.
+
+    Only lists and dicts with fixed keys change, so :meth:`totals` may be read from another thread
+    (a metrics exporter) while the event loop runs pipelines.
+    """
+
+    def __init__(self) -> None:
+        self._done: dict[str, StageTotals] = {name: StageTotals() for name in STAGES}
+        self._running: list[Ingest] = []
+        self.started = 0
+        self.failed = 0  # runs that ended with an error (or were cancelled)
+
+    def begin(self, run: Ingest) -> None:
+        self.started += 1
+        self._running.append(run)
+
+    def end(self, run: Ingest, ok: bool) -> None:
+        for s in run.stats():
+            self._done[s.name].add(dataclasses.replace(s, running=False))
+        self._running.remove(run)
+        self.failed += int(not ok)
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def totals(self) -> dict[str, StageTotals]:
+        """Per stage (in pipeline order): finished runs plus the running ones now."""
+        out = {name: dataclasses.replace(t) for name, t in self._done.items()}
+        for run in list(self._running):
+            for s in run.stats():
+                out[s.name].add(s)
+        return out
+
+
 FileDone = Callable[[list[bytes], File], Awaitable[None]]
 ProgressHook = Callable[[Progress, list[bytes] | None], None]
 ChunkStored = Callable[[BlobRef, int], None]  # a full chunk's object is stored (its ref, its size)
@@ -77,7 +159,7 @@ class Ingest:
 
     def __init__(self, *, placement: Placement, mixer: Mixer, backend: Backend, stored: ChunkStored,
                  landed: PackStored, file_done: FileDone, uploads: int, mixers: int, depth: int = 2,
-                 progress: ProgressHook | None = None) -> None:
+                 progress: ProgressHook | None = None, ledger: StageLedger | None = None) -> None:
         self._placement = placement
         self._mixer = mixer
         self._backend = backend
@@ -88,6 +170,7 @@ class Ingest:
         self._mixers = max(1, mixers)
         self._depth = depth
         self._hook = progress
+        self._ledger = ledger
         self._files: dict[int, _Pending] = {}
         self._tokens = itertools.count()
         self._stages: list[Stage[FileJob, Piece] | Stage[Piece, ToSeal | Placed]
@@ -103,39 +186,47 @@ class Ingest:
         jobs_send, jobs_recv = open_channel(256)  # tiny items: deep enough to batch small files
         pieces_send: SendChannel[Piece]
         pieces_recv: ReceiveChannel[Piece]
-        pieces_send, pieces_recv = open_channel(d)
+        pieces_send, pieces_recv = open_channel(d, _weight)
         mix_send: SendChannel[ToSeal | Placed]
         mix_recv: ReceiveChannel[ToSeal | Placed]
-        mix_send, mix_recv = open_channel(d)
+        mix_send, mix_recv = open_channel(d, _weight)
         sealed_send: SendChannel[SealedObject | Placed]
         sealed_recv: ReceiveChannel[SealedObject | Placed]
-        sealed_send, sealed_recv = open_channel(self._uploads)
+        sealed_send, sealed_recv = open_channel(self._uploads, _weight)
         placed_send: SendChannel[Stored | Placed]
         placed_recv: ReceiveChannel[Stored | Placed]
-        placed_send, placed_recv = open_channel(d * 4)
+        placed_send, placed_recv = open_channel(d * 4, _weight)
         p = self._placement
+        chunk, coord, mix, write, collect = STAGES
         self._stages = [
-            Stage("chunker", chunker(p.chunk_size), jobs_recv, pieces_send),
-            Stage("coordinate", coordinate(p), pieces_recv, mix_send, concurrency=2),
-            Stage("mixer", mixing(self._mixer), mix_recv, sealed_send, concurrency=self._mixers),
-            Stage("writer", writer(self._backend), sealed_recv, placed_send, concurrency=self._uploads),
-            Stage("collector", self._collect, placed_recv, None),
+            Stage(chunk, chunker(p.chunk_size), jobs_recv, pieces_send),
+            Stage(coord, coordinate(p), pieces_recv, mix_send, concurrency=2),
+            Stage(mix, mixing(self._mixer), mix_recv, sealed_send, concurrency=self._mixers),
+            Stage(write, writer(self._backend), sealed_recv, placed_send, concurrency=self._uploads),
+            Stage(collect, self._collect, placed_recv, None),
         ]
         self._jobs = jobs_send
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         for stage in self._stages:
             self._tg.create_task(stage())
+        if self._ledger is not None:
+            self._ledger.begin(self)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         assert self._tg is not None and self._jobs is not None
         self._jobs.close()  # end of input: the stages drain and stop in order
+        ok = False
         try:
             await self._tg.__aexit__(et, exc, tb)
+            ok = et is None
         except BaseExceptionGroup as eg:
             raise first_error(eg) from None
+        finally:
+            if self._ledger is not None:
+                self._ledger.end(self, ok)
 
     async def add(self, parts: list[bytes], source: Source, meta: Meta, size_hint: int = -1) -> None:
         """Queue one file (waits while the pipeline is full). It reaches the tree once all its pieces are stored.

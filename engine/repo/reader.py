@@ -20,9 +20,10 @@ index's fill), and waiting there for a mixer slot that the pipeline's own sealed
 are released only after the writer stage, which waits on the collector) could deadlock.
 
 Opened packs (kinds 2 and 4) stay in a small LRU so reading many small blobs of one pack fetches
-and opens it once; concurrent readers of one object share one fetch. A blob still in the open data
-pack (a :class:`PendingRef` not yet sealed) is served from the pack writer's memory (``pending``)
-and verified like any other: reading never flushes (uploads) the open pack.
+and opens it once (``pack_hits`` and ``pack_misses`` count how often the LRU answered); concurrent
+readers of one object share one fetch. A blob still in the open data pack (a :class:`PendingRef`
+not yet sealed) is served from the pack writer's memory (``pending``) and verified like any other:
+reading never flushes (uploads) the open pack.
 
 A server that withholds, truncates, swaps or flips an object gets the one :class:`IntegrityError`
 (callers add the file path).
@@ -113,6 +114,8 @@ class BlobReader:
         self._packs: OrderedDict[str, bytes] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[bytes]] = {}
         self._buffers = _Buffers(store.max_object)
+        #: reads of a pack blob served from the LRU, and those that had to fetch the pack (metrics)
+        self.pack_hits = self.pack_misses = 0
 
     @property
     def chunk_size(self) -> int:
@@ -187,7 +190,9 @@ class BlobReader:
         hit = self._packs.get(key)
         if hit is not None:
             self._packs.move_to_end(key)
+            self.pack_hits += 1
             return hit
+        self.pack_misses += 1  # fetched and opened here, or waiting for a concurrent reader's fetch
         return await self._shared(key, lambda: self._open_pack(ref, key))
 
     async def _open_pack(self, ref: BlobRef, key: str) -> bytes:

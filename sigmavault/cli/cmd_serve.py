@@ -1,4 +1,4 @@
-"""``sigmavault serve http [--listen HOST:PORT] [--read-only] [--token-file F]``: the vault over HTTP.
+"""``sigmavault serve http [--listen HOST:PORT] [--read-only] [--token-file F] [--metrics HOST:PORT]``.
 
 Opens the vault once (the agent or a credential, like every command), serves it with
 :mod:`sigmavault.gateway` until SIGINT or SIGTERM, then stops listening, commits anything pending
@@ -7,7 +7,8 @@ gateway hands out decrypted files. Once listening it prints one line
 (``serving … at http://HOST:PORT/``; with ``--json`` a ``{"event":"listening",…}`` document) so
 scripts can wait for it; ``--listen 127.0.0.1:0`` picks a free port and says which.
 Log lines (errors, damaged data) go to stderr without tracebacks unless ``--debug``; the access log
-is off (request paths name vault files).
+is off (request paths name vault files). ``--metrics`` adds the Prometheus exporter
+(:mod:`.metrics_opt`), named in the listening document as ``"metrics"``.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import signal
 import sys
 from typing import Any
 
 from .. import LocalIOError, UsageError
+from . import metrics_opt
 from .access import Options, _read_secret_file, open_vault
+from .listen import is_loopback, parse_listen
 from .output import Output
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -51,26 +53,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                         f"FILE (at least {MIN_TOKEN} characters)")
     h.add_argument("--refresh-interval", type=float, default=5.0, metavar="S",
                    help="adopt other clients' commits every S seconds (5; 0: never)")
+    metrics_opt.add_arguments(h)
     h.set_defaults(handler=run_http)
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[IPv6]:PORT`` -> (host, port). UsageError when malformed."""
-    host, sep, port = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise UsageError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
-    return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
 
 
 def read_token(name: str) -> str:
@@ -105,6 +89,7 @@ async def run_http(opts: Options, args: argparse.Namespace, out: Output) -> None
     if token is None and not is_loopback(host):
         raise UsageError(f"refusing to serve on {host}, which is not a loopback address, without --token-file: "
                          "anyone who can connect would read the decrypted vault")
+    metrics_at = metrics_opt.address(args)
     try:
         from aiohttp import web
 
@@ -117,12 +102,13 @@ async def run_http(opts: Options, args: argparse.Namespace, out: Output) -> None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with await open_vault(opts) as vault:
+        async with await open_vault(opts) as vault, contextlib.AsyncExitStack() as stack:
             vault.refresh_interval = args.refresh_interval if args.refresh_interval > 0 else None
             runner = web.AppRunner(make_app(vault, read_only=args.read_only, token=token), access_log=None,
                                    handle_signals=False)
             await runner.setup()
             try:
+                exporter = stack.enter_context(metrics_opt.serving(vault, metrics_at))
                 site = web.TCPSite(runner, host, port)
                 try:
                     await site.start()
@@ -132,10 +118,10 @@ async def run_http(opts: Options, args: argparse.Namespace, out: Output) -> None
                 shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
                 url = f"http://{shown}:{bound[1]}/"
                 mode = "read-only" if args.read_only else "read-write"
-                out.result({"event": "listening", "url": url, "read_only": args.read_only, "token": token is not None,
-                            "generation": vault.generation},
-                           f"serving the vault ({mode}{', token required' if token else ''}) at {url}; "
-                           "Ctrl-C stops")
+                doc = {"event": "listening", "url": url, "read_only": args.read_only, "token": token is not None,
+                       "generation": vault.generation, **({"metrics": exporter.url} if exporter else {})}
+                out.result(doc, f"serving the vault ({mode}{', token required' if token else ''}) at {url}"
+                           f"{f', metrics at {exporter.url}' if exporter else ''}; Ctrl-C stops")
                 await stop.wait()
             finally:
                 await runner.cleanup()

@@ -5,7 +5,8 @@ and unmounts), or with ``--background`` starts itself as a detached process, wai
 file system is up and returns; that process logs to ``--log-file``. Either way a pid file names
 the serving process, so ``umount`` can ask it to finish (SIGTERM) and wait until everything is
 committed. Without a live process ``umount`` falls back to ``fusermount3 -u`` (``-z`` for a dead
-mount). A mount point left dead by a crash is cleared by the next ``mount``.
+mount). A mount point left dead by a crash is cleared by the next ``mount``. ``--metrics HOST:PORT``
+serves Prometheus metrics while mounted (:mod:`.metrics_opt`).
 
 The background child gets the passphrase through a pipe on its stdin, never through its
 arguments. Runnable on its own as ``python -m sigmavault.cli.mount [--vault URL] mount|umount ...``.
@@ -28,6 +29,7 @@ from typing import Any
 
 from .. import LocalIOError, UsageError, VaultError, config
 from .._internal import Passphrase, TwoFactor, harden
+from . import metrics_opt
 from .access import Options, interactive, open_vault, probe, unlock
 from .output import Output
 
@@ -71,6 +73,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="adopt other clients' commits every S seconds (5)")
     p.add_argument("--pid-file", metavar="FILE", help="where the serving process writes its pid")
     p.add_argument("--log-file", metavar="FILE", help="log of a --background mount")
+    metrics_opt.add_arguments(p)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(handler=run_mount)
     u = sub.add_parser("umount", parents=[common], help="unmount a mounted vault (commits first)",
@@ -118,6 +121,7 @@ async def run_mount(opts: Options, args: argparse.Namespace, out: Output) -> Non
 
     mountpoint = Path(args.mountpoint)
     mopts = _options(args, mountpoint)
+    metrics_at = metrics_opt.address(args)  # refused before a passphrase is asked for
     if args.background and not args.child:
         typed = await _checked_passphrase(opts, mountpoint)
         await asyncio.to_thread(_start_background, opts, args, mountpoint, typed)
@@ -132,7 +136,8 @@ async def run_mount(opts: Options, args: argparse.Namespace, out: Output) -> Non
         pid_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         pid_file.write_text(f"{os.getpid()}\n")
         try:
-            await session.Session(vault, mopts).serve(mountpoint)
+            with metrics_opt.serving(vault, metrics_at):
+                await session.Session(vault, mopts).serve(mountpoint)
         finally:
             with contextlib.suppress(OSError):
                 if _read_pid(pid_file) == os.getpid():
@@ -154,7 +159,7 @@ def _child_argv(opts: Options, args: argparse.Namespace, mountpoint: Path, log_f
     if opts.single_writer:
         argv.append("--single-writer")
     argv += ["mount", os.path.abspath(mountpoint), "--child", "--log-file", str(log_file)]
-    for name in ("read_only", "allow_other"):
+    for name in ("read_only", "allow_other", "metrics_public"):
         if getattr(args, name):
             argv.append("--" + name.replace("_", "-"))
     for name in ("memory_cache", "disk_cache", "write_cache", "readahead", "commit_interval", "refresh_interval"):
@@ -162,6 +167,8 @@ def _child_argv(opts: Options, args: argparse.Namespace, mountpoint: Path, log_f
     for name in ("cache_dir", "pid_file"):
         if getattr(args, name):
             argv += ["--" + name.replace("_", "-"), os.path.abspath(getattr(args, name))]
+    if args.metrics:
+        argv += ["--metrics", args.metrics]
     return argv
 
 
