@@ -120,6 +120,10 @@ class VaultCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         return families(self._vault.metrics())
 
+    def describe(self) -> Iterator[Metric]:
+        """The families (read once at registration, so a registry refuses a second vault's duplicates)."""
+        return families(self._vault.metrics())
+
 
 def register(vault: Vault, registry: CollectorRegistry | None = None) -> VaultCollector:
     """Register a collector for ``vault`` on ``registry`` (default: prometheus' global ``REGISTRY``)
