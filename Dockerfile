@@ -26,7 +26,7 @@ RUN python -m venv /opt/sigmavault \
 # only what the package build reads, so a change to tests or docs does not rebuild the venv
 COPY pyproject.toml README.md /src/
 COPY sigmavault /src/sigmavault
-RUN /opt/sigmavault/bin/python -m pip install --no-cache-dir "/src[fast,cloud,mount,fsspec,http]"
+RUN /opt/sigmavault/bin/python -m pip install --no-cache-dir "/src[fast,cloud,mount,fsspec,http,metrics]"
 
 
 FROM python:3.11-slim-bookworm

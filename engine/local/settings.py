@@ -13,6 +13,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import UsageError
+
 MIXERS = ("process", "thread", "inline")
 DEFAULT_MIXER = "inline"  # fastest measured on 2 cores (bench/library.py, bench/compare.py)
 
@@ -32,7 +34,7 @@ class Tuning:
 
     def __post_init__(self) -> None:
         if self.mixer not in MIXERS:
-            raise ValueError(f"unknown mixer {self.mixer!r}: one of {', '.join(MIXERS)}")
+            raise UsageError(f"unknown mixer {self.mixer!r}: one of {', '.join(MIXERS)}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,5 +94,5 @@ async def test_settings_are_passed_in(tmp_path: Path) -> None:
     assert places.device_secret.exists()
     async with await sigmavault.open(str(tmp_path / "v"), passphrase=PASS) as v:  # the default: one source
         assert (await v.mixer()).kind == DEFAULT_MIXER == Tuning().mixer
-    with pytest.raises(ValueError):
+    with pytest.raises(sigmavault.UsageError, match="unknown mixer 'fastest'"):  # a VaultError, exit code 2
         Tuning(mixer="fastest")
