@@ -42,6 +42,7 @@ from .engine.keys.keystore import SlotInfo
 from .engine.keys.secret import Secret
 from .engine.keys.slots import INTERACTIVE, KdfProfile
 from .engine.local.settings import Places, Tuning
+from .engine.metrics import VaultMetrics
 from .engine.repo.keymgmt import Changed, Keys
 from .engine.vault import Vault
 from .engine.view import View
@@ -218,6 +219,10 @@ class SyncVault(_SyncView):
     @refresh_interval.setter
     def refresh_interval(self, seconds: float | None) -> None:
         self._vault.refresh_interval = seconds
+
+    def metrics(self) -> VaultMetrics:
+        """:meth:`sigmavault.Vault.metrics`: a snapshot of the vault's counters (safe from any thread)."""
+        return self._vault.metrics()
 
     # --- edits -----------------------------------------------------------------------------
 

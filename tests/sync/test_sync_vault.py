@@ -89,6 +89,8 @@ def test_commits_history_snapshots_diff_log_verify_refresh(tmp_path: Path) -> No
         v.put("a.txt", b"two")
         v.put("b.txt", b"bee")
         assert v.commit() == 2
+        m = v.metrics()
+        assert (m.generation, m.pending, m.pipelines_started) == (2, False, 3)  # three puts, three pipelines
         snap = v.at(1)
         assert isinstance(snap, SyncSnapshot) and snap.generation == 1
         assert repr(snap) == "<SyncSnapshot at generation 1>"
