@@ -157,13 +157,11 @@ class Gateway:
 
     async def get(self, request: web.Request, base: str, parts: list[bytes]) -> web.StreamResponse:
         path = show(parts)
-        st = await self.vault.stat(path)
+        st, etag, size = await self._state(path)
         if st.type == "dir":
             return await self.directory(request, base, parts)
-        if st.type != "file":
+        if etag is None:
             raise UsageError(f"{path} is a symbolic link (the gateway does not follow links)")
-        size, inline, blobs = await self.vault.chunks(path)
-        etag = self.etag(size, inline, blobs)
         mtime = st.mtime_ns // 1_000_000_000
         validators = {"ETag": etag, "Last-Modified": http_date(mtime)}
         headers = {**SAFE_HEADERS, **validators, "Accept-Ranges": "bytes"}
@@ -256,15 +254,20 @@ class Gateway:
 
     # --- writes -----------------------------------------------------------------------------------
 
+    async def _state(self, path: str) -> tuple[Stat, str | None, int]:
+        """``path``'s stat, and for a file its ETag and size (from one look at its blobs). Raises NotFound."""
+        st = await self.vault.stat(path)
+        if st.type != "file":
+            return st, None, st.size
+        size, inline, blobs = await self.vault.chunks(path)
+        return st, self.etag(size, inline, blobs), size
+
     async def _current(self, path: str) -> tuple[Stat | None, str | None]:
         try:
-            st = await self.vault.stat(path)
+            st, etag, _ = await self._state(path)
         except NotFound:
             return None, None
-        if st.type != "file":
-            return st, None
-        size, inline, blobs = await self.vault.chunks(path)
-        return st, self.etag(size, inline, blobs)
+        return st, etag
 
     def _precondition(self, request: web.Request, st: Stat | None, etag: str | None) -> web.Response | None:
         mtime = st.mtime_ns // 1_000_000_000 if st is not None else None
