@@ -247,3 +247,31 @@ async def test_an_open_vault_embedded(url: str) -> None:
         assert not vault.pending and await vault.read_bytes("/e.txt") == b"embedded"  # still open
         with pytest.raises(ValueError, match="closed"):
             await fs._info("/e.txt")
+
+
+def test_a_byte_the_provider_flipped_is_an_integrity_error_never_wrong_bytes(fs: VaultFileSystem, url: str) -> None:
+    """(P) The provider flips one byte of a chunk object: every read path through fsspec fails loudly."""
+    data = os.urandom(3 * MIB)
+    fs.pipe_file("/big.bin", data)
+    objects = [p for p in (Path(url) / "o").rglob("*") if p.is_file() and not p.name.startswith(".")]
+    chunk = max(objects, key=lambda p: p.stat().st_size)  # full chunks are the largest objects
+    raw = bytearray(chunk.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    chunk.chmod(0o600)
+    chunk.write_bytes(bytes(raw))
+    other = open_fs(url)
+    try:
+        with pytest.raises(sigmavault.IntegrityError):
+            other.cat_file("/big.bin")
+        with pytest.raises(sigmavault.IntegrityError), other.open("/big.bin", "rb") as f:
+            while f.read(MIB):
+                pass
+        failed = 0
+        for start in range(0, 3 * MIB, MIB // 4):  # a range gives the true bytes or fails, never others
+            try:
+                assert other.cat_file("/big.bin", start, start + 100) == data[start : start + 100]
+            except sigmavault.IntegrityError:
+                failed += 1
+        assert failed  # the ranges inside the damaged chunk
+    finally:
+        other.close()
