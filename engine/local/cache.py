@@ -282,8 +282,8 @@ class Cache:
             self._closed = True
         try:
             await asyncio.wrap_future(self._pool.submit(self._close))
-        finally:
-            self._pool.shutdown(wait=False)
+        finally:  # its worker thread is gone when this returns (joined off the loop)
+            await asyncio.to_thread(self._pool.shutdown, wait=True)
 
     # --- meta ---------------------------------------------------------------------------
 
