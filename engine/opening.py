@@ -30,7 +30,7 @@ from .errors import AlreadyExists, AuthError, IntegrityError, NotFound, UsageErr
 from .format.canonical import MAX_DOCUMENT
 from .format.commits import ChainState, Commit, commit_name, seal_commit
 from .format.envelope import Sealer
-from .keys import keystore
+from .keys import keystore, xwing
 from .keys.credentials import FINGERPRINT_LEN, Credential, Passphrase, Pin
 from .keys.keyring import Params
 from .keys.secret import Secret
@@ -40,7 +40,7 @@ from .local.cache import Cache
 from .local.devstate import StateKeeper
 from .local.localstate import LocalState
 from .local.settings import Places, Tuning
-from .repo import probe
+from .repo import keymgmt, probe
 from .repo.history import History
 from .repo.keymgmt import Keys
 from .repo.store import ObjectStore
@@ -84,7 +84,7 @@ async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, kee
     store = ObjectStore(backend, keys, unlocked.current_epoch, params.chunk_size, params.pad_floor,
                         tuning.pack_cache)
     cache = await Cache.open(keeper.folder / "cache.sqlite", unlocked.local_cache_key())
-    slots = Keys(backend, unlocked, keeper.folder, places.device_secret)
+    slots = Keys(backend, unlocked, keeper.folder, places.device_secret, places.device_key)
     vault = Vault(url=url, backend=backend, history=history, store=store, cache=cache, head=head,
                   inline_max=params.inline_max, tuning=tuning, keys=slots)
     return vault  # opening never walks the tree: a new or deleted dedup index refills on the first write
@@ -240,6 +240,21 @@ async def open(url: str, *, places: Places, passphrase: str | None = None,
     except BaseException:
         await backend.aclose()
         raise
+
+
+async def device_recipient(url: str, places: Places, **backend_opts: Any) -> str:
+    """This device's public key (``age1pq1…``) for the vault at ``url``, for an enrolled device to
+    add with ``key add --device --public-key``; creates the device key on first use. Reads only the
+    keystore's public vault id (no credential): a provider that lies about it only makes the
+    enrolment fail to open."""
+    backend = _connect(url, backend_opts)
+    try:
+        name, data = await _highest_keystore(backend, url)
+        vault_id = keystore.parse(data, name).vault_id
+        key = await asyncio.to_thread(keymgmt.device_key, places.device_key)
+        return xwing.recipient(key.public_key(vault_id))
+    finally:
+        await backend.aclose()
 
 
 async def state_folder(url: str, places: Places, **backend_opts: Any) -> Path:

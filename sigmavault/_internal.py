@@ -23,23 +23,23 @@ from .engine.content.pipeline import Progress
 from .engine.errors import LockedError, first_error
 from .engine.format.canonical import b64u, unb64u
 from .engine.keys import harden
-from .engine.keys.credentials import Credential, Passphrase, Pin, RecoveryCode, TwoFactor, XwingKey
+from .engine.keys.credentials import Credential, DeviceKey, Passphrase, Pin, RecoveryCode, TwoFactor, XwingKey
 from .engine.keys.harden import secret_env
 from .engine.keys.keystore import SlotInfo
 from .engine.keys.secret import Secret
 from .engine.keys.slots import PROFILES, passphrase_from_file
 from .engine.keys.xwing import parse_identity
 from .engine.local import devstate
-from .engine.repo.keymgmt import Changed, load_device_secret
+from .engine.repo.keymgmt import Changed, load_device_key, load_device_secret
 from .engine.transfer.exporter import ExportOptions, ExportReport, export_tree
 from .engine.transfer.importer import ImportReport, Item, import_items, scan
 
 __all__ = [
-    "PROFILES", "Changed", "Credential", "ExportOptions", "ExportReport", "ImportReport", "Item", "LockedError",
-    "Passphrase", "Pin", "Progress", "RecoveryCode", "Secret", "SlotInfo", "TwoFactor", "XwingKey", "b64u",
-    "device_secret", "export_tree", "first_error", "forget_device", "harden", "has_vault", "import_items",
-    "parse_identity", "passphrase_from_file", "pinned", "scan", "secret_env", "show", "split_path", "state_folder",
-    "unb64u",
+    "PROFILES", "Changed", "Credential", "DeviceKey", "ExportOptions", "ExportReport", "ImportReport", "Item",
+    "LockedError", "Passphrase", "Pin", "Progress", "RecoveryCode", "Secret", "SlotInfo", "TwoFactor", "XwingKey",
+    "b64u", "device_key", "device_recipient", "device_secret", "export_tree", "first_error", "forget_device",
+    "harden", "has_vault", "import_items", "parse_identity", "passphrase_from_file", "pinned", "scan", "secret_env",
+    "show", "split_path", "state_folder", "unb64u",
 ]
 
 
@@ -73,3 +73,13 @@ async def forget_device(url: str) -> tuple[Path, list[Path]]:
 def device_secret() -> Secret | None:
     """This device's second factor, or None if it has none. LocalIOError if the file is unsafe."""
     return load_device_secret(config.places().device_secret)
+
+
+def device_key() -> DeviceKey | None:
+    """This device's key for ``xwing`` device slots, or None if it has none. LocalIOError if unsafe."""
+    return load_device_key(config.places().device_key)
+
+
+async def device_recipient(url: str) -> str:
+    """This device's ``age1pq1…`` key for the vault at ``url`` (created on first use; no unlock)."""
+    return await opening.device_recipient(url, config.places())

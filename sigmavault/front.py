@@ -16,17 +16,20 @@ from .config import default_vault_url
 from .config import places as default_places
 from .config import tuning as default_tuning
 from .engine import opening
+from .engine.errors import AuthError
 from .engine.keys.credentials import Credential
 from .engine.keys.secret import Secret
 from .engine.local.settings import Places, Tuning
+from .engine.repo.keymgmt import load_device_key
 from .engine.vault import Vault
 
 
 async def open(url: str | None = None, *, passphrase: str | None = None, credential: Credential | None = None,
                fingerprint: str | None = None, tuning: Tuning | None = None, places: Places | None = None,
                ksk: Secret | None = None, ksk_slot: bytes = b"", single_writer: bool = False,
-               on_notice: Callable[[str], None] | None = None, **backend_opts: Any) -> Vault:
-    """Open and unlock the vault at ``url`` with a passphrase or another credential.
+               on_notice: Callable[[str], None] | None = None, device: bool = False, **backend_opts: Any) -> Vault:
+    """Open and unlock the vault at ``url`` with a passphrase or another credential; ``device=True``:
+    with this device's key (its device slot, ``vault.keys.add_device``; needs a pin or ``fingerprint``).
 
     ``url`` is a local path, ``file://``, ``s3://bucket/prefix`` or ``az://container/prefix``;
     ``None`` opens the default vault: ``$SIGMAVAULT_VAULT``, else ``~/.local/share/sigmavault/default``
@@ -36,7 +39,12 @@ async def open(url: str | None = None, *, passphrase: str | None = None, credent
     call :meth:`Vault.aclose`. The rest is
     :func:`sigmavault.engine.opening.open` (what it raises, pins, the unlock agent's key).
     """
-    return await opening.open(url or default_vault_url(), places=places or default_places(),
+    places = places or default_places()
+    if device:
+        credential = load_device_key(places.device_key)
+        if credential is None:
+            raise AuthError(f"this device has no device key at {places.device_key}")
+    return await opening.open(url or default_vault_url(), places=places,
                               passphrase=passphrase, credential=credential, fingerprint=fingerprint,
                               tuning=tuning or default_tuning(), ksk=ksk, ksk_slot=ksk_slot,
                               single_writer=single_writer, on_notice=on_notice, **backend_opts)

@@ -354,6 +354,14 @@ class SyncKeys:
         """Blocking :meth:`sigmavault.Keys.add_recipient`: give an ``age1pq1…`` identity access."""
         return self._lt.run(self._keys.add_recipient(recipient, label))
 
+    def device_recipient(self) -> str:
+        """Blocking :meth:`sigmavault.Keys.device_recipient`: this device's ``age1pq1…`` key for the vault."""
+        return self._lt.run(self._keys.device_recipient())
+
+    def add_device(self, label: str, recipient: str | None = None) -> Changed:
+        """Blocking :meth:`sigmavault.Keys.add_device`: enrol this device (or another by its key)."""
+        return self._lt.run(self._keys.add_device(label, recipient))
+
     def remove(self, slot_id: bytes) -> Changed:
         """Blocking :meth:`sigmavault.Keys.remove`: remove a slot. Raises UsageError, ConcurrencyError."""
         return self._lt.run(self._keys.remove(slot_id))

@@ -56,3 +56,8 @@ class Places:
     def device_secret(self) -> Path:
         """Where this device keeps the second factor of ``argon2id+device`` slots (mode 0600)."""
         return self.config / "device-secret"
+
+    @property
+    def device_key(self) -> Path:
+        """Where this device keeps the key of its ``xwing`` device slots (mode 0600)."""
+        return self.config / "device-key"

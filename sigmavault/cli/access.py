@@ -2,9 +2,11 @@
 
 Vault: ``--vault URL``, else ``SIGMAVAULT_VAULT``, else the default local vault under the data
 directory. Credential, in this order: the unlock agent (if it holds the KSK of the vault this
-device has pinned), ``--recovery-code`` / ``--recovery-code-file``, ``--identity-file`` (an age
-``AGE-SECRET-KEY-PQ-1…`` identity for a recipient slot), else a passphrase from
-``--passphrase-file`` (``-`` = stdin), ``SIGMAVAULT_PASSPHRASE`` or a prompt on the terminal.
+device has pinned), this device's key (if it has a device slot in the vault, and the vault is
+pinned or ``--fingerprint`` given), then the credential named: ``--recovery-code`` /
+``--recovery-code-file``, ``--identity-file`` (an age ``AGE-SECRET-KEY-PQ-1…`` identity for a
+recipient slot), else a passphrase from ``--passphrase-file`` (``-`` = stdin),
+``SIGMAVAULT_PASSPHRASE`` or a prompt on the terminal.
 If this device has a device secret, the passphrase goes with it (two-factor slots open too).
 Nothing here ever prints or logs a secret.
 """
@@ -170,12 +172,30 @@ async def open_vault(opts: Options, *, use_agent: bool = True) -> sigmavault.Vau
     """Open and unlock the chosen vault: the agent's key if it has one, else the credential."""
     await probe(opts)
     url = opts.url
-    if use_agent and not opts.no_agent and not (opts.recovery_code or opts.recovery_code_file or opts.identity_file):
+    explicit = opts.recovery_code or opts.recovery_code_file or opts.identity_file
+    if use_agent and not opts.no_agent and not explicit:
         vault = await from_agent(url, fingerprint=opts.fingerprint, single_writer=opts.single_writer,
                                  on_notice=notice)
         if vault is not None:
             return _one_generation(vault)
+    if use_agent and not explicit and not opts.passphrase_file:
+        vault = await from_device(opts)
+        if vault is not None:
+            return _one_generation(vault)
     return (await unlock(opts))[0]
+
+
+async def from_device(opts: Options) -> sigmavault.Vault | None:
+    """The vault opened with this device's key, or None (no device key, no device slot for it, or no
+    pin: a public-key slot never pins a vault on first use)."""
+    device = internal.device_key()
+    if device is None or (opts.fingerprint is None and await internal.pinned(opts.url) is None):
+        return None
+    try:
+        return await sigmavault.open(opts.url, credential=device, fingerprint=opts.fingerprint,
+                                     single_writer=opts.single_writer, on_notice=notice)
+    except AuthError:
+        return None
 
 
 async def unlock(opts: Options) -> tuple[sigmavault.Vault, Credential]:
