@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 
@@ -27,6 +28,12 @@ from .format.commits import ChainHead, Commit, commit_name, seal_commit, verify_
 from .repo.history import History
 from .repo.packs import PackWriter
 from .repo.store import ObjectStore
+
+
+def backoff(lost: int) -> float:
+    """Seconds to wait after the ``lost``-th lost race in a row (0-based): full jitter, uniform in
+    [0, 5 ms × 2^lost], capped at 1 s."""
+    return secrets.randbelow(min(1000, 5 << min(lost, 8)) + 1) / 1000
 
 
 class Committer:
@@ -49,6 +56,8 @@ class Committer:
         #: seconds between adopting other clients' commits before a read (None: only :meth:`refresh`)
         self.refresh_interval = refresh_interval
         self._refreshed = time.monotonic()
+        #: commit attempts lost to another client's commit (each one merged and retried)
+        self.lost_races = 0
 
     @property
     def pending(self) -> bool:
@@ -91,8 +100,11 @@ class Committer:
                     self._index.committed(gen)
                     self._unsure.clear()
                     return gen
-                # another client won generation ``gen``: merge onto the new head and try the next one
+                # another client won generation ``gen``: merge onto the new head and try the next one,
+                # after a random pause that grows with each loss (many writers must not livelock)
+                self.lost_races += 1
                 base = await self._catch_up(base)
+                await asyncio.sleep(backoff(_attempt))
             raise VaultError("could not commit: the vault keeps changing under us; try again")
 
     async def _holds(self, gen: int, data: bytes) -> bool:

@@ -124,7 +124,8 @@ class Vault(Edits):
         """A read-only snapshot of this vault's counters: backend requests, retries, pipeline stages,
         cache hits (see :mod:`.metrics`). Cheap and safe to call from any thread, even when closed."""
         return snapshot(generation=self.generation, pending=self.pending, backend=self._backend,
-                        ledger=self._ledger, reader=self._reader, catalog=self._catalog)
+                        ledger=self._ledger, reader=self._reader, catalog=self._catalog,
+                        commit_races=self._commits.lost_races)
 
     @property
     def cache(self) -> Cache:
