@@ -1,9 +1,10 @@
 """Getting into a vault from the command line: which vault, which credential, the agent first.
 
-Vault: ``--vault URL``, else ``SIGMAVAULT_VAULT``, else the default local vault under the data
-directory. Credential, in this order: the unlock agent (if it holds the KSK of the vault this
-device has pinned), this device's key (if it has a device slot in the vault, and the vault is
-pinned or ``--fingerprint`` given), then the credential named: ``--recovery-code`` /
+Vault: ``--vault URL`` (repeatable), else ``SIGMAVAULT_VAULT``, else the default local vault under
+the data directory; a value that names a vault in ``vaults.toml`` stands for its places (:mod:`.named`).
+Credential, in this order: the unlock agent (if it holds the KSK of the vault this device has
+pinned), this device's key (if it has a device slot in the vault, and the vault is pinned or
+``--fingerprint`` given), then the credential named: ``--recovery-code`` /
 ``--recovery-code-file``, ``--identity-file`` (an age ``AGE-SECRET-KEY-PQ-1…`` identity for a
 recipient slot), else a passphrase from ``--passphrase-file`` (``-`` = stdin),
 ``SIGMAVAULT_PASSPHRASE`` or a prompt on the terminal.
@@ -18,24 +19,25 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import sigmavault
 
 from .. import AuthError, IntegrityError, LocalIOError, NotFound, UsageError, VaultNotFound, config
 from .. import _internal as internal
 from .._internal import Credential, Passphrase, RecoveryCode, TwoFactor, XwingKey, passphrase_from_file, secret_env
-from . import agent_client
+from . import agent_client, named
 
 MAX_SECRET_FILE = 64 * 1024
 TRIES = 3  # a passphrase typed at a prompt is asked again this often in all
 NO_TERMINAL = "no passphrase given: use --passphrase-file, SIGMAVAULT_PASSPHRASE or run in a terminal"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Options:
-    """The global options every command shares."""
+    """The global options every command shares (``vault``: the ``--vault`` values, in order)."""
 
-    vault: str | None = None
+    vault: tuple[str, ...] = ()
     json: bool = False
     debug: bool = False
     passphrase_file: str | None = None
@@ -46,13 +48,28 @@ class Options:
     no_agent: bool = False
     single_writer: bool = False
 
+    @cached_property
+    def places(self) -> list[str]:
+        """The chosen vault's places: the ``--vault`` values, else ``SIGMAVAULT_VAULT``, else the
+        default vault, with named vaults replaced by their URLs (read once per command)."""
+        return named.resolve(self.vault or [config.default_vault_url()])
+
     @property
     def url(self) -> str:
-        return self.vault or config.default_vault_url()
+        return one_place(self.places)
 
     @property
     def is_default(self) -> bool:
         return not self.vault and not os.environ.get("SIGMAVAULT_VAULT")
+
+
+def one_place(places: list[str]) -> str:
+    """The one URL a command opens: the single point where several places (a dispersed vault) are
+    refused until dispersal exists."""
+    if len(places) != 1:
+        raise UsageError(f"dispersed vaults need dispersal support, which this version does not have yet: "
+                         f"give one vault place (got {len(places)}: {', '.join(places)})")
+    return places[0]
 
 
 def _read_secret_file(name: str, what: str) -> bytes:
