@@ -38,10 +38,10 @@ from ..engine.errors import BackendAuthError, BackendError, ObjectLocked, UsageE
 from .azureclient import _AUTH_CODES, AzureClient, _error_code
 from .azureclient import EMULATOR_API_VERSION as EMULATOR_API_VERSION
 from .azureclient import parse_url as parse_url
-from .base import Retention, check_name, check_prefix
+from .base import LockingStore, Retention, check_name, check_prefix
 
 
-class AzureBackend(AzureClient):
+class AzureBackend(AzureClient, LockingStore):
     """Blobs in an Azure container under an optional prefix. Create with :meth:`from_url`.
 
     The connection (credentials, client, error translation) is :class:`~.azureclient.AzureClient`'s;
@@ -140,13 +140,7 @@ class AzureBackend(AzureClient):
 
     # -- immutability (Lockable) ---------------------------------------------------------------------
 
-    def set_retention(self, retention: Retention) -> None:
-        self._retention = retention
-
-    def _lock_args(self) -> dict[str, Any]:
-        r = self._retention
-        if r is None:
-            return {}
+    def _locked_put(self, r: Retention) -> dict[str, Any]:
         mode = "Locked" if r.mode == "compliance" else "Unlocked"
         return {"immutability_policy": ImmutabilityPolicy(expiry_time=r.until(), policy_mode=mode)}
 

@@ -41,7 +41,7 @@ import datetime
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlsplit
 
 from ..engine.errors import IntegrityError, UsageError
@@ -216,6 +216,23 @@ class Lockable(Protocol):
 
     async def check_retention(self) -> None:
         """Raise a BackendError naming what to do if the bucket or container cannot lock objects."""
+
+
+class LockingStore:
+    """What S3 and Azure share of :class:`Lockable`: the retention set, and the extra arguments of
+    a locked put (``{}`` while none is set), which each store spells in :meth:`_locked_put`."""
+
+    __slots__ = ()
+    _retention: Retention | None
+
+    def set_retention(self, retention: Retention) -> None:
+        self._retention = retention  # type: ignore[misc]  # the slot is the store's own
+
+    def _lock_args(self) -> dict[str, Any]:
+        return {} if self._retention is None else self._locked_put(self._retention)
+
+    def _locked_put(self, retention: Retention) -> dict[str, Any]:
+        raise NotImplementedError
 
 
 def lockable(backend: Backend) -> Lockable | None:

@@ -54,7 +54,7 @@ from typing import Any
 from botocore import exceptions as bce
 
 from ..engine.errors import BackendAuthError, BackendError, ObjectLocked
-from .base import Retention, check_prefix, is_valid_name
+from .base import LockingStore, Retention, check_prefix, is_valid_name
 from .s3client import _AUTH_CODES, S3Client, _code_status
 from .s3client import parse_url as parse_url
 
@@ -77,7 +77,7 @@ async def _read_capped(stream: Any, cap: int | None) -> bytes:
     return b"".join(parts)
 
 
-class S3Backend(S3Client):
+class S3Backend(S3Client, LockingStore):
     """Objects in an S3 bucket under an optional key prefix. Create with :meth:`from_url`.
 
     The connection (client, settings, error translation) is :class:`~.s3client.S3Client`'s;
@@ -195,13 +195,7 @@ class S3Backend(S3Client):
 
     # -- Object Lock (Lockable) ---------------------------------------------------------------------
 
-    def set_retention(self, retention: Retention) -> None:
-        self._retention = retention
-
-    def _lock_args(self) -> dict[str, Any]:
-        r = self._retention
-        if r is None:
-            return {}
+    def _locked_put(self, r: Retention) -> dict[str, Any]:
         return {"ObjectLockMode": r.mode.upper(), "ObjectLockRetainUntilDate": r.until(), "ChecksumAlgorithm": "CRC32"}
 
     async def check_retention(self) -> None:
