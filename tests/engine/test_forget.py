@@ -166,3 +166,29 @@ async def test_counts_cost_no_more_than_the_edits(tmp_path: Path) -> None:
         await v.rm("b/f2")
         await v.commit()
         assert (await v.log(1))[0].counts == {"added": 0, "changed": 1, "removed": 1, "bytes": 7}
+
+
+async def test_a_forget_that_loses_the_race_lands_on_the_new_head_and_keeps_the_rivals_commit(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    async with await daily_history(root, 3) as a:
+        b = await reopen(root)  # another client of the same vault (this device's state is shared: same client)
+        try:
+            rival_done = False
+            real = a._history.reread_keystore
+
+            async def rival_commits_first() -> None:  # ordered by the call itself, no sleeping
+                nonlocal rival_done
+                if not rival_done:
+                    rival_done = True
+                    await b.put("rival", b"r")
+                    await b.commit()  # takes generation 4, the one a's record was about to take
+                await real()
+
+            a._history.reread_keystore = rival_commits_first  # type: ignore[method-assign]
+            r = await a.forget(Rules(last=1), tz=UTC)
+        finally:
+            await b.aclose()
+        assert r.forgotten == (0, 1, 2) and r.records == (5,)  # decided once, recorded after the rival's 4
+        assert await a.kept_generations() == {3, 4, 5}
+        assert await (await a.at(5)).read_bytes("rival") == b"r"  # the record's root is the new head's
+        assert [e.generation for e in await a.log()] == [5, 4, 3]
