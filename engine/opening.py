@@ -27,9 +27,10 @@ from ..backends.metered import MeteredBackend
 from ..backends.retrying import RetryingBackend
 from ..backends.urls import open_backend
 from .errors import AlreadyExists, AuthError, IntegrityError, NotFound, UsageError, VaultError, VaultNotFound
-from .format.canonical import MAX_DOCUMENT
+from .format.canonical import MAX_DOCUMENT, b64u
 from .format.commits import ChainState, Commit, commit_name, seal_commit
 from .format.envelope import Sealer
+from .format.meta import MAX_LABEL
 from .keys import keystore, xwing
 from .keys.credentials import FINGERPRINT_LEN, Credential, Passphrase, Pin
 from .keys.keyring import Params
@@ -136,7 +137,8 @@ async def create(url: str, *, places: Places, passphrase: str, kdf: str = "inter
         keys = u.epoch_keys()
         sealer = Sealer(keys, params.chunk_size, params.pad_floor)
         state = LocalState.new(u.vault_id, u.fingerprint, u.generation, u.current_epoch)
-        c0 = Commit(u.vault_id, 0, None, u.current_epoch, u.generation, (), state.client_id, int(time.time()))
+        c0 = Commit(u.vault_id, 0, None, u.current_epoch, u.generation, (), state.client_id, int(time.time()),
+                    creator_meta(u))
         if not await backend.put_if_absent(commit_name(0), seal_commit(sealer, c0)):
             raise AlreadyExists(f"another vault was created at {url} at the same time")
         created.append(commit_name(0))
@@ -153,6 +155,12 @@ async def create(url: str, *, places: Places, passphrase: str, kdf: str = "inter
             await asyncio.to_thread(devstate.restore, folder, old)
         await backend.aclose()
         raise
+
+
+def creator_meta(u: keystore.Unlocked) -> dict[str, Any]:
+    """``meta`` of commit 0: the slot that created the vault (its first passphrase slot)."""
+    slot = next((s for s in u.slots if s.id == u.opened_slot), None)
+    return {} if slot is None else {"slot": b64u(slot.id), "slot_label": slot.label[:MAX_LABEL]}
 
 
 async def _remove(backend: Backend, names: list[str]) -> None:

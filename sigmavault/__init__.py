@@ -44,8 +44,10 @@ from .engine.errors import (
     VaultError,
     VaultNotFound,
 )
+from .engine.lifecycle import AuditEntry, ForgetReport
 from .engine.local.settings import Places, Tuning
 from .engine.repo.keymgmt import Keys
+from .engine.retention import Rules
 from .engine.vault import Vault
 from .engine.view import Snapshot
 from .front import create, open
@@ -66,11 +68,13 @@ else:
 
 __all__ = [
     "AlreadyExists",
+    "AuditEntry",
     "AuthError",
     "BackendAuthError",
     "BackendError",
     "BackendUnavailable",
     "DirectoryNotEmpty",
+    "ForgetReport",
     "IntegrityError",
     "Interrupted",
     "IsADirectory",
@@ -83,6 +87,7 @@ __all__ = [
     "ObjectLocked",
     "Places",
     "RollbackError",
+    "Rules",
     "Snapshot",
     "Stat",
     "Tuning",

@@ -47,6 +47,7 @@ class Options:
     fingerprint: str | None = None
     no_agent: bool = False
     single_writer: bool = False
+    audit_host: bool = False
 
     @cached_property
     def places(self) -> list[str]:
@@ -194,11 +195,11 @@ async def open_vault(opts: Options, *, use_agent: bool = True) -> sigmavault.Vau
         vault = await from_agent(url, fingerprint=opts.fingerprint, single_writer=opts.single_writer,
                                  on_notice=notice)
         if vault is not None:
-            return _one_generation(vault)
+            return _one_generation(vault, opts)
     if use_agent and not explicit and not opts.passphrase_file:
         vault = await from_device(opts)
         if vault is not None:
-            return _one_generation(vault)
+            return _one_generation(vault, opts)
     return (await unlock(opts))[0]
 
 
@@ -224,7 +225,7 @@ async def unlock(opts: Options) -> tuple[sigmavault.Vault, Credential]:
         try:
             vault = await sigmavault.open(opts.url, credential=cred, fingerprint=opts.fingerprint,
                                           single_writer=opts.single_writer, on_notice=notice)
-            return _one_generation(vault), cred
+            return _one_generation(vault, opts), cred
         except AuthError:
             if not prompted or attempt == TRIES:
                 raise
@@ -232,7 +233,9 @@ async def unlock(opts: Options) -> tuple[sigmavault.Vault, Credential]:
     raise AssertionError("unreachable")
 
 
-def _one_generation(vault: sigmavault.Vault) -> sigmavault.Vault:
-    """A command reads the generation it opened (an export never mixes two); the mount refreshes itself."""
+def _one_generation(vault: sigmavault.Vault, opts: Options) -> sigmavault.Vault:
+    """A command reads the generation it opened (an export never mixes two); the mount refreshes itself.
+    Its commits record the host name only with ``--audit-host``."""
     vault.refresh_interval = None
+    vault.audit_host = opts.audit_host
     return vault

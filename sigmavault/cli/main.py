@@ -40,6 +40,7 @@ from . import (
     cmd_import,
     cmd_inspect,
     cmd_key,
+    cmd_lifecycle,
     cmd_serve,
     cmd_vaults,
     mount,
@@ -47,10 +48,10 @@ from . import (
 from .access import Options
 from .output import Output
 
-COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_history, cmd_key, cmd_agent, cmd_device,
-            mount, cmd_serve, cmd_vaults, cmd_completion)
+COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_history, cmd_lifecycle, cmd_key, cmd_agent,
+            cmd_device, mount, cmd_serve, cmd_vaults, cmd_completion)
 _GLOBAL = ("vault", "json", "debug", "passphrase_file", "recovery_code", "recovery_code_file", "identity_file",
-           "fingerprint", "no_agent", "single_writer")
+           "fingerprint", "no_agent", "single_writer", "audit_host")
 
 
 class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
@@ -97,6 +98,8 @@ def _add_global(p: argparse.ArgumentParser, suppress: bool) -> None:
     g.add_argument("--no-agent", action="store_true", default=d(False), help="do not ask the unlock agent")
     g.add_argument("--single-writer", action="store_true", default=d(False),
                    help="accept a store that ignores create-only writes (only this device may then write)")
+    g.add_argument("--audit-host", action="store_true", default=d(False),
+                   help="record this machine's host name in the commits it writes (shown by log -v and audit)")
 
 
 def build_parser() -> argparse.ArgumentParser:
