@@ -43,28 +43,36 @@ class DispersedBackend:
     def __init__(
         self,
         backends: Sequence[Backend],
-        needed: int,
+        needed: int | None = None,
         count: int | None = None,
         write_quorum: int | None = None,
         hedge_delay: float = HEDGE_DELAY,
     ) -> None:
-        n = len(backends) if count is None else count
+        if not backends:
+            raise UsageError("a dispersed vault needs places")
+        self.given = [Place(b, i) for i, b in enumerate(backends)]
+        self.slots: list[Place | None] = []
+        self.replicas = Replicas(self.slots, 1)
+        self.keys: fmt.ShardKeys | None = None
+        self.hedge_delay = hedge_delay
+        self._wanted_quorum = write_quorum
+        self._decoded: OrderedDict[str, bytes] = OrderedDict()
+        # until configure() knows the layout, the places given are all there is (k/ reads only)
+        self._layout(len(backends) if needed is None else needed, len(backends) if count is None else count)
+
+    def _layout(self, needed: int, n: int) -> None:
         try:
             fmt.check_layout(needed, n)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        if len(backends) > n or not backends:
-            raise UsageError(f"{len(backends)} places given for a vault over {n}")
-        self.k, self.n = needed, n
-        self.quorum = default_quorum(needed, n) if write_quorum is None else write_quorum
-        if not needed <= self.quorum <= n:
-            raise UsageError(f"the write quorum must be from {needed} to {n} places (got {self.quorum})")
-        self.given = [Place(b, i) for i, b in enumerate(backends)]
-        self.slots: list[Place | None] = [*self.given, *([None] * (n - len(backends)))]
-        self.replicas = Replicas(self.slots, n)
-        self.keys: fmt.ShardKeys | None = None
-        self.hedge_delay = hedge_delay
-        self._decoded: OrderedDict[str, bytes] = OrderedDict()
+        if len(self.given) > n:
+            raise UsageError(f"{len(self.given)} places given for a vault over {n}")
+        quorum = default_quorum(needed, n) if self._wanted_quorum is None else self._wanted_quorum
+        if not needed <= quorum <= n:
+            raise UsageError(f"the write quorum must be from {needed} to {n} places (got {quorum})")
+        self.k, self.n, self.quorum = needed, n, quorum
+        self.slots[:] = [*self.given, *([None] * (n - len(self.given)))]
+        self.replicas.n = n
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -89,10 +97,12 @@ class DispersedBackend:
                     raise UsageError(f"{place.backend.description} already belongs to another dispersed vault")
         await self.configure(keys, ids)
 
-    async def configure(self, keys: fmt.ShardKeys, ids: Sequence[bytes]) -> None:
-        """Learn the shard keys and which given place holds which index (from its tagged id record)."""
-        if len(ids) != self.n or len(set(ids)) != self.n:
+    async def configure(self, keys: fmt.ShardKeys, ids: Sequence[bytes], needed: int | None = None) -> None:
+        """Learn the shard keys, the layout (``needed`` of ``len(ids)``, from the vault's authenticated
+        parameters) and which given place holds which index (from its tagged id record)."""
+        if len(set(ids)) != len(ids):
             raise IntegrityError(IntegrityError.GENERIC)
+        self._layout(self.k if needed is None else needed, len(ids))
         found: list[int | None] = []
         for place in self.given:
             try:

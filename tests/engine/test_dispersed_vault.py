@@ -1,0 +1,88 @@
+"""A vault dispersed 2-of-3 over local folders: round trips, a lost place, bad layouts, no plaintext."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+
+import pytest
+from vaulttools import MIB, PASS
+
+import sigmavault
+from sigmavault import UsageError
+from sigmavault.engine.errors import BackendUnavailable
+
+MARKER = b"SIGMAVAULT-PLAINTEXT-MARKER-"
+
+
+def folders(tmp_path: Path, n: int = 3) -> list[str]:
+    return [str(tmp_path / f"place{i}") for i in range(n)]
+
+
+def files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+async def test_round_trip_lost_place_and_any_order(tmp_path: Path) -> None:
+    urls = folders(tmp_path)
+    big = (MARKER * (3 * MIB // len(MARKER) + 1))[: 3 * MIB + 5]
+    async with await sigmavault.create(places=urls, needed=2, passphrase=PASS, kdf="minimum", chunk_size=MIB) as v:
+        await v.put("docs/big.bin", big)
+        await v.put("small.txt", MARKER + b"small")
+        await v.commit()
+    full_shard = 28 + 1_049_686 // 2 + 32  # header, half a full 1 MiB-chunk object, tag
+    for place in urls:  # no place holds plaintext, and every full-chunk shard has one size
+        sizes = []
+        for f in files(Path(place)):
+            body = f.read_bytes()
+            assert MARKER not in body
+            if f.parent.parent.name == "o":
+                sizes.append(len(body))
+        assert sizes.count(full_shard) == 3 and max(sizes) == full_shard  # 3 chunks; packs no larger
+    async with await sigmavault.open(list(reversed(urls)), passphrase=PASS) as v:  # another order
+        assert await v.read_bytes("docs/big.bin") == big
+    shutil.rmtree(urls[1])  # one place lost outright
+    async with await sigmavault.open([urls[2], urls[0]], passphrase=PASS) as v:
+        assert await v.read_bytes("docs/big.bin") == big
+        assert await v.read_bytes("small.txt") == MARKER + b"small"
+        report = await v.verify(full=True)
+        assert report.ok, report
+
+
+async def test_layouts_that_tolerate_no_loss_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="tolerates losing no place"):
+        await sigmavault.create(places=folders(tmp_path, 2), needed=2, passphrase=PASS, kdf="minimum")
+    with pytest.raises(UsageError, match="tolerates losing no place"):
+        await sigmavault.create(places=folders(tmp_path, 3), needed=3, passphrase=PASS, kdf="minimum")
+    with pytest.raises(UsageError, match="named twice"):
+        await sigmavault.create(places=[str(tmp_path / "a")] * 3, passphrase=PASS, kdf="minimum")
+    assert not any(tmp_path.iterdir()) or not files(tmp_path)
+
+
+async def test_one_place_of_a_dispersed_vault_alone_is_refused(tmp_path: Path) -> None:
+    urls = folders(tmp_path)
+    v = await sigmavault.create(places=urls, passphrase=PASS, kdf="minimum")
+    await v.aclose()
+    with pytest.raises(UsageError, match="dispersed over 3 places"):
+        await sigmavault.open(urls[0], passphrase=PASS)
+
+
+async def test_two_of_three_places_down_commits_nothing(tmp_path: Path) -> None:
+    urls = folders(tmp_path)
+    v = await sigmavault.create(places=urls, needed=2, passphrase=PASS, kdf="minimum", chunk_size=MIB)
+    await v.put("a.txt", b"kept")
+    g = await v.commit()
+    await v.aclose()
+    v = await sigmavault.open(urls, passphrase=PASS)
+    try:
+        for url in urls[1:]:
+            shutil.rmtree(url)
+            Path(url).write_bytes(b"not a folder any more")  # the place answers nothing useful
+        with pytest.raises(BackendUnavailable, match=r"place 2 .*place 3"):
+            await v.put("b.txt", b"x" * (2 * MIB))
+            await v.commit()
+    finally:
+        with contextlib.suppress(BackendUnavailable):
+            await v.aclose()
+    assert v.generation == g
