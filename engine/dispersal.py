@@ -14,7 +14,11 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
+from ..backends.base import layers
 from ..backends.dispersed import DispersedBackend
+from ..backends.dispersed.repair import PlaceStatus, Progress, RepairReport
+from ..backends.dispersed.repair import repair as repair_places
+from ..backends.dispersed.repair import status as places_status
 from ..backends.metered import MeteredBackend
 from ..backends.retrying import RetryingBackend
 from ..backends.urls import open_backend
@@ -22,6 +26,7 @@ from .errors import UsageError
 from .format.shards import PLACE_ID, ShardKeys, tolerated
 from .keys.keyring import Dispersal, Params
 from .keys.keystore import Unlocked
+from .vault import Vault
 
 
 def urls_of(url: str | Sequence[str]) -> list[str]:
@@ -85,3 +90,32 @@ def _dispersal(params: Params) -> Dispersal:
     if params.dispersal is None:
         raise UsageError("this vault is not dispersed: name its one place")
     return params.dispersal
+
+
+def backend_of(vault: Vault) -> DispersedBackend | None:
+    """The dispersed backend under an open vault, or None for a single-place vault."""
+    found = [b for b in layers(vault.backend) if isinstance(b, DispersedBackend)]
+    return found[0] if found else None
+
+
+def degraded(vault: Vault) -> list[str]:
+    """The places that failed, were corrupt or missing during this session (empty: none, or not dispersed)."""
+    b = backend_of(vault)
+    return [] if b is None else b.degraded()
+
+
+async def repair(vault: Vault, on_progress: Progress | None = None) -> RepairReport:
+    """``sigmavault repair``: every missing or corrupt shard and commit/keystore replica, rebuilt."""
+    return await repair_places(_need(vault), on_progress)
+
+
+async def status(vault: Vault) -> list[PlaceStatus]:
+    """``sigmavault places``: each place's health and holdings."""
+    return await places_status(_need(vault))
+
+
+def _need(vault: Vault) -> DispersedBackend:
+    b = backend_of(vault)
+    if b is None:
+        raise UsageError("this vault is not dispersed (it has one place)")
+    return b

@@ -192,9 +192,10 @@ async def open(url: str | Sequence[str], *, places: Places, passphrase: str | No
                credential: Credential | None = None, fingerprint: str | None = None,
                tuning: Tuning = DEFAULT_TUNING, ksk: Secret | None = None, ksk_slot: bytes = b"",
                single_writer: bool = False, on_notice: Callable[[str], None] | None = None,
-               write_quorum: int | None = None, **backend_opts: Any) -> Vault:
+               write_quorum: int | None = None, create_places: bool = False, **backend_opts: Any) -> Vault:
     """Open and unlock the vault at ``url`` (or the places of a dispersed vault, in any order; one
-    lost place may be left out) with a passphrase or another credential.
+    lost place may be left out) with a passphrase or another credential. ``create_places`` lets
+    repair make a local folder that is gone (its place is rebuilt there).
 
     ``url`` is a local path, ``file://``, ``s3://bucket/prefix`` or ``az://container/prefix``;
     this device's pin and state for it live below ``places``. Use the result with ``async with``
@@ -216,7 +217,7 @@ async def open(url: str | Sequence[str], *, places: Places, passphrase: str | No
     urls = dispersal.urls_of(url)
     url = ", ".join(urls)
     if len(urls) > 1:
-        backend: Backend = dispersal.connect(urls, backend_opts, write_quorum=write_quorum)
+        backend: Backend = dispersal.connect(urls, backend_opts, create=create_places, write_quorum=write_quorum)
     else:
         backend = _connect(url, backend_opts)
     try:

@@ -56,6 +56,8 @@ class DispersedBackend:
         self.keys: fmt.ShardKeys | None = None
         self.hedge_delay = hedge_delay
         self._wanted_quorum = write_quorum
+        self.unmarked: list[Place] = []
+        self.ids: tuple[bytes, ...] = ()
         self._decoded: OrderedDict[str, bytes] = OrderedDict()
         # until configure() knows the layout, the places given are all there is (k/ reads only)
         self._layout(len(backends) if needed is None else needed, len(backends) if count is None else count)
@@ -120,7 +122,9 @@ class DispersedBackend:
                 "one was copied onto another; name each place of the vault once"
             )
         left = [i for i in range(self.n) if i not in known]
+        self.unmarked = []
         if found.count(None) == 1 and len(left) >= 1 and len(self.given) == self.n:
+            self.unmarked = [self.given[found.index(None)]]  # emptied or new: repair writes its record
             found[found.index(None)] = left[0]
         slots: list[Place | None] = [None] * self.n
         for place, index in zip(self.given, found, strict=True):
@@ -129,6 +133,7 @@ class DispersedBackend:
                 slots[index] = place
         self.slots[:] = slots
         self.keys = keys
+        self.ids = tuple(ids)
 
     def _shard_keys(self) -> fmt.ShardKeys:
         if self.keys is None:
@@ -137,7 +142,10 @@ class DispersedBackend:
 
     def degraded(self) -> list[str]:
         """The places that failed, were corrupt or are missing so far (for one warning line)."""
-        out = [p.label + f": {p.problem}" for p in self.slots if p is not None and p.problem]
+        out = [p.label + ": its id record is missing (emptied or new place)" for p in self.unmarked]
+        out += [
+            p.label + f": {p.problem}" for p in self.slots if p is not None and p.problem and p not in self.unmarked
+        ]
         out += [f"place {i + 1}: not given or not recognised" for i, p in enumerate(self.slots) if p is None]
         return out
 
@@ -318,6 +326,7 @@ class DispersedBackend:
                         continue
                     if isinstance(exc, NotFound):
                         absent += 1
+                        p.problem = p.problem or "shards missing"
                     elif isinstance(exc, IntegrityError):
                         corrupt += 1
                     failed.append(p)

@@ -239,3 +239,77 @@ def test_layout_errors() -> None:
             await reopen(places, 3)
 
     run(main())
+
+
+def test_repair_rebuilds_a_lost_place_and_bad_shards_and_is_idempotent() -> None:
+    from sigmavault.backends.dispersed.repair import repair, status
+
+    places = stores()
+
+    async def main() -> None:
+        b = await dispersed(places)
+        objects = {oname(i): payload(i, 30_000 + i) for i in range(6)}
+        for name, data in objects.items():
+            await b.put_if_absent(name, data)
+        await b.put_if_absent(cname(0), b"c0")
+        await b.put_if_absent("k/" + "0" * 15 + "1", b"k1")
+        await b.aclose()
+        places[2]._objects.clear()  # type: ignore[attr-defined]  # the third place lost outright
+        r = await reopen(list(reversed(places)), 3)
+        before = {s.place: s for s in await status(r)}
+        assert [s.shards_missing for s in before.values()].count(6) == 1
+        seen: list[tuple[int, int]] = []
+        report = await repair(r, lambda done, total: seen.append((done, total)))
+        assert report.objects == 6 and report.shards_written == 6 and report.shards_replaced == 0
+        assert report.records_copied == 3 and not report.unrecoverable  # place record, c/0, k/1
+        assert seen[-1] == (8, 8)
+        again = await repair(r)
+        assert again.clean, again
+        store0 = places[0]._objects  # type: ignore[attr-defined]
+        flip = KEYS.shard_name(oname(0), 0)
+        store0[flip] = store0[flip][:-1] + bytes([store0[flip][-1] ^ 1])  # one corrupt shard on place 1
+        other = KEYS.shard_name(oname(1), 0)
+        store0[other] = store0[other][:100]  # and one truncated
+        report = await repair(r)
+        assert report.shards_replaced == 2 and report.shards_written == 0
+        assert (await repair(r)).clean
+        for name, data in objects.items():  # every place alone with any other gives the object back
+            for pair in ([places[0], places[1]], [places[1], places[2]], [places[0], places[2]]):
+                rr = await reopen(pair, 3)
+                assert await rr.get(name) == data
+                assert await rr.get(cname(0)) == b"c0"
+                await rr.aclose()
+        assert all(s.shards_missing == 0 and s.objects == 6 for s in await status(r))
+        await r.aclose()
+
+    run(main())
+
+
+def test_repair_follows_the_model_for_commits() -> None:
+    from sigmavault.backends.dispersed.repair import repair
+
+    places = stores()
+
+    async def main() -> None:
+        b = await dispersed(places)
+        await b.aclose()
+        await places[0].put_if_absent(cname(3), b"A")  # a split: A, B, nothing
+        await places[1].put_if_absent(cname(3), b"B")
+        await places[0].put_if_absent(cname(4), b"X")  # a winner with a loser: X, X, Y
+        await places[1].put_if_absent(cname(4), b"X")
+        await places[2].put_if_absent(cname(4), b"Y")
+        await places[2].put_if_absent("k/" + "0" * 15 + "2", b"old keystore")  # a minority keystore
+        r = await reopen(places, 3)
+        report = await repair(r)
+        low = min([b"A", b"B"], key=lambda c: __import__("hashlib").sha256(c).digest())
+        assert await places[2].get(cname(3)) == low  # the empty place gets the lowest hash, create-only
+        assert await r.get(cname(3)) == low  # which is now also the majority
+        assert await r.get(cname(4)) == b"X"
+        with pytest.raises(NotFound):
+            await places[2].get(cname(4))  # the loser went: the winner had a majority without it
+        with pytest.raises(NotFound):
+            await places[0].get("k/" + "0" * 15 + "2")  # never spread
+        assert report.records_copied == 1 and report.copies_removed == 1
+        await r.aclose()
+
+    run(main())

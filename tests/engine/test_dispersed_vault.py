@@ -86,3 +86,27 @@ async def test_two_of_three_places_down_commits_nothing(tmp_path: Path) -> None:
         with contextlib.suppress(BackendUnavailable):
             await v.aclose()
     assert v.generation == g
+
+
+async def test_a_deleted_place_is_rebuilt_by_repair(tmp_path: Path) -> None:
+    from sigmavault.engine import dispersal
+
+    urls = folders(tmp_path)
+    data = {f"f{i}": bytes([i]) * (MIB + 1000 * i) for i in range(3)}
+    async with await sigmavault.create(places=urls, passphrase=PASS, kdf="minimum", chunk_size=MIB) as v:
+        for path, body in data.items():
+            await v.put(path, body)
+        await v.commit()
+    shutil.rmtree(urls[0])
+    async with await sigmavault.open(urls, passphrase=PASS, create_places=True) as v:
+        assert await v.read_bytes("f1") == data["f1"]
+        assert any("place" in d for d in dispersal.degraded(v))
+        report = await dispersal.repair(v)
+        assert report.shards_written > 0 and not report.unrecoverable and not report.unreachable
+        assert (await dispersal.repair(v)).clean
+        assert all(s.shards_missing == 0 and s.reachable for s in await dispersal.status(v))
+    shutil.rmtree(urls[1])  # now another place goes: the rebuilt one carries the vault with the third
+    async with await sigmavault.open([urls[2], urls[0]], passphrase=PASS) as v:
+        for path, body in data.items():
+            assert await v.read_bytes(path) == body
+        assert (await v.verify(full=True)).ok
