@@ -217,7 +217,9 @@ async def open(url: str | Sequence[str], *, places: Places, passphrase: str | No
     urls = dispersal.urls_of(url)
     url = ", ".join(urls)
     if len(urls) > 1:
-        backend: Backend = dispersal.connect(urls, backend_opts, create=create_places, write_quorum=write_quorum)
+        spread = dispersal.connect(urls, backend_opts, create=create_places, write_quorum=write_quorum)
+        spread.on_notice = on_notice
+        backend: Backend = spread
     else:
         backend = _connect(url, backend_opts)
     try:

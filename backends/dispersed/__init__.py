@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from ...engine.errors import BackendUnavailable, IntegrityError, NotFound, UsageError, VaultError
 from ...engine.format import shards as fmt
@@ -57,6 +57,7 @@ class DispersedBackend:
         self.hedge_delay = hedge_delay
         self._wanted_quorum = write_quorum
         self.unmarked: list[Place] = []
+        self.on_notice: Callable[[str], None] | None = None
         self.ids: tuple[bytes, ...] = ()
         self._decoded: OrderedDict[str, bytes] = OrderedDict()
         # until configure() knows the layout, the places given are all there is (k/ reads only)
@@ -202,6 +203,10 @@ class DispersedBackend:
             raise BackendUnavailable(f"cannot delete {name} on enough places ({names(places)})")
 
     async def aclose(self) -> None:
+        bad = self.degraded()
+        if bad and self.on_notice is not None:  # one warning line per session, naming the places
+            self.on_notice(f"warning: degraded dispersed vault ({'; '.join(bad)}): run `sigmavault repair`")
+        self.on_notice = None
         self._decoded.clear()
         for place in self.given:
             with contextlib.suppress(VaultError, OSError):

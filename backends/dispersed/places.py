@@ -150,6 +150,12 @@ class Replicas:
         if copy is not None:
             return copy
         answered = {i for i, c in enumerate(seen) if c is not None}
+        held = {i for i, c in enumerate(seen) if isinstance(c, bytes)}
+        if name.startswith("k/") and held:  # a vault is there, but too few places show its keystore
+            raise BackendUnavailable(
+                f"the keystore {name} is on {len(held)} of {self.n} places, fewer than a "
+                f"majority; missing or unreachable: {self._absent(held)}"
+            )
         if len(answered) * 2 > self.n:
             raise NotFound(f"{name} not found (no decided copy)")  # readers use the generation before
         raise BackendUnavailable(f"cannot read {name}: too few places answered; unreachable: {self._absent(answered)}")

@@ -33,7 +33,7 @@ NO_TERMINAL = "no passphrase given: use --passphrase-file, SIGMAVAULT_PASSPHRASE
 class Options:
     """The global options every command shares."""
 
-    vault: str | None = None
+    vault: list[str] | str | None = None
     json: bool = False
     debug: bool = False
     passphrase_file: str | None = None
@@ -43,10 +43,23 @@ class Options:
     fingerprint: str | None = None
     no_agent: bool = False
     single_writer: bool = False
+    write_quorum: int | None = None
+
+    @property
+    def urls(self) -> list[str]:
+        """Every ``--vault`` given (several: the places of a dispersed vault), else the default."""
+        given = [self.vault] if isinstance(self.vault, str) else list(self.vault or ())
+        return given or [config.default_vault_url()]
 
     @property
     def url(self) -> str:
-        return self.vault or config.default_vault_url()
+        """The vault's location for messages and local lookups (its places, joined, when dispersed)."""
+        return ", ".join(self.urls)
+
+    @property
+    def target(self) -> str | list[str]:
+        """What ``sigmavault.open``/``create`` take: one URL, or the list of places."""
+        return self.urls if len(self.urls) > 1 else self.urls[0]
 
     @property
     def is_default(self) -> bool:
@@ -159,6 +172,8 @@ async def from_agent(url: str, *, fingerprint: str | None = None, single_writer:
 
 async def probe(opts: Options) -> None:
     """Fail early (before any prompt) for a bad URL or a missing vault, saying what to do."""
+    if len(opts.urls) > 1:
+        return  # a dispersed vault: opening reads its keystore by majority and says what is wrong
     if not await internal.has_vault(opts.url):
         if opts.is_default:
             raise VaultNotFound(f"there is no default vault yet (at {opts.url}): create it with `sigmavault create`, "
@@ -170,7 +185,8 @@ async def open_vault(opts: Options, *, use_agent: bool = True) -> sigmavault.Vau
     """Open and unlock the chosen vault: the agent's key if it has one, else the credential."""
     await probe(opts)
     url = opts.url
-    if use_agent and not opts.no_agent and not (opts.recovery_code or opts.recovery_code_file or opts.identity_file):
+    agent = use_agent and len(opts.urls) == 1  # a dispersed vault: no agent lookup (it keys by one URL)
+    if agent and not opts.no_agent and not (opts.recovery_code or opts.recovery_code_file or opts.identity_file):
         vault = await from_agent(url, fingerprint=opts.fingerprint, single_writer=opts.single_writer,
                                  on_notice=notice)
         if vault is not None:
@@ -185,8 +201,9 @@ async def unlock(opts: Options) -> tuple[sigmavault.Vault, Credential]:
     for attempt in range(1, TRIES + 1):
         cred = credential(opts)  # not in a thread: Ctrl-C at a prompt must not wait for the prompt to return
         try:
-            vault = await sigmavault.open(opts.url, credential=cred, fingerprint=opts.fingerprint,
-                                          single_writer=opts.single_writer, on_notice=notice)
+            vault = await sigmavault.open(opts.target, credential=cred, fingerprint=opts.fingerprint,
+                                          single_writer=opts.single_writer, on_notice=notice,
+                                          write_quorum=opts.write_quorum)
             return _one_generation(vault), cred
         except AuthError:
             if not prompted or attempt == TRIES:

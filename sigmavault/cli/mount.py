@@ -149,7 +149,8 @@ async def run_mount(opts: Options, args: argparse.Namespace, out: Output) -> Non
 def _child_argv(opts: Options, args: argparse.Namespace, mountpoint: Path, log_file: Path) -> list[str]:
     argv = [sys.executable, "-m", "sigmavault.cli.mount"]
     if opts.vault:
-        argv += ["--vault", opts.vault]
+        for url in opts.urls:
+            argv += ["--vault", url]
     for flag, value in (("--recovery-code-file", opts.recovery_code_file), ("--identity-file", opts.identity_file),
                         ("--fingerprint", opts.fingerprint)):
         if value:
