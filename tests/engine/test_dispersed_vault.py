@@ -110,3 +110,25 @@ async def test_a_deleted_place_is_rebuilt_by_repair(tmp_path: Path) -> None:
         for path, body in data.items():
             assert await v.read_bytes(path) == body
         assert (await v.verify(full=True)).ok
+
+
+async def test_two_writers_racing_commits_both_survive(tmp_path: Path) -> None:
+    import asyncio
+
+    urls = folders(tmp_path)
+    async with await sigmavault.create(places=urls, passphrase=PASS, kdf="minimum", chunk_size=MIB) as v:
+        await v.put("shared.txt", b"base")
+    a = await sigmavault.open(urls, passphrase=PASS)
+    b = await sigmavault.open(list(reversed(urls)), passphrase=PASS)
+    try:
+        await a.put("from-a.txt", b"A" * 3000)
+        await b.put("from-b.txt", b"B" * 3000)
+        gens = await asyncio.gather(a.commit(), b.commit())  # both race for generation 2 on every place
+        assert sorted(gens) == [2, 3]
+    finally:
+        await a.aclose()
+        await b.aclose()
+    async with await sigmavault.open(urls[1:], passphrase=PASS) as v:
+        names = [s.name for s in await v.ls("/")]
+        assert {"from-a.txt", "from-b.txt", "shared.txt"} <= set(names)
+        assert [e.generation for e in await v.log()] == [3, 2, 1, 0]
