@@ -141,6 +141,8 @@ async def create(url: str | Sequence[str], *, places: Places, passphrase: str, k
         u = written.vault
         if isinstance(backend, DispersedBackend):
             await dispersal.mark(backend, u)
+            backend.state_id = u.vault_id.hex()  # this device's state: by vault, whichever places are named
+            folder = devstate.folder_for(places, backend)
         if not await backend.put_if_absent(written.name, written.data):
             raise AlreadyExists(f"a vault already exists at {url}")
         created.append(written.name)
@@ -224,6 +226,8 @@ async def open(url: str | Sequence[str], *, places: Places, passphrase: str | No
         backend = _connect(url, backend_opts)
     try:
         name, data = await _highest_keystore(backend, url)
+        if isinstance(backend, DispersedBackend):  # (unverified here; the pin in that folder is checked)
+            backend.state_id = keystore.parse(data, name).vault_id.hex()
         folder = devstate.folder_for(places, backend)
         state_file = folder / devstate.STATE_FILE
         known = localstate.load_unverified(state_file) if state_file.exists() else None

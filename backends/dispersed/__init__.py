@@ -58,6 +58,7 @@ class DispersedBackend:
         self._wanted_quorum = write_quorum
         self.unmarked: list[Place] = []
         self.on_notice: Callable[[str], None] | None = None
+        self.state_id: str | None = None
         self.ids: tuple[bytes, ...] = ()
         self._decoded: OrderedDict[str, bytes] = OrderedDict()
         # until configure() knows the layout, the places given are all there is (k/ reads only)
@@ -81,6 +82,10 @@ class DispersedBackend:
 
     @property
     def description(self) -> str:
+        """Names the vault once known (``state_id``: this device keeps one state whichever places, in
+        whatever order, the user names), else the places given."""
+        if self.state_id is not None:
+            return f"dispersed:{self.state_id}"
         return f"dispersed {self.k}-of-{self.n}: " + ", ".join(sorted(p.backend.description for p in self.given))
 
     @property

@@ -182,7 +182,24 @@ class Replicas:
                 f"unreachable: {self._absent(answered) or 'none'}; "
                 "retry when the places answer, or run `sigmavault repair`"
             )
+        await self._settle(name, seen, winner)
         return created and winner == data
+
+    async def _settle(self, name: str, seen: list[Seen], winner: bytes) -> None:
+        """The model's repair step for one decided record, done by the writer at once: a reachable
+        place with no copy gets the winner (create-only); a losing copy is replaced only where the
+        winner holds a majority without it. So a reader missing a place still finds the decision."""
+
+        async def one(p: Place, copy: Seen) -> None:
+            if isinstance(copy, bytes):
+                others = sum(1 for j, c in enumerate(seen) if j != p.index and c == winner)
+                if others * 2 <= self.n:
+                    return
+                await p.call(p.backend.delete(name))
+            await p.call(p.backend.put_if_absent(name, winner))
+
+        todo = [(p, seen[p.index]) for p in self.places if p is not None and seen[p.index] not in (None, winner)]
+        await asyncio.gather(*(one(p, c) for p, c in todo), return_exceptions=True)
 
     async def delete(self, name: str) -> None:
         async def one(p: Place) -> bool:

@@ -43,11 +43,14 @@ async def test_round_trip_lost_place_and_any_order(tmp_path: Path) -> None:
     async with await sigmavault.open(list(reversed(urls)), passphrase=PASS) as v:  # another order
         assert await v.read_bytes("docs/big.bin") == big
     shutil.rmtree(urls[1])  # one place lost outright
-    async with await sigmavault.open([urls[2], urls[0]], passphrase=PASS) as v:
+    notes: list[str] = []
+    async with await sigmavault.open([urls[2], urls[0]], passphrase=PASS, on_notice=notes.append) as v:
         assert await v.read_bytes("docs/big.bin") == big
         assert await v.read_bytes("small.txt") == MARKER + b"small"
         report = await v.verify(full=True)
         assert report.ok, report
+    assert not any("pins" in n for n in notes)  # the same device state (pin, high-water mark) as before
+    assert len(notes) == 1 and "degraded" in notes[0] and "place 2" in notes[0]
 
 
 async def test_layouts_that_tolerate_no_loss_are_refused(tmp_path: Path) -> None:
