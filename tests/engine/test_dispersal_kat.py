@@ -55,9 +55,10 @@ def test_subkeys_names_and_place_record(prf_name: str) -> None:
     assert keys.place_id_of(bytes.fromhex(v["place_record"])) == place_id
 
 
-def test_one_object_as_three_shards() -> None:
-    v = KAT["prf"]["blake3-keyed-256"]
-    keys = fmt.ShardKeys.derive(VAK, VAULT_ID, "blake3-keyed-256")
+@pytest.mark.parametrize("prf_name", sorted(KAT["prf"]))
+def test_one_object_as_three_shards(prf_name: str) -> None:
+    v = KAT["prf"][prf_name]
+    keys = fmt.ShardKeys.derive(VAK, VAULT_ID, prf_name)  # type: ignore[arg-type]
     obj, wid, name = bytes.fromhex(v["shard_object"]), bytes.fromhex(v["shard_write_id"]), v["object_name"]
     shards = [bytes.fromhex(s) for s in v["shards"]]
     assert fmt.encode(keys, name, obj, 2, 3, write_id=wid) == shards
@@ -68,7 +69,7 @@ def test_one_object_as_three_shards() -> None:
         body = shard[28:-32]
         assert shard[:28] == hdr and len(body) == half
         ctx = b"vault/v1/shard\x00" + VAULT_ID + len(name).to_bytes(2, "big") + name.encode()
-        assert hmac.new(mac_key, ctx + hdr + body, hashlib.sha256).digest() == shard[-32:]
+        assert prf(prf_name, mac_key, ctx + hdr + body) == shard[-32:]
     assert shards[0][28:-32] + shards[1][28:-32] == obj  # systematic: the data blocks are the object
     for pair in itertools.combinations(range(3), 2):
         parsed = [fmt.parse(keys, name, i, 2, 3, shards[i]) for i in pair]
