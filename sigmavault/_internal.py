@@ -40,52 +40,28 @@ from .engine.transfer.importer import ImportReport, Item, import_items, scan
 from .engine.vault import Vault
 
 __all__ = [
-    "PROFILES",
-    "Changed",
-    "Credential",
-    "ExportOptions",
-    "ExportReport",
-    "ImportReport",
-    "Item",
-    "LockedError",
-    "Passphrase",
-    "Pin",
-    "Progress",
-    "RecoveryCode",
-    "Secret",
-    "SlotInfo",
-    "TwoFactor",
-    "XwingKey",
-    "b64u",
-    "degraded",
-    "device_secret",
-    "export_tree",
-    "first_error",
-    "forget_device",
-    "harden",
-    "has_vault",
-    "import_items",
-    "parse_identity",
-    "passphrase_from_file",
-    "pinned",
-    "places_status",
-    "repair_places",
-    "scan",
-    "secret_env",
-    "show",
-    "split_path",
-    "state_folder",
-    "tolerated",
-    "unb64u",
-    "vault_state_folder",
+    "PROFILES", "Changed", "Credential", "ExportOptions", "ExportReport", "ImportReport", "Item", "LockedError",
+    "Passphrase", "Pin", "Progress", "RecoveryCode", "Secret", "SlotInfo", "TwoFactor", "XwingKey", "b64u", "degraded",
+    "device_secret", "export_tree", "first_error", "forget_device", "harden", "has_objects", "has_vault",
+    "import_items", "parse_identity", "passphrase_from_file", "pinned", "places_status", "repair_places", "scan",
+    "secret_env", "show", "split_path", "state_folder", "tolerated", "unb64u", "vault_state_folder",
 ]
 
 
 async def has_vault(url: str) -> bool:
     """Whether ``url`` holds a keystore (a vault): a cheap listing, before any prompt."""
+    return await _holds(url, "k/")
+
+
+async def has_objects(url: str) -> bool:
+    """Whether ``url`` holds anything at all (a new place must start empty)."""
+    return await _holds(url, "")
+
+
+async def _holds(url: str, prefix: str) -> bool:
     backend = open_backend(url)
     try:
-        async for _ in backend.list("k/"):
+        async for _ in backend.list(prefix):
             return True
         return False
     finally:

@@ -174,7 +174,33 @@ class DispersedBackend:
         return data[start:end]
 
     async def head(self, name: str) -> int:
-        return len(await self.get(name))
+        """An object's length from its shard headers (28-byte ranged reads; a hint, as a listing is:
+        a write with k places agreeing), never a decode; a record's from its decided copy."""
+        check_name(name)
+        if not name.startswith("o/"):
+            return len(await self.replicas.get(name))
+        if name in self._decoded:
+            return len(self._decoded[name])
+        keys = self._shard_keys()
+        places = reachable(self.slots, self.k)
+        got = await asyncio.gather(
+            *(p.call(p.backend.get(keys.shard_name(name, p.index), 0, fmt.HDR)) for p in places),
+            return_exceptions=True,
+        )
+        votes: dict[bytes, int] = {}
+        for p, hdr in zip(places, got, strict=True):
+            if (
+                isinstance(hdr, bytes)
+                and len(hdr) == fmt.HDR
+                and tuple(hdr[:4]) == (fmt.FORMAT, self.k, self.n, p.index)
+            ):
+                votes[hdr[4:]] = votes.get(hdr[4:], 0) + 1
+        for key, count in votes.items():
+            if count >= self.k:
+                return int.from_bytes(key[:8], "big")
+        if sum(isinstance(g, NotFound) for g in got) > self.n - self.k:
+            raise NotFound(f"{name} not found")
+        raise BackendUnavailable(f"cannot tell the size of {name}: fewer than {self.k} places agree")
 
     async def list(self, prefix: str = "") -> AsyncIterator[str]:
         check_prefix(prefix)

@@ -28,15 +28,24 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         description="Re-create missing or corrupt shards and commit/keystore copies on every place.",
     )
     p.set_defaults(handler=run_repair)
-    p = sub.add_parser("places", parents=[common], help="each place of a dispersed vault: health and holdings")
+    p = sub.add_parser(
+        "places",
+        parents=[common],
+        help="each place of a dispersed vault: health and holdings",
+        description="Show each place; `places replace OLD NEW` moves a lost place OLD (one of the "
+        "--vault given) to the empty location NEW and rebuilds it there.",
+    )
+    p.add_argument("action", nargs="?", choices=["replace"], help="replace OLD by NEW")
+    p.add_argument("old", nargs="?", metavar="OLD")
+    p.add_argument("new", nargs="?", metavar="NEW")
     p.set_defaults(handler=run_places)
 
 
-async def _open(opts: Options, create_places: bool = False) -> sigmavault.Vault:
+async def _open(opts: Options, create_places: bool = False, urls: list[str] | None = None) -> sigmavault.Vault:
     if len(opts.urls) < 2:
         raise UsageError("this command is for a dispersed vault: give each of its places with --vault")
     return await sigmavault.open(
-        opts.target,
+        urls or opts.target,
         credential=credential(opts),
         fingerprint=opts.fingerprint,
         on_notice=notice,
@@ -45,7 +54,7 @@ async def _open(opts: Options, create_places: bool = False) -> sigmavault.Vault:
     )
 
 
-async def run_repair(opts: Options, args: argparse.Namespace, out: Output) -> None:
+async def run_repair(opts: Options, args: argparse.Namespace, out: Output, urls: list[str] | None = None) -> None:
     tty = not out.json and sys.stderr.isatty()
 
     def progress(done: int, total: int) -> None:
@@ -53,7 +62,7 @@ async def run_repair(opts: Options, args: argparse.Namespace, out: Output) -> No
             sys.stderr.write(f"\rrepair: {done}/{total} checked")
             sys.stderr.flush()
 
-    async with await _open(opts, create_places=True) as vault:
+    async with await _open(opts, create_places=True, urls=urls) as vault:
         report = await internal.repair_places(vault, progress)
     if tty:
         sys.stderr.write("\n")
@@ -76,6 +85,17 @@ async def run_repair(opts: Options, args: argparse.Namespace, out: Output) -> No
 
 
 async def run_places(opts: Options, args: argparse.Namespace, out: Output) -> None:
+    if args.action == "replace":
+        if args.old is None or args.new is None:
+            raise UsageError("usage: sigmavault --vault … places replace OLD NEW")
+        if args.old not in opts.urls or args.new in opts.urls:
+            raise UsageError("OLD must be one of the --vault places and NEW none of them")
+        if await internal.has_objects(args.new):
+            raise UsageError(f"{args.new} is not empty: a new place must start empty")
+        await run_repair(opts, args, out, [args.new if u == args.old else u for u in opts.urls])
+        return
+    if args.old is not None:
+        raise UsageError("places takes no arguments but `replace OLD NEW`")
     async with await _open(opts) as vault:
         rows = await internal.places_status(vault)
     lines = [

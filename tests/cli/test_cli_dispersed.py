@@ -88,3 +88,26 @@ def test_layouts_that_lose_nothing_are_refused(tmp_path: Path) -> None:
     assert r.code == 2 and "tolerates losing no place" in r.one_line_error()
     r = cli(home, places[:1], "create", "--kdf", "minimum", "--needed", "1")
     assert r.code == 2 and "--needed is for a dispersed vault" in r.one_line_error()
+
+
+def test_places_replace_moves_a_lost_place(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    places = [tmp_path / f"place{i}" for i in range(3)]
+    assert cli(home, places, "create", "--kdf", "minimum", "--chunk-size", "1").code == 0
+    src = make_tree(tmp_path / "src")
+    assert cli(home, places, "import", str(src)).code == 0
+    shutil.rmtree(places[0])
+    new = tmp_path / "new-place"
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "k").mkdir()
+    (tmp_path / "busy" / "k" / "0000000000000001").write_bytes(b"x")
+    r = cli(home, places, "places", "replace", str(places[0]), str(tmp_path / "busy"))
+    assert r.code == 2 and "not empty" in r.one_line_error()
+    r = cli(home, places, "--json", "places", "replace", str(places[0]), str(new))
+    assert r.code == 0, r.err
+    assert r.json()["shards_written"] > 0
+    shutil.rmtree(places[1])  # the new place now carries the vault with the third
+    out = tmp_path / "out"
+    r = cli(home, [new, places[2]], "export", "/docs", str(out))
+    assert r.code == 0, r.err
+    assert same_tree(src, out)
