@@ -81,3 +81,30 @@ class TestServersOneDownConformance(TestServersConformance):
         b = await dispersed([LocalBackend(self.urls[0], create=True), s3, open_backend(self.urls[2])])
         s3.fail("*", every=1)
         return b
+
+
+async def test_a_server_killed_before_an_import_then_repair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 dies while the vault is open: the import still commits (2 of 3 places, the write quorum);
+    once the server is back, repair fills what it missed and S3 carries the vault with one folder."""
+    from servers import running
+
+    server = SeaweedServer(root=tmp_path / "server")
+    with running(server):
+        s3 = place_on(server, tmp_path, monkeypatch)
+        urls = [str(tmp_path / "a"), s3.url, str(tmp_path / "b")]
+        body = bytes(range(256)) * (2 * MIB // 256) + b"end"
+        async with await sigmavault.create(places=urls, passphrase=PASS, kdf="minimum", chunk_size=MIB) as v:
+            await v.put("before.bin", body)
+            await v.commit()
+            server.kill()
+            await v.put("during.bin", body[::-1])
+            await v.commit()
+            assert any("place 2" in d for d in dispersal.degraded(v))
+        server.start()
+        async with await sigmavault.open(urls, passphrase=PASS) as v:
+            report = await dispersal.repair(v)
+            assert report.shards_written > 0 and report.records_copied > 0 and not report.unrecoverable, report
+        async with await sigmavault.open([urls[1], urls[2]], passphrase=PASS) as v:
+            assert await v.read_bytes("during.bin") == body[::-1]
+            assert await v.read_bytes("before.bin") == body
+            assert (await v.verify(full=True)).ok
