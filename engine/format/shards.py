@@ -175,7 +175,9 @@ def encode(
     wid = secrets.token_bytes(WRITE_ID) if write_id is None else write_id
     view = memoryview(data).cast("B")
     size = block_len(len(view), k)
-    blocks = [bytes(view[i * size : (i + 1) * size]).ljust(size, b"\0") for i in range(k)]
+    blocks: list[bytes | memoryview] = [view[i * size : (i + 1) * size] for i in range(k)]  # no copies
+    if len(blocks[-1]) < size:
+        blocks[-1] = bytes(blocks[-1]).ljust(size, b"\0")  # only the last block is zero-filled
     coded = _zfec().Encoder(k, n).encode(tuple(blocks)) if n > 1 else blocks
     out = []
     for i, block in enumerate(coded):
