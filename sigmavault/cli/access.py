@@ -79,8 +79,10 @@ def _read_secret_file(name: str, what: str) -> bytes:
 
 
 def notice(text: str) -> None:
-    """A one-line remark from the engine (a new pin, state set aside): stderr, also in JSON mode."""
-    sys.stderr.write(f"sigmavault: note: {text}\n")
+    """A one-line remark from the engine (a new pin, state set aside): stderr, also in JSON mode.
+    A remark that starts with ``warning:`` (a degraded dispersed vault) is written as a warning."""
+    kind, _, rest = text.partition(": ")
+    sys.stderr.write(f"sigmavault: warning: {rest}\n" if kind == "warning" else f"sigmavault: note: {text}\n")
     sys.stderr.flush()
 
 

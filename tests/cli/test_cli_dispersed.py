@@ -47,7 +47,7 @@ def test_dispersed_vault_through_the_cli(tmp_path: Path) -> None:
     r = cli(home, [places[2], places[1], places[0]], "export", "/docs", str(out))
     assert r.code == 0, r.err
     assert same_tree(src, out)
-    warnings = [line for line in r.err.splitlines() if "degraded" in line]
+    warnings = [line for line in r.err.splitlines() if line.startswith("sigmavault: warning: degraded")]
     assert len(warnings) == 1 and "place" in warnings[0], r.err
     r = cli(home, places, "--json", "places")
     assert r.code == 0, r.err
