@@ -135,3 +135,62 @@ async def test_two_writers_racing_commits_both_survive(tmp_path: Path) -> None:
         names = [s.name for s in await v.ls("/")]
         assert {"from-a.txt", "from-b.txt", "shared.txt"} <= set(names)
         assert [e.generation for e in await v.log()] == [3, 2, 1, 0]
+
+
+REPAIRER = """
+import asyncio, json, os, sys, time
+import sigmavault
+from sigmavault.engine import dispersal
+
+def progress(done, total):
+    if done == int(sys.argv[2]):
+        print("halfway", flush=True)
+        time.sleep(120)  # killed here, mid-repair
+
+async def main():
+    urls = json.loads(sys.argv[1])
+    async with await sigmavault.open(urls, passphrase=os.environ["PASS"], create_places=True) as v:
+        await dispersal.repair(v, progress)
+
+asyncio.run(main())
+"""
+
+
+async def test_repair_killed_twice_then_finished(tmp_path: Path, isolated_home: Path) -> None:
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from sigmavault.engine import dispersal
+
+    urls = folders(tmp_path)
+    data = {f"f{i}": bytes([i + 1]) * (MIB + 777 * i) for i in range(6)}
+    async with await sigmavault.create(places=urls, passphrase=PASS, kdf="minimum", chunk_size=MIB) as v:
+        for path, body in data.items():
+            await v.put(path, body)
+        await v.commit()
+    shutil.rmtree(urls[1])
+    env = {
+        **os.environ,
+        "PASS": PASS,
+        "SIGMAVAULT_HOME": str(isolated_home),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    for stop_at in ("3", "6"):  # kill -9 at a point the child names (it waits there): twice
+        child = subprocess.Popen(
+            [sys.executable, "-c", REPAIRER, json.dumps(urls), stop_at], env=env, stdout=subprocess.PIPE, text=True
+        )
+        assert child.stdout is not None and child.stdout.readline().strip() == "halfway"
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    async with await sigmavault.open(urls, passphrase=PASS) as v:
+        report = await dispersal.repair(v)
+        assert not report.unrecoverable and not report.unreachable, report
+        assert (await dispersal.repair(v)).clean
+    shutil.rmtree(urls[0])  # the twice-interrupted place, finished, carries the vault with the third
+    async with await sigmavault.open([urls[1], urls[2]], passphrase=PASS) as v:
+        for path, body in data.items():
+            assert await v.read_bytes(path) == body
+        assert (await v.verify(full=True)).ok
