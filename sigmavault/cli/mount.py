@@ -262,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     harden.harden()
     harden.take_secret_env()
     parser = argparse.ArgumentParser(prog="sigmavault")
-    for flag in ("--vault", "--passphrase-file", "--recovery-code-file", "--identity-file", "--fingerprint"):
+    parser.add_argument("--vault", action="append")  # repeated: the places of a dispersed vault
+    for flag in ("--passphrase-file", "--recovery-code-file", "--identity-file", "--fingerprint"):
         parser.add_argument(flag)
     parser.add_argument("--no-agent", action="store_true")
     parser.add_argument("--single-writer", action="store_true")
