@@ -124,7 +124,7 @@ async def run_mount(opts: Options, args: argparse.Namespace, out: Output) -> Non
     mopts = _options(args, mountpoint)
     metrics_at = metrics_opt.address(args)  # refused before a passphrase is asked for
     if args.background and not args.child:
-        _ = opts.url  # a bad name or several places fail here, not in the detached child
+        _ = opts.places  # a bad name fails here, not in the detached child
         typed = await _checked_passphrase(opts, mountpoint)
         await asyncio.to_thread(_start_background, opts, args, mountpoint, typed)
         out.note(f"mounted on {mountpoint} (background; `sigmavault umount {mountpoint}` to stop)")
