@@ -27,7 +27,7 @@ from ..backends.dispersed import DispersedBackend
 from ..backends.metered import MeteredBackend
 from ..backends.retrying import RetryingBackend
 from ..backends.urls import open_backend
-from . import dispersal
+from . import dispersal, locking
 from .errors import AlreadyExists, AuthError, IntegrityError, NotFound, UsageError, VaultError, VaultNotFound
 from .format.canonical import MAX_DOCUMENT, b64u
 from .format.commits import ChainState, Commit, commit_name, seal_commit
@@ -35,7 +35,7 @@ from .format.envelope import Sealer
 from .format.meta import MAX_LABEL
 from .keys import keystore, xwing
 from .keys.credentials import FINGERPRINT_LEN, Credential, Passphrase, Pin
-from .keys.keyring import Params
+from .keys.keyring import Lock, Params
 from .keys.secret import Secret
 from .keys.slots import INTERACTIVE, MINIMUM, STRONG, KdfProfile
 from .local import devstate, localstate
@@ -97,7 +97,8 @@ async def create(url: str | Sequence[str], *, places: Places, passphrase: str, k
                  chunk_size: int = 4 << 20, prf: str = "blake3-keyed-256",
                  tuning: Tuning = DEFAULT_TUNING, create_bucket: bool = False, single_writer: bool = False,
                  on_notice: Callable[[str], None] | None = None, needed: int | None = None,
-                 write_quorum: int | None = None, **backend_opts: Any) -> Vault:
+                 write_quorum: int | None = None, lock_days: int | None = None, lock_mode: str = "governance",
+                 **backend_opts: Any) -> Vault:
     """Create a new vault at ``url`` and return it open (this device's state goes below ``places``).
 
     ``create_bucket`` first creates the S3 bucket or Azure container if it is missing (else a
@@ -110,12 +111,17 @@ async def create(url: str | Sequence[str], *, places: Places, passphrase: str, k
     available once as ``vault.recovery_code``; ``vault.keys`` holds the new keystore.
 
     Several URLs create a dispersed vault over them (:mod:`.dispersal`): ``needed`` of them (default
-    all but one) rebuild every object; ``write_quorum`` places must take each write.
+    all but one) rebuild every object; ``write_quorum`` places must take each write. ``lock_days``
+    writes every object under a retention lock (``lock_mode`` governance or compliance) that even
+    the vault's own credentials cannot lift (:mod:`.locking`).
     """
     profile = _profile(kdf)
     urls = dispersal.urls_of(url)
     layout = dispersal.layout(len(urls), needed) if len(urls) > 1 else None
-    params = Params(chunk_size=chunk_size, prf=prf, dispersal=layout)  # type: ignore[arg-type]
+    lock = None if lock_days is None else Lock(lock_days, lock_mode)
+    if lock is not None and not lock.valid():
+        raise UsageError("--lock-days takes 1 to 36500 days, --lock-mode governance or compliance")
+    params = Params(chunk_size=chunk_size, prf=prf, dispersal=layout, lock=lock)  # type: ignore[arg-type]
     if not params.valid():
         raise UsageError("chunk size must be a power of two from 1 MiB to 16 MiB; prf blake3-keyed-256 or hmac-sha256")
     url = ", ".join(urls)
@@ -127,6 +133,8 @@ async def create(url: str | Sequence[str], *, places: Places, passphrase: str, k
     folder = devstate.folder_for(places, backend)
     old = None
     try:
+        if lock is not None:
+            await locking.prepare(backend, lock, create_bucket)
         if create_bucket:
             await ensure_bucket(backend)
         if [n async for n in backend.list("k/")]:
@@ -262,6 +270,7 @@ async def open(url: str | Sequence[str], *, places: Places, passphrase: str | No
         elif u.params.dispersal is not None:
             raise UsageError(f"this vault is dispersed over {len(u.params.dispersal.places)} places: "
                              "name them all (one --vault for each)")
+        locking.apply(backend, u.params.lock, on_notice)
         if known is not None:
             state = localstate.load(state_file, u.local_state_key())
             if state is None or not hmac.compare_digest(state.vault_id, u.vault_id):

@@ -59,7 +59,7 @@ async def create(url: str | Sequence[str] | None = None, *, passphrase: str, kdf
                  places: Places | Sequence[str] | None = None, needed: int | None = None,
                  write_quorum: int | None = None, folders: Places | None = None, create_bucket: bool = False,
                  single_writer: bool = False, on_notice: Callable[[str], None] | None = None,
-                 **backend_opts: Any) -> Vault:
+                 lock_days: int | None = None, lock_mode: str = "governance", **backend_opts: Any) -> Vault:
     """Create a new vault at ``url`` and return it open; ``url=None`` creates the default vault
     (``$SIGMAVAULT_VAULT``, else ``default`` in the data folder), as :func:`open` opens it. The
     recovery code is available once as ``vault.recovery_code``. The rest is
@@ -68,7 +68,8 @@ async def create(url: str | Sequence[str] | None = None, *, passphrase: str, kdf
     ``places=[url, …]`` (or a list as ``url``) creates a dispersed vault: any ``needed`` of the
     places (default all but one) rebuild it, and it may lose min(n−needed, ⌈n/2⌉−1) of them (0 is
     refused with a UsageError). ``places`` may also be this device's folders (a
-    :class:`Places`, as ``folders``).
+    :class:`Places`, as ``folders``). ``lock_days``: every object is written under a retention
+    lock (S3 Object Lock, Azure immutability; ``lock_mode`` governance or compliance).
     """
     if places is not None and not isinstance(places, Places):
         if url is not None:
@@ -79,4 +80,5 @@ async def create(url: str | Sequence[str] | None = None, *, passphrase: str, kdf
                                 needed=needed, write_quorum=write_quorum,
                                 passphrase=passphrase, kdf=kdf, chunk_size=chunk_size, prf=prf,
                                 tuning=tuning or default_tuning(), create_bucket=create_bucket,
-                                single_writer=single_writer, on_notice=on_notice, **backend_opts)
+                                single_writer=single_writer, on_notice=on_notice, lock_days=lock_days,
+                                lock_mode=lock_mode, **backend_opts)

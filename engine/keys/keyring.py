@@ -71,6 +71,28 @@ class Dispersal:
         return d
 
 
+LOCK_MODES = ("governance", "compliance")
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """``create --lock-days``: every object is written under a retention lock of ``days`` days."""
+
+    days: int
+    mode: str = "governance"
+
+    def valid(self) -> bool:
+        return type(self.days) is int and 1 <= self.days <= 36500 and self.mode in LOCK_MODES
+
+    @classmethod
+    def from_json(cls, value: object) -> Lock:
+        v = obj(value, {"days", "mode"})
+        lock = cls(integer(v["days"], 1, 36500), string(v["mode"], 16))
+        if not lock.valid():
+            fail("lock")
+        return lock
+
+
 @dataclass(frozen=True, slots=True)
 class Params:
     """Vault parameters; v1 accepts exactly these choices (``dispersal``: None for a single place,
@@ -85,6 +107,7 @@ class Params:
     inline_max: int = 1024
     compression: str = "none"
     dispersal: Dispersal | None = None
+    lock: Lock | None = None  # absent from the JSON when None, like dispersal
 
     def valid(self) -> bool:
         cs = self.chunk_size
@@ -100,12 +123,15 @@ class Params:
             and self.inline_max == 1024
             and self.compression == "none"
             and (self.dispersal is None or self.dispersal.valid())
+            and (self.lock is None or self.lock.valid())
         )
 
     def to_json(self) -> dict[str, Any]:
         out = self._plain()
         if self.dispersal is not None:
             out["dispersal"] = self.dispersal.to_json()
+        if self.lock is not None:
+            out["lock"] = {"days": self.lock.days, "mode": self.lock.mode}
         return out
 
     def _plain(self) -> dict[str, Any]:
@@ -123,7 +149,7 @@ class Params:
     @classmethod
     def from_json(cls, value: object) -> Params:
         names = {"suite", "prf", "chunk_size", "chunking", "padding", "pad_floor", "inline_max", "compression"}
-        v = obj(value, names, {"dispersal"})
+        v = obj(value, names, {"dispersal", "lock"})
         prf = string(v["prf"], 64)
         if prf not in PRFS:
             fail("prf")
@@ -137,6 +163,7 @@ class Params:
             inline_max=integer(v["inline_max"]),
             compression=string(v["compression"], 64),
             dispersal=Dispersal.from_json(v["dispersal"]) if "dispersal" in v else None,
+            lock=Lock.from_json(v["lock"]) if "lock" in v else None,
         )
         if not params.valid():
             fail("params")

@@ -34,6 +34,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="for s3:// and az:// vaults: create the bucket or container first if it does not exist")
     p.add_argument("--needed", metavar="K", type=int, default=None,
                    help="dispersed vaults (several --vault): places that rebuild every object (default: all but one)")
+    p.add_argument("--lock-days", metavar="N", type=int, default=None,
+                   help="write every object under a retention lock of N days that even this vault's credentials "
+                        "cannot lift (S3 Object Lock, Azure immutability; with --create-bucket the bucket is made "
+                        "with Object Lock on)")
+    p.add_argument("--lock-mode", choices=("governance", "compliance"), default="governance",
+                   help="governance: an administrator with the bypass right can lift a lock; compliance: nobody "
+                        "can (default governance)")
     p.add_argument("--unlock", metavar="DURATION", default=None,
                    help="keep the new vault unlocked for DURATION (unlock agent), e.g. 15m")
     p.set_defaults(handler=run)
@@ -66,7 +73,8 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
     extra: dict[str, Any] = {"needed": args.needed, "write_quorum": opts.write_quorum} if dispersed else {}
     vault = await sigmavault.create(opts.target, passphrase=pw.secret.reveal().decode("utf-8"), kdf=args.kdf,
                                     chunk_size=args.chunk_size << 20, create_bucket=args.create_bucket,
-                                    single_writer=opts.single_writer, on_notice=notice, **extra)
+                                    single_writer=opts.single_writer, on_notice=notice, lock_days=args.lock_days,
+                                    lock_mode=args.lock_mode, **extra)
     async with vault:
         code = vault.recovery_code or ""
         folder = internal.vault_state_folder(vault)
@@ -78,6 +86,9 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
             k = n - 1 if args.needed is None else args.needed
             doc.update(places=opts.urls, needed=k, may_lose=tolerated(k, n))
             lines.append(f"dispersed:     any {k} of {n} places rebuild it; it may lose {tolerated(k, n)} place(s)")
+        if args.lock_days is not None:
+            doc.update(lock_days=args.lock_days, lock_mode=args.lock_mode)
+            lines.append(f"locked:        every object for {args.lock_days} days ({args.lock_mode})")
         out.result(doc, [
             *lines,
             f"fingerprint:   {vault.fingerprint}",
