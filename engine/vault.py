@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import tzinfo
 from types import TracebackType
@@ -40,7 +40,7 @@ from .keys.schedule import KIND_DATA_PACK, KIND_PAGE_PACK
 from .lifecycle import AuditEntry, ForgetReport, audit, decide, next_chunk, report
 from .local.cache import Cache
 from .local.settings import Tuning
-from .metrics import VaultMetrics, snapshot
+from .metrics import CacheCounts, VaultMetrics, snapshot
 from .repo.history import History
 from .repo.keymgmt import Keys
 from .repo.packs import PackWriter
@@ -58,6 +58,7 @@ class Vault(Edits):
                  head: ChainHead, inline_max: int, tuning: Tuning, keys: Keys) -> None:
         self._cache = cache
         self._index = BlobIndex(cache, backend, lambda: (self._head.gen, self._catalog.tree(self._head.commit)))
+        self._cache_meters: dict[str, Callable[[], CacheCounts]] = {}  # caches kept above the vault
         self._data_pack = PackWriter(store, KIND_DATA_PACK, self._seal, on_landed=self._index.stored)
         self._page_pack = PackWriter(store, KIND_PAGE_PACK, self._seal)
         #: the one read route for blobs: opened off the event loop, verified once, open pack from memory
@@ -156,8 +157,13 @@ class Vault(Edits):
         """A read-only snapshot of this vault's counters: backend requests, retries, pipeline stages,
         cache hits (see :mod:`.metrics`). Cheap and safe to call from any thread, even when closed."""
         return snapshot(generation=self.generation, pending=self.pending, backend=self._backend,
-                        ledger=self._ledger, reader=self._reader, catalog=self._catalog,
-                        commit_races=self._commits.lost_races)
+                        ledger=self._ledger, reader=self._reader, catalog=self._catalog, index=self._index,
+                        commit_races=self._commits.lost_races, more_caches=self._cache_meters)
+
+    def meter_cache(self, name: str, read: Callable[[], CacheCounts]) -> None:
+        """Report a cache kept above the vault (the mount's chunk cache) in :meth:`metrics` as
+        ``caches[name]``: ``read`` is called on every snapshot, maybe from another thread."""
+        self._cache_meters[name] = read
 
     @property
     def cache(self) -> Cache:

@@ -39,8 +39,18 @@ class BlobIndex:
         self._head_tree = head_tree
         self._filled = head_tree is None
         self._fill_lock = asyncio.Lock()
+        self.hits = 0  # lookups that found a blob to reuse (the metrics' "dedup" cache)
+        self.misses = 0
 
     async def known(self, blob_id: bytes) -> BlobRef | None:
+        ref = await self._known(blob_id)
+        if ref is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return ref
+
+    async def _known(self, blob_id: bytes) -> BlobRef | None:
         if not self._filled:
             await self.fill()
         row = await self._cache.find_blob(blob_id)

@@ -12,6 +12,7 @@ from metricstools import MIB, SECRET_NAMES, new_vault, reopen, samples, stored, 
 from prometheus_client import CollectorRegistry, generate_latest
 
 import sigmavault.metrics as svm
+from sigmavault.engine.metrics import CacheCounts
 
 
 def _scrape(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -104,3 +105,34 @@ async def test_register_twice_on_one_registry_is_refused(tmp_path: Path) -> None
             svm.register(vault, registry)
         registry.unregister(collector)
         svm.register(vault, registry)  # once removed, it can be added again
+
+
+async def test_dedup_lookups_and_a_cache_kept_above_the_vault(tmp_path: Path) -> None:
+    data = os.urandom(2 * MIB + 777)  # two full chunks and a tail that goes to a data pack
+    async with await new_vault(tmp_path / "vault") as vault:
+        registry = CollectorRegistry()
+        svm.register(vault, registry)
+        await vault.put(SECRET_NAMES[0], data)
+        await vault.commit()
+        first = _scrape(registry)
+        await vault.put(SECRET_NAMES[1], data)  # the same bytes again: every lookup finds its blob
+        await vault.commit()
+        second = _scrape(registry)
+        counts = [CacheCounts(5, 2, 3 * MIB, 1)]
+        vault.meter_cache("chunk", lambda: counts[-1])  # what the mount does with its chunk cache
+        third = _scrape(registry)
+        counts.append(CacheCounts(9, 2, MIB, 4))
+        fourth = _scrape(registry)
+        assert vault.metrics().caches["dedup"] == CacheCounts(3, 3)
+    assert value(first, "sigmavault_cache_misses_total", cache="dedup") == 3
+    assert value(first, "sigmavault_cache_hits_total", cache="dedup") == 0
+    assert value(second, "sigmavault_cache_hits_total", cache="dedup") == 3
+    assert value(second, "sigmavault_cache_misses_total", cache="dedup") == 3
+    assert value(third, "sigmavault_cache_hits_total", cache="chunk") == 5
+    assert value(third, "sigmavault_cache_bytes", cache="chunk") == 3 * MIB
+    assert value(third, "sigmavault_cache_evictions_total", cache="chunk") == 1
+    assert value(fourth, "sigmavault_cache_bytes", cache="chunk") == MIB  # read on every scrape
+    assert value(fourth, "sigmavault_cache_evictions_total", cache="chunk") == 4
+    # caches that do not track bytes or evictions have no such sample (not a misleading zero)
+    assert ("sigmavault_cache_bytes", (("cache", "pack"),)) not in fourth
+    assert ("sigmavault_cache_evictions_total", (("cache", "dedup"),)) not in fourth
