@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .config import default_vault_url
 from .config import places as default_places
 from .config import tuning as default_tuning
 from .engine import opening
@@ -22,6 +21,7 @@ from .engine.keys.secret import Secret
 from .engine.local.settings import Places, Tuning
 from .engine.repo.keymgmt import load_device_key
 from .engine.vault import Vault
+from .named import default_vault_url
 
 
 async def open(url: str | Sequence[str] | None = None, *, passphrase: str | None = None,

@@ -23,10 +23,10 @@ from functools import cached_property
 
 import sigmavault
 
-from .. import AuthError, IntegrityError, LocalIOError, NotFound, UsageError, VaultNotFound, config
+from .. import AuthError, IntegrityError, LocalIOError, NotFound, UsageError, VaultNotFound, config, named
 from .. import _internal as internal
 from .._internal import Credential, Passphrase, RecoveryCode, TwoFactor, XwingKey, passphrase_from_file, secret_env
-from . import agent_client, named
+from . import agent_client
 
 MAX_SECRET_FILE = 64 * 1024
 TRIES = 3  # a passphrase typed at a prompt is asked again this often in all
@@ -55,7 +55,7 @@ class Options:
         """The chosen vault's places: the ``--vault`` values, else ``SIGMAVAULT_VAULT``, else the
         default vault, with named vaults replaced by their URLs (read once per command); several:
         the places of a dispersed vault."""
-        return named.resolve(self.vault or [config.default_vault_url()])
+        return named.resolve(self.vault or [config.default_vault()])
 
     @property
     def urls(self) -> list[str]:

@@ -16,7 +16,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from clitools import Cli, env_for
+from clitools import PASS, Cli, env_for
+
+import sigmavault
+from sigmavault import named
 
 NAME_DOC = "vaults.toml"
 
@@ -233,3 +236,31 @@ def test_background_mount_of_a_named_vault_passes_the_place_on(two: tuple[Cli, P
         while os.path.ismount(mp) and time.monotonic() < deadline:
             time.sleep(0.1)
     assert Cli(cli.home, a).ok("cat", "/note.txt").out == "through the named mount\n"
+
+
+async def test_the_library_default_vault_may_be_a_name(tmp_path: Path, isolated_home: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``SIGMAVAULT_VAULT=NAME`` means the same vault to ``sigmavault.open(None)`` as to the CLI."""
+    where = tmp_path / "lib"
+    vault = await sigmavault.create(str(where), passphrase=PASS, kdf="minimum")
+    fp = vault.fingerprint
+    await vault.aclose()
+    with named.editing() as entries:
+        entries["lib"] = [str(where)]
+        entries["spread"] = [str(where), str(tmp_path / "other")]
+    monkeypatch.setenv("SIGMAVAULT_VAULT", "lib")
+    vault = await sigmavault.open(None, passphrase=PASS)
+    try:
+        assert vault.fingerprint == fp and vault.url == str(where)
+    finally:
+        await vault.aclose()
+    monkeypatch.setenv("SIGMAVAULT_VAULT", "spread")
+    with pytest.raises(sigmavault.UsageError, match="dispersed vaults need"):
+        await sigmavault.open(None, passphrase=PASS)
+    toml_path(isolated_home).write_text("[vaults.lib\n")
+    monkeypatch.setenv("SIGMAVAULT_VAULT", "lib")
+    with pytest.raises(sigmavault.UsageError, match="is not valid TOML"):
+        await sigmavault.open(None, passphrase=PASS)
+    monkeypatch.setenv("SIGMAVAULT_VAULT", str(where))  # a path never reads the broken file
+    vault = await sigmavault.open(None, passphrase=PASS)
+    await vault.aclose()
