@@ -20,6 +20,7 @@ from clitools import PASS, Cli, env_for
 
 import sigmavault
 from sigmavault import named
+from sigmavault.fs import VaultFileSystem
 
 NAME_DOC = "vaults.toml"
 
@@ -254,6 +255,10 @@ async def test_the_library_default_vault_may_be_a_name(tmp_path: Path, isolated_
         assert vault.fingerprint == fp and vault.url == str(where)
     finally:
         await vault.aclose()
+    monkeypatch.delenv("SIGMAVAULT_VAULT")
+    fs = VaultFileSystem(vault="lib", passphrase=PASS, asynchronous=True, skip_instance_cache=True)
+    assert await fs._ls("/") == []  # fsspec's vault= takes a name too
+    await fs.aclose()
     monkeypatch.setenv("SIGMAVAULT_VAULT", "spread")
     with pytest.raises(sigmavault.UsageError, match="dispersed vaults need"):
         await sigmavault.open(None, passphrase=PASS)
