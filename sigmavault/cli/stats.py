@@ -141,7 +141,7 @@ def human(doc: dict[str, Any]) -> list[str]:
     lines += _table(["stage", "items in", "items out", "bytes in", "bytes out", "busy s", "wait in s", "wait out s",
                      "queue", "high"], stages)
     lines.append(f"pipelines: {doc['pipelines_started']} started, {doc['pipelines_running']} running, "
-                 f"{doc['pipelines_failed']} failed")
+                 f"{doc['pipelines_failed']} failed; commits lost to another client: {doc.get('commit_races', 0)}")
     return lines
 
 
