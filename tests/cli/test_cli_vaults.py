@@ -248,7 +248,6 @@ async def test_the_library_default_vault_may_be_a_name(tmp_path: Path, isolated_
     await vault.aclose()
     with named.editing() as entries:
         entries["lib"] = [str(where)]
-        entries["spread"] = [str(where), str(tmp_path / "other")]
     monkeypatch.setenv("SIGMAVAULT_VAULT", "lib")
     vault = await sigmavault.open(None, passphrase=PASS)
     try:
@@ -259,9 +258,18 @@ async def test_the_library_default_vault_may_be_a_name(tmp_path: Path, isolated_
     fs = VaultFileSystem(vault="lib", passphrase=PASS, asynchronous=True, skip_instance_cache=True)
     assert await fs._ls("/") == []  # fsspec's vault= takes a name too
     await fs.aclose()
+    spread = [tmp_path / f"place{i}" for i in range(3)]
+    vault = await sigmavault.create(places=list(map(str, spread)), passphrase=PASS, kdf="minimum")
+    fp_spread = vault.fingerprint
+    await vault.aclose()
+    with named.editing() as entries:
+        entries["spread"] = [str(p) for p in reversed(spread)]  # any order
     monkeypatch.setenv("SIGMAVAULT_VAULT", "spread")
-    with pytest.raises(sigmavault.UsageError, match="dispersed vaults need"):
-        await sigmavault.open(None, passphrase=PASS)
+    vault = await sigmavault.open(None, passphrase=PASS)  # a dispersed vault by its name
+    try:
+        assert vault.fingerprint == fp_spread
+    finally:
+        await vault.aclose()
     toml_path(isolated_home).write_text("[vaults.lib\n")
     monkeypatch.setenv("SIGMAVAULT_VAULT", "lib")
     with pytest.raises(sigmavault.UsageError, match="is not valid TOML"):
