@@ -24,6 +24,7 @@ from .catalog.tree import Tree, merge
 from .content.index import BlobIndex
 from .errors import VaultError
 from .format.commits import ChainHead, Commit, commit_name, seal_commit, verify_successor
+from .guard import WriteGuard
 from .repo.history import History
 from .repo.packs import PackWriter
 from .repo.store import ObjectStore
@@ -34,13 +35,15 @@ class Committer:
 
     def __init__(self, *, history: History, store: ObjectStore, catalog: Catalog, page_pack: PackWriter,
                  index: BlobIndex, head: ChainHead, lock: asyncio.Lock,
-                 flush_content: Callable[[], Awaitable[None]], refresh_interval: float | None) -> None:
+                 flush_content: Callable[[], Awaitable[None]], refresh_interval: float | None,
+                 guard: WriteGuard | None = None) -> None:
         self._history = history
         self._store = store
         self._catalog = catalog
         self._page_pack = page_pack
         self._index = index
         self._flush_content = flush_content
+        self._guard = guard  # prune beside writers: the lease and the W3 check (models/prune.py)
         self.head = head
         self.tree = catalog.tree(head.commit)
         self.lock = lock  # the vault's edit lock: a commit sees no half-made edit
@@ -68,12 +71,16 @@ class Committer:
             if not self.pending:
                 return self.head.gen
             base = self._tree_at(self.head.commit)
+            if self._guard is not None:
+                await self._guard.begin()  # W1: a metadata-only commit uploads page packs too
             for _attempt in range(64):
                 # a keystore rewritten elsewhere must be seen before we commit under it (CRYPTO.md §5.2 step 3)
                 await self._history.reread_keystore()
                 await self._flush_content()
                 root = await self._catalog.save(self.tree)
                 await self._page_pack.flush()
+                if self._guard is not None:
+                    await self._guard.before_commit(self.tree)  # W3: rescue marked refs, or copy and restore
                 gen = self.head.gen + 1
                 c = Commit(self._history.vault_id, gen, self.head.hash, self._store.epoch,
                            self._history.keystore_gen, tuple(root), self._history.client_id, int(time.time()))
@@ -90,6 +97,8 @@ class Committer:
                     self.tree.mark_clean()
                     self._index.committed(gen)
                     self._unsure.clear()
+                    if self._guard is not None:
+                        await self._guard.end()  # W4: committed, the lease ends
                     return gen
                 # another client won generation ``gen``: merge onto the new head and try the next one
                 base = await self._catch_up(base)

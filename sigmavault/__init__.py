@@ -45,6 +45,7 @@ from .engine.errors import (
 )
 from .engine.local.settings import Places, Tuning
 from .engine.repo.keymgmt import Keys
+from .engine.transfer.prune import PruneReport
 from .engine.vault import Vault
 from .engine.view import Snapshot
 from .front import create, open
@@ -80,6 +81,7 @@ __all__ = [
     "NotADirectory",
     "NotFound",
     "Places",
+    "PruneReport",
     "RollbackError",
     "Snapshot",
     "Stat",

@@ -30,6 +30,7 @@ from .engine.keys.secret import Secret
 from .engine.keys.slots import PROFILES, passphrase_from_file
 from .engine.keys.xwing import parse_identity
 from .engine.local import devstate
+from .engine.repo.destroy import DestroyProgress, DestroyReport, destroy
 from .engine.repo.keymgmt import Changed, load_device_secret
 from .engine.transfer.exporter import ExportOptions, ExportReport, export_tree
 from .engine.transfer.importer import ImportReport, Item, import_items, scan
@@ -37,9 +38,9 @@ from .engine.transfer.importer import ImportReport, Item, import_items, scan
 __all__ = [
     "PROFILES", "Changed", "Credential", "ExportOptions", "ExportReport", "ImportReport", "Item", "LockedError",
     "Passphrase", "Pin", "Progress", "RecoveryCode", "Secret", "SlotInfo", "TwoFactor", "XwingKey", "b64u",
-    "device_secret", "export_tree", "first_error", "forget_device", "harden", "has_vault", "import_items",
-    "parse_identity", "passphrase_from_file", "pinned", "scan", "secret_env", "show", "split_path", "state_folder",
-    "unb64u",
+    "destroy_vault", "device_secret", "export_tree", "first_error", "forget_device", "harden", "has_vault",
+    "import_items", "parse_identity", "passphrase_from_file", "pinned", "scan", "secret_env", "show", "split_path",
+    "state_folder", "unb64u",
 ]
 
 
@@ -50,6 +51,15 @@ async def has_vault(url: str) -> bool:
         async for _ in backend.list("k/"):
             return True
         return False
+    finally:
+        await backend.aclose()
+
+
+async def destroy_vault(url: str, progress: DestroyProgress | None = None) -> DestroyReport:
+    """Crypto-shred the vault at ``url`` (keystores first, then every object); resumable, needs no key."""
+    backend = open_backend(url)
+    try:
+        return await destroy(backend, progress)
     finally:
         await backend.aclose()
 

@@ -66,6 +66,11 @@ class BlobIndex:
                               for r in refs)
         self._trusted.update(r.object_name for r in refs)
 
+    def untrust(self) -> None:
+        """Forget which objects this instance wrote or checked: a writer's new lease (prune may have
+        deleted an uncommitted upload since), so provisional rows are looked up again before reuse."""
+        self._trusted.clear()
+
     def committed(self, gen: int) -> None:
         """Commit ``gen`` succeeded: every object this instance wrote or checked is now referenced or harmless.
 

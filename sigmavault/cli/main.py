@@ -40,14 +40,15 @@ from . import (
     cmd_import,
     cmd_inspect,
     cmd_key,
+    cmd_prune,
     cmd_serve,
     mount,
 )
 from .access import Options
 from .output import Output
 
-COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_history, cmd_key, cmd_agent, cmd_device,
-            mount, cmd_serve, cmd_completion)
+COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_history, cmd_prune, cmd_key, cmd_agent,
+            cmd_device, mount, cmd_serve, cmd_completion)
 _GLOBAL = ("vault", "json", "debug", "passphrase_file", "recovery_code", "recovery_code_file", "identity_file",
            "fingerprint", "no_agent", "single_writer")
 
