@@ -6,9 +6,15 @@ the AEAD context, so no record can be replayed under another name or as a commit
 - ``l/w-{lease id, 32 hex}-{seq, 8 hex}`` a writer's lease; each heartbeat creates the next
   ``seq`` and then deletes the previous one, so a live lease never vanishes between beats;
 - ``l/d-{record id, 32 hex}-{part, 4 hex}`` a pruner's deletion record: the candidate object
-  names (raw 32 bytes each), split into parts that fit one object;
-- ``l/s-{record id}`` the sweep mark of that record (P4);
+  names (raw 32 bytes each), split into parts that fit one object; part ``fffe`` is its sweep mark
+  (P4) and part ``ffff`` its end mark (written after P6), so one LIST of ``l/d-`` shows every
+  record and its state;
 - ``l/r-{record id}-{16 hex}`` a writer's rescue record: the marked names it will reference.
+
+A finished record stays until the next run has waited for every lease older than its own record
+(which includes every lease that existed when the end mark was written); only then is it deleted.
+A writer that deduplicated against a candidate during the run therefore always finds the record at
+its W3, and one whose lease began after the end mark ignores it (it lists the ended records at W1).
 
 Everything is create-only (``put_if_absent``); commit records ``c/`` and keystores ``k/`` are never
 deleted by prune. Expiry needs no clock agreement between machines: a pruner declares a lease
@@ -27,7 +33,7 @@ import secrets
 import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ...backends.base import get_bounded
 from ..errors import ConcurrencyError, IntegrityError, NotFound, VaultError
@@ -38,11 +44,13 @@ from .store import ObjectStore
 
 log = logging.getLogger(__name__)
 
-LEASE, RECORD, SWEEP, RESCUE = "l/w-", "l/d-", "l/s-", "l/r-"
+LEASE, RECORD, RESCUE = "l/w-", "l/d-", "l/r-"
+SWEPT, DONE = 0xFFFE, 0xFFFF  # the reserved parts of a record: its sweep mark (P4) and its end mark (after P6)
 DEFAULT_TTL = 120.0  # seconds; a beat every ttl/4
 EXPIRY_FACTOR = 1.5  # a pruner waits this many TTLs without a new beat before a lease counts as expired
-_MAGIC = {LEASE: b"SVL1", RECORD: b"SVD1", SWEEP: b"SVS1", RESCUE: b"SVR1"}
+_MAGIC = {LEASE: b"SVL1", RECORD: b"SVD1", RESCUE: b"SVR1"}
 _NAME_LEN = 32  # an o/ name's 64 hex digits, raw
+_PAD_FLOOR = 1024  # as commits: a lease, mark or small record is one 1 KiB object
 
 Clock = Callable[[], float]
 
@@ -56,7 +64,11 @@ def record_name(rid: str, part: int) -> str:
 
 
 def sweep_name(rid: str) -> str:
-    return f"{SWEEP}{rid}"
+    return record_name(rid, SWEPT)
+
+
+def done_name(rid: str) -> str:
+    return record_name(rid, DONE)
 
 
 def rescue_name(rid: str) -> str:
@@ -65,7 +77,7 @@ def rescue_name(rid: str) -> str:
 
 def parse_name(name: str) -> tuple[str, str, int] | None:
     """``(prefix, id, number)`` of an ``l/`` protocol name, or None (the probe, anything else)."""
-    for prefix in (LEASE, RECORD, SWEEP, RESCUE):
+    for prefix in (LEASE, RECORD, RESCUE):
         if name.startswith(prefix):
             rid, _, tail = name[len(prefix) :].partition("-")
             if len(rid) != 32 or rid.strip("0123456789abcdef"):
@@ -87,6 +99,13 @@ def unpack_names(raw: bytes) -> set[str]:
     return {"o/" + raw[i : i + _NAME_LEN].hex() for i in range(0, len(raw), _NAME_LEN)}
 
 
+@dataclass
+class RecordState:
+    parts: list[str] = field(default_factory=list)
+    swept: bool = False
+    done: bool = False
+
+
 class Records:
     """Seals, stores and reads the ``l/`` protocol objects of one vault."""
 
@@ -102,7 +121,7 @@ class Records:
 
     async def put(self, name: str, prefix: str, body: bytes) -> bool:
         stored = _MAGIC[prefix] + body
-        obj = await asyncio.to_thread(self.store.sealer.seal, KIND_COMMIT, name, stored)
+        obj = await asyncio.to_thread(self.store.sealer.seal, KIND_COMMIT, name, stored, pad_floor=_PAD_FLOOR)
         return await self.backend.put_if_absent(name, obj)
 
     async def get(self, name: str, prefix: str) -> bytes | None:
@@ -150,23 +169,45 @@ class Records:
             body = struct.pack(">Q", when) + bytes.fromhex(owner) + pack_names(chunks[part])
             await self.put(record_name(rid, part), RECORD, body)
 
-    async def owner(self, rid: str) -> str | None:
-        """The lease id of the pruner that wrote record ``rid`` (None: part 0 is gone)."""
-        body = await self.get(record_name(rid, 0), RECORD)
+    async def owner(self, part: str) -> str | None:
+        """The lease id of the pruner that wrote record part ``part`` (None: it is gone)."""
+        body = await self.get(part, RECORD)
         return None if body is None else body[8:24].hex()
 
-    async def close(self, rid: str) -> None:
-        """End record ``rid``: part 0 first (no writer relies on a rescue for it from now on), the
-        other parts, its rescues, and its sweep mark last."""
-        names = sorted(await self.names(f"{RECORD}{rid}-"))
-        for name in names:
+    async def drop_lease(self, lid: str) -> None:
+        """Delete an expired lease (its writer, if alive, finds it lapsed and starts again)."""
+        for name in await self.names(f"{LEASE}{lid}-"):
             with contextlib.suppress(NotFound):
                 await self.backend.delete(name)
+
+    async def state(self) -> dict[str, RecordState]:
+        """Every deletion record in the store (one LIST of ``l/d-``): its parts and marks."""
+        out: dict[str, RecordState] = {}
+        for name in await self.names(RECORD):
+            parsed = parse_name(name)
+            if parsed is None:
+                continue
+            st = out.setdefault(parsed[1], RecordState())
+            if parsed[2] == SWEPT:
+                st.swept = True
+            elif parsed[2] == DONE:
+                st.done = True
+            else:
+                st.parts.append(name)
+        return out
+
+    async def mark(self, name: str) -> None:
+        """A sweep or end mark (create-only; a second writer of the same mark finds it there)."""
+        await self.put(name, RECORD, struct.pack(">Q", int(time.time())) + bytes(16))
+
+    async def close(self, rid: str) -> None:
+        """Delete ended record ``rid``: its rescues, its parts, its marks (the end mark last)."""
         for name in await self.names(f"{RESCUE}{rid}-"):
             with contextlib.suppress(NotFound):
                 await self.backend.delete(name)
-        with contextlib.suppress(NotFound):
-            await self.backend.delete(sweep_name(rid))
+        for name in sorted(await self.names(f"{RECORD}{rid}-")):
+            with contextlib.suppress(NotFound):
+                await self.backend.delete(name)
 
     async def rescues(self, rid: str) -> set[str]:
         out: set[str] = set()
@@ -195,6 +236,9 @@ class Lease:
         self._beat: _Beat | None = None
         self._broken = False
         self._task: asyncio.Task[None] | None = None
+        self._renewing = False
+        #: records that had ended before this lease began: none of its decisions can be marked by them
+        self.ignored: set[str] = set()
 
     @property
     def held(self) -> bool:
@@ -215,6 +259,7 @@ class Lease:
         lid = secrets.token_hex(16)
         started = self._clock()
         await self._put(lid, 0)
+        self.ignored = {rid for rid, st in (await self._records.state()).items() if st.done}
         self._id, self._beat, self._broken = lid, _Beat(0, started), False
         self._task = asyncio.get_running_loop().create_task(self._heartbeat(lid))
 
@@ -234,11 +279,14 @@ class Lease:
         if lid is None or beat is None or lid != self._id:
             return
         started = self._clock()
+        self._renewing = True
         try:
             await self._put(lid, beat.seq + 1)
         except VaultError as exc:
             log.warning("lease renewal failed: %s", exc.message)
             return
+        finally:
+            self._renewing = False
         if started - beat.started > self.ttl / 2:
             self._broken = True  # a gap a pruner may have taken for expiry: never commit on this lease
         self._beat = _Beat(beat.seq + 1, started)
@@ -249,12 +297,13 @@ class Lease:
         """W4 (and abort, close): stop the heartbeat and delete the lease."""
         lid, beat, task = self._id, self._beat, self._task
         self._id, self._beat, self._task = None, None, None
+        cut = self._renewing  # a renewal cancelled mid-way may have landed the next beat
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, VaultError):
                 await task
         if lid is not None and beat is not None:
-            for seq in (beat.seq + 1, beat.seq):  # a renewal cancelled mid-way may have landed the next one
+            for seq in (beat.seq + 1, beat.seq) if cut else (beat.seq,):
                 with contextlib.suppress(NotFound, VaultError):
                     await self._records.backend.delete(lease_name(lid, seq))
 
@@ -263,73 +312,62 @@ class Lease:
 RefsFn = Callable[[], Awaitable[set[str]]]
 
 
-async def check_marked(
-    records: Records,
-    lease: Lease,
-    refs: RefsFn,
-    *,
-    wait: float = 600.0,
-    poll: float = 0.5,
-    hook: Callable[[str], Awaitable[None]] | None = None,
-) -> int:
-    """W3: before committing, check the pending refs against open deletion records.
+async def check_marked(records: Records, lease: Lease, refs: RefsFn, *, wait: float = 600.0,
+                       poll: float = 0.5, hook: Callable[[str], Awaitable[None]] | None = None) -> int:
+    """W3: before committing, check the pending refs against the deletion records.
 
     Returns how many marked refs were rescued or restored. One LIST of ``l/d-`` when no record
-    exists. Raises ConcurrencyError when the lease is lost (the caller starts again at W1) or a
-    marked object was deleted before it could be copied.
+    applies. Raises LeaseLost (the caller starts again at W1), ConcurrencyError when a marked
+    object was deleted before it could be copied (the files that need it must be stored again).
     """
     done = 0
+    settled: set[str] = set()  # records whose marked refs this check restored already
     for _round in range(16):
-        parts: dict[str, list[str]] = {}
-        for name in await records.names(RECORD):
-            parsed = parse_name(name)
-            if parsed is not None:
-                parts.setdefault(parsed[1], []).append(name)
+        skip = lease.ignored | settled
+        states = {rid: st for rid, st in (await records.state()).items() if rid not in skip}
         if not lease.valid():
             raise LeaseLost("this writer's lease lapsed (stalled past its TTL)")
-        if not parts:
+        if not states:
             return done
         ours = await refs()
-        marked = {rid: hits for rid, ps in parts.items() if (hits := ours & await records.candidates(rid, ps))}
+        marked = {rid: hits for rid, st in states.items() if (hits := ours & await records.candidates(rid, st.parts))}
         if not marked:
             return done
-        swept = {parse_name(n)[1] for n in await records.names(SWEEP) if parse_name(n)}  # type: ignore[index]
         restored = False
         for rid, hits in sorted(marked.items()):
-            if rid not in swept:
+            st = states[rid]
+            if not (st.swept or st.done):
                 await records.put(rescue_name(rid), RESCUE, pack_names(hits))  # W3: the rescue first
                 if hook is not None:
                     await hook("rescued")
-                # then look again: no sweep mark and the record still open → the pruner reads it at P5
-                if not await records.exists(sweep_name(rid)) and await records.exists(record_name(rid, 0)):
+                # then look again: no sweep mark → the pruner reads the rescue at P5 (it marks first)
+                if not await records.exists(sweep_name(rid)) and not await records.exists(done_name(rid)):
                     done += len(hits)
                     continue
-            # W3': the pruner may be past P5: copy, wait for its run to end, restore what it deleted
+            # the pruner may be past P5: copy, wait for its run to end, restore what it deleted
             await _copy_and_restore(records, rid, hits, wait, poll, hook)
             done += len(hits)
-            restored = True
+            settled.add(rid)
+            restored = True  # look again: a newer record may mark what was restored
         if not restored:
             return done
     raise ConcurrencyError("deletion records keep marking this commit's objects; try again")
 
 
-async def _copy_and_restore(
-    records: Records, rid: str, hits: set[str], wait: float, poll: float, hook: Callable[[str], Awaitable[None]] | None
-) -> None:
+async def _copy_and_restore(records: Records, rid: str, hits: set[str], wait: float, poll: float,
+                            hook: Callable[[str], Awaitable[None]] | None) -> None:
     copies: dict[str, bytes] = {}
     for name in sorted(hits):
         try:
             copies[name] = await get_bounded(records.backend, name, records.store.max_object)
         except NotFound:
-            raise ConcurrencyError(
-                f"prune deleted object {name} this commit deduplicated against "
-                "before it could be rescued: store the affected files again"
-            ) from None
+            raise ConcurrencyError(f"prune deleted object {name} this commit deduplicated against "
+                                   "before it could be rescued: store the affected files again") from None
     if hook is not None:
         await hook("copied")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    while await records.exists(record_name(rid, 0)) or await records.exists(sweep_name(rid)):
+    while not await records.exists(done_name(rid)) and await records.exists(sweep_name(rid)):
         if loop.time() > deadline:
             raise ConcurrencyError("a prune run holds objects this commit needs and did not finish; try again")
         await asyncio.sleep(poll)

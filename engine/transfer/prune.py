@@ -11,7 +11,10 @@ The pruner of models/prune.py, step for step (docs/format.md, "Prune beside writ
 - P4 write D's sweep mark (``l/s-…``): from here the candidate set only shrinks;
 - P5 re-read the newest commit (walk the generations added since P1) and the rescue records of D,
   and drop everything they reference;
-- P6 delete the rest, then close D (part 0 first, rescues, the sweep mark last).
+- P6 delete the rest, then write D's end mark. D stays until the next run has waited (its own P3)
+  for every lease older than its record — all those that existed when D ended — and then deletes
+  it with its rescues: a writer that deduplicated against a candidate during the run finds D at
+  its W3 however late it commits.
 
 Commit records ``c/`` and keystores ``k/`` are never candidates (only ``o/`` is listed). A
 directory that does not load stops the run before anything is deleted: a reference we cannot read
@@ -36,18 +39,7 @@ from ..format.envelope import object_len
 from ..format.pages import BlobRef
 from ..keys.schedule import KIND_CHUNK
 from ..repo.history import History
-from ..repo.leases import (
-    EXPIRY_FACTOR,
-    LEASE,
-    RECORD,
-    SWEEP,
-    Clock,
-    Lease,
-    Records,
-    parse_name,
-    record_name,
-    sweep_name,
-)
+from ..repo.leases import EXPIRY_FACTOR, LEASE, Clock, Lease, Records, done_name, parse_name, record_name, sweep_name
 
 #: progress: (stage, done, total) — stages "scan", "wait", "delete"
 ProgressFn = Callable[[str, int, int], None]
@@ -76,7 +68,8 @@ class PruneReport:
     deleted: int = 0
     deleted_bytes: int = 0
     leases_waited: int = 0  # leases older than the deletion record the run waited for
-    stale_records_closed: int = 0
+    stale_records_ended: int = 0  # records of killed runs, given their end mark
+    records_cleared: int = 0  # records of earlier runs deleted
     packs: int = 0
     packs_over_limit: int = 0  # packs whose unused share exceeds --max-unused (repacking: not built yet)
     unused_pack_bytes: int = 0
@@ -189,37 +182,50 @@ class Pruner:
     async def run(self) -> PruneReport:
         r = self.report
         if not r.dry_run:
-            await self.lease.begin()  # marks this run live: its records are not stale while it beats
+            await self.lease.begin()  # marks this run live: its records are not a killed run's while it beats
         try:
-            refs, candidates = await self.scan()
+            # records ended before this run: deleted once every lease older than our record has ended
+            states = await self.records.state()
+            ended = {rid for rid, st in states.items() if st.done}
+            refs, candidates = await self.scan()  # P1
             r.candidates = len(candidates)
             r.candidate_names = sorted(candidates)
             self.pack_stats(refs)
             if r.dry_run or not candidates:  # a dry run shows what a run nobody raced would leave
                 r.objects_after = r.objects_before - len(candidates)
                 r.bytes_after = r.bytes_before - sum(self.sizes[n] for n in candidates)
-                if not r.dry_run:
-                    await self.close_stale(set(), wait=False)
+                if not r.dry_run and states:  # nothing to delete: only old records are settled
+                    watch = _Leases(self.records, self.clock)
+                    present, _ = await watch.poll()
+                    await self.settle(watch, present, None)
+                    await self.clear(ended)
                 return r
             rid = secrets.token_hex(16)
             await self._step("P2")
             assert self.lease.lease_id is not None
             await self.records.write_record(rid, self.lease.lease_id, candidates, int(time.time()))
-            await self.wait_leases(rid)
+            await self.wait_leases(rid)  # P3
+            await self.clear(ended)
             await self._step("P4")
-            await self.records.put(sweep_name(rid), SWEEP, struct.pack(">Q", int(time.time())))
+            await self.records.mark(sweep_name(rid))
             await self._step("P5")
             keep = await self.recheck(refs, rid)
             doomed = candidates - keep
             r.kept_back = len(candidates) - len(doomed)
             await self._step("P6")
             await self.delete(doomed)
-            await self.records.close(rid)
+            await self.records.mark(done_name(rid))  # the run ended: writers waiting on it restore now
             r.objects_after = r.objects_before - r.deleted
             r.bytes_after = r.bytes_before - r.deleted_bytes
             return r
         finally:
             await self.lease.end()
+
+    async def clear(self, ended: set[str]) -> None:
+        """Delete the records that had ended before this run began (every older lease has ended)."""
+        for rid in sorted(ended):
+            await self.records.close(rid)
+            self.report.records_cleared += 1
 
     async def scan(self) -> tuple[_Refs, set[str]]:
         """P1: what every kept generation references, and the listed objects nothing references."""
@@ -266,31 +272,32 @@ class Pruner:
     async def wait_leases(self, rid: str) -> None:
         """P3: every lease present after D was written (it may be older than D) ends or expires."""
         watch = _Leases(self.records, self.clock)
-        own = self.lease.lease_id
         present, _ = await watch.poll()
-        older = present - {own}
-        self.report.leases_waited = len(older)
+        self.report.leases_waited = len(present - {self.lease.lease_id})
         await self._step("P3")  # the leases that may be older than D are known: later ones see D at W3
+        await self.settle(watch, present, rid)
+
+    async def settle(self, watch: _Leases, older: set[str], own_rid: str | None) -> None:
+        """Poll the leases until none of ``older`` is live. Meanwhile end the records of pruners
+        whose lease is gone or expired (a killed run: its end mark lets waiting writers restore) and
+        delete expired leases (a killed writer's or pruner's)."""
+        own = self.lease.lease_id
+        older = older - {own}
         while True:
             present, live = await watch.poll()
-            await self.close_stale(live, wait=True, own_rid=rid)
-            waiting = (older & live) - {own}
+            for lid in present - live - {own}:
+                await self.records.drop_lease(lid)
+            for rid, st in (await self.records.state()).items():
+                if rid != own_rid and not st.done and st.parts:
+                    owner = await self.records.owner(st.parts[0])
+                    if owner is None or owner not in live:
+                        await self.records.mark(done_name(rid))
+                        self.report.stale_records_ended += 1
+            waiting = older & live
             self.progress("wait", len(older) - len(waiting), len(older))
             if not waiting:
                 return
             await asyncio.sleep(self.poll)
-
-    async def close_stale(self, live: set[str], *, wait: bool, own_rid: str | None = None) -> None:
-        """Close the records of pruners whose lease is gone (or, while waiting, expired): a killed run."""
-        if not wait:
-            _, live = await _Leases(self.records, self.clock).poll()  # only leases present count as live
-        rids = {p[1] for n in await self.records.names(RECORD) if (p := parse_name(n)) is not None}
-        rids |= {p[1] for n in await self.records.names(SWEEP) if (p := parse_name(n)) is not None}
-        for rid in rids - {own_rid}:
-            owner = await self.records.owner(rid)
-            if owner is None or owner not in live:
-                await self.records.close(rid)
-                self.report.stale_records_closed += 1
 
     async def recheck(self, refs: _Refs, rid: str) -> set[str]:
         """P5: what the commits added since P1 and the rescue records of D reference."""

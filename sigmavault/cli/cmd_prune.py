@@ -92,7 +92,7 @@ async def prune(opts: Options, args: argparse.Namespace, out: Output) -> None:
            "after": {"objects": r.objects_after, "bytes": r.bytes_after},
            "unreferenced": r.candidates, "kept_for_writers": r.kept_back, "deleted": r.deleted,
            "deleted_bytes": r.deleted_bytes, "writers_waited_for": r.leases_waited,
-           "stale_records_closed": r.stale_records_closed,
+           "records_cleared": r.records_cleared, "killed_runs_ended": r.stale_records_ended,
            "packs": {"count": r.packs, "over_max_unused": r.packs_over_limit, "unused_bytes": r.unused_pack_bytes,
                      "max_unused": limit, "repacked": 0}}
     verb = "would delete" if r.dry_run else "deleted"

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sigmavault
+from sigmavault.engine.repo import leases
 from sigmavault.engine.vault import Vault
 
 PASS = "prune test passphrase"
@@ -82,10 +83,15 @@ async def check_clean(url: str, files: dict[str, bytes]) -> None:
         await v.aclose()
 
 
-async def mutant_shows(url: str, mutant: str | None) -> bool:
-    """With a mutant patched in, its bug must show as a committed reference to nothing."""
+async def mutant_shows(url: str, mutant: str | None, refused: Exception | None = None) -> bool:
+    """With a mutant patched in, its bug must show: a committed reference to nothing, or (``refused``)
+    a writer whose own uploads were deleted under its live lease, caught only by its W3 check."""
     if mutant is None:
+        assert refused is None, refused
         return False
+    if refused is not None:
+        assert "deleted" in str(refused), refused
+        return True
     v = await open_vault(url)
     try:
         problems = (await v.verify(full=True)).problems
@@ -93,6 +99,31 @@ async def mutant_shows(url: str, mutant: str | None) -> bool:
         await v.aclose()
     assert any("missing" in p for p in problems), f"mutant {mutant}: no lost object ({problems})"
     return True
+
+
+def settled(names: list[str]) -> bool:
+    """No lease is left, and every deletion record under ``l/`` has its end mark (records stay
+    until the next run; see engine/repo/leases.py)."""
+    rids = {n[4:36] for n in names if n.startswith(leases.RECORD)}
+    return (not any(n.startswith(leases.LEASE) for n in names)
+            and all(leases.done_name(r) in names for r in rids))
+
+
+def blind(records: leases.Records) -> None:
+    """The writer-trusts-rescue-after-sweep mutant: these records never show a sweep or end mark."""
+    state, exists = records.state, records.exists
+
+    async def no_marks() -> dict[str, leases.RecordState]:
+        out = await state()
+        for st in out.values():
+            st.swept = st.done = False
+        return out
+
+    async def no_mark(name: str) -> bool:
+        return False if name.endswith(("-fffe", "-ffff")) else await exists(name)
+
+    records.state = no_marks  # type: ignore[method-assign]
+    records.exists = no_mark  # type: ignore[method-assign]
 
 
 async def close(*vaults: Vault) -> None:
