@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from .catalog.tree import Dir, File, Tree
 from .content.index import BlobIndex
 from .errors import ConcurrencyError, NotFound
-from .format.pages import BlobRef
 from .repo.leases import DEFAULT_TTL, Clock, Lease, LeaseLost, Records, check_marked
 from .repo.store import ObjectStore
 
@@ -38,7 +37,7 @@ async def pending_refs(tree: Tree) -> set[str]:
             if isinstance(node, Dir) and node.dirty:
                 stack.append(node)
             elif isinstance(node, File):
-                out.update(b.object_name for b in node.blobs if isinstance(b, BlobRef))
+                out.update(b.object_name for b in node.blobs)  # our own packs' members too (PendingRef)
     return out
 
 
@@ -59,6 +58,7 @@ class WriteGuard:
             if not self.lease.held:
                 self._index.untrust()  # objects we uploaded under an earlier lease may be gone now
                 await self.lease.begin()
+                await self._index.after_prunes(self.lease.records_key)
 
     async def before_commit(self, tree: Tree) -> None:
         """W3: rescue (or copy and restore) every pending ref a deletion record marks."""

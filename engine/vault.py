@@ -30,7 +30,7 @@ from .committer import Committer
 from .content.index import BlobIndex
 from .content.writer import ContentWriter
 from .edits import Edits
-from .errors import NotFound
+from .errors import NotFound, UsageError
 from .format.commits import ChainHead
 from .guard import WriteGuard
 from .keys.schedule import KIND_DATA_PACK, KIND_PAGE_PACK
@@ -246,6 +246,9 @@ class Vault(Edits):
             self._check_open()
         else:
             self._check_writable()
+            if self.pending:  # our own uploads would be candidates, and our lease would make us wait for ourselves
+                raise UsageError("commit the pending changes before pruning")
+            await self._guard.end()  # nothing pending: what this vault uploaded since its last commit is garbage
         return await self._pruner(max_unused=max_unused, dry_run=dry_run, progress=progress).run()
 
     def _pruner(self, **options: Any) -> Pruner:

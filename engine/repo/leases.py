@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 import struct
@@ -239,6 +240,8 @@ class Lease:
         self._renewing = False
         #: records that had ended before this lease began: none of its decisions can be marked by them
         self.ignored: set[str] = set()
+        #: names the deletion records and their end marks seen at the lease's start (-1: none)
+        self.records_key = -1
 
     @property
     def held(self) -> bool:
@@ -259,7 +262,10 @@ class Lease:
         lid = secrets.token_hex(16)
         started = self._clock()
         await self._put(lid, 0)
-        self.ignored = {rid for rid, st in (await self._records.state()).items() if st.done}
+        states = await self._records.state()
+        self.ignored = {rid for rid, st in states.items() if st.done}
+        seen = sorted((rid, st.done) for rid, st in states.items())
+        self.records_key = int.from_bytes(hashlib.sha256(repr(seen).encode()).digest()[:7]) if seen else -1
         self._id, self._beat, self._broken = lid, _Beat(0, started), False
         self._task = asyncio.get_running_loop().create_task(self._heartbeat(lid))
 
@@ -300,8 +306,12 @@ class Lease:
         cut = self._renewing  # a renewal cancelled mid-way may have landed the next beat
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, VaultError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # a beat that failed oddly (a closed connection): the lease ends anyway
+                log.warning("lease heartbeat ended with %s", type(exc).__name__)
         if lid is not None and beat is not None:
             for seq in (beat.seq + 1, beat.seq) if cut else (beat.seq,):
                 with contextlib.suppress(NotFound, VaultError):

@@ -35,11 +35,20 @@ from ..catalog.pagestore import Catalog
 from ..catalog.tree import Dir, File
 from ..errors import IntegrityError, NotFound, VaultError
 from ..format.commits import ChainHead
-from ..format.envelope import object_len
 from ..format.pages import BlobRef
 from ..keys.schedule import KIND_CHUNK
 from ..repo.history import History
-from ..repo.leases import EXPIRY_FACTOR, LEASE, Clock, Lease, Records, done_name, parse_name, record_name, sweep_name
+from ..repo.leases import (
+    DEFAULT_TTL,
+    EXPIRY_FACTOR,
+    LEASE,
+    Clock,
+    Lease,
+    Records,
+    done_name,
+    parse_name,
+    sweep_name,
+)
 
 #: progress: (stage, done, total) — stages "scan", "wait", "delete"
 ProgressFn = Callable[[str, int, int], None]
@@ -138,8 +147,11 @@ class _Leases:
         for lid, seq in newest.items():
             had = self.seen.get(lid)
             if had is None or had[0] != seq:
-                body = await self.records.get(f"{LEASE}{lid}-{seq:08x}", LEASE)
-                ttl = struct.unpack(">QQd", body)[2] if body is not None and len(body) == 24 else 1.0
+                try:
+                    body = await self.records.get(f"{LEASE}{lid}-{seq:08x}", LEASE)
+                except VaultError:  # not ours (planted, damaged): waited for as long as a default lease
+                    body = None
+                ttl = struct.unpack(">QQd", body)[2] if body is not None and len(body) == 24 else DEFAULT_TTL
                 had = self.seen[lid] = (seq, now, min(max(ttl, 0.01), 86400.0))
             if now - had[1] < EXPIRY_FACTOR * had[2]:
                 live.add(lid)
@@ -194,12 +206,10 @@ class Pruner:
             if r.dry_run or not candidates:  # a dry run shows what a run nobody raced would leave
                 r.objects_after = r.objects_before - len(candidates)
                 r.bytes_after = r.bytes_before - sum(self.sizes[n] for n in candidates)
-                if not r.dry_run and states:  # nothing to delete: only old records are settled
-                    watch = _Leases(self.records, self.clock)
-                    present, _ = await watch.poll()
-                    await self.settle(watch, present, None)
-                    await self.clear(ended)
-                return r
+                running = {await self.records.owner(st.parts[0]) for st in states.values() if not st.done and st.parts}
+                if not r.dry_run and running:  # nothing to delete: wait out other runs, end a killed one's record
+                    await self.settle(_Leases(self.records, self.clock), {o for o in running if o}, None)
+                return r  # ended records stay: only a run that leaves its own record deletes them
             rid = secrets.token_hex(16)
             await self._step("P2")
             assert self.lease.lease_id is not None
@@ -261,10 +271,13 @@ class Pruner:
             size = self.sizes.get(name)
             if not size:
                 continue
-            used = sum(length for _, length in blobs)
             r.packs += 1
-            sealer = self.records.store.sealer  # what a pack of only the live blobs would take, padding included
-            unused = max(0, size - object_len(min(used, sealer.chunk_size), sealer.chunk_size, sealer.pad_floor))
+            # dead bytes: the gaps between live blobs (members are back to back, so a gap is a member
+            # nobody references); a dead tail and the padding are not counted (repacking keeps padding)
+            end = unused = 0
+            for off, length in sorted(blobs):
+                unused += max(0, off - end)
+                end = max(end, off + length)
             if unused / size > r.max_unused:
                 r.packs_over_limit += 1
                 r.unused_pack_bytes += unused
@@ -327,4 +340,4 @@ class Pruner:
                 tg.create_task(worker())
 
 
-__all__ = ["PruneReport", "Pruner", "kept_generations", "record_name"]
+__all__ = ["PruneReport", "Pruner", "kept_generations"]

@@ -28,7 +28,7 @@ from prunetools import (
 
 import sigmavault
 from sigmavault.engine import guard as guard_mod
-from sigmavault.engine.errors import ConcurrencyError
+from sigmavault.engine.errors import ConcurrencyError, UsageError
 from sigmavault.engine.repo import leases as leases_mod
 from sigmavault.engine.transfer import prune as prune_mod
 
@@ -251,3 +251,53 @@ async def test_a_lapsed_lease_never_commits(tmp_path: Path, monkeypatch: pytest.
     if await mutant_shows(url, mutant):
         return
     await check_clean(url, files)
+
+
+async def test_a_dedup_row_of_a_pruned_object_is_looked_up_again(tmp_path: Path) -> None:
+    """This device uploaded y, removed the file before committing (its cache still lists y as
+    committed), prune deleted y: storing the same bytes again uploads y again, never refers to nothing."""
+    url, files = await _vault(tmp_path)
+    v = await open_vault(url)
+    try:
+        await v.put("/gone", blob("y"))
+        await v.rm("/gone")
+        await v.commit()  # the dedup index now trusts y without a look
+        r = await v.prune()
+        assert r.deleted >= 1
+        await v.put("/again", blob("y"))  # a new lease: the index looks its rows up again
+        await v.commit()
+    finally:
+        await close(v)
+    await check_clean(url, {**files, "/again": blob("y")})
+
+
+async def test_prune_refuses_over_pending_edits(tmp_path: Path) -> None:
+    url, files = await _vault(tmp_path)
+    v = await open_vault(url)
+    try:
+        await v.put("/pending", blob("pending"))
+        with pytest.raises(UsageError, match="commit the pending changes"):
+            await v.prune()
+        await v.commit()
+        assert (await v.prune()).deleted == 0
+    finally:
+        await close(v)
+    await check_clean(url, {**files, "/pending": blob("pending")})
+
+
+async def test_packs_with_dead_members_are_counted(tmp_path: Path) -> None:
+    """A file removed before the commit leaves a dead member between live ones in a data pack:
+    prune counts the pack over ``max_unused`` (repacking it is not built yet) and deletes nothing."""
+    url, files = await _vault(tmp_path)
+    v = await open_vault(url)
+    try:
+        for name in ("one", "two", "three"):
+            await v.put(f"/p/{name}", blob(name, 40_000))
+        await v.rm("/p/two")
+        await v.commit()
+        r = await v.prune(max_unused=0.01)
+        assert r.packs_over_limit == 1 and 40_000 <= r.unused_pack_bytes < 41_000 and r.deleted == 0
+        assert (await v.prune(max_unused=0.5)).packs_over_limit == 0
+    finally:
+        await close(v)
+    await check_clean(url, {**files, "/p/one": blob("one", 40_000), "/p/three": blob("three", 40_000)})
