@@ -301,3 +301,49 @@ async def test_packs_with_dead_members_are_counted(tmp_path: Path) -> None:
     finally:
         await close(v)
     await check_clean(url, {**files, "/p/one": blob("one", 40_000), "/p/three": blob("three", 40_000)})
+
+
+async def test_forgotten_generations_through_the_retention_seam(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Until ``forget`` lands, a test marks every generation but the head forgotten through
+    ``kept_generations``: an overwritten file's old chunk is garbage. A writer that dedups against
+    it while prune runs rescues it; without the writer it is deleted, and the head stays whole."""
+    async def head_only(history: object, head: prune_mod.ChainHead) -> list[int]:
+        return [head.gen]
+    monkeypatch.setattr(prune_mod, "kept_generations", head_only)
+    url, files = await _vault(tmp_path)
+    v = await open_vault(url)
+    try:
+        await v.put("/f", blob("v1"))
+        await v.commit()
+        await v.put("/f", blob("v2"))  # generation 1's chunk of /f is referenced only by it now
+        await v.commit()
+    finally:
+        await close(v)
+    p3, checked = Gate(), Gate()
+    p, w = await open_vault(url), await open_vault(url)
+    w._guard.hook = stepper({"checked": checked})
+    try:
+        task = prune_task(p, hook=stepper({"P3": p3}))
+        await p3.reached.wait()
+        await w.put("/again", blob("v1"))  # this device's index knows the chunk as committed: a dedup hit
+        commit = asyncio.ensure_future(w.commit())
+        await checked.reached.wait()  # the rescue is written
+        p3.go.set()
+        r = await task
+        checked.go.set()
+        await commit
+        assert r.kept_back == 1
+        assert await w.read_bytes("/again") == blob("v1") and await w.read_bytes("/f") == blob("v2")
+        await w.put("/f", b"short now")  # v2's chunk becomes garbage of a forgotten generation too
+        await w.commit()
+        r = await p._pruner(poll=0.01).run()
+        assert r.deleted >= 1
+    finally:
+        await close(w, p)
+    v = await open_vault(url)
+    try:
+        for path, data in {**files, "/again": blob("v1"), "/f": b"short now"}.items():
+            assert await v.read_bytes(path) == data, path
+    finally:
+        await close(v)
