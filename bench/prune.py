@@ -9,6 +9,18 @@ never commits (until ``forget`` lands, uncommitted uploads are what garbage ther
 ``sigmavault prune`` is timed. restic: a snapshot of kept + garbage, then one of kept alone, then
 ``restic forget --group-by host --keep-last 1 --prune`` is timed. Each timed command is a child process: wall time,
 and peak RSS from ``wait4``. Both repositories on the same local disk.
+
+Measured 2026-12-03 on the shared 2-core machine under load (load average ~14), one run each:
+
+    size     sigmavault prune          restic forget --prune     store after (sigmavault / restic)
+    1 GiB    3.3 s, 103.8 MiB RSS      1.1 s, 41.6 MiB RSS       740 / 740 MiB
+    4 GiB    3.9 s, 103.8 MiB RSS      1.3 s, 64.7 MiB RSS       2955 / 2904 MiB
+    10 GiB   5.1 s, 103.7 MiB RSS      1.0 s, 74.8 MiB RSS       7391 / 7196 MiB
+
+Most of sigmavault's time and memory is the command's start (Python, imports, opening the vault:
+``sigmavault info`` alone took 4.7 s and 104 MiB in the same conditions); the prune itself walks
+the catalog, HEADs every object and deletes. The store after differs by the padding of packs and
+chunks (the format's size hiding), not by garbage left.
 """
 
 from __future__ import annotations
