@@ -14,6 +14,13 @@ Wire mapping of the :class:`~sigmavault.backends.base.Backend` contract:
 * ``head`` → ``Get Blob Properties``; ``list`` → ``List Blobs`` by prefix (paged by the SDK);
   ``delete`` → ``Delete Blob`` (a missing blob is fine).
 
+Immutability (``create --lock-days``, :class:`~.base.Retention`): every ``Put Blob`` carries
+``x-ms-immutability-policy-until-date`` and ``-mode`` (``Unlocked`` for governance, ``Locked`` for
+compliance). That needs a container with version-level immutability support, a management-plane
+setting that :meth:`check_retention` reads; a delete the policy refuses (``409
+BlobImmutableDueToPolicy``) raises :class:`ObjectLocked`. Azurite accepts the headers but
+enforces nothing and has no such containers, so against it only the request shape is tested.
+
 The connection — credentials, API version, the SDK's retry budget, error translation — is
 :class:`~.azureclient.AzureClient`'s (see :mod:`.azureclient`); this module maps the object
 operations onto it.
@@ -22,17 +29,19 @@ operations onto it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from azure.core.exceptions import HttpResponseError
+from azure.storage.blob import ImmutabilityPolicy
 
-from ..engine.errors import BackendAuthError, UsageError
+from ..engine.errors import BackendAuthError, BackendError, ObjectLocked, UsageError
 from .azureclient import _AUTH_CODES, AzureClient, _error_code
 from .azureclient import EMULATOR_API_VERSION as EMULATOR_API_VERSION
 from .azureclient import parse_url as parse_url
-from .base import check_name, check_prefix
+from .base import LockingStore, Retention, check_name, check_prefix
 
 
-class AzureBackend(AzureClient):
+class AzureBackend(AzureClient, LockingStore):
     """Blobs in an Azure container under an optional prefix. Create with :meth:`from_url`.
 
     The connection (credentials, client, error translation) is :class:`~.azureclient.AzureClient`'s;
@@ -50,7 +59,7 @@ class AzureBackend(AzureClient):
         client = await self._open()
         try:
             await client.get_blob_client(key).upload_blob(
-                body, blob_type="BlockBlob", length=len(body), overwrite=False, max_concurrency=1
+                body, blob_type="BlockBlob", length=len(body), overwrite=False, max_concurrency=1, **self._lock_args()
             )
         except HttpResponseError as exc:
             code = _error_code(exc)
@@ -123,9 +132,30 @@ class AzureBackend(AzureClient):
         except HttpResponseError as exc:
             if exc.status_code == 404 and _error_code(exc) != "ContainerNotFound":
                 return
+            if _error_code(exc).startswith("BlobImmutable"):
+                raise ObjectLocked(f"{name} is under its immutability policy at {self._where}") from exc
             self._raise(exc, "deleting", name)
         except Exception as exc:
             self._raise(exc, "deleting", name)
+
+    # -- immutability (Lockable) ---------------------------------------------------------------------
+
+    def _locked_put(self, r: Retention) -> dict[str, Any]:
+        mode = "Locked" if r.mode == "compliance" else "Unlocked"
+        return {"immutability_policy": ImmutabilityPolicy(expiry_time=r.until(), policy_mode=mode)}
+
+    async def check_retention(self) -> None:
+        client = await self._open()
+        try:
+            props = await client.get_container_properties()
+        except Exception as exc:
+            self._raise(exc, "checking", "the container's immutability support")
+        if not getattr(props, "immutable_storage_with_versioning_enabled", False):
+            raise BackendError(
+                f"container {self._container!r} at {self._where} has no version-level immutability support, so "
+                "--lock-days cannot protect anything: enable it on the container (Azure portal or CLI: "
+                "az storage container-rm create --enable-vlw) and create the vault again"
+            )
 
     async def ensure_bucket(self) -> bool:
         """Create the container if it does not exist; True if this call made it.

@@ -61,7 +61,7 @@ from ..engine.errors import (
     NotFound,
     UsageError,
 )
-from .base import Properties, check_name, split_url
+from .base import Properties, Retention, check_name, split_url
 
 #: the newest Blob API version Azurite 3.35 accepts without --skipApiVersionCheck
 EMULATOR_API_VERSION = "2025-11-05"
@@ -140,7 +140,7 @@ class AzureClient:
 
     __slots__ = (
         "_account_url", "_answered", "_api_version", "_client", "_closed", "_conn_str", "_container", "_credential",
-        "_lock", "_max_attempts", "_prefix", "_properties", "_timeouts",
+        "_lock", "_max_attempts", "_prefix", "_properties", "_retention", "_timeouts",
     )
 
     def __init__(
@@ -182,6 +182,7 @@ class AzureClient:
         self._client: ContainerClient | None = None
         self._closed = False
         self._answered = False  # has the endpoint ever answered (any HTTP response)?
+        self._retention: Retention | None = None  # every put locked this long (immutability policy)
 
     @classmethod
     def from_url(

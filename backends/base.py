@@ -24,6 +24,10 @@ sees plaintext, keys or file names. Contract, which the shared conformance suite
 
 Optional: a store with buckets (S3) or containers (Azure) has ``ensure_bucket()``, which creates
 it if missing; :func:`ensure_bucket` calls it through any wrappers (``create --create-bucket``).
+A store that can lock objects (S3 Object Lock, Azure immutability policies) is a
+:class:`Lockable`: once :meth:`~Lockable.set_retention` is called every object it writes is kept
+for that many days even from the vault's own credentials, and a delete it refuses raises
+:class:`ObjectLocked`; :func:`lockable` finds it through any wrappers.
 
 Names are validated by :func:`check_name` before any I/O, so no backend can be made to touch a
 path outside its namespace. Provider errors are translated at the edge into the project's error
@@ -33,10 +37,11 @@ to check; no provider exception escapes a backend.
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlsplit
 
 from ..engine.errors import IntegrityError, UsageError
@@ -177,6 +182,63 @@ def layers(backend: Backend) -> Iterator[Backend]:
     while isinstance(backend, Wrapper):
         backend = backend.inner
         yield backend
+
+
+RetentionMode = Literal["governance", "compliance"]
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """Every object written is locked for ``days`` days: ``governance`` (S3 GOVERNANCE, Azure
+    unlocked policy: an administrator with the bypass right can lift it) or ``compliance`` (S3
+    COMPLIANCE, Azure locked policy: nobody can, the account owner included)."""
+
+    days: int
+    mode: RetentionMode = "governance"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.days <= 36500:
+            raise UsageError("the lock must last from 1 to 36500 days")
+        if self.mode not in ("governance", "compliance"):
+            raise UsageError("the lock mode is governance or compliance")
+
+    def until(self) -> datetime.datetime:
+        """When an object written now may be deleted again (UTC, to the second)."""
+        now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+        return now + datetime.timedelta(days=self.days)
+
+
+@runtime_checkable
+class Lockable(Protocol):
+    """A store that can lock what it writes (see the module doc)."""
+
+    def set_retention(self, retention: Retention) -> None: ...
+
+    async def check_retention(self) -> None:
+        """Raise a BackendError naming what to do if the bucket or container cannot lock objects."""
+
+
+class LockingStore:
+    """What S3 and Azure share of :class:`Lockable`: the retention set, and the extra arguments of
+    a locked put (``{}`` while none is set), which each store spells in :meth:`_locked_put`."""
+
+    __slots__ = ()
+    _retention: Retention | None
+
+    def set_retention(self, retention: Retention) -> None:
+        self._retention = retention  # type: ignore[misc]  # the slot is the store's own
+
+    def _lock_args(self) -> dict[str, Any]:
+        return {} if self._retention is None else self._locked_put(self._retention)
+
+    def _locked_put(self, retention: Retention) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def lockable(backend: Backend) -> Lockable | None:
+    """The store below ``backend``'s wrappers if it can lock objects, else None."""
+    *_, store = layers(backend)
+    return store if isinstance(store, Lockable) else None
 
 
 async def ensure_bucket(backend: Backend) -> bool:

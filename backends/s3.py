@@ -18,6 +18,13 @@ Wire mapping of the :class:`~sigmavault.backends.base.Backend` contract:
   checks that the object exists. A server that ignores ``Range`` (200) is sliced locally.
 * ``head`` → ``HeadObject``; ``list`` → paginated ``ListObjectsV2``; ``delete`` → ``DeleteObject``.
 
+Object Lock (``create --lock-days``, :class:`~.base.Retention`): every ``PutObject`` carries
+``x-amz-object-lock-mode`` (GOVERNANCE or COMPLIANCE) and ``-retain-until-date`` with a CRC32
+checksum (S3 requires one on locked puts). The bucket must have Object Lock on (``ensure_bucket``
+creates it so; :meth:`check_retention` says what to do otherwise), which also versions it: a
+``delete`` then removes every version of the key (else nothing would be freed) and a version
+still under its lock is refused with :class:`ObjectLocked`.
+
 Endpoint: the ``endpoint_url`` argument, else ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``, else
 AWS. Credentials and region come from the standard AWS chain (environment, ``AWS_PROFILE``,
 config files, instance metadata); a secret never passes through this module. The connection pool
@@ -46,8 +53,8 @@ from typing import Any
 
 from botocore import exceptions as bce
 
-from ..engine.errors import BackendAuthError, BackendError
-from .base import check_prefix, is_valid_name
+from ..engine.errors import BackendAuthError, BackendError, ObjectLocked
+from .base import LockingStore, Retention, check_prefix, is_valid_name
 from .s3client import _AUTH_CODES, S3Client, _code_status
 from .s3client import parse_url as parse_url
 
@@ -70,7 +77,7 @@ async def _read_capped(stream: Any, cap: int | None) -> bytes:
     return b"".join(parts)
 
 
-class S3Backend(S3Client):
+class S3Backend(S3Client, LockingStore):
     """Objects in an S3 bucket under an optional key prefix. Create with :meth:`from_url`.
 
     The connection (client, settings, error translation) is :class:`~.s3client.S3Client`'s;
@@ -88,7 +95,7 @@ class S3Backend(S3Client):
         client = await self._open()
         for attempt in range(CONFLICT_RETRIES + 1):
             try:
-                await client.put_object(Bucket=self._bucket, Key=key, Body=body, IfNoneMatch="*")
+                await client.put_object(Bucket=self._bucket, Key=key, Body=body, IfNoneMatch="*", **self._lock_args())
             except bce.ClientError as exc:
                 code, status = _code_status(exc)
                 if status == 412 or code == "PreconditionFailed":
@@ -167,15 +174,49 @@ class S3Backend(S3Client):
     async def delete(self, name: str) -> None:
         key = self._key(name)
         client = await self._open()
+        versions: list[dict[str, str]] = [{}]
+        if self._retention is not None:  # a versioned bucket: the object is gone when its versions are
+            with self._edge("listing", name):
+                found = await client.list_object_versions(Bucket=self._bucket, Prefix=key)
+            versions = [{"VersionId": str(v["VersionId"])} for part in ("Versions", "DeleteMarkers")
+                        for v in found.get(part, ()) if v["Key"] == key]
+        for version in versions:
+            try:
+                await client.delete_object(Bucket=self._bucket, Key=key, **version)
+            except bce.ClientError as exc:
+                code, status = _code_status(exc)
+                if code != "NoSuchBucket" and (status == 404 or code == "NoSuchKey"):
+                    continue
+                if self._retention is not None and (code == "AccessDenied" or status == 403):
+                    raise ObjectLocked(f"{name} is under its retention lock at {self._where}") from exc
+                self._raise(exc, "deleting", name)
+            except Exception as exc:
+                self._raise(exc, "deleting", name)
+
+    # -- Object Lock (Lockable) ---------------------------------------------------------------------
+
+    def _locked_put(self, r: Retention) -> dict[str, Any]:
+        return {"ObjectLockMode": r.mode.upper(), "ObjectLockRetainUntilDate": r.until(), "ChecksumAlgorithm": "CRC32"}
+
+    async def check_retention(self) -> None:
+        client = await self._open()
         try:
-            await client.delete_object(Bucket=self._bucket, Key=key)
+            conf = await client.get_object_lock_configuration(Bucket=self._bucket)
         except bce.ClientError as exc:
             code, status = _code_status(exc)
-            if code != "NoSuchBucket" and (status == 404 or code == "NoSuchKey"):
-                return
-            self._raise(exc, "deleting", name)
+            unset = code in ("ObjectLockConfigurationNotFoundError", "InvalidRequest") or (
+                status == 404 and code != "NoSuchBucket")
+            if not unset:
+                self._raise(exc, "checking", "the bucket's Object Lock")
+            conf = {}
         except Exception as exc:
-            self._raise(exc, "deleting", name)
+            self._raise(exc, "checking", "the bucket's Object Lock")
+        if conf.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") != "Enabled":
+            raise BackendError(
+                f"bucket {self._bucket!r} at {self._where} has no Object Lock, so --lock-days cannot protect "
+                "anything: create the vault in a new bucket with --create-bucket (made with Object Lock on), or "
+                "turn Object Lock on for this bucket"
+            )
 
     async def ensure_bucket(self) -> bool:
         """Create the bucket (in the client's region) if it is missing; True if this call made it.
@@ -193,7 +234,10 @@ class S3Backend(S3Client):
         except Exception as exc:
             self._raise(exc, "checking", "the bucket")
         region = client.meta.region_name
-        where = {} if region in (None, "us-east-1") else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        where: dict[str, Any] = {} if region in (None, "us-east-1") else {
+            "CreateBucketConfiguration": {"LocationConstraint": region}}
+        if self._retention is not None:
+            where["ObjectLockEnabledForBucket"] = True  # also turns versioning on
         try:
             await client.create_bucket(Bucket=self._bucket, **where)
         except bce.ClientError as exc:

@@ -29,7 +29,7 @@ from ..engine.errors import (
     NotFound,
     UsageError,
 )
-from .base import Properties, check_name, split_url
+from .base import Properties, Retention, check_name, split_url
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _AUTH_CODES = frozenset({
@@ -93,6 +93,7 @@ class S3Client:
         "_profile",
         "_properties",
         "_region",
+        "_retention",
         "_stack",
     )
 
@@ -129,6 +130,7 @@ class S3Client:
         self._closed = False
         self._bucket_seen = False
         self._answered = False  # has the endpoint ever answered (any HTTP response)?
+        self._retention: Retention | None = None  # every put locked this long (S3 Object Lock)
 
     @classmethod
     def from_url(

@@ -1,8 +1,10 @@
 """Benchmark the mixer: MB/s of sealing and opening 4 MiB chunks on each executor kind.
 
-Usage: ``.venv/bin/python bench/mixer.py [--total-mib 512] [--chunk-mib 4] [--slots 8] [--repeat 3]``.
-Prints one line per executor (process with 1 and 2 workers, thread, inline) plus the plain
-``Sealer`` (fresh buffers per call) as a baseline. Throughput counts stored (plaintext) bytes;
+Usage: ``.venv/bin/python bench/mixer.py [--total-mib 512] [--chunk-mib 4] [--workers 1,2,4] [--repeat 3]``.
+Prints one line per executor — the process pool at each worker count (default: 1 up to the
+cores, doubling; how sealing scales with workers), threads, inline — plus the plain ``Sealer``
+(fresh buffers per call) as a baseline, and which executor ``SIGMAVAULT_MIXER=auto`` (the
+default) picks on this machine. Throughput counts stored (plaintext) bytes;
 ``slots`` calls are kept in flight, and each sealed view is released as soon as it is returned
 (what the writer does after its upload).
 """
@@ -17,6 +19,7 @@ import time
 from sigmavault.actors.mixer import ExecutorKind, Mixer
 from sigmavault.engine.format.envelope import Sealer
 from sigmavault.engine.keys.schedule import KIND_CHUNK, EpochKeys
+from sigmavault.engine.local.settings import auto_mixer
 
 NAME = "o/" + "5a" * 32
 
@@ -78,24 +81,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--total-mib", type=int, default=512)
     ap.add_argument("--chunk-mib", type=int, default=4)
-    ap.add_argument("--slots", type=int, default=8)
+    ap.add_argument("--slots", type=int, default=0, help="calls in flight (default: workers + 2, at least 8)")
+    ap.add_argument("--workers", default="", help="process-pool sizes to measure, comma-separated")
     ap.add_argument("--repeat", type=int, default=3, help="report the best of this many runs")
     args = ap.parse_args()
     chunk, total = args.chunk_mib << 20, args.total_mib << 20
     keys = EpochKeys.derive(os.urandom(32), os.urandom(16), 1, "blake3-keyed-256")
+    cores = os.cpu_count() or 1
+    sizes = [int(w) for w in args.workers.split(",") if w] or [2**i for i in range(8) if 2**i <= max(cores, 2)]
     print(
-        f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, {args.total_mib} MiB in {args.chunk_mib} MiB chunks,"
-        f" {args.slots} slots, best of {args.repeat}"
+        f"{cores} cores (auto picks {auto_mixer(cores)}), load {os.getloadavg()[0]:.1f}, {args.total_mib} MiB in "
+        f"{args.chunk_mib} MiB chunks, best of {args.repeat}"
     )
     print(f"{'executor':<22}{'seal MB/s':>12}{'open MB/s':>12}")
     runs: list[tuple[str, ExecutorKind, int]] = [
-        ("process, 1 worker", "process", 1),
-        ("process, 2 workers", "process", 2),
+        *((f"process, {n} worker{'s' if n > 1 else ''}", "process", n) for n in sizes),
         ("thread, 2 threads", "thread", 2),
         ("inline", "inline", 1),
     ]
     for label, kind, workers in runs:
-        results = [asyncio.run(one(kind, workers, keys, chunk, total, args.slots)) for _ in range(args.repeat)]
+        slots = args.slots or max(8, workers + 2)
+        results = [asyncio.run(one(kind, workers, keys, chunk, total, slots)) for _ in range(args.repeat)]
         s, o = max(r[0] for r in results), max(r[1] for r in results)
         print(f"{label:<22}{s:>12.0f}{o:>12.0f}")
     results = [baseline(keys, chunk, total) for _ in range(args.repeat)]

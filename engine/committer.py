@@ -8,6 +8,10 @@ answer was lost is recognised by its bytes and is never merged as a rival's. :me
 adopts other clients' commits. Modelled in ``models/commit.py`` (``commit``, ``_holds``,
 ``_catch_up``, ``refresh`` are the model's writer steps): change both together.
 
+Every record it writes is v2: ``meta`` carries who wrote it (``audit()``: the slot, its label, the
+host if allowed) and, for a commit of edits, the files it added, changed and removed. :meth:`record`
+writes a commit of the head's own root whose ``meta`` says something about the history (a forget).
+
 Cancellation: a cancelled commit leaves the vault at its last commit; a commit record that may
 have landed is remembered as unsure.
 """
@@ -16,18 +20,28 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
+from .catalog.diff import file_counts
 from .catalog.pagestore import Catalog
 from .catalog.tree import Tree, merge
 from .content.index import BlobIndex
-from .errors import VaultError
+from .errors import UsageError, VaultError
 from .format.commits import ChainHead, Commit, commit_name, seal_commit, verify_successor
+from .format.pages import BlobRef
 from .guard import WriteGuard
 from .repo.history import History
 from .repo.packs import PackWriter
 from .repo.store import ObjectStore
+
+
+def backoff(lost: int) -> float:
+    """Seconds to wait after the ``lost``-th lost race in a row (0-based): full jitter, uniform in
+    [0, 5 ms × 2^lost], capped at 1 s."""
+    return secrets.randbelow(min(1000, 5 << min(lost, 8)) + 1) / 1000
 
 
 class Committer:
@@ -52,6 +66,12 @@ class Committer:
         #: seconds between adopting other clients' commits before a read (None: only :meth:`refresh`)
         self.refresh_interval = refresh_interval
         self._refreshed = time.monotonic()
+        #: commit attempts lost to another client's commit (each one merged and retried)
+        self.lost_races = 0
+        #: who writes (``meta`` keys: slot, slot_label, host), asked at each commit
+        self.audit: Callable[[], dict[str, Any]] = dict
+        #: the commit time (unix seconds); tests inject one to build histories without waiting
+        self.clock: Callable[[], float] = time.time
 
     @property
     def pending(self) -> bool:
@@ -76,32 +96,61 @@ class Committer:
             for _attempt in range(64):
                 # a keystore rewritten elsewhere must be seen before we commit under it (CRYPTO.md §5.2 step 3)
                 await self._history.reread_keystore()
+                counts = await file_counts(base, self.tree)  # ``base`` is the head's tree here
                 await self._flush_content()
                 root = await self._catalog.save(self.tree)
                 await self._page_pack.flush()
                 if self._guard is not None:
                     await self._guard.before_commit(self.tree)  # W3: rescue marked refs, or copy and restore
-                gen = self.head.gen + 1
-                c = Commit(self._history.vault_id, gen, self.head.hash, self._store.epoch,
-                           self._history.keystore_gen, tuple(root), self._history.client_id, int(time.time()))
-                data = seal_commit(self._store.sealer, c)
-                try:
-                    created = await self._store.put(commit_name(gen), data)
-                except BaseException:
-                    self._unsure[gen] = data  # it may have landed though we saw an error
-                    raise
-                # a retried put whose first answer was lost finds our own bytes there: we won
-                if created or await self._holds(gen, data):
-                    self.head = verify_successor(self.head, gen, data, self._history.open_commit)
-                    self._history.advance(self.head)
+                if await self._land(root, {**self.audit(), "counts": counts}):
                     self.tree.mark_clean()
-                    self._index.committed(gen)
-                    self._unsure.clear()
+                    self._index.committed(self.head.gen)
                     if self._guard is not None:
                         await self._guard.end()  # W4: committed, the lease ends
-                    return gen
-                # another client won generation ``gen``: merge onto the new head and try the next one
+                    return self.head.gen
+                # another client won generation ``gen``: merge onto the new head and try the next one,
+                # after a random pause that grows with each loss (many writers must not livelock)
+                self.lost_races += 1
                 base = await self._catch_up(base)
+                await asyncio.sleep(backoff(_attempt))
+            raise VaultError("could not commit: the vault keeps changing under us; try again")
+
+    async def _land(self, root: Sequence[BlobRef], meta: dict[str, Any]) -> bool:
+        """Write ``c/{head+1}`` (v2, ``meta``) create-only; True if it is ours (then it is the head)."""
+        gen = self.head.gen + 1
+        c = Commit(self._history.vault_id, gen, self.head.hash, self._store.epoch, self._history.keystore_gen,
+                   tuple(root), self._history.client_id, int(self.clock()), meta)
+        data = seal_commit(self._store.sealer, c)
+        try:
+            created = await self._store.put(commit_name(gen), data)
+        except BaseException:
+            self._unsure[gen] = data  # it may have landed though we saw an error
+            raise
+        # a retried put whose first answer was lost finds our own bytes there: we won
+        if not created and not await self._holds(gen, data):
+            return False
+        self.head = verify_successor(self.head, gen, data, self._history.open_commit)
+        self._history.advance(self.head)
+        self._unsure.clear()
+        return True
+
+    async def record(self, decide: Callable[[ChainHead], Awaitable[dict[str, Any] | None]]) -> int | None:
+        """Write a commit of the head's own root whose ``meta`` adds ``decide(head)`` (asked again
+        against the new head after a lost race); None if ``decide`` finds nothing to record.
+        UsageError with edits pending (commit them first)."""
+        async with self.lock:
+            if self.pending:
+                raise UsageError("commit the pending edits first")
+            for _attempt in range(64):
+                await self._history.reread_keystore()
+                extra = await decide(self.head)
+                if extra is None:
+                    return None
+                if await self._land(self.head.commit.root, {**self.audit(), **extra}):
+                    return self.head.gen
+                self.lost_races += 1
+                await self._catch_up(self._tree_at(self.head.commit))
+                await asyncio.sleep(backoff(_attempt))
             raise VaultError("could not commit: the vault keeps changing under us; try again")
 
     async def _holds(self, gen: int, data: bytes) -> bool:

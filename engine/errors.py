@@ -19,6 +19,7 @@ mapped in exactly one place (by class, never by message text)::
     ├── BackendError            8  EIO        the storage refused or failed a request
     │   ├── BackendUnavailable  9  EIO        unreachable / transient (retryable)
     │   │   └── EndpointUnreachable 9  EIO    nothing ever answered at the endpoint (not retried)
+    │   ├── ObjectLocked        8  EPERM      a delete refused by the object's retention lock
     │   └── BackendAuthError   10  EACCES     credentials rejected by the storage provider
     ├── LocalIOError           11  EIO        local disk problem (permission denied, read-only disk)
     │   └── NoSpace            11  ENOSPC     the local disk (cache, spool, destination) is full
@@ -147,6 +148,13 @@ class EndpointUnreachable(BackendUnavailable):
     default_message = "nothing answers at the storage endpoint"
 
 
+class ObjectLocked(BackendError):
+    """The store refused to delete or replace an object under a retention lock (``create --lock-days``)."""
+
+    errno = _errno.EPERM
+    default_message = "the object is under a retention lock and cannot be deleted yet"
+
+
 class BackendAuthError(BackendError):
     exit_code = 10
     errno = _errno.EACCES
@@ -232,6 +240,7 @@ __all__ = [
     "NoSpace",
     "NotADirectory",
     "NotFound",
+    "ObjectLocked",
     "RollbackError",
     "UsageError",
     "VaultError",

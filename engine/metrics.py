@@ -48,10 +48,12 @@ class VaultMetrics:
     pipelines_failed: int = 0
     #: ``pack`` (the blob reader's LRU of opened packs) and ``page`` (catalog pages from the local cache)
     caches: dict[str, CacheCounts] = field(default_factory=dict)
+    #: commit attempts lost to another client's commit (merged and retried)
+    commit_races: int = 0
 
 
 def snapshot(*, generation: int, pending: bool, backend: Backend, ledger: StageLedger, reader: BlobReader,
-             catalog: Catalog) -> VaultMetrics:
+             catalog: Catalog, commit_races: int = 0) -> VaultMetrics:
     """Copy the counters of a vault's parts. A backend without a metering or retrying layer (one a
     test built by hand) reports zeros for every operation."""
     metered = next((b for b in layers(backend) if isinstance(b, MeteredBackend)), None)
@@ -67,4 +69,5 @@ def snapshot(*, generation: int, pending: bool, backend: Backend, ledger: StageL
         pipelines_failed=ledger.failed,
         caches={"pack": CacheCounts(reader.pack_hits, reader.pack_misses),
                 "page": CacheCounts(catalog.page_hits, catalog.page_misses)},
+        commit_races=commit_races,
     )

@@ -3,8 +3,8 @@
 A :class:`Vault` is the working tree of one vault, readable (:class:`~.view.View`) and writable
 (:class:`~.edits.Edits`), plus what makes it a front: its lifecycle (``async with``, ``aclose``),
 commits and refreshes (delegated to its :class:`~.committer.Committer`), history (``at``,
-``diff``, ``log``, ``verify``), its counters (``metrics``) and its key slots (``vault.keys``, a
-:class:`~.repo.keymgmt.Keys`).
+``diff``, ``log``, ``verify``; ``forget``, ``audit`` from :mod:`.lifecycle`), its counters
+(``metrics``) and its key slots (``vault.keys``, a :class:`~.repo.keymgmt.Keys`).
 It owns the object store, the two open packs, the mixer and the local cache, and shares them with
 the snapshots it hands out. ``put`` uploads a file's chunks before it returns; other clients see
 the change at :meth:`Vault.commit`. Every method raises only :class:`VaultError` subclasses.
@@ -16,8 +16,10 @@ environment is :func:`sigmavault.open`.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import tzinfo
 from types import TracebackType
 from typing import Any
 
@@ -31,9 +33,12 @@ from .content.index import BlobIndex
 from .content.writer import ContentWriter
 from .edits import Edits
 from .errors import NotFound, UsageError
+from .format.canonical import b64u
 from .format.commits import ChainHead
+from .format.meta import MAX_HOST, MAX_LABEL
 from .guard import WriteGuard
 from .keys.schedule import KIND_DATA_PACK, KIND_PAGE_PACK
+from .lifecycle import AuditEntry, ForgetReport, audit, decide, next_chunk, report
 from .local.cache import Cache
 from .local.settings import Tuning
 from .metrics import VaultMetrics, snapshot
@@ -42,6 +47,7 @@ from .repo.keymgmt import Keys
 from .repo.packs import PackWriter
 from .repo.reader import BlobReader
 from .repo.store import ObjectStore
+from .retention import Rules
 from .transfer.prune import ProgressFn, Pruner, PruneReport
 from .transfer.verify import Subject, verify_vault
 from .view import Parts, Snapshot
@@ -73,6 +79,31 @@ class Vault(Edits):
         self.keys = keys
         #: shown once after ``create``: the recovery code (a secret; print it for the user, never log it)
         self.recovery_code: str | None = None
+        self._audit_host = False
+        self._commits.audit = self._who
+
+    @property
+    def audit_host(self) -> bool:
+        """Whether commits record this machine's host name in their ``meta`` (default off: the
+        slot and client are always recorded, the host only if the user allows it)."""
+        return self._audit_host
+
+    @audit_host.setter
+    def audit_host(self, allow: bool) -> None:
+        self._audit_host = bool(allow)
+
+    def _who(self) -> dict[str, Any]:
+        """The writer's ``meta`` keys: the slot that unlocked this vault, its label, the host if allowed."""
+        meta: dict[str, Any] = {}
+        slot = self.keys.opened_slot
+        if slot:
+            meta["slot"] = b64u(slot)
+            label = next((s.label for s in self.keys.slots() if s.id == slot), None)
+            if label is not None:
+                meta["slot_label"] = label[:MAX_LABEL]
+        if self._audit_host:
+            meta["host"] = socket.gethostname()[:MAX_HOST]
+        return meta
 
     def __repr__(self) -> str:
         return f"<Vault at generation {self.generation}>"  # no URL: it may carry credentials
@@ -130,7 +161,8 @@ class Vault(Edits):
         """A read-only snapshot of this vault's counters: backend requests, retries, pipeline stages,
         cache hits (see :mod:`.metrics`). Cheap and safe to call from any thread, even when closed."""
         return snapshot(generation=self.generation, pending=self.pending, backend=self._backend,
-                        ledger=self._ledger, reader=self._reader, catalog=self._catalog)
+                        ledger=self._ledger, reader=self._reader, catalog=self._catalog,
+                        commit_races=self._commits.lost_races)
 
     @property
     def cache(self) -> Cache:
@@ -202,7 +234,7 @@ class Vault(Edits):
         self._check_open()
         if not 0 <= generation <= self.generation:
             raise NotFound(f"generation {generation} does not exist (the newest is {self.generation})")
-        return Snapshot(self, generation, self._catalog.tree(await self._history.commit_at(generation)))
+        return Snapshot(self, generation, self._catalog.tree(await self._history.visible(generation)))
 
     async def diff(self, old: int, new: int | None = None) -> AsyncIterator[Change]:
         """Changes from generation ``old`` to ``new`` (default: the current tree, edits included)."""
@@ -212,20 +244,62 @@ class Vault(Edits):
             yield change
 
     async def log(self, limit: int | None = None, *, changes: bool = False) -> list[LogEntry]:
-        """The generations, newest first (the newest ``limit`` of them). ``changes``: also what each
-        changed against the one before (unchanged subtrees are not read)."""
+        """The generations still kept (not forgotten), newest first (the newest ``limit`` of them),
+        with who wrote each (v2 commits). ``changes``: also what each changed against the kept one
+        before it (unchanged subtrees are not read)."""
         self._check_open()
+        shown: list[int] = []
+        gen = self.generation
+        while gen >= 0 and (limit is None or len(shown) < limit + changes):  # one more: the base of the last
+            await self._history.commit_at(gen)  # walking down: every commit above ``gen`` is verified
+            if self._history.forgotten_by(gen) is None:
+                shown.append(gen)
+            gen -= 1
         out = []
-        stop = -1 if limit is None else max(-1, self.generation - limit)
-        for gen in range(self.generation, stop, -1):
-            c = await self._history.commit_at(gen)
-            entry = LogEntry(gen, c.time, c.client.hex()[:8])
+        for i, g in enumerate(shown[:limit]):
+            c = await self._history.commit_at(g)
+            a = c.audit
+            entry = LogEntry(g, c.time, c.client.hex()[:8], slot=None if a.slot is None else a.slot.hex(),
+                             slot_label=a.slot_label, host=a.host, counts=None if a.counts is None else dict(a.counts),
+                             forgot=None if a.forget is None else tuple(a.forget.generations()))
             if changes:
-                before = self._catalog.tree(await self._history.commit_at(max(0, gen - 1)))  # 0 is the empty start
-                s = await summarize(before, self._catalog.tree(c))
+                base = await self._history.commit_at(shown[i + 1]) if i + 1 < len(shown) else replace(c, root=())
+                s = await summarize(self._catalog.tree(base), self._catalog.tree(c))  # () is the empty start
                 entry = replace(entry, added=s.added, modified=s.modified, removed=s.removed, bytes=s.bytes)
             out.append(entry)
         return out
+
+    async def kept_generations(self) -> frozenset[int]:
+        """Every generation up to the head that no forget recorded in the chain has forgotten."""
+        self._check_open()
+        return await self._history.kept_generations()
+
+    async def forget(self, rules: Rules, *, dry_run: bool = False, tz: tzinfo | None = None) -> ForgetReport:
+        """Forget the generations ``rules`` do not keep (restic's semantics, see :mod:`.retention`;
+        ``tz``: the zone of the time buckets, default local) and record the decision in the chain.
+
+        Commits pending edits first. ``dry_run`` decides and changes nothing. Forgotten generations
+        no longer show in :meth:`log` nor open with :meth:`at`; their data stays until a prune.
+        Raises UsageError for empty rules, BackendError, IntegrityError, RollbackError.
+        """
+        if not dry_run:
+            await self.commit()
+        self._check_open()
+        d, records = await decide(self._history, rules, tz)
+        if dry_run or not d.forget:
+            return report(d, rules, dry_run)
+        chunk = next_chunk(self._history, {*d.forget, *records}, rules)
+        written = []
+        while (gen := await self._commits.record(chunk)) is not None:
+            written.append(gen)
+        return report(d, rules, dry_run, tuple(written))
+
+    async def audit(self, since: int | None = None) -> list[AuditEntry]:
+        """Every commit record of the chain, oldest first, forgotten ones included: who (slot, client,
+        host if recorded), when, what it changed or forgot, and where the keystore generation moved.
+        ``since``: only events at or after this unix time."""
+        self._check_open()
+        return await audit(self._history, since)
 
     async def verify(self, full: bool = False) -> VerifyReport:
         """Check every generation and every object (``full``: download and authenticate everything,

@@ -38,13 +38,16 @@ from .engine.errors import (
     NoSpace,
     NotADirectory,
     NotFound,
+    ObjectLocked,
     RollbackError,
     UsageError,
     VaultError,
     VaultNotFound,
 )
+from .engine.lifecycle import AuditEntry, ForgetReport
 from .engine.local.settings import Places, Tuning
 from .engine.repo.keymgmt import Keys
+from .engine.retention import Rules
 from .engine.transfer.prune import PruneReport
 from .engine.vault import Vault
 from .engine.view import Snapshot
@@ -66,11 +69,13 @@ else:
 
 __all__ = [
     "AlreadyExists",
+    "AuditEntry",
     "AuthError",
     "BackendAuthError",
     "BackendError",
     "BackendUnavailable",
     "DirectoryNotEmpty",
+    "ForgetReport",
     "IntegrityError",
     "Interrupted",
     "IsADirectory",
@@ -80,9 +85,11 @@ __all__ = [
     "NoSpace",
     "NotADirectory",
     "NotFound",
+    "ObjectLocked",
     "Places",
     "PruneReport",
     "RollbackError",
+    "Rules",
     "Snapshot",
     "Stat",
     "Tuning",

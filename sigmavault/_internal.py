@@ -20,10 +20,14 @@ from .backends.urls import open_backend
 from .engine import opening
 from .engine.catalog.tree import show, split_path
 from .engine.content.pipeline import Progress
+from .engine.dispersal import degraded
+from .engine.dispersal import repair as repair_places
+from .engine.dispersal import status as places_status
 from .engine.errors import LockedError, first_error
 from .engine.format.canonical import b64u, unb64u
+from .engine.format.shards import tolerated
 from .engine.keys import harden
-from .engine.keys.credentials import Credential, Passphrase, Pin, RecoveryCode, TwoFactor, XwingKey
+from .engine.keys.credentials import Credential, DeviceKey, Passphrase, Pin, RecoveryCode, TwoFactor, XwingKey
 from .engine.keys.harden import secret_env
 from .engine.keys.keystore import SlotInfo
 from .engine.keys.secret import Secret
@@ -31,24 +35,35 @@ from .engine.keys.slots import PROFILES, passphrase_from_file
 from .engine.keys.xwing import parse_identity
 from .engine.local import devstate
 from .engine.repo.destroy import DestroyProgress, DestroyReport, destroy
-from .engine.repo.keymgmt import Changed, load_device_secret
+from .engine.repo.keymgmt import Changed, load_device_key, load_device_secret
 from .engine.transfer.exporter import ExportOptions, ExportReport, export_tree
 from .engine.transfer.importer import ImportReport, Item, import_items, scan
+from .engine.vault import Vault
 
 __all__ = [
-    "PROFILES", "Changed", "Credential", "ExportOptions", "ExportReport", "ImportReport", "Item", "LockedError",
-    "Passphrase", "Pin", "Progress", "RecoveryCode", "Secret", "SlotInfo", "TwoFactor", "XwingKey", "b64u",
-    "destroy_vault", "device_secret", "export_tree", "first_error", "forget_device", "harden", "has_vault",
-    "import_items", "parse_identity", "passphrase_from_file", "pinned", "scan", "secret_env", "show", "split_path",
-    "state_folder", "unb64u",
+    "PROFILES", "Changed", "Credential", "DeviceKey", "ExportOptions", "ExportReport", "ImportReport", "Item",
+    "LockedError", "Passphrase", "Pin", "Progress", "RecoveryCode", "Secret", "SlotInfo", "TwoFactor", "XwingKey",
+    "b64u", "degraded", "destroy_vault", "device_key", "device_recipient", "device_secret", "export_tree",
+    "first_error", "forget_device", "harden", "has_objects", "has_vault", "import_items", "parse_identity",
+    "passphrase_from_file", "pinned", "places_status", "repair_places", "scan", "secret_env", "show", "split_path",
+    "state_folder", "tolerated", "unb64u", "vault_state_folder",
 ]
 
 
 async def has_vault(url: str) -> bool:
     """Whether ``url`` holds a keystore (a vault): a cheap listing, before any prompt."""
+    return await _holds(url, "k/")
+
+
+async def has_objects(url: str) -> bool:
+    """Whether ``url`` holds anything at all (a new place must start empty)."""
+    return await _holds(url, "")
+
+
+async def _holds(url: str, prefix: str) -> bool:
     backend = open_backend(url)
     try:
-        async for _ in backend.list("k/"):
+        async for _ in backend.list(prefix):
             return True
         return False
     finally:
@@ -74,6 +89,11 @@ async def state_folder(url: str) -> Path:
     return await opening.state_folder(url, config.places())
 
 
+def vault_state_folder(vault: Vault) -> Path:
+    """This device's state folder for an open vault (a dispersed one's too)."""
+    return devstate.folder_for(config.places(), vault.backend)
+
+
 async def forget_device(url: str) -> tuple[Path, list[Path]]:
     """Delete this device's state for ``url``: its folder, and the folders removed (maybe none)."""
     folder = await state_folder(url)
@@ -83,3 +103,13 @@ async def forget_device(url: str) -> tuple[Path, list[Path]]:
 def device_secret() -> Secret | None:
     """This device's second factor, or None if it has none. LocalIOError if the file is unsafe."""
     return load_device_secret(config.places().device_secret)
+
+
+def device_key() -> DeviceKey | None:
+    """This device's key for ``xwing`` device slots, or None if it has none. LocalIOError if unsafe."""
+    return load_device_key(config.places().device_key)
+
+
+async def device_recipient(url: str) -> str:
+    """This device's ``age1pq1…`` key for the vault at ``url`` (created on first use; no unlock)."""
+    return await opening.device_recipient(url, config.places())

@@ -52,7 +52,9 @@ def families(m: VaultMetrics) -> Iterator[Metric]:
     gen.add_metric([], m.generation)
     pending = _gauge("vault_pending", "1 while edits are not committed yet")
     pending.add_metric([], int(m.pending))
-    yield from (gen, pending)
+    races = _counter("commit_races", "Commit attempts lost to another client's commit (merged and retried)")
+    races.add_metric([], m.commit_races)
+    yield from (gen, pending, races)
 
     requests = _counter("backend_requests", "Requests sent to the object store (every attempt)", ["op"])
     errors = _counter("backend_errors", "Requests that failed (a NotFound answer is not a failure)", ["op"])

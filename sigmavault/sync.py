@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Coroutine, Iterator
+from datetime import tzinfo
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -41,9 +42,11 @@ from .engine.keys.keyring import Params
 from .engine.keys.keystore import SlotInfo
 from .engine.keys.secret import Secret
 from .engine.keys.slots import INTERACTIVE, KdfProfile
+from .engine.lifecycle import AuditEntry, ForgetReport
 from .engine.local.settings import Places, Tuning
 from .engine.metrics import VaultMetrics
 from .engine.repo.keymgmt import Changed, Keys
+from .engine.retention import Rules
 from .engine.transfer.prune import ProgressFn, PruneReport
 from .engine.vault import Vault
 from .engine.view import View
@@ -221,6 +224,15 @@ class SyncVault(_SyncView):
     def refresh_interval(self, seconds: float | None) -> None:
         self._vault.refresh_interval = seconds
 
+    @property
+    def audit_host(self) -> bool:
+        """Whether commits record this machine's host name (see :attr:`sigmavault.Vault.audit_host`)."""
+        return self._vault.audit_host
+
+    @audit_host.setter
+    def audit_host(self, allow: bool) -> None:
+        self._vault.audit_host = allow
+
     def metrics(self) -> VaultMetrics:
         """:meth:`sigmavault.Vault.metrics`: a snapshot of the vault's counters (safe from any thread)."""
         return self._vault.metrics()
@@ -283,6 +295,18 @@ class SyncVault(_SyncView):
     def log(self, limit: int | None = None, *, changes: bool = False) -> list[LogEntry]:
         """Blocking :meth:`sigmavault.Vault.log`: the generations, newest first."""
         return self._lt.run(self._vault.log(limit, changes=changes))
+
+    def kept_generations(self) -> frozenset[int]:
+        """Blocking :meth:`sigmavault.Vault.kept_generations`: the generations no forget has forgotten."""
+        return self._lt.run(self._vault.kept_generations())
+
+    def forget(self, rules: Rules, *, dry_run: bool = False, tz: tzinfo | None = None) -> ForgetReport:
+        """Blocking :meth:`sigmavault.Vault.forget`: apply keep rules and record the decision. UsageError."""
+        return self._lt.run(self._vault.forget(rules, dry_run=dry_run, tz=tz))
+
+    def audit(self, since: int | None = None) -> list[AuditEntry]:
+        """Blocking :meth:`sigmavault.Vault.audit`: every commit record with who and when, oldest first."""
+        return self._lt.run(self._vault.audit(since))
 
     def verify(self, full: bool = False) -> VerifyReport:
         """Blocking :meth:`sigmavault.Vault.verify`: check every generation and object."""
@@ -360,6 +384,14 @@ class SyncKeys:
     def add_recipient(self, recipient: str, label: str) -> Changed:
         """Blocking :meth:`sigmavault.Keys.add_recipient`: give an ``age1pq1…`` identity access."""
         return self._lt.run(self._keys.add_recipient(recipient, label))
+
+    def device_recipient(self) -> str:
+        """Blocking :meth:`sigmavault.Keys.device_recipient`: this device's ``age1pq1…`` key for the vault."""
+        return self._lt.run(self._keys.device_recipient())
+
+    def add_device(self, label: str, recipient: str | None = None) -> Changed:
+        """Blocking :meth:`sigmavault.Keys.add_device`: enrol this device (or another by its key)."""
+        return self._lt.run(self._keys.add_device(label, recipient))
 
     def remove(self, slot_id: bytes) -> Changed:
         """Blocking :meth:`sigmavault.Keys.remove`: remove a slot. Raises UsageError, ConcurrencyError."""

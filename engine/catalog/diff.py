@@ -49,10 +49,30 @@ async def summarize(old: Tree, new: Tree) -> Summary:
     return Summary(counts["added"], counts["modified"], counts["removed"], nbytes)
 
 
-async def diff_trees(old: Tree, new: Tree) -> AsyncIterator[Change]:
+async def file_counts(old: Tree, new: Tree) -> dict[str, int]:
+    """What a commit records in ``meta.counts``: files (not directories) added, changed, removed,
+    and the bytes of the files added or changed, between the head ``old`` and the working tree ``new``.
+
+    Reads no page of ``new`` that editing did not load, and of ``old`` only the earlier versions of
+    the directories edited: a directory moved or removed whole, unread, counts none of the files
+    below it (the counts are then a lower bound), so a commit never costs more than its edits did.
+    """
+    counts = {"added": 0, "changed": 0, "removed": 0, "bytes": 0}
+    async for c in diff_trees(old, new, loaded_only=True):
+        if c.type == "dir":
+            continue
+        counts["changed" if c.kind == "modified" else c.kind] += 1
+        if c.kind != "removed":
+            counts["bytes"] += c.size
+    return counts
+
+
+async def diff_trees(old: Tree, new: Tree, *, loaded_only: bool = False) -> AsyncIterator[Change]:
     """Every change, depth first in name order; a directory's own change comes before its contents.
 
     Iterative, with one frame per open directory (a tree may be deeper than Python's recursion limit).
+    ``loaded_only``: do not descend where ``new``'s directory is not loaded, nor into a removed
+    directory that is not (see :func:`file_counts`).
     """
 
     async def frame(parts: list[bytes], a: Dir | None, b: Dir | None
@@ -60,6 +80,8 @@ async def diff_trees(old: Tree, new: Tree) -> AsyncIterator[Change]:
         if a is not None and b is not None and not a.dirty and not b.dirty and \
                 [p.id for p in a.pages] == [p.id for p in b.pages]:
             return None  # identical pages: nothing below changed
+        if loaded_only and (b.children is None if b is not None else a is None or a.children is None):
+            return None
         ak = await old.children(a) if a is not None else {}
         bk = await new.children(b) if b is not None else {}
         return parts, ak, bk, iter(sorted(set(ak) | set(bk)))

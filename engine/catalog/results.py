@@ -34,6 +34,15 @@ class LogEntry:
     modified: int | None = None
     removed: int | None = None
     bytes: int | None = None
+    #: who wrote it, from a v2 commit's ``meta`` (None for v1 or when not recorded): the hex id and
+    #: label of the slot that unlocked the writer, and its host name if its user allowed recording it
+    slot: str | None = None
+    slot_label: str | None = None
+    host: str | None = None
+    #: what the writer recorded: files added, changed, removed and bytes (``meta.counts``)
+    counts: dict[str, int] | None = None
+    #: a forget record: the generations it forgot (ascending); None for a snapshot
+    forgot: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

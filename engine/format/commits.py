@@ -6,9 +6,12 @@ the name is bound in the AEAD context, so a commit cannot be replayed under anot
 canonical JSON (sorted keys, no whitespace, integers only, unpadded base64url)::
 
     {"client":b64u(16 B),"epoch":e,"gen":g,"keystore_gen":kg,
+     "meta":{…} (v2 only: who, counts, forget; see :mod:`.meta`),
      "parent":b64u(SHA-256(exact object bytes of c/{g-1})) | null (only at g = 0),
-     "root":[kind-2 blob refs of the root directory's pages],"time":unix seconds,"v":1,
+     "root":[kind-2 blob refs of the root directory's pages],"time":unix seconds,"v":1 | 2,
      "vault_id":b64u(32 B)}
+
+Readers accept v1 (no ``meta``) and v2 (``meta`` required); writers write v2.
 
 Chain rule (§5.3): the client keeps a high-water mark ``(max_gen, head_hash)``. A head below
 ``max_gen``, a different ``c/{max_gen}``, a missing link, or a ``parent`` that is not the hash
@@ -24,13 +27,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import RollbackError
 from ..keys.schedule import KIND_COMMIT, KIND_PAGE_PACK
 from .canonical import array, b64u, dumps, fail, integer, loads, obj, unb64u
 from .envelope import FORMAT, HDR, SUITE, Sealer
+from .meta import Audit, audit_of
 from .pages import BlobRef, ref_from_json, ref_to_json
 
 COMMIT_PAD_FLOOR = 1024
@@ -65,6 +69,10 @@ class Commit:
     root: tuple[BlobRef, ...]
     client: bytes
     time: int
+    #: the v2 ``meta`` object as decoded (unknown keys kept; do not mutate); None: a v1 record
+    meta: dict[str, Any] | None = None
+    #: the known keys of ``meta``, checked and typed (derived, not encoded)
+    audit: Audit = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.vault_id, bytes) or len(self.vault_id) != VAULT_ID_LEN:
@@ -81,16 +89,19 @@ class Commit:
             raise ValueError("parent must be a SHA-256 hash")
         if any(not isinstance(r, BlobRef) or r.kind != KIND_PAGE_PACK for r in self.root):
             raise ValueError("root lists kind-2 page refs")
+        object.__setattr__(self, "audit", audit_of(self.meta, self.gen))  # IntegrityError if malformed
 
 
 def encode_commit(c: Commit) -> bytes:
     """The canonical body bytes of ``c``."""
     body: dict[str, Any] = {
-        "v": 1, "vault_id": b64u(c.vault_id), "gen": c.gen,
+        "v": 1 if c.meta is None else 2, "vault_id": b64u(c.vault_id), "gen": c.gen,
         "parent": None if c.parent is None else b64u(c.parent),
         "epoch": c.epoch, "keystore_gen": c.keystore_gen, "root": [ref_to_json(r) for r in c.root],
         "client": b64u(c.client), "time": c.time,
     }
+    if c.meta is not None:
+        body["meta"] = c.meta
     return dumps(body)
 
 
@@ -100,9 +111,11 @@ _FIELDS = {"v", "vault_id", "gen", "parent", "epoch", "keystore_gen", "root", "c
 def decode_commit(data: bytes | bytearray | memoryview) -> Commit:
     """Parse untrusted canonical body bytes. Raises IntegrityError and nothing else."""
     raw = bytes(data)
-    f = obj(loads(raw, limit=MAX_COMMIT), _FIELDS)
-    if type(f["v"]) is not int or f["v"] != 1:
+    parsed = loads(raw, limit=MAX_COMMIT)
+    version = parsed.get("v") if isinstance(parsed, dict) else None
+    if type(version) is not int or version not in (1, 2):
         fail("commit version")
+    f = obj(parsed, _FIELDS | {"meta"} if version == 2 else _FIELDS)
     try:
         c = Commit(
             vault_id=unb64u(f["vault_id"], VAULT_ID_LEN),
@@ -113,6 +126,7 @@ def decode_commit(data: bytes | bytearray | memoryview) -> Commit:
             root=tuple(ref_from_json(r, (KIND_PAGE_PACK,)) for r in array(f["root"])),
             client=unb64u(f["client"], CLIENT_ID_LEN),
             time=integer(f["time"], 0, MAX_TIME),
+            meta=f["meta"] if version == 2 else None,  # checked (bounds, known keys) by Commit itself
         )
     except ValueError:
         fail("commit")

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from ..format import bech32
 from ..format.canonical import fail
 from . import xwing
@@ -20,6 +23,8 @@ from .slots import normalize_passphrase
 
 FINGERPRINT_LEN = 16
 RECOVERY_HRP = "vault-recovery-"
+DEVICE_SEED_SALT = b"vault/v1/device-seed\0"
+DEVICE_SEED_INFO = b"vault/v1/xwing-device"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,31 @@ class XwingKey:
 
     seed: Secret
 
+    def seed_for(self, vault_id: bytes) -> Secret:
+        return self.seed
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceKey:
+    """This device's 32-byte key (a local file, never uploaded): opens ``xwing`` slots of kind ``device``.
+
+    Each vault sees its own X-Wing identity, ``seed_for(vault_id)`` = HKDF-SHA256(IKM = the device
+    key, salt = ``"vault/v1/device-seed\\0" ‖ vault_id``, info = ``"vault/v1/xwing-device"``), so the
+    public keys a device enrols in two vaults cannot be linked by their providers.
+    """
+
+    master: Secret
+
+    def seed_for(self, vault_id: bytes) -> Secret:
+        seed = HKDF(hashes.SHA256(), xwing.SEED_LEN, DEVICE_SEED_SALT + vault_id, DEVICE_SEED_INFO).derive(
+            self.master.reveal()
+        )
+        return Secret(seed, "device seed")
+
+    def public_key(self, vault_id: bytes) -> bytes:
+        """The 1216-byte X-Wing public key this device enrols in the vault ``vault_id``."""
+        return xwing.public_key(self.seed_for(vault_id))
+
 
 @dataclass(frozen=True, slots=True)
 class RecoveryCode:
@@ -63,12 +93,15 @@ class RecoveryCode:
             fail("recovery code length")
         return cls(Secret(data[: xwing.SEED_LEN], "recovery seed"), data[xwing.SEED_LEN :])
 
+    def seed_for(self, vault_id: bytes) -> Secret:
+        return self.seed
+
     def text(self) -> Secret:
         """The code to print for the user, as ASCII bytes in a Secret."""
         return Secret(bech32.encode(RECOVERY_HRP, self.seed.reveal() + self.fingerprint).encode(), "recovery code")
 
 
-Credential = Passphrase | TwoFactor | XwingKey | RecoveryCode
+Credential = Passphrase | TwoFactor | XwingKey | DeviceKey | RecoveryCode
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import AuthError, IntegrityError, RollbackError, UsageError
 from ..format.canonical import MAX_DOCUMENT, b64u, dumps, fail, integer, loads, obj, string, unb64u
 from . import xwing
-from .credentials import Credential, Passphrase, Pin, RecoveryCode, TwoFactor, XwingKey
+from .credentials import Credential, DeviceKey, Passphrase, Pin, RecoveryCode, TwoFactor, XwingKey
 from .keyring import Epoch, Keyring, Params, fingerprint, open_keyring, seal_keyring
 from .schedule import EpochKeys, expand
 from .secret import Secret
@@ -181,8 +181,8 @@ def _candidates(ks: Parsed, cred: Credential) -> list[Slot]:
     if isinstance(cred, TwoFactor):
         pass_slots = [s for s in ks.slots if isinstance(s, PassSlot)]
         return sorted(pass_slots, key=lambda s: (s.type != "argon2id+device", slot_cost(s)))  # two-factor slots first
-    pk = xwing.public_key(cred.seed)
-    kinds = ("recovery",) if isinstance(cred, RecoveryCode) else ("device", "recipient")
+    pk = xwing.public_key(cred.seed_for(ks.vault_id))
+    kinds = {RecoveryCode: ("recovery",), DeviceKey: ("device",)}.get(type(cred), ("device", "recipient"))
     return [s for s in ks.slots if isinstance(s, XwingSlot) and s.kind in kinds and hmac.compare_digest(s.pk, pk)]
 
 
@@ -193,9 +193,10 @@ def _try(slot: Slot, vault_id: bytes, cred: Credential) -> Secret:
         if isinstance(cred, TwoFactor):
             device = cred.device_secret if slot.type == "argon2id+device" else None
             return open_with_kek(passphrase_kek(slot, vault_id, cred.passphrase.secret, device), vault_id, slot)
-    elif isinstance(cred, XwingKey | RecoveryCode):
-        return open_xwing(slot, vault_id, cred.seed)
+    elif isinstance(cred, XwingKey | RecoveryCode | DeviceKey):
+        return open_xwing(slot, vault_id, cred.seed_for(vault_id))
     fail("credential does not fit slot")
+
 
 
 def open_slots(ks: Parsed, cred: Credential) -> tuple[Secret, Slot]:

@@ -180,16 +180,17 @@ def load_unverified(path: Path) -> LocalState | None:
     return None if data is None else peek(data)
 
 
-def create_device_secret(path: Path) -> Secret:
-    """Generate a 32-byte device secret into a new file (mode 0600). AlreadyExists if present."""
-    secret = Secret(secrets.token_bytes(DEVICE_SECRET_LEN), "device secret")
+def create_device_secret(path: Path, what: str = "device secret") -> Secret:
+    """Generate a 32-byte device secret (``what``: the device key too) into a new file (mode 0600).
+    AlreadyExists if present."""
+    secret = Secret(secrets.token_bytes(DEVICE_SECRET_LEN), what)
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:
-        raise AlreadyExists(f"a device secret already exists at {path}") from exc
+        raise AlreadyExists(f"a {what} already exists at {path}") from exc
     except OSError as exc:
-        raise LocalIOError(f"cannot create the device secret {path}: {exc.strerror}") from exc
+        raise LocalIOError(f"cannot create the {what} {path}: {exc.strerror}") from exc
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(secret.reveal())
@@ -199,27 +200,28 @@ def create_device_secret(path: Path) -> Secret:
     except OSError as exc:
         with contextlib.suppress(OSError):
             path.unlink()
-        raise LocalIOError(f"cannot write the device secret {path}: {exc.strerror}") from exc
+        raise LocalIOError(f"cannot write the {what} {path}: {exc.strerror}") from exc
     return secret
 
 
-def read_device_secret(path: Path) -> Secret:
-    """Read the device secret.
+def read_device_secret(path: Path, what: str = "device secret") -> Secret:
+    """Read the device secret (``what``: or the device key).
 
     AuthError if missing (a missing credential); LocalIOError if others can read it or it is not 32 bytes.
     """
     try:
         st = path.stat()
     except FileNotFoundError as exc:
-        raise AuthError(f"this device has no device secret at {path} (needed as the second factor)") from exc
+        needed = " (needed as the second factor)" if what == "device secret" else ""
+        raise AuthError(f"this device has no {what} at {path}{needed}") from exc
     except OSError as exc:
-        raise LocalIOError(f"cannot read the device secret {path}: {exc.strerror}") from exc
+        raise LocalIOError(f"cannot read the {what} {path}: {exc.strerror}") from exc
     if stat.S_IMODE(st.st_mode) & 0o077:
-        raise LocalIOError(f"the device secret {path} is accessible by other users; run: chmod 600 {path}")
+        raise LocalIOError(f"the {what} {path} is accessible by other users; run: chmod 600 {path}")
     try:
         data = _read(path, DEVICE_SECRET_LEN)
     except IntegrityError as exc:
-        raise LocalIOError(f"the device secret {path} is not 32 bytes") from exc
+        raise LocalIOError(f"the {what} {path} is not 32 bytes") from exc
     if data is None or len(data) != DEVICE_SECRET_LEN:
-        raise LocalIOError(f"the device secret {path} is not 32 bytes")
-    return Secret(data, "device secret")
+        raise LocalIOError(f"the {what} {path} is not 32 bytes")
+    return Secret(data, what)

@@ -13,6 +13,12 @@ The reader rules of CRYPTO.md §5.1 are applied to every commit opened: the epoc
 retired with ``gen ≤ retired_at_gen``; ``keystore_gen`` must not exceed the keystore held (a higher
 one makes this client re-read ``k/`` once; if no newer keystore authenticates, the commit names a
 keystore that is withheld: IntegrityError).
+
+Forgetting (v2 commits whose ``meta`` carries ``forget``) hides generations: a forget names only
+generations older than itself, so whether ``g`` is forgotten depends on the commits above ``g``
+alone, which reading ``g`` through the chain verifies anyway. :meth:`visible` is :meth:`commit_at`
+for what a user may see (NotFound for a forgotten generation); :meth:`kept_generations` is the
+set a garbage collector must keep.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from ..format.commits import MAX_COMMIT, ChainHead, ChainState, Commit, find_hea
 from ..format.commits import commit_name as _name
 from ..format.envelope import HDR, Sealer
 from ..format.framing import FRAME_HEADER, padme
+from ..format.meta import Forget
 from ..keys.keyring import Epoch
 from ..keys.keystore import Unlocked
 
@@ -70,6 +77,7 @@ class History:
         self.open_commit = opener(self.sealers, self._epoch_allowed)
         self._verified: dict[int, tuple[bytes, Commit]] = {}  # gen -> (object hash, commit), chain-checked
         self._top = -1
+        self._forgets: dict[int, Forget] = {}  # gen of a verified forget record -> what it forgot
 
     def _epoch_allowed(self, epoch: int, gen: int) -> bool:
         if self.epochs is None:
@@ -100,8 +108,52 @@ class History:
     def advance(self, head: ChainHead) -> None:
         if head.gen > self._top:
             self._top = head.gen
-        self._verified[head.gen] = (head.hash, head.commit)
+        self._remember(head.gen, head.hash, head.commit)
         self.on_advance(head)
+
+    def _remember(self, gen: int, digest: bytes, c: Commit) -> None:
+        self._verified[gen] = (digest, c)
+        if c.audit.forget is not None:
+            self._forgets[gen] = c.audit.forget
+
+    @property
+    def top(self) -> int:
+        """The highest verified generation (the head this client last accepted or wrote)."""
+        return self._top
+
+    async def _read_above(self, gen: int) -> None:
+        """Verify every commit from the head down to ``gen`` (fills the holes a head probe leaves)."""
+        for g in range(self._top, gen - 1, -1):
+            if g not in self._verified:
+                await self.commit_at(g)  # walks down from the nearest verified commit above ``g``
+
+    def forgotten_by(self, gen: int) -> int | None:
+        """The generation of the forget record that forgot ``gen``, or None. Only meaningful once
+        every commit above ``gen`` is verified (:meth:`visible`, :meth:`kept_generations` see to it)."""
+        for by, f in self._forgets.items():
+            if by > gen and gen in f:
+                return by
+        return None
+
+    async def visible(self, gen: int) -> Commit:
+        """:meth:`commit_at` for a generation a user may see: NotFound if a later commit forgot it."""
+        c = await self.commit_at(gen)
+        await self._read_above(gen)
+        by = self.forgotten_by(gen)
+        if by is not None:
+            raise NotFound(f"generation {gen} was forgotten (by generation {by}); see `sigmavault log`")
+        return c
+
+    async def kept_generations(self) -> frozenset[int]:
+        """Every generation up to the head minus every one forgotten along the chain from the head:
+        what ``log``/``at`` may still show and what a garbage collector must keep the data of."""
+        if self._top < 0:
+            return frozenset()
+        await self._read_above(0)
+        gone: set[int] = set()
+        for f in self._forgets.values():
+            gone.update(f.generations())
+        return frozenset(set(range(self._top + 1)) - gone)
 
     async def commit_at(self, gen: int) -> Commit:
         """Commit ``gen``, verified against the parent-hash chain from the verified head.
@@ -129,7 +181,7 @@ class History:
                                     "(a forked or replaced commit)")
             c = self.open_commit(g, data)
             await self._check_keystore_gen(c)
-            self._verified[g] = (digest, c)
+            self._remember(g, digest, c)
         return self._verified[gen][1]
 
     def verified_hash(self, gen: int) -> bytes | None:

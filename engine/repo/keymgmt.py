@@ -29,8 +29,8 @@ from pathlib import Path
 
 from ...backends.base import Backend
 from ..errors import AlreadyExists, BackendError, ConcurrencyError, IntegrityError, NotFound, UsageError
-from ..keys import keystore
-from ..keys.credentials import Passphrase
+from ..keys import keystore, xwing
+from ..keys.credentials import DeviceKey, Passphrase
 from ..keys.keyring import Params
 from ..keys.keystore import SlotInfo, Unlocked, Written, keystore_name
 from ..keys.secret import Secret
@@ -56,6 +56,21 @@ def load_device_secret(path: Path) -> Secret | None:
     if not path.exists():
         return None
     return localstate.read_device_secret(path)
+
+
+def load_device_key(path: Path) -> DeviceKey | None:
+    """This device's key for ``xwing`` device slots, or None if it has none. LocalIOError if unsafe."""
+    if not path.exists():
+        return None
+    return DeviceKey(localstate.read_device_secret(path, "device key"))
+
+
+def device_key(path: Path) -> DeviceKey:
+    """This device's key, created (mode 0600) on first use."""
+    try:
+        return DeviceKey(localstate.create_device_secret(path, "device key"))
+    except AlreadyExists:
+        return DeviceKey(localstate.read_device_secret(path, "device key"))
 
 
 def _device_secret(path: Path) -> Secret:
@@ -132,11 +147,13 @@ class Keys:
     second factor lives. Never shows a secret in its repr.
     """
 
-    def __init__(self, backend: Backend, unlocked: Unlocked, folder: Path, device_secret: Path) -> None:
+    def __init__(self, backend: Backend, unlocked: Unlocked, folder: Path, device_secret: Path,
+                 device_key: Path) -> None:
         self._backend = backend
         self._u = unlocked
         self._folder = folder
         self.device_secret = device_secret
+        self.device_key = device_key
 
     def __repr__(self) -> str:
         return f"<Keys of vault {self._u.fingerprint.hex()} (keystore generation {self._u.generation})>"
@@ -226,6 +243,27 @@ class Keys:
             written = keystore.add_recipient(u, recipient, label)
         except IntegrityError as exc:  # from the bech32 and key checks: the user's input, not the vault
             raise UsageError("not a valid age1pq1… recipient") from exc
+        return self._apply(await _store(self._backend, self._folder, written, _new_slot(u, written.vault)))
+
+    async def device_recipient(self) -> str:
+        """This device's public key for this vault (``age1pq1…``), creating the device key on first use."""
+        key = await asyncio.to_thread(device_key, self.device_key)
+        return xwing.recipient(key.public_key(self._u.vault_id))
+
+    async def add_device(self, label: str, recipient: str | None = None) -> Changed:
+        """Enrol a device: this one (``recipient=None``; its key is created on first use, mode 0600),
+        or another by the ``age1pq1…`` key that ``sigmavault key device`` printed there. The device
+        then opens the vault with no passphrase once it pins the fingerprint. UsageError for a
+        malformed key or a device already enrolled."""
+        u = self._u
+        await _check_newest(self._backend, u)
+        try:
+            pk = xwing.parse_recipient(recipient or await self.device_recipient())
+        except IntegrityError as exc:
+            raise UsageError("not a valid age1pq1… device key") from exc
+        if any(getattr(s, "pk", None) == pk for s in u.slots):
+            raise UsageError("this device (key) already has a slot in this vault")
+        written = keystore.add_device(u, pk, label)
         return self._apply(await _store(self._backend, self._folder, written, _new_slot(u, written.vault)))
 
     async def remove(self, slot_id: bytes) -> Changed:

@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from ...backends.base import get_bounded
-from ..errors import ConcurrencyError, IntegrityError, NotFound, VaultError
+from ..errors import ConcurrencyError, IntegrityError, NotFound, ObjectLocked, VaultError
 from ..format.canonical import fail
 from ..format.commits import peek_epoch
 from ..keys.schedule import KIND_COMMIT
@@ -178,7 +178,7 @@ class Records:
     async def drop_lease(self, lid: str) -> None:
         """Delete an expired lease (its writer, if alive, finds it lapsed and starts again)."""
         for name in await self.names(f"{LEASE}{lid}-"):
-            with contextlib.suppress(NotFound):
+            with contextlib.suppress(NotFound, ObjectLocked):
                 await self.backend.delete(name)
 
     async def state(self) -> dict[str, RecordState]:
@@ -204,10 +204,10 @@ class Records:
     async def close(self, rid: str) -> None:
         """Delete ended record ``rid``: its rescues, its parts, its marks (the end mark last)."""
         for name in await self.names(f"{RESCUE}{rid}-"):
-            with contextlib.suppress(NotFound):
+            with contextlib.suppress(NotFound, ObjectLocked):
                 await self.backend.delete(name)
         for name in sorted(await self.names(f"{RECORD}{rid}-")):
-            with contextlib.suppress(NotFound):
+            with contextlib.suppress(NotFound, ObjectLocked):
                 await self.backend.delete(name)
 
     async def rescues(self, rid: str) -> set[str]:

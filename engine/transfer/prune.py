@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from ..catalog.pagestore import Catalog
 from ..catalog.tree import Dir, File
-from ..errors import IntegrityError, NotFound, VaultError
+from ..errors import IntegrityError, NotFound, ObjectLocked, VaultError
 from ..format.commits import ChainHead
 from ..format.pages import BlobRef
 from ..keys.schedule import KIND_CHUNK
@@ -57,11 +57,9 @@ StepHook = Callable[[str], Awaitable[None]]
 
 
 async def kept_generations(history: History, head: ChainHead) -> list[int]:
-    """The generations retention keeps, newest first. THE one place retention enters prune.
-
-    Until ``forget`` records forgotten generations in the chain, every generation is kept.
-    """
-    return list(range(head.gen, -1, -1))
+    """The generations retention keeps, newest first. THE one place retention enters prune:
+    every generation up to ``head`` that no ``forget`` recorded in the chain has forgotten."""
+    return sorted((g for g in await history.kept_generations() if g <= head.gen), reverse=True)
 
 
 @dataclass
@@ -79,6 +77,7 @@ class PruneReport:
     leases_waited: int = 0  # leases older than the deletion record the run waited for
     stale_records_ended: int = 0  # records of killed runs, given their end mark
     records_cleared: int = 0  # records of earlier runs deleted
+    locked: int = 0  # unreferenced but under a retention lock (create --lock-days): skipped
     packs: int = 0
     packs_over_limit: int = 0  # packs whose unused share exceeds --max-unused (repacking: not built yet)
     unused_pack_bytes: int = 0
@@ -329,8 +328,13 @@ class Pruner:
 
         async def worker() -> None:
             for name in todo:
-                with contextlib.suppress(NotFound):
+                try:
                     await self.backend.delete(name)
+                except NotFound:
+                    pass
+                except ObjectLocked:  # create --lock-days: it goes once its lock expires (a later run)
+                    self.report.locked += 1
+                    continue
                 self.report.deleted += 1
                 self.report.deleted_bytes += self.sizes.get(name, 0)
                 self.progress("delete", self.report.deleted, total)

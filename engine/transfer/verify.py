@@ -106,6 +106,8 @@ class _Verifier:
             except VaultError as exc:
                 self.problems.append(f"/ (generation {gen} and older): {exc.message}")
                 return
+            if self.history.forgotten_by(gen) is not None:
+                continue  # forgotten: its data may be pruned (every commit above it was read just now)
             self.generations += 1
             label = "" if gen == head else f" (generation {gen})"
             loader = partial(self.catalog.load, reader=self.store) if self.full else None

@@ -1,10 +1,13 @@
 """Getting into a vault from the command line: which vault, which credential, the agent first.
 
-Vault: ``--vault URL``, else ``SIGMAVAULT_VAULT``, else the default local vault under the data
-directory. Credential, in this order: the unlock agent (if it holds the KSK of the vault this
-device has pinned), ``--recovery-code`` / ``--recovery-code-file``, ``--identity-file`` (an age
-``AGE-SECRET-KEY-PQ-1…`` identity for a recipient slot), else a passphrase from
-``--passphrase-file`` (``-`` = stdin), ``SIGMAVAULT_PASSPHRASE`` or a prompt on the terminal.
+Vault: ``--vault URL`` (repeatable), else ``SIGMAVAULT_VAULT``, else the default local vault under
+the data directory; a value that names a vault in ``vaults.toml`` stands for its places (:mod:`.named`).
+Credential, in this order: the unlock agent (if it holds the KSK of the vault this device has
+pinned), this device's key (if it has a device slot in the vault, and the vault is pinned or
+``--fingerprint`` given), then the credential named: ``--recovery-code`` /
+``--recovery-code-file``, ``--identity-file`` (an age ``AGE-SECRET-KEY-PQ-1…`` identity for a
+recipient slot), else a passphrase from ``--passphrase-file`` (``-`` = stdin),
+``SIGMAVAULT_PASSPHRASE`` or a prompt on the terminal.
 If this device has a device secret, the passphrase goes with it (two-factor slots open too).
 Nothing here ever prints or logs a secret.
 """
@@ -16,24 +19,25 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import sigmavault
 
 from .. import AuthError, IntegrityError, LocalIOError, NotFound, UsageError, VaultNotFound, config
 from .. import _internal as internal
 from .._internal import Credential, Passphrase, RecoveryCode, TwoFactor, XwingKey, passphrase_from_file, secret_env
-from . import agent_client
+from . import agent_client, named
 
 MAX_SECRET_FILE = 64 * 1024
 TRIES = 3  # a passphrase typed at a prompt is asked again this often in all
 NO_TERMINAL = "no passphrase given: use --passphrase-file, SIGMAVAULT_PASSPHRASE or run in a terminal"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Options:
-    """The global options every command shares."""
+    """The global options every command shares (``vault``: the ``--vault`` values, in order)."""
 
-    vault: str | None = None
+    vault: tuple[str, ...] = ()
     json: bool = False
     debug: bool = False
     passphrase_file: str | None = None
@@ -43,10 +47,29 @@ class Options:
     fingerprint: str | None = None
     no_agent: bool = False
     single_writer: bool = False
+    audit_host: bool = False
+    write_quorum: int | None = None
+
+    @cached_property
+    def places(self) -> list[str]:
+        """The chosen vault's places: the ``--vault`` values, else ``SIGMAVAULT_VAULT``, else the
+        default vault, with named vaults replaced by their URLs (read once per command); several:
+        the places of a dispersed vault."""
+        return named.resolve(self.vault or [config.default_vault_url()])
+
+    @property
+    def urls(self) -> list[str]:
+        return self.places
 
     @property
     def url(self) -> str:
-        return self.vault or config.default_vault_url()
+        """The vault's location for messages and local lookups (its places, joined, when dispersed)."""
+        return ", ".join(self.places)
+
+    @property
+    def target(self) -> str | list[str]:
+        """What ``sigmavault.open``/``create`` take: one URL, or the list of places."""
+        return self.places if len(self.places) > 1 else self.places[0]
 
     @property
     def is_default(self) -> bool:
@@ -66,8 +89,10 @@ def _read_secret_file(name: str, what: str) -> bytes:
 
 
 def notice(text: str) -> None:
-    """A one-line remark from the engine (a new pin, state set aside): stderr, also in JSON mode."""
-    sys.stderr.write(f"sigmavault: note: {text}\n")
+    """A one-line remark from the engine (a new pin, state set aside): stderr, also in JSON mode.
+    A remark that starts with ``warning:`` (a degraded dispersed vault) is written as a warning."""
+    kind, _, rest = text.partition(": ")
+    sys.stderr.write(f"sigmavault: warning: {rest}\n" if kind == "warning" else f"sigmavault: note: {text}\n")
     sys.stderr.flush()
 
 
@@ -159,6 +184,8 @@ async def from_agent(url: str, *, fingerprint: str | None = None, single_writer:
 
 async def probe(opts: Options) -> None:
     """Fail early (before any prompt) for a bad URL or a missing vault, saying what to do."""
+    if len(opts.urls) > 1:
+        return  # a dispersed vault: opening reads its keystore by majority and says what is wrong
     if not await internal.has_vault(opts.url):
         if opts.is_default:
             raise VaultNotFound(f"there is no default vault yet (at {opts.url}): create it with `sigmavault create`, "
@@ -170,12 +197,32 @@ async def open_vault(opts: Options, *, use_agent: bool = True) -> sigmavault.Vau
     """Open and unlock the chosen vault: the agent's key if it has one, else the credential."""
     await probe(opts)
     url = opts.url
-    if use_agent and not opts.no_agent and not (opts.recovery_code or opts.recovery_code_file or opts.identity_file):
+    explicit = opts.recovery_code or opts.recovery_code_file or opts.identity_file
+    agent = use_agent and len(opts.urls) == 1  # a dispersed vault: no agent lookup (it keys by one URL)
+    if agent and not opts.no_agent and not explicit:
         vault = await from_agent(url, fingerprint=opts.fingerprint, single_writer=opts.single_writer,
                                  on_notice=notice)
         if vault is not None:
-            return _one_generation(vault)
+            return _one_generation(vault, opts)
+    if use_agent and not explicit and not opts.passphrase_file:
+        vault = await from_device(opts)
+        if vault is not None:
+            return _one_generation(vault, opts)
     return (await unlock(opts))[0]
+
+
+async def from_device(opts: Options) -> sigmavault.Vault | None:
+    """The vault opened with this device's key, or None (no device key, no device slot for it, or no
+    pin: a public-key slot never pins a vault on first use)."""
+    device = internal.device_key()
+    if len(opts.urls) > 1 or device is None or (
+            opts.fingerprint is None and await internal.pinned(opts.url) is None):
+        return None
+    try:
+        return await sigmavault.open(opts.url, credential=device, fingerprint=opts.fingerprint,
+                                     single_writer=opts.single_writer, on_notice=notice)
+    except AuthError:
+        return None
 
 
 async def unlock(opts: Options) -> tuple[sigmavault.Vault, Credential]:
@@ -185,9 +232,10 @@ async def unlock(opts: Options) -> tuple[sigmavault.Vault, Credential]:
     for attempt in range(1, TRIES + 1):
         cred = credential(opts)  # not in a thread: Ctrl-C at a prompt must not wait for the prompt to return
         try:
-            vault = await sigmavault.open(opts.url, credential=cred, fingerprint=opts.fingerprint,
-                                          single_writer=opts.single_writer, on_notice=notice)
-            return _one_generation(vault), cred
+            vault = await sigmavault.open(opts.target, credential=cred, fingerprint=opts.fingerprint,
+                                          single_writer=opts.single_writer, on_notice=notice,
+                                          write_quorum=opts.write_quorum)
+            return _one_generation(vault, opts), cred
         except AuthError:
             if not prompted or attempt == TRIES:
                 raise
@@ -195,7 +243,9 @@ async def unlock(opts: Options) -> tuple[sigmavault.Vault, Credential]:
     raise AssertionError("unreachable")
 
 
-def _one_generation(vault: sigmavault.Vault) -> sigmavault.Vault:
-    """A command reads the generation it opened (an export never mixes two); the mount refreshes itself."""
+def _one_generation(vault: sigmavault.Vault, opts: Options) -> sigmavault.Vault:
+    """A command reads the generation it opened (an export never mixes two); the mount refreshes itself.
+    Its commits record the host name only with ``--audit-host``."""
     vault.refresh_interval = None
+    vault.audit_host = opts.audit_host
     return vault

@@ -4,9 +4,10 @@ The script is generated, not written by hand: :func:`tree` walks the argparse su
 ``main.build_parser`` registered (every command, its options, the options' fixed choices, nested
 commands such as ``key list|passwd|add|remove``, positional choices such as ``bash|zsh``), so a new
 command or option completes as soon as it exists. Options hidden from ``--help`` are left out.
-The script only knows words: vault paths are not completed (that would need the passphrase), and
-everything else falls back to the shell's file-name completion. This command opens no vault and
-asks for nothing.
+The script knows words, and the names of named vaults: after ``--vault`` and ``vaults remove`` it
+asks ``sigmavault vaults list --names`` (which reads ``vaults.toml`` and opens no vault). Paths
+inside a vault are not completed (that would need the passphrase), and everything else falls back
+to the shell's file-name completion. This command opens no vault and asks for nothing.
 
 Install: ``sigmavault completion bash > ~/.local/share/bash-completion/completions/sigmavault``,
 or for zsh ``sigmavault completion zsh > "${fpath[1]}/_sigmavault"`` (or ``source <(…)`` in either).
@@ -24,6 +25,8 @@ from .output import Output
 
 SHELLS = ("bash", "zsh")
 _ROOT_OPTIONS = ("-h", "--help", "--version")  # the top parser's own, which ``common`` does not carry
+#: where a vault name may come (also a path or URL after --vault); completed from `vaults list --names`
+_NAME_AFTER, _NAME_CMD = "--vault", "vaults remove"
 
 
 @dataclass
@@ -130,6 +133,10 @@ _sigmavault() {{
     case "$cmd|$prev" in
 {values}
     esac
+    if [[ $prev == {_NAME_AFTER} || ( $cmd == {q(_NAME_CMD)} && $cur != -* ) ]]; then
+        COMPREPLY=($(compgen -W "$("${{COMP_WORDS[0]}}" vaults list --names 2>/dev/null)" -- "$cur"))
+        return  # no name fits: -o default completes file names (a path)
+    fi
     [[ $takes == *" $prev "* ]] && {{ COMPREPLY=(); return; }}
     case "$cmd" in
 {cases}
@@ -175,6 +182,11 @@ _sigmavault() {{
   case "$cmd|$prev" in
 {values}
   esac
+  if [[ $prev == {_NAME_AFTER} || ( $cmd == {q(_NAME_CMD)} && $cur != -* ) ]]; then
+    compadd -- ${{(f)"$(${{words[1]}} vaults list --names 2>/dev/null)"}}
+    [[ $prev == {_NAME_AFTER} ]] && _files
+    return
+  fi
   (( ${{takes[(Ie)$prev]}} )) && {{ _files; return; }}
   case "$cmd" in
 {cases}

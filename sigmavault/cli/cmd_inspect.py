@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import IntegrityError, NotFound, Vault
 from .access import Options, open_vault
+from .cmd_lifecycle import counts_text, who_text
 from .output import Output, human_size, iso_time
 
 
@@ -30,6 +31,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                                    "it added (+), modified (~) and removed (-), and the bytes of the files it added "
                                    "or modified.")
     p.add_argument("-n", "--limit", type=int, default=None, metavar="N", help="show only the newest N")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also who wrote each (key slot, client, host if recorded) and what it recorded or forgot")
     p.set_defaults(handler=log)
     p = sub.add_parser("verify", parents=[common], help="check that every file's data is present and intact")
     p.add_argument("--full", action="store_true",
@@ -66,7 +69,9 @@ async def info(opts: Options, args: argparse.Namespace, out: Output) -> None:
             "parameters": {"suite": p.suite, "prf": p.prf, "chunk_size": p.chunk_size, "chunking": p.chunking,
                            "padding": p.padding, "pad_floor": p.pad_floor, "inline_max": p.inline_max,
                            "compression": p.compression},
+            "lock": None if p.lock is None else {"days": p.lock.days, "mode": p.lock.mode},
         }
+    lock = [] if p.lock is None else [f"locked:       every object for {p.lock.days} days ({p.lock.mode})"]
     out.result(doc, [
         f"vault:        {doc['url']}",
         f"fingerprint:  {doc['fingerprint']}",
@@ -75,6 +80,7 @@ async def info(opts: Options, args: argparse.Namespace, out: Output) -> None:
         f"key slots:    {nslots} (keystore generation {keys.generation}, epoch {keys.epoch})",
         f"chunks:       {human_size(p.chunk_size)} {p.chunking}, {p.suite}, prf {p.prf}, "
         f"padding {p.padding}, compression {p.compression}",
+        *lock,
     ])
 
 
@@ -83,9 +89,21 @@ async def log(opts: Options, args: argparse.Namespace, out: Output) -> None:
         entries = await vault.log(None if args.limit is None else max(0, args.limit), changes=True)
     doc = {"generations": [{"generation": e.generation, "time": e.time, "time_utc": iso_time(e.time),
                             "client": e.client, "added": e.added, "modified": e.modified, "removed": e.removed,
-                            "bytes": e.bytes} for e in entries]}
-    out.result(doc, [f"{e.generation:>6}  {iso_time(e.time)}  client {e.client}  "
-                     f"+{e.added} ~{e.modified} -{e.removed}  {human_size(e.bytes or 0)}" for e in entries])
+                            "bytes": e.bytes,
+                            **({"slot": e.slot, "slot_label": e.slot_label, "host": e.host, "counts": e.counts,
+                                "forgot": None if e.forgot is None else list(e.forgot)} if args.verbose else {})}
+                           for e in entries]}
+    lines = []
+    for e in entries:
+        lines.append(f"{e.generation:>6}  {iso_time(e.time)}  client {e.client}  "
+                     f"+{e.added} ~{e.modified} -{e.removed}  {human_size(e.bytes or 0)}")
+        if args.verbose:
+            lines.append(f"        by {who_text(e)}")
+            if e.forgot is not None:
+                lines.append(f"        forget record: forgot {len(e.forgot)} generation(s)")
+            elif e.counts is not None:
+                lines.append(f"        recorded {counts_text(e.counts)}")
+    out.result(doc, lines)
 
 
 async def verify(opts: Options, args: argparse.Namespace, out: Output) -> None:

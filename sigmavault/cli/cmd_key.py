@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .. import UsageError
+from .. import _internal as internal
 from .._internal import PROFILES, Changed, SlotInfo
-from .access import Options, ask_new_passphrase, open_vault
+from .access import Options, ask_new_passphrase, open_vault, probe
 from .output import Output
 
 
@@ -37,10 +39,22 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     kind.add_argument("--passphrase", action="store_true", help="another passphrase")
     kind.add_argument("--two-factor", action="store_true", help="a passphrase that also needs this device's secret")
     kind.add_argument("--recipient", metavar="AGE1PQ", help="another person's age1pq1… public key")
+    kind.add_argument("--device", action="store_true",
+                      help="this device (opens with no passphrase once pinned), or with --public-key another "
+                           "device, by the key `sigmavault key device` printed there")
+    p.add_argument("--public-key", metavar="AGE1PQ", help="with --device: the other device's key")
     p.add_argument("--label", default=None, help="a name for the slot (shown by key list)")
     p.add_argument("--new-passphrase-file", metavar="FILE", help="read the new slot's passphrase from FILE")
     p.add_argument("--kdf", choices=sorted(PROFILES), default="interactive", help="hashing cost of a passphrase")
     p.set_defaults(handler=add)
+
+    p = ks.add_parser("device", parents=[common], help="print this device's public key for the vault (no unlock)",
+                      description="Print this device's age1pq1… key for --vault, to enrol it from a device that "
+                                  "can open the vault: `sigmavault key add --device --public-key KEY`. Then open "
+                                  "here with --fingerprint (shown by `sigmavault info` there) and no passphrase. "
+                                  "The device key (config dir, mode 0600) is created on first use; each vault "
+                                  "sees a different public key.")
+    p.set_defaults(handler=device)
 
     p = ks.add_parser("remove", parents=[common], help="remove a key slot")
     p.add_argument("slot", metavar="SLOT", help="hex id (or a unique prefix of at least 4 digits)")
@@ -85,11 +99,17 @@ async def passwd(opts: Options, args: argparse.Namespace, out: Output) -> None:
 
 
 async def add(opts: Options, args: argparse.Namespace, out: Output) -> None:
+    if args.public_key and not args.device:
+        raise UsageError("--public-key goes with --device (a person's key: --recipient)")
     async with await open_vault(opts) as v:
         profile = PROFILES[args.kdf]
         if args.recipient:
             ch = await v.keys.add_recipient(args.recipient, args.label or "recipient")
             what = "recipient added"
+        elif args.device:
+            ch = await v.keys.add_device(args.label or ("another device" if args.public_key else "this device"),
+                                         args.public_key)
+            what = "device added" if args.public_key else f"this device added (device key: {v.keys.device_key})"
         else:
             new = ask_new_passphrase("Passphrase for the new slot: ", args.new_passphrase_file)
             if args.two_factor:
@@ -99,6 +119,14 @@ async def add(opts: Options, args: argparse.Namespace, out: Output) -> None:
                 ch = await v.keys.add_passphrase(new, args.label or "passphrase", profile)
                 what = "passphrase slot added"
     _changed(out, what, ch)
+
+
+async def device(opts: Options, args: argparse.Namespace, out: Output) -> None:
+    if len(opts.urls) > 1:
+        raise UsageError("device slots are not available for dispersed vaults yet: use a passphrase")
+    await probe(opts)
+    key = await internal.device_recipient(opts.url)
+    out.result({"url": opts.url, "public_key": key}, key)
 
 
 async def remove(opts: Options, args: argparse.Namespace, out: Output) -> None:

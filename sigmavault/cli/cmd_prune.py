@@ -18,7 +18,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 from rich.progress import Progress as RichProgress
 
-from .. import UsageError
+from .. import PruneReport, UsageError, Vault
 from .._internal import destroy_vault
 from .access import Options, open_vault
 from .output import Output, human_size
@@ -87,11 +87,31 @@ async def prune(opts: Options, args: argparse.Namespace, out: Output) -> None:
             r = await vault.prune(max_unused=limit, dry_run=args.dry_run, progress=stages)
     finally:
         stages.close()
-    doc = {"dry_run": r.dry_run, "generation": r.generation,
+    out.result(*_report(r, limit))
+
+
+async def after_forget(vault: Vault, opts: Options, args: argparse.Namespace, out: Output) -> None:
+    """The prune step of ``forget --prune`` (cmd_lifecycle): on the vault the forget used; its
+    report is a ``{"event":"prune",…}`` line with ``--json``, lines of text otherwise."""
+    limit = _fraction(getattr(args, "max_unused", "5%"))
+    stages = _Stages(out)
+    try:
+        r = await vault.prune(max_unused=limit, dry_run=args.dry_run, progress=stages)
+    finally:
+        stages.close()
+    doc, lines = _report(r, limit)
+    if out.json:
+        out.event({"event": "prune", **doc})
+    else:
+        out.lines(lines)
+
+
+def _report(r: PruneReport, limit: float) -> tuple[dict[str, Any], list[str]]:
+    doc: dict[str, Any] = {"dry_run": r.dry_run, "generation": r.generation,
            "before": {"objects": r.objects_before, "bytes": r.bytes_before},
            "after": {"objects": r.objects_after, "bytes": r.bytes_after},
            "unreferenced": r.candidates, "kept_for_writers": r.kept_back, "deleted": r.deleted,
-           "deleted_bytes": r.deleted_bytes, "writers_waited_for": r.leases_waited,
+           "deleted_bytes": r.deleted_bytes, "locked": r.locked, "writers_waited_for": r.leases_waited,
            "records_cleared": r.records_cleared, "killed_runs_ended": r.stale_records_ended,
            "packs": {"count": r.packs, "over_max_unused": r.packs_over_limit, "unused_bytes": r.unused_pack_bytes,
                      "max_unused": limit, "repacked": 0}}
@@ -101,12 +121,14 @@ async def prune(opts: Options, args: argparse.Namespace, out: Output) -> None:
              f"after:  {r.objects_after} objects ({human_size(r.bytes_after)})"
              + (" (if no writer takes any back)" if r.dry_run else ""),
              f"{verb} {gone} unreferenced objects ({human_size(r.bytes_before - r.bytes_after)})"]
+    if r.locked:
+        lines.append(f"skipped {r.locked} unreferenced objects under a retention lock (a later prune deletes them)")
     if r.kept_back:
         lines.append(f"kept {r.kept_back} objects that writers committed or rescued meanwhile")
     if r.packs_over_limit:
         lines.append(f"{r.packs_over_limit} of {r.packs} packs are over {limit:.0%} unused "
                      f"({human_size(r.unused_pack_bytes)}); repacking is not built yet")
-    out.result(doc, lines)
+    return doc, lines
 
 
 async def destroy(opts: Options, args: argparse.Namespace, out: Output) -> None:

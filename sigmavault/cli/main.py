@@ -40,20 +40,41 @@ from . import (
     cmd_import,
     cmd_inspect,
     cmd_key,
+    cmd_lifecycle,
+    cmd_places,
     cmd_prune,
     cmd_serve,
+    cmd_vaults,
     mount,
 )
 from .access import Options
 from .output import Output
 
-COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_history, cmd_prune, cmd_key, cmd_agent,
-            cmd_device, mount, cmd_serve, cmd_completion)
+COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_history, cmd_lifecycle, cmd_prune, cmd_key,
+            cmd_agent, cmd_device, mount, cmd_serve, cmd_vaults, cmd_places, cmd_completion)
 _GLOBAL = ("vault", "json", "debug", "passphrase_file", "recovery_code", "recovery_code_file", "identity_file",
-           "fingerprint", "no_agent", "single_writer")
+           "fingerprint", "no_agent", "single_writer", "audit_host",
+           "write_quorum")
+
+
+class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Subcommands whose ``--vault`` values add to those given before the command name (argparse
+    parses a command into a new namespace, whose list would replace the earlier one)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        before: list[str] | None = getattr(namespace, "vault", None)
+        super().__call__(parser, namespace, values, option_string)
+        after: list[str] | None = getattr(namespace, "vault", None)
+        if before and after and after is not before:
+            namespace.vault = [*before, *after]
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _Commands)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
@@ -63,8 +84,11 @@ def _add_global(p: argparse.ArgumentParser, suppress: bool) -> None:
         return argparse.SUPPRESS if suppress else value
 
     g = p.add_argument_group("global options")
-    g.add_argument("--vault", metavar="URL", default=d(None),
-                   help="vault location: a path, file://, mem://, s3:// or az:// (env SIGMAVAULT_VAULT)")
+    g.add_argument("--vault", metavar="URL", action="append", default=d(None),
+                   help="vault location: a path, file://, mem://, s3://, az://, or a name from `sigmavault vaults` "
+                        "(env SIGMAVAULT_VAULT); repeat it, in any order, for each place of a dispersed vault")
+    g.add_argument("--write-quorum", metavar="N", type=int, default=d(None),
+                   help="dispersed vaults: places that must take each write (default max(needed, majority))")
     g.add_argument("--json", action="store_true", default=d(False), help="machine-readable output")
     g.add_argument("--debug", action="store_true", default=d(False), help="show tracebacks")
     g.add_argument("--passphrase-file", metavar="FILE", default=d(None),
@@ -79,6 +103,8 @@ def _add_global(p: argparse.ArgumentParser, suppress: bool) -> None:
     g.add_argument("--no-agent", action="store_true", default=d(False), help="do not ask the unlock agent")
     g.add_argument("--single-writer", action="store_true", default=d(False),
                    help="accept a store that ignores create-only writes (only this device may then write)")
+    g.add_argument("--audit-host", action="store_true", default=d(False),
+                   help="record this machine's host name in the commits it writes (shown by log -v and audit)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,7 +173,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in raw
     try:
         args = build_parser().parse_args(raw)
-        opts = Options(**{k: getattr(args, k) for k in _GLOBAL})
+        opts = Options(**{k: getattr(args, k) for k in _GLOBAL if k != "vault"}, vault=tuple(args.vault or ()))
         out = Output(opts.json)
         asyncio.run(_quiet(args.handler(opts, args, out), debug))
         return 0

@@ -9,7 +9,8 @@ mount). A mount point left dead by a crash is cleared by the next ``mount``. ``-
 serves Prometheus metrics while mounted (:mod:`.metrics_opt`).
 
 The background child gets the passphrase through a pipe on its stdin, never through its
-arguments. Runnable on its own as ``python -m sigmavault.cli.mount [--vault URL] mount|umount ...``.
+arguments, and the places the parent resolved (a named vault is not looked up again). Runnable on
+its own as ``python -m sigmavault.cli.mount [--vault URL]… mount|umount ...``.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ async def run_mount(opts: Options, args: argparse.Namespace, out: Output) -> Non
     mopts = _options(args, mountpoint)
     metrics_at = metrics_opt.address(args)  # refused before a passphrase is asked for
     if args.background and not args.child:
+        _ = opts.places  # a bad name fails here, not in the detached child
         typed = await _checked_passphrase(opts, mountpoint)
         await asyncio.to_thread(_start_background, opts, args, mountpoint, typed)
         out.note(f"mounted on {mountpoint} (background; `sigmavault umount {mountpoint}` to stop)")
@@ -148,8 +150,9 @@ async def run_mount(opts: Options, args: argparse.Namespace, out: Output) -> Non
 
 def _child_argv(opts: Options, args: argparse.Namespace, mountpoint: Path, log_file: Path) -> list[str]:
     argv = [sys.executable, "-m", "sigmavault.cli.mount"]
-    if opts.vault:
-        argv += ["--vault", opts.vault]
+    if not opts.is_default:  # the places this process resolved (a name is not looked up again)
+        for place in opts.places:
+            argv += ["--vault", place]
     for flag, value in (("--recovery-code-file", opts.recovery_code_file), ("--identity-file", opts.identity_file),
                         ("--fingerprint", opts.fingerprint)):
         if value:
@@ -261,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     harden.harden()
     harden.take_secret_env()
     parser = argparse.ArgumentParser(prog="sigmavault")
-    for flag in ("--vault", "--passphrase-file", "--recovery-code-file", "--identity-file", "--fingerprint"):
+    parser.add_argument("--vault", action="append")
+    for flag in ("--passphrase-file", "--recovery-code-file", "--identity-file", "--fingerprint"):
         parser.add_argument(flag)
     parser.add_argument("--no-agent", action="store_true")
     parser.add_argument("--single-writer", action="store_true")
@@ -269,9 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub, argparse.ArgumentParser(add_help=False))
     args = parser.parse_args(argv)
-    opts = Options(vault=args.vault, passphrase_file=args.passphrase_file, recovery_code_file=args.recovery_code_file,
-                   identity_file=args.identity_file, fingerprint=args.fingerprint, no_agent=args.no_agent,
-                   single_writer=args.single_writer, debug=args.debug)
+    opts = Options(vault=tuple(args.vault or ()), passphrase_file=args.passphrase_file,
+                   recovery_code_file=args.recovery_code_file, identity_file=args.identity_file,
+                   fingerprint=args.fingerprint, no_agent=args.no_agent, single_writer=args.single_writer,
+                   debug=args.debug)
     try:
         import uvloop
 

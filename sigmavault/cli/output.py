@@ -111,3 +111,11 @@ def human_size(n: int) -> str:
 
 def iso_time(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def shown(text: str, limit: int = 80) -> str:
+    """Untrusted text (a label or host name another writer recorded) made safe for one terminal
+    line: every non-printable character (controls, escapes, line breaks, bidi overrides) becomes a
+    ``\\x..``/``\\u....`` escape, and the result is cut to ``limit`` characters with ``…``."""
+    out = "".join("\\\\" if c == "\\" else c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return out if len(out) <= limit else out[: limit - 1] + "…"

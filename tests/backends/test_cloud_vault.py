@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gated import Gate
@@ -266,6 +267,31 @@ asyncio.run(main(*sys.argv[1:]))
 """
 
 
+def release_together(procs: list[subprocess.Popen[str]], ready: list[Path], go: Path, *, timeout: float = 90
+                     ) -> list[Any]:
+    """Wait until every writer has touched its ``ready`` file, touch ``go``, and return what each
+    printed (one JSON document); a writer that fails or never gets ready fails the test. Every
+    writer is gone when this returns."""
+    try:
+        deadline = time.monotonic() + max(60, timeout)
+        while not all(r.exists() for r in ready):
+            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs if p.poll() is not None]
+            assert time.monotonic() < deadline, "the writers did not get ready"
+            time.sleep(0.02)
+        go.touch()
+        results = []
+        for p in procs:
+            out, err = p.communicate(timeout=timeout)
+            assert p.returncode == 0, err
+            results.append(json.loads(out))
+        return results
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def test_two_processes_race_their_commits(place: Place, tmp_path: Path) -> None:
     create_vault(place.url)
     script = tmp_path / "writer.py"
@@ -279,23 +305,8 @@ def test_two_processes_race_their_commits(place: Place, tmp_path: Path) -> None:
                str(tmp_path / "go")]
         procs.append(subprocess.Popen(cmd, env=cli_env(place, tmp_path / f"home-{who}"), stdin=subprocess.DEVNULL,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    try:
-        deadline = time.monotonic() + 60
-        while not all((tmp_path / f"{who}.ready").exists() for who in ("alice", "bob")):
-            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
-            assert time.monotonic() < deadline, "the writers did not get ready"
-            time.sleep(0.02)
-        (tmp_path / "go").touch()  # both staged on generation 0: one of them must lose and merge
-        results = []
-        for p in procs:
-            out, err = p.communicate(timeout=90)
-            assert p.returncode == 0, err
-            results.append(json.loads(out))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    # both staged on generation 0: one of them must lose and merge
+    results = release_together(procs, [tmp_path / f"{who}.ready" for who in ("alice", "bob")], tmp_path / "go")
     assert [r["start"] for r in results] == [0, 0]
     assert sorted(r["generation"] for r in results) == [1, 2]
     notes = {expected["alice/small"], expected["bob/small"]}  # both wrote /shared/note.txt

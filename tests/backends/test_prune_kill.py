@@ -142,3 +142,30 @@ def test_prune_through_the_cli(tmp_path: Path) -> None:
     assert r["deleted"] == d["unreferenced"] and r["after"] == d["after"] and r["before"] == d["before"]
     assert r["after"]["bytes"] < r["before"]["bytes"] and r["packs"]["max_unused"] == 0.1
     asyncio.run(check_clean(url, files))
+
+
+def test_forget_then_prune_frees_the_forgotten_data(tmp_path: Path) -> None:
+    """``forget --prune``: the data only forgotten generations referenced goes; the kept ones verify."""
+    url = str(tmp_path / "v")
+    cmd = [sys.executable, "-m", "sigmavault", "--vault", url, "--no-agent"]
+    env = {**os.environ, "SIGMAVAULT_PASSPHRASE": PASS}
+    made = subprocess.run([*cmd, "create", "--kdf", "minimum"], env=env, capture_output=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    for i in range(3):  # three generations of /f.bin, each with its own data
+        if i:
+            assert subprocess.run([*cmd, "rm", "/f.bin"], env=env, capture_output=True, timeout=120).returncode == 0
+        src = tmp_path / f"f{i}.bin"
+        src.write_bytes(blob(f"gen{i}", (1 << 20) * 3 // 2))
+        done = subprocess.run([*cmd, "import", str(src), "--to", "/f.bin"], env=env, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    run = subprocess.run([*cmd, "--json", "forget", "--keep-last", "1", "--prune"], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    pruned = [e for e in events if e.get("event") == "prune"]
+    assert len(pruned) == 1 and pruned[0]["deleted"] >= 2 and pruned[0]["after"]["bytes"] < pruned[0]["before"]["bytes"]
+    verify = subprocess.run([*cmd, "verify", "--full"], env=env, capture_output=True, text=True, timeout=300)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    out = tmp_path / "out.bin"
+    got = subprocess.run([*cmd, "export", "/f.bin", str(out)], env=env, capture_output=True, timeout=120)
+    assert got.returncode == 0 and out.read_bytes() == blob("gen2", (1 << 20) * 3 // 2)

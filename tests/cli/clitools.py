@@ -55,12 +55,13 @@ class Cli:
         self.vault = vault
         home.mkdir(parents=True, exist_ok=True)
 
-    def __call__(self, *args: str, passphrase: str | None = PASS, timeout: float = 120, **extra: str) -> Run:
+    def __call__(self, *args: str, passphrase: str | None = PASS, timeout: float = 120, cwd: Path | None = None,
+                 **extra: str) -> Run:
         cmd = [sys.executable, "-m", "sigmavault"]
         if self.vault is not None:
             cmd += ["--vault", str(self.vault)]
         p = subprocess.run([*cmd, *args], env=env_for(self.home, passphrase, **extra), stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, errors="surrogateescape", timeout=timeout)
+                           capture_output=True, text=True, errors="surrogateescape", timeout=timeout, cwd=cwd)
         return Run(p.returncode, p.stdout, p.stderr)
 
     def ok(self, *args: str, **kw: Any) -> Run:

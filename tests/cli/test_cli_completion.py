@@ -52,7 +52,7 @@ def test_bash_script_is_valid_and_completes_commands_subcommands_and_options(scr
     check = subprocess.run([BASH or "bash", "-n", str(bash)], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
     assert complete(bash, "sigmavault", "ex") == ["export"]
-    assert complete(bash, "sigmavault", "key", "") == ["list", "passwd", "add", "remove"]
+    assert complete(bash, "sigmavault", "key", "") == ["list", "passwd", "add", "device", "remove"]
     assert complete(bash, "sigmavault", "--json", "key", "re") == ["remove"]  # global options are skipped
     after_value = complete(bash, "sigmavault", "--vault", "key", "")  # "key" is --vault's value, not a command
     assert "create" in after_value and "list" not in after_value
@@ -93,7 +93,7 @@ def test_the_tree_follows_the_parser_and_value_options_are_unambiguous() -> None
     common = next(iter(sub.choices.values()))  # any command's parser carries the global options
     root = tree(sub, common)
     assert set(root.words) == set(sub.choices) and "completion" in root.words
-    assert list(root.children["key"].words) == ["list", "passwd", "add", "remove"]
+    assert list(root.children["key"].words) == ["list", "passwd", "add", "device", "remove"]
     nodes = _all_nodes(root)
     takes = set().union(*(n.takes_value for n in nodes))
     flags = {o for n in nodes for o in n.options if o not in n.takes_value}

@@ -116,3 +116,48 @@ def test_fingerprint_pins_a_second_device(vault: tuple[Cli, str, str], tmp_path:
     assert Cli(tmp_path / "dev3", cli.vault).ok("ls", "--fingerprint", fp).out == "kept/\n"
     assert Cli(tmp_path / "dev4", cli.vault)("ls", "--fingerprint", "xyz").code == 2
     assert PASS
+
+
+def test_device_slot_opens_this_device_without_a_passphrase(vault: tuple[Cli, str, str], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    cli, _, _ = vault
+    assert "no passphrase given" in cli("ls", passphrase=None).one_line_error()  # no credential at all yet
+    added = cli.ok("--json", "key", "add", "--device").json()
+    assert added["slot"]["kind"] == "device" and added["slot"]["label"] == "this device"
+    monkeypatch.setenv("SIGMAVAULT_HOME", str(cli.home))
+    key = config.places().device_key
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and key.stat().st_size == 32
+    assert cli.ok("ls", passphrase=None).out == "kept/\n"
+    listed = cli.ok("--json", "key", "list", passphrase=None).json()["slots"]
+    assert [s["kind"] for s in listed if s["unlocked_with"]] == ["device"]
+    again = cli("key", "add", "--device", passphrase=None)
+    assert again.code == 2 and "already has a slot" in again.one_line_error()
+    key.chmod(0o644)  # a key others can read is refused, not used
+    r = cli("ls", passphrase=None)
+    assert r.code != 0 and "chmod 600" in r.one_line_error()
+    key.chmod(0o600)
+    pw = tmp_path / "pw"
+    pw.write_text(PASS + "\n")
+    device_slot = next(s["id"] for s in listed if s["kind"] == "device")
+    cli.ok("key", "remove", device_slot, "--passphrase-file", str(pw), passphrase=None)  # a named credential
+    assert cli("ls", passphrase=None).code == 3  # the removed device slot no longer opens; asks for a passphrase
+    assert cli.ok("ls").out == "kept/\n"
+
+
+def test_enrol_another_device_by_its_public_key(vault: tuple[Cli, str, str], tmp_path: Path) -> None:
+    cli, fp, _ = vault
+    other = Cli(tmp_path / "phone", cli.vault)
+    pk = other.ok("--json", "key", "device", passphrase=None).json()["public_key"]
+    assert pk.startswith("age1pq1") and other.ok("key", "device", passphrase=None).out.strip() == pk  # stable
+    assert other("ls", passphrase=None).code == 3  # not enrolled, nothing pinned: no way in
+    before = keystores(cli)
+    bad = cli("key", "add", "--device", "--public-key", "age1pq1notakey")
+    assert bad.code == 2 and "device key" in bad.one_line_error() and keystores(cli) == before
+    alone = cli("key", "add", "--public-key", pk)
+    assert alone.code == 2 and "--device" in alone.one_line_error()
+    cli.ok("key", "add", "--device", "--public-key", pk, "--label", "phone")
+    assert other("ls", passphrase=None).code == 3  # enrolled but not pinned: a public-key slot never pins
+    assert other.ok("ls", "--fingerprint", fp, passphrase=None).out == "kept/\n"
+    assert other.ok("ls", passphrase=None).out == "kept/\n"  # pinned now
+    third = Cli(tmp_path / "laptop", cli.vault)  # a device whose key was not enrolled
+    assert third("ls", "--fingerprint", fp, passphrase=None).code == 3

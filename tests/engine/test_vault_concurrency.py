@@ -247,3 +247,11 @@ async def test_a_folder_moved_over_one_a_rival_changed_is_kept_as_a_conflict_cop
     assert files["/x/a/new"] == b"new in a" and files["/x/a/old"] == b"old a"
     copies = [p for p in files if p.startswith("/x/a (conflict ")]
     assert [files[p] for p in copies] == [b"y content"], files
+
+
+def test_a_lost_race_pauses_a_random_while_that_grows_to_one_second() -> None:
+    from sigmavault.engine.committer import backoff
+
+    for lost, cap in ((0, 0.005), (1, 0.010), (5, 0.160), (8, 1.0), (60, 1.0)):
+        pauses = [backoff(lost) for _ in range(200)]
+        assert all(0 <= p <= cap for p in pauses) and len(set(pauses)) > 1, (lost, max(pauses))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from vaulttools import PASS, new_vault, reopen
 
 import sigmavault
 from sigmavault import AuthError, NotFound, Snapshot, Tuning, UsageError
-from sigmavault.engine.local.settings import DEFAULT_MIXER, Places
+from sigmavault.engine.local.settings import DEFAULT_MIXER, Places, auto_mixer
 
 WRITES = ["put", "ingest", "patch", "mkdir", "symlink", "set_meta", "rm", "mv", "set_xattr", "commit", "refresh",
           "rebuild_index"]
@@ -93,6 +94,14 @@ async def test_settings_are_passed_in(tmp_path: Path) -> None:
     assert len(list((places.state).iterdir())) == 1  # this device's state went where it was told
     assert places.device_secret.exists()
     async with await sigmavault.open(str(tmp_path / "v"), passphrase=PASS) as v:  # the default: one source
-        assert (await v.mixer()).kind == DEFAULT_MIXER == Tuning().mixer
+        assert DEFAULT_MIXER == "auto" and (await v.mixer()).kind == Tuning().mixer == auto_mixer(os.cpu_count())
     with pytest.raises(sigmavault.UsageError, match="unknown mixer 'fastest'"):  # a VaultError, exit code 2
         Tuning(mixer="fastest")
+
+
+def test_auto_mixer_is_inline_below_four_cores_and_a_pool_from_there() -> None:
+    assert [auto_mixer(n) for n in (None, 1, 2, 3, 4, 16)] == ["inline"] * 4 + ["process"] * 2
+    t = Tuning()
+    assert t.mixer in ("inline", "process") and t.mixer_workers >= 2 and t.mixer_slots >= max(4, t.mixer_workers)
+    assert Tuning(mixer="process", mixer_workers=7).mixer_slots == 9  # enough in flight to keep 7 workers busy
+    assert Tuning(mixer_workers=1, mixer_slots=3).mixer_slots == 3  # what is given is kept

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,12 +14,19 @@ from fstools import make_vault, open_fs
 from sigmavault.fs import VaultFileSystem
 
 
+@pytest.fixture(scope="module")
+def empty_vault(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One empty vault made once; each test works on its own copy of the folder."""
+    return Path(make_vault(tmp_path_factory.mktemp("template") / "vault"))
+
+
 class VaultFixtures(abstract.AbstractFixtures):  # type: ignore[misc]
-    """A fresh vault per test, in the test's tmp folder; paths are vault paths below ``/``."""
+    """A fresh vault per test (a copy of one empty vault); paths are vault paths below ``/``."""
 
     @pytest.fixture
-    def fs(self, tmp_path: Path) -> Iterator[VaultFileSystem]:
-        fs = open_fs(make_vault(tmp_path / "vault"))
+    def fs(self, tmp_path: Path, empty_vault: Path) -> Iterator[VaultFileSystem]:
+        shutil.copytree(empty_vault, tmp_path / "vault")
+        fs = open_fs(str(tmp_path / "vault"))
         yield fs
         fs.close()
 

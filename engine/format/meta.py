@@ -1,0 +1,147 @@
+"""The ``meta`` object of a v2 commit record: who wrote it, what it changed, what it forgot (pure).
+
+``meta`` is a JSON object inside the sealed commit body, so the hash chain authenticates it like
+every other field. It is extensible: a reader keeps keys it does not know (they are part of the
+canonical bytes and re-encode unchanged) and ignores them, but the known keys have strict types::
+
+    "slot":       b64u(id of the key slot that unlocked the writer, 1–64 bytes)
+    "slot_label": the slot's label (≤ 256 characters)
+    "host":       the writer's host name, only if its user allowed it (≤ 255 characters)
+    "counts":     {"added": files, "changed": files, "removed": files, "bytes": bytes of added or changed files}
+    "forget":     {"gens": [[first, last], …] (inclusive ranges, ascending, disjoint, below this commit's gen),
+                   "rules": {rule name: integer or short string}}
+
+The whole object is bounded (:data:`MAX_META` bytes canonical, :data:`MAX_DEPTH` levels), so a
+co-writer holding the keys cannot make readers allocate much: the body itself is bounded by the
+commit size limit, and an oversized or mistyped ``meta`` fails the commit with the generic
+IntegrityError like any malformed field. Control characters in strings are allowed here (they are
+data); whoever prints them must escape them.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .canonical import array, dumps, fail, integer, string, unb64u
+
+MAX_META = 64 * 1024  # bytes of the canonical encoding of ``meta``
+MAX_DEPTH = 8  # nesting levels of objects and arrays below ``meta`` itself
+MAX_LABEL = 256
+MAX_HOST = 255
+MAX_RULE_TEXT = 64
+MAX_SLOT_ID = 64
+COUNT_KEYS = ("added", "changed", "removed", "bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class Forget:
+    """A forget decision: the generations it forgot (inclusive ranges) and the rules that chose them."""
+
+    ranges: tuple[tuple[int, int], ...]
+    rules: Mapping[str, int | str]
+
+    def __contains__(self, gen: object) -> bool:
+        i = bisect_right(self.ranges, (gen, 1 << 64)) - 1 if type(gen) is int else -1
+        return i >= 0 and self.ranges[i][0] <= gen <= self.ranges[i][1]  # type: ignore[operator]
+
+    def generations(self) -> list[int]:
+        return [g for a, b in self.ranges for g in range(a, b + 1)]
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """The known keys of one commit's ``meta``, typed (None where absent, and for a v1 commit)."""
+
+    slot: bytes | None = None
+    slot_label: str | None = None
+    host: str | None = None
+    counts: Mapping[str, int] | None = None
+    forget: Forget | None = None
+
+
+def ranges(gens: Iterable[int]) -> list[list[int]]:
+    """Sorted generations as inclusive ``[first, last]`` ranges (the ``forget.gens`` encoding)."""
+    out: list[list[int]] = []
+    for g in sorted(set(gens)):
+        if out and out[-1][1] == g - 1:
+            out[-1][1] = g
+        else:
+            out.append([g, g])
+    return out
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of a parsed JSON value (iterative: a hostile value cannot blow the stack here)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            break
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+    return deepest
+
+
+def _forget(value: object, gen: int) -> Forget:
+    if not isinstance(value, dict) or not {"gens", "rules"} <= set(value):
+        fail("forget")
+    out: list[tuple[int, int]] = []
+    for pair in array(value["gens"]):
+        if not isinstance(pair, list) or len(pair) != 2:
+            fail("forget range")
+        a, b = integer(pair[0]), integer(pair[1])
+        if not a <= b < gen or (out and a <= out[-1][1]):
+            fail("forget range")  # ascending, disjoint, and only generations older than this commit
+        out.append((a, b))
+    rules = value["rules"]
+    if not isinstance(rules, dict):
+        fail("forget rules")
+    for k, v in rules.items():
+        string(k, MAX_RULE_TEXT)
+        if isinstance(v, str):
+            string(v, MAX_RULE_TEXT)
+        else:
+            integer(v, -1)
+    return Forget(tuple(out), dict(rules))
+
+
+def check(value: object, gen: int) -> Audit:
+    """Validate the ``meta`` of commit ``gen`` (untrusted): bounds, then the types of the known keys.
+    Returns them typed; the caller keeps ``value`` itself (unknown keys included). IntegrityError."""
+    if not isinstance(value, dict):
+        fail("meta")
+    if _depth(value) > MAX_DEPTH:
+        fail("meta depth")
+    try:
+        size = len(dumps(value))
+    except (ValueError, RecursionError):
+        fail("meta")
+    if size > MAX_META:
+        fail("meta size")
+    slot = unb64u(value["slot"]) if "slot" in value else None
+    if slot is not None and not 1 <= len(slot) <= MAX_SLOT_ID:
+        fail("meta slot")
+    label = string(value["slot_label"], MAX_LABEL) if "slot_label" in value else None
+    host = string(value["host"], MAX_HOST) if "host" in value else None
+    counts = None
+    if "counts" in value:
+        c = value["counts"]
+        if not isinstance(c, dict):
+            fail("meta counts")
+        counts = {k: integer(c[k]) for k in COUNT_KEYS if k in c}
+    forget = _forget(value["forget"], gen) if "forget" in value else None
+    return Audit(slot, label, host, counts, forget)
+
+
+def audit_of(meta: Mapping[str, Any] | None, gen: int) -> Audit:
+    """The typed known keys of a decoded commit's ``meta`` (an empty :class:`Audit` for v1)."""
+    return Audit() if meta is None else check(meta, gen)
+
+
+__all__ = ["COUNT_KEYS", "MAX_META", "Audit", "Forget", "audit_of", "check", "ranges"]
