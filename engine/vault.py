@@ -32,10 +32,11 @@ from .committer import Committer
 from .content.index import BlobIndex
 from .content.writer import ContentWriter
 from .edits import Edits
-from .errors import NotFound
+from .errors import NotFound, UsageError
 from .format.canonical import b64u
 from .format.commits import ChainHead
 from .format.meta import MAX_HOST, MAX_LABEL
+from .guard import WriteGuard
 from .keys.schedule import KIND_DATA_PACK, KIND_PAGE_PACK
 from .lifecycle import AuditEntry, ForgetReport, audit, decide, next_chunk, report
 from .local.cache import Cache
@@ -47,6 +48,7 @@ from .repo.packs import PackWriter
 from .repo.reader import BlobReader
 from .repo.store import ObjectStore
 from .retention import Rules
+from .transfer.prune import ProgressFn, Pruner, PruneReport
 from .transfer.verify import Subject, verify_vault
 from .view import Parts, Snapshot
 
@@ -69,9 +71,11 @@ class Vault(Edits):
         catalog = Catalog(store, self._page_pack, cache, tuning.page_target, reader=reader)
         content = ContentWriter(store, self._data_pack, self._index)
         super().__init__(Parts(url, backend, history, store, cache, catalog, content, reader, tuning), inline_max)
+        #: prune beside writers: this vault's lease and the W3 check before each commit
+        self._guard = WriteGuard(store, self._index)
         self._commits = Committer(history=history, store=store, catalog=catalog, page_pack=self._page_pack,
                                   index=self._index, head=head, lock=self._lock, flush_content=content.flush,
-                                  refresh_interval=tuning.refresh_interval)
+                                  refresh_interval=tuning.refresh_interval, guard=self._guard)
         #: the vault's key slots (list, add, remove, change a passphrase): the ``key …`` commands
         self.keys = keys
         #: shown once after ``create``: the recovery code (a secret; print it for the user, never log it)
@@ -124,6 +128,7 @@ class Vault(Edits):
             return
         self._closed = True
         try:
+            await self._guard.end()  # abort or close: the lease ends (uncommitted uploads become garbage)
             if self._mixer is not None:
                 await self._mixer.aclose()
         finally:
@@ -169,6 +174,9 @@ class Vault(Edits):
     def cache(self) -> Cache:
         """This device's sealed local cache of the vault (dedup index, the import's file stats)."""
         return self._cache
+
+    async def _begin_write(self) -> None:
+        await self._guard.begin()
 
     @property
     def _tree(self) -> Tree:
@@ -305,3 +313,25 @@ class Vault(Edits):
         self._check_open()
         return await verify_vault(Subject(self._history, self._backend, self._reader, self._catalog, self._head), full)
 
+    # --- retention --------------------------------------------------------------------------
+
+    async def prune(self, *, max_unused: float = 0.05, dry_run: bool = False,
+                    progress: ProgressFn | None = None) -> PruneReport:
+        """Delete every object no kept generation references, safely beside writers on other
+        machines (docs/format.md, "Prune beside writers"); ``dry_run``: only report what would go.
+        ``progress(stage, done, total)``. Packs whose unused share exceeds ``max_unused`` are
+        counted (repacking them is not built yet). Raises IntegrityError (a directory that does not
+        load: nothing is deleted), BackendError."""
+        if dry_run:
+            self._check_open()
+        else:
+            self._check_writable()
+            if self.pending:  # our own uploads would be candidates, and our lease would make us wait for ourselves
+                raise UsageError("commit the pending changes before pruning")
+            await self._guard.end()  # nothing pending: what this vault uploaded since its last commit is garbage
+        return await self._pruner(max_unused=max_unused, dry_run=dry_run, progress=progress).run()
+
+    def _pruner(self, **options: Any) -> Pruner:
+        """A pruner over this vault (tests pass ``ttl``, ``clock``, ``poll`` and a step ``hook``)."""
+        return Pruner(history=self._history, catalog=self._catalog, records=self._guard.records,
+                      head=self._head, **options)

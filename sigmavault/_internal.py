@@ -34,6 +34,7 @@ from .engine.keys.secret import Secret
 from .engine.keys.slots import PROFILES, passphrase_from_file
 from .engine.keys.xwing import parse_identity
 from .engine.local import devstate
+from .engine.repo.destroy import DestroyProgress, DestroyReport, destroy
 from .engine.repo.keymgmt import Changed, load_device_key, load_device_secret
 from .engine.transfer.exporter import ExportOptions, ExportReport, export_tree
 from .engine.transfer.importer import ImportReport, Item, import_items, scan
@@ -42,10 +43,10 @@ from .engine.vault import Vault
 __all__ = [
     "PROFILES", "Changed", "Credential", "DeviceKey", "ExportOptions", "ExportReport", "ImportReport", "Item",
     "LockedError", "Passphrase", "Pin", "Progress", "RecoveryCode", "Secret", "SlotInfo", "TwoFactor", "XwingKey",
-    "b64u", "degraded", "device_key", "device_recipient", "device_secret", "export_tree", "first_error",
-    "forget_device", "harden", "has_objects", "has_vault", "import_items", "parse_identity", "passphrase_from_file",
-    "pinned", "places_status", "repair_places", "scan", "secret_env", "show", "split_path", "state_folder",
-    "tolerated", "unb64u", "vault_state_folder",
+    "b64u", "degraded", "destroy_vault", "device_key", "device_recipient", "device_secret", "export_tree",
+    "first_error", "forget_device", "harden", "has_objects", "has_vault", "import_items", "parse_identity",
+    "passphrase_from_file", "pinned", "places_status", "repair_places", "scan", "secret_env", "show", "split_path",
+    "state_folder", "tolerated", "unb64u", "vault_state_folder",
 ]
 
 
@@ -65,6 +66,15 @@ async def _holds(url: str, prefix: str) -> bool:
         async for _ in backend.list(prefix):
             return True
         return False
+    finally:
+        await backend.aclose()
+
+
+async def destroy_vault(url: str, progress: DestroyProgress | None = None) -> DestroyReport:
+    """Crypto-shred the vault at ``url`` (keystores first, then every object); resumable, needs no key."""
+    backend = open_backend(url)
+    try:
+        return await destroy(backend, progress)
     finally:
         await backend.aclose()
 

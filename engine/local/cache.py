@@ -79,7 +79,7 @@ NONCE, NONCE_BATCH = 12, 256
 BlobRow = tuple[int, int, str, int, int, int, bool]  # e, k, o, off, len, ol, committed
 BATCH = 1024  # queued rows that start a commit in the background
 
-_Write = Callable[[sqlite3.Connection], None]
+_Write = Callable[[sqlite3.Connection], object]  # what it returns is ignored
 _Key = tuple[str, object]  # (table, row key) a queued write touches
 _ALL_BLOBS: _Key = ("blob", None)  # a queued write that may change any blob row (mark_committed)
 
@@ -371,13 +371,13 @@ class Cache:
 
     def mark_committed(self, objects: Iterable[str]) -> None:
         names = list(objects)
-        if not names:
-            return
+        if names:
+            self._enqueue(lambda db: db.executemany("UPDATE blobs SET committed=1 WHERE o=?", ((o,) for o in names)),
+                          [_ALL_BLOBS], len(names))
 
-        def write(db: sqlite3.Connection) -> None:
-            db.executemany("UPDATE blobs SET committed=1 WHERE o=?", ((o,) for o in names))
-
-        self._enqueue(write, [_ALL_BLOBS], len(names))
+    def mark_all_provisional(self) -> None:
+        """Every blob row is looked up in the store again before it is reused (a prune deleted objects)."""
+        self._enqueue(lambda db: db.execute("UPDATE blobs SET committed=0"), [_ALL_BLOBS])
 
     def forget_blob(self, blob_id: bytes) -> None:
         def write(db: sqlite3.Connection) -> None:
