@@ -181,12 +181,19 @@ def test_a_locked_vault_on_s3_locks_what_every_client_writes(s3_server: SeaweedS
         head = raw.head_object(Bucket=bucket, Key=key)
         assert head["ObjectLockMode"] == "GOVERNANCE", key
         assert head["ObjectLockRetainUntilDate"] > datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=2)
+    keys = [o["Key"] for o in raw.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert not [k for k in keys if k.startswith("vault/l/")]  # leases are never locked: they went when done
+    ok(place, home, "rm", "/f.txt")
+    ok(place, home, "forget", "--keep-last", "1")
+    pruned = json.loads(ok(place, home, "--json", "prune").splitlines()[-1])  # JSON lines: the report is last
+    assert pruned["locked"] >= 1 and pruned["deleted"] == 0  # garbage, but locked: skipped and said so
+    assert {o["Key"] for o in raw.list_objects_v2(Bucket=bucket)["Contents"]} >= {k for k in keys if "/o/" in k}
     (tmp_path / "new").write_text("a new passphrase\n")
     changed = cli(place, home, "key", "passwd", "--new-passphrase-file", str(tmp_path / "new"))
     assert changed.returncode == 0 and "older keystore copies could not be deleted" in changed.stderr
     # the old keystore stays until its lock ends; the new passphrase opens the newest one, the old one no longer
     after = cli(place, home, "--json", "log", SIGMAVAULT_PASSPHRASE="a new passphrase")
-    assert after.returncode == 0 and json.loads(after.stdout)["generations"][0]["generation"] == 2
+    assert after.returncode == 0 and json.loads(after.stdout)["generations"][0]["generation"] == 4
     assert cli(place, home, "log").returncode == 3
 
 
