@@ -367,15 +367,21 @@ def encoded_pages(entries: Iterable[Entry], *, target: int = PAGE_TARGET,
     Canonical JSON nests: a page's bytes are its entries' canonical bytes joined inside
     ``{"entries":[…],"v":1}``, so the result is byte-identical to the two-step path (tested).
     """
+    return [data for data, _ in encoded_page_runs(entries, target=target, chunk_size=chunk_size)]
+
+
+def encoded_page_runs(entries: Iterable[Entry], *, target: int = PAGE_TARGET,
+                      chunk_size: int = DEFAULT_CHUNK) -> list[tuple[bytes, int]]:
+    """:func:`encoded_pages` with the number of entries each page holds (the runs of ``entries`` in order)."""
     if not _EMPTY_PAGE < target <= chunk_size:
         raise ValueError("page target must lie between an empty page and the chunk size")
-    pages: list[bytes] = []
+    pages: list[tuple[bytes, int]] = []
     current: list[bytes] = []
     size = _EMPTY_PAGE
     last: bytes | None = None
 
     def close() -> None:
-        pages.append(b'{"entries":[' + b",".join(current) + b'],"v":1}')
+        pages.append((b'{"entries":[' + b",".join(current) + b'],"v":1}', len(current)))
 
     for entry in entries:
         if last is not None and not last < entry.name:
@@ -412,6 +418,7 @@ __all__ = [
     "Page",
     "decode_page",
     "encode_page",
+    "encoded_page_runs",
     "encoded_pages",
     "entry_from_json",
     "entry_to_json",
