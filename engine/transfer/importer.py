@@ -55,7 +55,7 @@ class Target(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    local: Path
+    local: str  # absolute (scan builds paths as str: a Path per file cost more than its lstat)
     dest: list[bytes]
     kind: str  # "file" | "dir" | "symlink"
     size: int
@@ -90,7 +90,7 @@ def scan(sources: list[Path], dest: list[bytes], *, onto: bool = False) -> tuple
     items: list[Item] = []
     skipped: list[str] = []
 
-    def add(top: Path, top_target: list[bytes]) -> None:
+    def add(top: str, top_target: list[bytes]) -> None:
         stack = [(top, top_target)]  # iterative: a tree may be deeper than Python's recursion limit
         while stack:
             local, target = stack.pop()
@@ -109,11 +109,12 @@ def scan(sources: list[Path], dest: list[bytes], *, onto: bool = False) -> tuple
                     names = sorted(os.listdir(os.fsencode(local)))
                 except OSError as exc:
                     raise LocalIOError(f"cannot read {local}: {exc.strerror}") from exc
-                stack.extend((local / os.fsdecode(name), [*target, name]) for name in reversed(names))
+                join = os.path.join
+                stack.extend((join(local, os.fsdecode(name)), [*target, name]) for name in reversed(names))
             elif stat_mod.S_ISREG(st.st_mode):
                 items.append(Item(local, target, "file", st.st_size, Meta.of_stat(st), st.st_ino))
             else:
-                skipped.append(str(local))
+                skipped.append(local)
 
     if onto and (len(sources) != 1 or not dest):
         raise UsageError("only one source can become the destination itself")
@@ -122,7 +123,7 @@ def scan(sources: list[Path], dest: list[bytes], *, onto: bool = False) -> tuple
         name = os.fsencode(src.resolve().name) if src.name in ("", ".", "..") else os.fsencode(src.name)
         if not name and not onto:
             raise UsageError(f"cannot import {src}: it has no name (import its contents instead)")
-        add(src, dest if onto else dest + [name])
+        add(str(src), dest if onto else dest + [name])
     return items, skipped
 
 
@@ -210,7 +211,7 @@ async def import_items(vault: Target, items: list[Item], dest_parts: list[bytes]
                 hook(report, None, os.fsdecode(path))
             return
         by_dest[path] = item
-        await ing.add(item.dest, item.local, item.meta, item.size)
+        await ing.add(item.dest, Path(item.local), item.meta, item.size)
         report.bytes_read += item.size
         if st is None:
             report.added += 1
