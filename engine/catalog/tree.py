@@ -107,6 +107,9 @@ class Tree:
         # where each loaded page is stored: a writer never places one page at two paths of a tree,
         # and a co-writer who does (a 12 KB catalog implying 10^5 files) is refused at the second
         self._page_owner: dict[tuple[str, int], int] = {}  # (object, offset) → id() of the Dir that loads it
+        #: a merge placed another tree's pieces here: every dirty directory is saved into new pages
+        #: (none keeps a page of its previous version, which the other tree may hold elsewhere)
+        self.fresh_pages = False
 
     async def children(self, d: Dir, where: list[bytes] | None = None) -> dict[bytes, Node]:
         """The entries of ``d``, loaded on first use. A damaged page is an IntegrityError naming
@@ -234,6 +237,7 @@ class Tree:
         self._touch(chain or [self.root])
 
     def mark_clean(self) -> None:
+        self.fresh_pages = False
         stack = [self.root]  # iterative: a tree may be deeper than Python's recursion limit
         while stack:
             d = stack.pop()
@@ -293,7 +297,9 @@ async def merge(base: Tree, ours: Tree, theirs: Tree, client_id: bytes) -> Tree:
                     out[conflict_name(name, client_id)] = on
             if pick is not None:
                 out[name] = pick
-    return Tree(root, theirs.loader)
+    merged = Tree(root, theirs.loader)
+    merged.fresh_pages = True
+    return merged
 
 
 async def _unshare(base: Tree, ours: Tree, node: Node | None, was: Node | None) -> None:

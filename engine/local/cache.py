@@ -410,19 +410,17 @@ class Cache:
 
     # --- backup: stats of files already imported (keyed by a keyed hash of the path) ----
 
-    async def file_stat(self, path: bytes) -> tuple[int, int, int] | None:
-        def read(db: sqlite3.Connection) -> tuple[int, int, int] | None:
-            name = self._s.name(path)
-            row = db.execute("SELECT v FROM files WHERE path=?", (name,)).fetchone()
-            if row is None:
-                return None
-            plain = self._s.open(bytes(row[0]), b"file\0" + name)
-            if plain is None or len(plain) != _STAT.size:
-                return None
-            size, mtime_ns, ino = _STAT.unpack(plain)
-            return size, mtime_ns, ino
+    async def file_stats(self, paths: list[bytes]) -> list[tuple[int, int, int] | None]:
+        """The stats recorded for each of ``paths`` (None: none or unreadable), in one hop to the worker."""
+        def read(db: sqlite3.Connection) -> list[tuple[int, int, int] | None]:
+            out: list[tuple[int, int, int] | None] = []
+            for path in paths:
+                row = db.execute("SELECT v FROM files WHERE path=?", (name := self._s.name(path),)).fetchone()
+                plain = None if row is None else self._s.open(bytes(row[0]), b"file\0" + name)
+                out.append(_STAT.unpack(plain) if plain is not None and len(plain) == _STAT.size else None)
+            return out
 
-        return await self._call(lambda: self._read((("file", path),), read))
+        return await self._call(lambda: self._read(tuple(("file", p) for p in paths), read))
 
     def set_file_stats(self, rows: Iterable[tuple[bytes, int, int, int]]) -> None:
         items = list(rows)

@@ -40,7 +40,7 @@ def test_values_round_trip_and_never_reach_the_disk_in_the_clear(tmp_path: Path)
     c.set_file_stats([(b"/dest\0/home/me/" + MARK, 123456789, 42, 7)])
     c.add_blobs([(b"b" * 32, 1, 2, "o/" + "ab" * 32, 4096, 987654, 1 << 20)])
     assert run(c.get_page(b"p" * 32)) == MARK + b" page"
-    assert run(c.file_stat(b"/dest\0/home/me/" + MARK)) == (123456789, 42, 7)
+    assert run(c.file_stats([b"/dest\0/home/me/" + MARK])) == [(123456789, 42, 7)]
     assert run(c.find_blob(b"b" * 32)) == (1, 2, "o/" + "ab" * 32, 4096, 987654, 1 << 20, False)
     c.close()
     data = _disk(path)
@@ -60,7 +60,7 @@ def test_another_key_reads_nothing(tmp_path: Path) -> None:
     c.close()
     other = Cache(path, _key())
     assert run(other.get_page(b"p" * 32)) is None
-    assert run(other.file_stat(b"/x")) is None
+    assert run(other.file_stats([b"/x"])) == [None]
     assert run(other.find_blob(b"b" * 32)) is None
 
 

@@ -117,7 +117,7 @@ def test_queued_rows_survive_close_and_reopen(tmp_path: Path) -> None:
             for i, e, k, o, off, n, ol in blobs:
                 assert await c.find_blob(i) == (e, k, o, off, n, ol, o == blobs[0][3])
             assert await c.get_page(b"p" * 32) == b"page bytes"
-            assert await c.file_stat(b"/a\0/home/a") == (1, 2, 3)
+            assert (await c.file_stats([b"/a\0/home/a"]))[0] == (1, 2, 3)
             assert await c.get_meta("indexed_gen") == 7
         finally:
             await c.aclose()

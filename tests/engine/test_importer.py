@@ -70,6 +70,34 @@ async def test_backup_skips_unchanged_files_and_picks_up_changes(tmp_path: Path)
     assert len(object_files(url)) - objects <= 2  # one data pack and one page pack, no chunk re-upload
 
 
+async def test_backup_reads_recorded_stats_in_batches_and_still_sees_each_change(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sigmavault.engine.local.cache import Cache
+    from sigmavault.engine.transfer import importer
+
+    monkeypatch.setattr(importer, "STAT_BATCH", 4)
+    src = tmp_path / "data"
+    for i in range(11):
+        (src / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+        (src / f"d{i % 3}" / f"f{i:02d}").write_bytes(b"%d" % i)
+    async with await new_vault(tmp_path / "v") as v:
+        await import_paths(v, [src], "/", incremental=True)
+        await v.commit()
+        hops: list[int] = []
+        real = Cache.file_stats
+
+        async def counting(self: Cache, paths: list[bytes]) -> list[tuple[int, int, int] | None]:
+            hops.append(len(paths))
+            return await real(self, paths)
+
+        monkeypatch.setattr(Cache, "file_stats", counting)
+        (src / "d1" / "f07").write_bytes(b"seven, changed")  # in the second batch of four
+        again = await import_paths(v, [src], "/", incremental=True)
+        assert hops == [4, 4, 3]  # 11 files, one hop per batch, not one per file
+        assert (again.files, again.skipped, again.changed) == (11, 10, 1)
+        assert await v.read_bytes("data/d1/f07") == b"seven, changed"
+
+
 async def test_two_sources_of_one_name_merge_into_the_tree_the_first_made(tmp_path: Path) -> None:
     # the first source creates /d/x and what is below it (new: nothing there is looked up); the
     # second, of the same name, merges into it: below it every path is looked up again, and its
