@@ -26,7 +26,7 @@ RUN python -m venv /opt/sigmavault \
 # only what the package build reads, so a change to tests or docs does not rebuild the venv
 COPY pyproject.toml README.md /src/
 COPY sigmavault /src/sigmavault
-RUN /opt/sigmavault/bin/python -m pip install --no-cache-dir "/src[fast,cloud,mount,fsspec,http,metrics]"
+RUN /opt/sigmavault/bin/python -m pip install --no-cache-dir "/src[fast,cloud,mount,fsspec,http,metrics,disperse]"
 
 
 FROM python:3.11-slim-bookworm
@@ -55,7 +55,7 @@ ENV PATH=/opt/sigmavault/bin:$PATH \
     XDG_CONFIG_HOME=/home/sigmavault/.sigmavault/config \
     XDG_CACHE_HOME=/home/sigmavault/.sigmavault/cache
 
-USER sigmavault
+USER ${SIGMAVAULT_UID}:${SIGMAVAULT_UID}
 WORKDIR /home/sigmavault
 
 # No HEALTHCHECK here: most runs are one-shot commands (create, import, ls) with nothing to probe;

@@ -176,10 +176,11 @@ class Replicas:
                 seen[p.index] = data  # created there, even if the read-back failed
         winner = decide(seen, self.n)
         if winner is None:
-            answered = {i for i, c in enumerate(seen) if c is not None}
+            failed = {p.index for p, r in zip(reachable, results, strict=True) if r is None}
+            answered = {i for i, c in enumerate(seen) if c is not None} - failed
             raise BackendUnavailable(
                 f"{name} is undecided (no majority of places holds one copy); "
-                f"unreachable: {self._absent(answered) or 'none'}; "
+                f"failed or unreachable: {self._absent(answered) or 'none'}; "
                 "retry when the places answer, or run `sigmavault repair`"
             )
         await self._settle(name, seen, winner)
