@@ -16,6 +16,9 @@ from pathlib import Path
 
 from .engine.local.settings import DEFAULT_MIXER, MIXERS, Places, Tuning
 
+MMAP_THRESHOLD = 32 << 20  # glibc's ceiling: every chunk buffer (<= 16 MiB chunks) comes from the heap
+TRIM_THRESHOLD = 64 << 20  # freed chunk buffers stay mapped for the next chunk instead of being returned
+
 __all__ = ["DEFAULT_MIXER", "Places", "Tuning", "config_dir", "data_dir", "default_vault", "places",
            "runtime_dir", "state_dir", "tune_malloc", "tuning"]
 
@@ -77,8 +80,13 @@ def tune_malloc() -> None:
     each thread its own arena and freed 4 MiB blocks stay behind in all of them (measured: peak RSS
     of a 1 GiB import 173 MiB). One arena reuses them (124 MiB, and the import got faster). Pinning
     the mmap threshold instead also flattened memory (112 MiB) but made every chunk buffer a fresh
-    mapping: export spent twice the system time in page faults. A no-op where glibc is not the
-    allocator. Called by the CLI and the mount; a service embedding the library may call it too.
+    mapping: export spent twice the system time in page faults. Pinned *above* every chunk buffer
+    (MMAP_THRESHOLD) with a trim threshold that keeps freed buffers mapped (TRIM_THRESHOLD), the
+    4 MiB read and open buffers of an export are reused from the heap instead of being returned to
+    the kernel and faulted in anew (measured: 57k → 41k minor faults per 1 GiB export, same peak
+    RSS; on a VM that reports free pages to its host a fresh page costs ~20 µs). A no-op where
+    glibc is not the allocator. Called by the CLI and the mount; a service embedding the library
+    may call it too.
     """
     import ctypes
     import ctypes.util
@@ -88,7 +96,9 @@ def tune_malloc() -> None:
         return
     try:
         libc = ctypes.CDLL(name)
-        m_arena_max = -8
+        m_arena_max, m_mmap_threshold, m_trim_threshold = -8, -3, -1
         libc.mallopt(m_arena_max, 1)
+        libc.mallopt(m_mmap_threshold, MMAP_THRESHOLD)
+        libc.mallopt(m_trim_threshold, TRIM_THRESHOLD)
     except (OSError, AttributeError):
         return
