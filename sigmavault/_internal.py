@@ -22,6 +22,8 @@ from .engine.catalog.tree import show, split_path
 from .engine.content.pipeline import Progress
 from .engine.errors import LockedError, first_error
 from .engine.format.canonical import b64u, unb64u
+from .engine.guard import DEFAULTS as GUARD_DEFAULTS
+from .engine.guard import GuardState, protected_in, run_counts, run_meta, score
 from .engine.keys import harden
 from .engine.keys.credentials import Credential, DeviceKey, Passphrase, Pin, RecoveryCode, TwoFactor, XwingKey
 from .engine.keys.harden import secret_env
@@ -35,11 +37,12 @@ from .engine.transfer.exporter import ExportOptions, ExportReport, export_tree
 from .engine.transfer.importer import ImportReport, Item, import_items, scan
 
 __all__ = [
-    "PROFILES", "Changed", "Credential", "DeviceKey", "ExportOptions", "ExportReport", "ImportReport", "Item",
-    "LockedError", "Passphrase", "Pin", "Progress", "RecoveryCode", "Secret", "SlotInfo", "TwoFactor", "XwingKey",
-    "b64u", "device_key", "device_recipient", "device_secret", "export_tree", "first_error", "forget_device",
-    "harden", "has_vault", "import_items", "parse_identity", "passphrase_from_file", "pinned", "scan", "secret_env",
-    "show", "split_path", "state_folder", "unb64u",
+    "GUARD_DEFAULTS", "PROFILES", "Changed", "Credential", "DeviceKey", "ExportOptions", "ExportReport", "GuardState",
+    "ImportReport", "Item", "LockedError", "Passphrase", "Pin", "Progress", "RecoveryCode", "Secret", "SlotInfo",
+    "TwoFactor", "XwingKey", "b64u", "device_key", "device_recipient", "device_secret", "export_tree", "first_error",
+    "forget_device", "harden", "has_vault", "import_items", "parse_identity", "passphrase_from_file", "pinned",
+    "protected_in", "run_counts", "run_meta", "scan", "score", "secret_env", "show", "split_path", "state_folder",
+    "unb64u",
 ]
 
 

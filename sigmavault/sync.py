@@ -37,6 +37,7 @@ from ._syncloop import LoopThread
 from .engine.catalog.diff import Change
 from .engine.catalog.results import LogEntry, Stat, VerifyReport
 from .engine.content.writer import Source
+from .engine.guard import GuardState
 from .engine.keys.credentials import Credential, Passphrase
 from .engine.keys.keyring import Params
 from .engine.keys.keystore import SlotInfo
@@ -271,9 +272,9 @@ class SyncVault(_SyncView):
 
     # --- commits and history ---------------------------------------------------------------
 
-    def commit(self) -> int:
+    def commit(self, meta: dict[str, Any] | None = None) -> int:
         """Blocking :meth:`sigmavault.Vault.commit`: make the edits visible; the new generation."""
-        return self._lt.run(self._vault.commit())
+        return self._lt.run(self._vault.commit(meta))
 
     def refresh(self) -> int:
         """Blocking :meth:`sigmavault.Vault.refresh`: adopt other clients' commits now; the generation."""
@@ -299,9 +300,18 @@ class SyncVault(_SyncView):
         """Blocking :meth:`sigmavault.Vault.kept_generations`: the generations no forget has forgotten."""
         return self._lt.run(self._vault.kept_generations())
 
-    def forget(self, rules: Rules, *, dry_run: bool = False, tz: tzinfo | None = None) -> ForgetReport:
+    def forget(self, rules: Rules, *, dry_run: bool = False, tz: tzinfo | None = None,
+               force: bool = False) -> ForgetReport:
         """Blocking :meth:`sigmavault.Vault.forget`: apply keep rules and record the decision. UsageError."""
-        return self._lt.run(self._vault.forget(rules, dry_run=dry_run, tz=tz))
+        return self._lt.run(self._vault.forget(rules, dry_run=dry_run, tz=tz, force=force))
+
+    def guard_state(self) -> GuardState:
+        """Blocking :meth:`sigmavault.Vault.guard_state`: the guard's marks, baseline and thresholds."""
+        return self._lt.run(self._vault.guard_state())
+
+    def guard_record(self, meta: dict[str, Any]) -> int:
+        """Blocking :meth:`sigmavault.Vault.guard_record`: write a guard record (clear, tune); its generation."""
+        return self._lt.run(self._vault.guard_record(meta))
 
     def audit(self, since: int | None = None) -> list[AuditEntry]:
         """Blocking :meth:`sigmavault.Vault.audit`: every commit record with who and when, oldest first."""

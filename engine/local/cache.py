@@ -410,28 +410,27 @@ class Cache:
 
     # --- backup: stats of files already imported (keyed by a keyed hash of the path) ----
 
-    async def file_stat(self, path: bytes) -> tuple[int, int, int] | None:
-        def read(db: sqlite3.Connection) -> tuple[int, int, int] | None:
+    async def file_stat(self, path: bytes, *, extra: bool = False) -> tuple[int, int, int] | bytes | None:
+        """(size, mtime_ns, ino) of the row, or with ``extra`` the bytes stored after them (the guard's signal)."""
+        def read(db: sqlite3.Connection) -> tuple[int, int, int] | bytes | None:
             name = self._s.name(path)
             row = db.execute("SELECT v FROM files WHERE path=?", (name,)).fetchone()
-            if row is None:
+            plain = None if row is None else self._s.open(bytes(row[0]), b"file\0" + name)
+            if plain is None or len(plain) < _STAT.size:
                 return None
-            plain = self._s.open(bytes(row[0]), b"file\0" + name)
-            if plain is None or len(plain) != _STAT.size:
-                return None
-            size, mtime_ns, ino = _STAT.unpack(plain)
-            return size, mtime_ns, ino
+            return plain[_STAT.size:] if extra else _STAT.unpack_from(plain)
 
         return await self._call(lambda: self._read((("file", path),), read))
 
-    def set_file_stats(self, rows: Iterable[tuple[bytes, int, int, int]]) -> None:
+    def set_file_stats(self, rows: Iterable[tuple[bytes, int, int, int] | tuple[bytes, int, int, int, bytes]]) -> None:
+        """Rows of (path, size, mtime_ns, ino) and optionally extra bytes kept after them."""
         items = list(rows)
         if not items:
             return
 
-        def sealed(path: bytes, size: int, mtime_ns: int, ino: int) -> tuple[bytes, bytes]:
+        def sealed(path: bytes, size: int, mtime_ns: int, ino: int, more: bytes = b"") -> tuple[bytes, bytes]:
             name = self._s.name(path)
-            return name, self._s.seal(_STAT.pack(size, mtime_ns, ino), b"file\0" + name)
+            return name, self._s.seal(_STAT.pack(size, mtime_ns, ino) + more, b"file\0" + name)
 
         def write(db: sqlite3.Connection) -> None:
             db.executemany("INSERT OR REPLACE INTO files(path, v) VALUES (?,?)", (sealed(*r) for r in items))
