@@ -9,7 +9,8 @@ Per run, over the files that were in the vault under the backed-up roots before 
   or have no earlier signal on this device: what encrypting a document or a photo in place looks like
   (a re-saved JPEG or zip keeps its signature and is not counted);
 - ``renamed``: files gone from disk with a new file beside them named like them plus an extension,
-  or with the same stem and a new extension (``a.docx`` → ``a.docx.locked``, ``a.locked``);
+  or with the same stem and a new extension (``a.docx`` → ``a.docx.locked``, ``a.locked``), whose
+  content is near-random without a known signature (a rotated ``app.log.1`` → ``app.log.2.gz`` is not);
 - ``deleted``: other files gone from disk (backup does not mirror deletions: the vault keeps them);
 - ``truncated``: changed files now less than half their old size (old size ≥ 1 KiB).
 
@@ -92,7 +93,7 @@ def run_counts(existing: Iterable[bytes], scanned: Iterable[bytes], signals: Map
         out["modified"] += 1
         old = prior.get(path)
         was_plain = old is None or old.entropy < LOW or old.head != s.head
-        if s.entropy >= RANDOM and not known_format(s.head) and was_plain:
+        if _opaque(s) and was_plain:
             out["jumped"] += 1
         if s.old_size >= 1024 and s.size < s.old_size // 2:
             out["truncated"] += 1
@@ -101,11 +102,17 @@ def run_counts(existing: Iterable[bytes], scanned: Iterable[bytes], signals: Map
     for p in on_disk - before:
         fresh.setdefault(os.path.split(p)[0], []).append(p)
     for g in gone:
-        if any(_renamed(g, n) for n in fresh.get(os.path.split(g)[0], ())):
-            out["renamed"] += 1
-        else:
+        like = [n for n in fresh.get(os.path.split(g)[0], ()) if _renamed(g, n)]
+        if not like:
             out["deleted"] += 1
+        elif any(n in signals and _opaque(signals[n]) for n in like):
+            out["renamed"] += 1  # and its content is now opaque: a rotated log (or its .gz) is not
     return out
+
+
+def _opaque(s: FileSignal) -> bool:
+    """Near-random content without a known format's signature: what encryption leaves."""
+    return s.entropy >= RANDOM and not known_format(s.head)
 
 
 def thresholds(tune: Mapping[str, int] | None) -> dict[str, int]:

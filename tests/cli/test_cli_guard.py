@@ -145,3 +145,34 @@ def test_clear_and_tune_are_records_every_client_sees(tmp_path: Path) -> None:
     encrypt(notes(tree)[6:12])
     r = cli.ok("backup", str(tree))
     assert suspicious(r.err) == []
+
+
+def test_the_baseline_is_in_the_vault_and_survives_a_new_device(tmp_path: Path) -> None:
+    cli, tree = fresh(tmp_path)
+    for i in range(6):
+        notes(tree)[i].write_text(f"day {i}\n" * 50)
+        cli.ok("backup", str(tree))
+    st = cli.ok("--json", "guard", "status").json()
+    assert st["baseline_runs"] == 6 and st["mode"] == "baseline"
+    device = Cli(tmp_path / "new-device", tmp_path / "vault")  # no local state at all
+    assert device.ok("--json", "guard", "status").json() == st
+    # the new device scores against it: its first backup (a fresh cache) of an encrypted tree is flagged
+    encrypt(notes(tree)[:8])
+    r = device.ok("backup", str(tree))
+    assert len(suspicious(r.err)) == 1 and "z=" in suspicious(r.err)[0], r.err
+
+
+def test_the_storage_cannot_strip_a_mark(tmp_path: Path) -> None:
+    cli, tree = fresh(tmp_path)
+    cli.ok("backup", str(tree))
+    encrypt(notes(tree)[:6])
+    cli.ok("backup", str(tree))
+    bad = cli.ok("--json", "guard", "status").json()["suspect"][0]["generation"]
+    (tree / "later.txt").write_text("later\n")
+    cli.ok("backup", str(tree))
+    c = tmp_path / "vault" / "c"
+    (c / f"{bad:016x}").write_bytes((c / f"{bad - 1:016x}").read_bytes())  # an older, unmarked commit in its place
+    r = Cli(tmp_path / "home2", tmp_path / "vault")("log")
+    assert r.code in (6, 7), r.err  # integrity or rollback: never a silently clean history
+    (c / f"{bad:016x}").unlink()  # or withheld altogether: a rollback to a device that has seen the chain
+    assert cli("log").code == 7  # (a device that never saw it is shown the history up to the gap: CRYPTO.md §5.3)
