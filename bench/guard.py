@@ -32,8 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PASS = "bench guard passphrase"
-WORDS = ("the quarterly report shows revenue growth in every region while costs stayed flat and the team "
-         "plans to hire two engineers next spring to work on the storage layer and the sync client").split()
+WORDS = ["the", "quarterly", "report", "shows", "revenue", "growth", "in", "every", "region", "while", "costs",
+         "stayed", "flat", "and", "team", "plans", "to", "hire", "two", "engineers", "next", "spring", "work", "on",
+         "storage", "layer", "sync", "client"]
 
 
 def prose(rng: random.Random, n: int) -> str:

@@ -65,7 +65,8 @@ def known_format(head: bytes) -> bool:
     return head.startswith(MAGIC) or head[4:8] == b"ftyp"
 
 
-def _renamed(gone: bytes, new: bytes) -> bool:
+def looks_renamed(gone: bytes, new: bytes) -> bool:
+    """``new`` is ``gone`` plus an extension, or the same stem with another extension, in the same folder."""
     a, b = os.path.split(gone), os.path.split(new)
     if a[0] != b[0]:
         return False
@@ -102,7 +103,7 @@ def run_counts(existing: Iterable[bytes], scanned: Iterable[bytes], signals: Map
     for p in on_disk - before:
         fresh.setdefault(os.path.split(p)[0], []).append(p)
     for g in gone:
-        like = [n for n in fresh.get(os.path.split(g)[0], ()) if _renamed(g, n)]
+        like = [n for n in fresh.get(os.path.split(g)[0], ()) if looks_renamed(g, n)]
         if not like:
             out["deleted"] += 1
         elif any(n in signals and _opaque(signals[n]) for n in like):
@@ -228,6 +229,6 @@ def run_meta(counts: Mapping[str, int], reasons: list[str]) -> dict[str, Any]:
 
 
 __all__ = [
-    "DEFAULTS", "GuardRefusal", "GuardState", "is_record", "known_format", "protected_generations", "protected_in",
-    "refuse", "run_counts", "run_meta", "score", "state", "thresholds",
+    "DEFAULTS", "GuardRefusal", "GuardState", "is_record", "known_format", "looks_renamed", "protected_generations",
+    "protected_in", "refuse", "run_counts", "run_meta", "score", "state", "thresholds",
 ]

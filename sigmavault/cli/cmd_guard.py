@@ -1,20 +1,25 @@
-"""``sigmavault guard status|clear GEN|tune``: the guard's marks and thresholds (see :mod:`sigmavault.engine.guard`).
+"""``sigmavault guard status|clear GEN|tune|unfreeze MOUNTPOINT``: the guard's marks and thresholds.
+
+See :mod:`sigmavault.engine.guard` (scoring) and :mod:`sigmavault.mount.watch` (the mount's freeze).
 
 ``backup`` and ``import`` score every run against the vault's own baseline and mark a suspect run
 in its commit (it still commits). ``status`` lists the marks still standing, the generations
 ``forget`` keeps because of them, the thresholds in force and how many earlier runs make the
 baseline. ``clear GEN`` writes a record (commits are immutable) that lifts GEN's mark; ``tune``
 writes a record with new thresholds (integers; shares in per mille), shared by every client.
+``unfreeze`` resumes a mount that ``mount --guard freeze`` switched to read-only (SIGUSR1 to it).
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from .. import UsageError
 from .._internal import GUARD_DEFAULTS, protected_in
 from .access import Options, open_vault
+from .mount import unfreeze
 from .output import Output, shown
 
 
@@ -32,6 +37,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help=f"a threshold (repeatable): {', '.join(GUARD_DEFAULTS)}")
     t.add_argument("--reset", action="store_true", help="back to the documented defaults")
     t.set_defaults(handler=tune)
+    u = gsub.add_parser("unfreeze", parents=[common], help="make a mount the guard froze writable again")
+    u.add_argument("mountpoint", metavar="MOUNTPOINT")
+    u.add_argument("--pid-file", metavar="FILE", help="the pid file the mount wrote")
+    u.set_defaults(handler=run_unfreeze)
 
 
 async def status(opts: Options, args: argparse.Namespace, out: Output) -> None:
@@ -85,3 +94,9 @@ async def tune(opts: Options, args: argparse.Namespace, out: Output) -> None:
         gen = await vault.guard_record({"guard": {"tune": new}})
     out.result({"thresholds": new, "record": gen},
                [f"thresholds recorded as generation {gen}:", " ".join(f"{k}={v}" for k, v in new.items())])
+
+
+async def run_unfreeze(opts: Options, args: argparse.Namespace, out: Output) -> None:
+    pid = unfreeze(Path(args.mountpoint), Path(args.pid_file) if args.pid_file else None)
+    out.result({"mountpoint": args.mountpoint, "pid": pid},
+               f"asked the mount on {args.mountpoint} to resume writing (its log says when it has)")

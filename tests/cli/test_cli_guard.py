@@ -38,6 +38,15 @@ def fresh(tmp_path: Path) -> tuple[Cli, Path]:
     return cli, text_tree(tmp_path / "src")
 
 
+def marked(tmp_path: Path) -> tuple[Cli, Path, int]:
+    """A vault with one clean backup, then one of a tree with 15 % of its files encrypted: its generation."""
+    cli, tree = fresh(tmp_path)
+    cli.ok("backup", str(tree))
+    encrypt(notes(tree)[:6])
+    cli.ok("backup", str(tree))
+    return cli, tree, cli.ok("--json", "guard", "status").json()["suspect"][0]["generation"]
+
+
 def notes(tree: Path) -> list[Path]:
     return sorted(tree.rglob("*.txt"))
 
@@ -125,11 +134,7 @@ def test_forget_refuses_the_last_clean_generation_before_a_suspect_one_unless_fo
 
 
 def test_clear_and_tune_are_records_every_client_sees(tmp_path: Path) -> None:
-    cli, tree = fresh(tmp_path)
-    cli.ok("backup", str(tree))
-    encrypt(notes(tree)[:6])
-    cli.ok("backup", str(tree))
-    bad = cli.ok("--json", "guard", "status").json()["suspect"][0]["generation"]
+    cli, tree, bad = marked(tmp_path)
     assert cli("guard", "clear", str(bad + 5)).code == 2
     r = cli.ok("--json", "guard", "clear", str(bad))
     assert r.json()["cleared"] == bad
@@ -163,11 +168,7 @@ def test_the_baseline_is_in_the_vault_and_survives_a_new_device(tmp_path: Path) 
 
 
 def test_the_storage_cannot_strip_a_mark(tmp_path: Path) -> None:
-    cli, tree = fresh(tmp_path)
-    cli.ok("backup", str(tree))
-    encrypt(notes(tree)[:6])
-    cli.ok("backup", str(tree))
-    bad = cli.ok("--json", "guard", "status").json()["suspect"][0]["generation"]
+    cli, tree, bad = marked(tmp_path)
     (tree / "later.txt").write_text("later\n")
     cli.ok("backup", str(tree))
     c = tmp_path / "vault" / "c"
