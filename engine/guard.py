@@ -184,7 +184,7 @@ async def state(history: History) -> GuardState:
             st.tune = dict(g.tune)
         if g.suspect and gen not in st.cleared and gen in kept:
             st.marks[gen] = g.reasons
-        if g.run is not None and (not g.suspect or gen in st.cleared):
+        if g.run is not None and "existing" in g.run and (not g.suspect or gen in st.cleared):  # a backup's
             st.baseline.append(dict(g.run))
     st.snapshots.reverse()
     st.baseline = st.baseline[: thresholds(st.tune)["window"]]

@@ -143,7 +143,8 @@ class Session:
         self._last_commit = time.monotonic()
         await self.content.flush_all()
         if self.vault.pending:
-            gen = await self.vault.commit()
+            gen = await self.vault.commit(self.ops.watch.meta())
+            self.ops.watch.recorded()
             log.info("committed generation %d", gen)
 
     async def timer(self) -> None:

@@ -7,7 +7,8 @@ buffer, no extra read): an existing file (not one created on this mount since it
 rewritten content is near-random without a known format signature at its release is a *rewrite*;
 a rename to a new extension (``a.docx`` → ``a.docx.locked``) counts as one too; an unlink of a file
 is a *deletion*. Events older than ``guard_window`` seconds drop out; ``guard_rewrites`` rewrites or
-``guard_deletions`` deletions inside the window trip the guard. Every trip is logged with the counts.
+``guard_deletions`` deletions inside the window trip the guard. Every trip is logged with the counts,
+and the mount's next commit carries it in ``meta.guard`` (suspect, the reasons), as a backup's does.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from ..engine.content.signals import Sampler
 from ..engine.guard import known_format, looks_renamed
@@ -42,6 +44,18 @@ class Watch:
         #: why the mount is frozen (None: it is not)
         self.frozen: str | None = None
         self.trips = 0
+        self._unrecorded: list[str] = []  # trips not yet in a commit's meta
+
+    def meta(self) -> dict[str, Any] | None:
+        """``meta.guard`` for the mount's next commit: it is marked suspect if the guard tripped since
+        the last one (:meth:`recorded` once it landed)."""
+        if not self._unrecorded:
+            return None
+        return {"guard": {"run": {"mount_trips": len(self._unrecorded)}, "suspect": True,
+                          "reasons": [f"mount: {r}"[:200] for r in self._unrecorded[-16:]]}}
+
+    def recorded(self) -> None:
+        self._unrecorded.clear()
 
     def opened(self, fh: int) -> None:
         """An existing file was opened for writing on handle ``fh``."""
@@ -90,6 +104,7 @@ class Watch:
         if why is None or self.frozen is not None:
             return
         self.trips += 1
+        self._unrecorded.append(why)
         if self.mode == "freeze":
             self.frozen = why
             log.warning("guard: suspicious change: froze the mount read-only: %s; "

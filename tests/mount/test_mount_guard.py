@@ -67,6 +67,8 @@ def test_a_burst_of_opaque_rewrites_freezes_the_mount_until_unfrozen(mounts: Mou
         v = await sigmavault.open(str(mounts.vault), passphrase=PASS)
         assert await v.read_bytes("/docs/f21.txt") == b"written after the unfreeze\n"
         assert len(await v.read_bytes("/docs/f00.txt")) == 6000  # the rewrites before the freeze are kept too
+        suspect = [e for e in await v.log() if e.suspect]  # the commit after the trip carries the mark
+        assert len(suspect) == 1 and "mount: 20 existing files rewritten" in suspect[0].reasons[0]
         await v.aclose()
 
     asyncio.run(check())
