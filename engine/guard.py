@@ -21,8 +21,9 @@ earlier clean runs are recorded, a signal must also stand out from them: a robus
 least half the fixed share. The baseline is the ``guard.run`` counts in the ``meta`` of the last
 ``window`` clean scored runs: sealed in the chain, so every client of the vault shares it.
 
-A suspect run still commits; its commit's ``meta.guard`` says ``suspect`` and why. ``clear``
-records lift marks; ``tune`` records set thresholds (integers; the newest applies). ``forget`` keeps
+A suspect run still commits; its commit's ``meta.guard`` says ``suspect`` and why, and records the
+thresholds it was scored with. ``clear`` records lift marks; ``tune`` records set thresholds
+(integers; the newest applies). ``forget`` keeps
 :func:`protected_generations` unless forced.
 """
 
@@ -152,6 +153,8 @@ class GuardState:
     cleared: dict[int, int] = field(default_factory=dict)  # mark -> the record that cleared it
     baseline: list[dict[str, int]] = field(default_factory=list)
     tune: dict[str, int] | None = None
+    tune_at: int = 0  # the generation of the record the thresholds in force come from (0: defaults)
+    head: int = -1  # the head this state was read at
     snapshots: list[int] = field(default_factory=list)  # kept, ascending
 
     @property
@@ -165,13 +168,24 @@ def is_record(c: Commit) -> bool:
     return c.audit.forget is not None or (g is not None and g.run is None)
 
 
-async def state(history: History) -> GuardState:
-    """Read the chain (verified) from the head down and gather the guard's state."""
-    st = GuardState()
+async def state(history: History, *, scoring: bool = False) -> GuardState:
+    """Read the chain (verified) from the head down and gather the guard's state.
+
+    The thresholds in force are the newest ``tune`` record's. Every scored run also records the
+    thresholds it used with ``set_at``, the generation of the record they came from (0: the
+    defaults), and ``scored_on``, the head it was scored against: no tune record lies in
+    ``(set_at, scored_on]``. So ``scoring`` (only the baseline and the thresholds: no marks, no
+    snapshots) stops once ``window`` clean runs are found and the walk is below a run's
+    ``scored_on``: a backup reads a few dozen commits, not the whole history, and a run scored with
+    older thresholds that lands after a tune record does not undo it."""
+    st = GuardState(head=history.top)
     if history.top < 0:
         return st
-    kept = await history.kept_generations()
+    kept = frozenset() if scoring else await history.kept_generations()
+    known_below = -1  # every tune record at or below this generation is accounted for
     for gen in range(history.top, -1, -1):
+        if scoring and gen <= known_below and len(st.baseline) >= st.thresholds["window"]:
+            break
         c = await history.commit_at(gen)
         g = c.audit.guard
         if gen in kept and not is_record(c):
@@ -180,14 +194,18 @@ async def state(history: History) -> GuardState:
             continue
         for x in g.clear:
             st.cleared.setdefault(x, gen)
-        if g.tune is not None and st.tune is None:
-            st.tune = dict(g.tune)
+        if g.tune is not None:
+            at = gen if g.run is None else min(g.tune.get("set_at", 0), gen)
+            if g.run is not None:
+                known_below = max(known_below, min(g.tune.get("scored_on", -1), gen - 1))
+            if st.tune is None or at > st.tune_at:
+                st.tune, st.tune_at = dict(g.tune), at
         if g.suspect and gen not in st.cleared and gen in kept:
             st.marks[gen] = g.reasons
         if g.run is not None and "existing" in g.run and (not g.suspect or gen in st.cleared):  # a backup's
             st.baseline.append(dict(g.run))
     st.snapshots.reverse()
-    st.baseline = st.baseline[: thresholds(st.tune)["window"]]
+    st.baseline = st.baseline[: st.thresholds["window"]]
     return st
 
 
@@ -220,9 +238,10 @@ def refuse(st: GuardState, dropping: Iterable[int], verb: str = "forget") -> Non
                            f"{verb} keeps it unless --force (nothing was changed; see `sigmavault guard status`)")
 
 
-def run_meta(counts: Mapping[str, int], reasons: list[str]) -> dict[str, Any]:
-    """``meta.guard`` of a scored run."""
-    out: dict[str, Any] = {"run": dict(counts), "suspect": bool(reasons)}
+def run_meta(counts: Mapping[str, int], reasons: list[str], st: GuardState) -> dict[str, Any]:
+    """``meta.guard`` of a scored run: its counts, its mark, and the thresholds it was scored with."""
+    out: dict[str, Any] = {"run": dict(counts), "suspect": bool(reasons),
+                           "tune": {**st.thresholds, "set_at": st.tune_at, "scored_on": max(0, st.head)}}
     if reasons:
         out["reasons"] = [r[:200] for r in reasons[:16]]
     return {"guard": out}

@@ -299,10 +299,11 @@ class Vault(Edits):
             written.append(gen)
         return report(d, rules, dry_run, tuple(written))
 
-    async def guard_state(self) -> GuardState:
-        """The guard's marks, baseline and thresholds as the chain records them (see :mod:`.guard`)."""
+    async def guard_state(self, *, scoring: bool = False) -> GuardState:
+        """The guard's marks, baseline and thresholds as the chain records them (see :mod:`.guard`;
+        ``scoring``: only the baseline and thresholds, reading the last few dozen commits)."""
         self._check_open()
-        return await guard_state(self._history)
+        return await guard_state(self._history, scoring=scoring)
 
     async def guard_record(self, meta: dict[str, Any]) -> int:
         """Write a record (a commit of the head's own root) whose ``meta`` adds ``meta``: a guard clear

@@ -305,9 +305,9 @@ class SyncVault(_SyncView):
         """Blocking :meth:`sigmavault.Vault.forget`: apply keep rules and record the decision. UsageError."""
         return self._lt.run(self._vault.forget(rules, dry_run=dry_run, tz=tz, force=force))
 
-    def guard_state(self) -> GuardState:
+    def guard_state(self, *, scoring: bool = False) -> GuardState:
         """Blocking :meth:`sigmavault.Vault.guard_state`: the guard's marks, baseline and thresholds."""
-        return self._lt.run(self._vault.guard_state())
+        return self._lt.run(self._vault.guard_state(scoring=scoring))
 
     def guard_record(self, meta: dict[str, Any]) -> int:
         """Blocking :meth:`sigmavault.Vault.guard_record`: write a guard record (clear, tune); its generation."""

@@ -91,11 +91,12 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
             report = await import_items(vault, items, dest[:-1] if onto else dest, incremental=args.incremental,
                                         hook=hook, sample=True)
             counts = run_counts(existing, [b"/".join(i.dest) for i in files], report.signals, report.prior)
-            guard = await vault.guard_state()
+            guard = await vault.guard_state(scoring=True)
             reasons = score(counts, guard.baseline, guard.thresholds)
-            gen = await vault.commit(run_meta(counts, reasons))
+            meta = run_meta(counts, reasons, guard)
+            gen = await vault.commit(meta)
             if reasons and gen == before:
-                gen = await vault.guard_record(run_meta(counts, reasons))  # nothing changed, but say so
+                gen = await vault.guard_record(meta)  # nothing changed, but say so
         finally:
             progress.close()
     if reasons:
