@@ -7,7 +7,8 @@ buffer, no extra read): an existing file (not one created on this mount since it
 rewritten content is near-random without a known format signature at its release is a *rewrite*;
 a rename to a new extension (``a.docx`` → ``a.docx.locked``) counts as one too; an unlink of a file
 is a *deletion*. Events older than ``guard_window`` seconds drop out; ``guard_rewrites`` rewrites or
-``guard_deletions`` deletions inside the window trip the guard. Every trip is logged with the counts,
+``guard_deletions`` deletions inside the window trip the guard; ``guard_reads`` distinct files
+opened for reading inside it is logged as exfiltration-like (never frozen). Every trip is logged with the counts,
 and the mount's next commit carries it in ``meta.guard`` (suspect, the reasons), as a backup's does.
 """
 
@@ -45,6 +46,9 @@ class Watch:
         self.frozen: str | None = None
         self.trips = 0
         self._unrecorded: list[str] = []  # trips not yet in a commit's meta
+        self.reads_limit = opts.guard_reads
+        self._reads: dict[int, float] = {}  # inode -> when it was last opened for reading (in the window)
+        self._read_warned = False
 
     def meta(self) -> dict[str, Any] | None:
         """``meta.guard`` for the mount's next commit: it is marked suspect if the guard tripped since
@@ -73,6 +77,23 @@ class Watch:
         sig = self._sampler.take(fh)
         if sig.entropy >= RANDOM and not known_format(sig.head):
             self._event(self._rewrites, "rewrite")
+
+    def read(self, inode: int) -> None:
+        """A file opened for reading: ``guard_reads`` distinct files within the window looks like
+        exfiltration (a full copy of the tree). Logged, never frozen (reading changes nothing)."""
+        if self.mode is None:
+            return
+        now = self.clock()
+        self._reads[inode] = now
+        if len(self._reads) < self.reads_limit:
+            return
+        self._reads = {i: t for i, t in self._reads.items() if t >= now - self.window}
+        if len(self._reads) >= self.reads_limit and not self._read_warned:
+            self._read_warned = True
+            log.warning("guard: suspicious reads: %d distinct files opened for reading within %g s "
+                        "(looks like exfiltration: a copy of the whole tree)", len(self._reads), self.window)
+        elif len(self._reads) < self.reads_limit:
+            self._read_warned = False
 
     def deleted(self) -> None:
         if self.mode is not None:

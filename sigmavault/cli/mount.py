@@ -75,6 +75,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--guard", choices=("warn", "freeze"),
                    help="watch for bursts that look like mass encryption or deletion: log them (warn), or also "
                         "switch the mount to read-only until `sigmavault guard unfreeze MOUNTPOINT` (freeze)")
+    p.add_argument("--guard-reads", type=int, default=2000, metavar="N",
+                   help="with --guard: log N distinct files opened for reading within 60 s as exfiltration-like (2000)")
     p.add_argument("--pid-file", metavar="FILE", help="where the serving process writes its pid")
     p.add_argument("--log-file", metavar="FILE", help="log of a --background mount")
     metrics_opt.add_arguments(p)
@@ -102,7 +104,7 @@ def _options(args: argparse.Namespace, mountpoint: Path) -> Any:
         read_only=args.read_only, allow_other=args.allow_other, memory_cache=args.memory_cache * MIB,
         disk_cache=args.disk_cache * MIB, write_cache=max(args.write_cache * MIB, 4 * MIB),
         readahead=args.readahead, commit_interval=args.commit_interval, refresh_interval=args.refresh_interval,
-        guard=args.guard)
+        guard=args.guard, guard_reads=max(1, args.guard_reads))
 
 
 def _alive(pid: int) -> bool:

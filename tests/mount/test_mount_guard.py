@@ -76,7 +76,10 @@ def test_a_burst_of_opaque_rewrites_freezes_the_mount_until_unfrozen(mounts: Mou
 
 def test_warn_only_logs_and_unfreeze_without_a_mount_is_not_found(mounts: Mounts, tmp_path: Path) -> None:
     put_files(mounts.vault, 20)
-    m = mounts.mount("mnt", "--guard", "warn")
+    m = mounts.mount("mnt", "--guard", "warn", "--guard-reads", "15")
+    for i in range(15):  # a full read of the tree: logged as exfiltration-like
+        assert (m.mountpoint / "docs" / f"f{i:02}.txt").read_bytes().startswith(b"plain text")
+    wait_for(m.log, "guard: suspicious reads: 15 distinct files", 0)
     for i in range(20):
         (m.mountpoint / "docs" / f"f{i:02}.txt").write_bytes(os.urandom(6000))
     wait_for(m.log, "guard: suspicious change", 0)
