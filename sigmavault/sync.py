@@ -124,6 +124,10 @@ class _SyncView:
         """Blocking :meth:`sigmavault.Vault.ls`: a directory's entries sorted by name. Raises NotFound."""
         return self._lt.run(self._view.ls(path))
 
+    def file_paths(self, path: str | bytes = "/") -> list[bytes]:
+        """Blocking :meth:`sigmavault.Vault.file_paths`: every file below ``path`` (joined parts, no stats)."""
+        return self._lt.run(self._view.file_paths(path))
+
     def walk(self, path: str | bytes = "/") -> Iterator[tuple[str, Stat]]:
         """Blocking :meth:`sigmavault.Vault.walk`: every path below ``path`` with its stat, one step at a
         time (NotFound comes at the first ``next``)."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -115,12 +116,8 @@ async def _existing(vault: Vault, items: list[Item], dest: list[bytes]) -> list[
     out: list[bytes] = []
     for item in items:
         if len(item.dest) == len(dest) + 1 and item.kind == "dir":
-            try:
-                async for path, st in vault.walk(show(item.dest)):
-                    if st.type == "file":
-                        out.append(b"/".join(split_path(path)))
-            except NotFound:
-                continue
+            with contextlib.suppress(NotFound):
+                out += await vault.file_paths(b"/".join(item.dest))
     return out
 
 
