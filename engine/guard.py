@@ -53,7 +53,8 @@ DEFAULTS: dict[str, int] = {
 #: leading bytes of formats that are compressed or encrypted by design: near-random yet not ransomware
 MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"7z\xbc\xaf",
          b"%PDF", b"GIF8", b"BZh", b"\xfd7zXZ", b"RIFF", b"OggS", b"fLaC", b"ID3", b"\x1a\x45\xdf\xa3",
-         b"Rar!", b"\x03\xd9\xa2\x9a", b"SQLite format 3", b"-----BEGIN PGP", b"\x85\x01\x0c\x03")
+         b"Rar!", b"\x03\xd9\xa2\x9a", b"SQLite format 3", b"-----BEGIN PGP", b"\x85\x01\x0c\x03",
+         b"age-encryption.org/")
 WHAT = {
     "jumped": "rewritten to near-random content",
     "renamed": "renamed to a new extension",
