@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
 
+from .anomaly import is_record
 from .format.commits import ChainHead, Commit
 from .format.meta import ranges
-from .guard import is_record
 from .repo.history import History
 from .retention import Decision, Rules, apply
 

@@ -24,6 +24,8 @@ from types import TracebackType
 from typing import Any
 
 from ..backends.base import Backend
+from .anomaly import GuardState, refuse
+from .anomaly import state as guard_state
 from .catalog.diff import Change, diff_trees, summarize
 from .catalog.pagestore import Catalog
 from .catalog.results import LogEntry, VerifyReport
@@ -36,8 +38,6 @@ from .errors import NotFound
 from .format.canonical import b64u
 from .format.commits import ChainHead
 from .format.meta import MAX_HOST, MAX_LABEL
-from .guard import GuardState, refuse
-from .guard import state as guard_state
 from .keys.schedule import KIND_DATA_PACK, KIND_PAGE_PACK
 from .lifecycle import AuditEntry, ForgetReport, audit, decide, next_chunk, report
 from .local.cache import Cache
@@ -280,7 +280,7 @@ class Vault(Edits):
 
         Commits pending edits first. ``dry_run`` decides and changes nothing. Forgotten generations
         no longer show in :meth:`log` nor open with :meth:`at`; their data stays until a prune.
-        The newest clean generation older than a suspect one (:mod:`.guard`) is never forgotten
+        The newest clean generation older than a suspect one (:mod:`.anomaly`) is never forgotten
         without ``force``: GuardRefusal (a UsageError), nothing forgotten.
         Raises UsageError for empty rules, BackendError, IntegrityError, RollbackError.
         """
@@ -300,7 +300,7 @@ class Vault(Edits):
         return report(d, rules, dry_run, tuple(written))
 
     async def guard_state(self, *, scoring: bool = False) -> GuardState:
-        """The guard's marks, baseline and thresholds as the chain records them (see :mod:`.guard`;
+        """The guard's marks, baseline and thresholds as the chain records them (see :mod:`.anomaly`;
         ``scoring``: only the baseline and thresholds, reading the last few dozen commits)."""
         self._check_open()
         return await guard_state(self._history, scoring=scoring)

@@ -20,8 +20,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ..engine.anomaly import known_format, looks_renamed
 from ..engine.content.signals import Sampler
-from ..engine.guard import known_format, looks_renamed
 from .options import MountOptions
 
 log = logging.getLogger(__name__)

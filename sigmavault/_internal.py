@@ -18,12 +18,12 @@ from pathlib import Path
 from . import config
 from .backends.urls import open_backend
 from .engine import opening
+from .engine.anomaly import DEFAULTS as GUARD_DEFAULTS
+from .engine.anomaly import GuardState, protected_in, run_counts, run_meta, score
 from .engine.catalog.tree import show, split_path
 from .engine.content.pipeline import Progress
 from .engine.errors import LockedError, first_error
 from .engine.format.canonical import b64u, unb64u
-from .engine.guard import DEFAULTS as GUARD_DEFAULTS
-from .engine.guard import GuardState, protected_in, run_counts, run_meta, score
 from .engine.keys import harden
 from .engine.keys.credentials import Credential, DeviceKey, Passphrase, Pin, RecoveryCode, TwoFactor, XwingKey
 from .engine.keys.harden import secret_env

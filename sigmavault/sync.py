@@ -34,10 +34,10 @@ from typing import Any, TypeVar
 from . import front
 from ._syncfile import SyncFile
 from ._syncloop import LoopThread
+from .engine.anomaly import GuardState
 from .engine.catalog.diff import Change
 from .engine.catalog.results import LogEntry, Stat, VerifyReport
 from .engine.content.writer import Source
-from .engine.guard import GuardState
 from .engine.keys.credentials import Credential, Passphrase
 from .engine.keys.keyring import Params
 from .engine.keys.keystore import SlotInfo

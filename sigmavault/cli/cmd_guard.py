@@ -1,6 +1,6 @@
 """``sigmavault guard status|clear GEN|tune|unfreeze MOUNTPOINT``: the guard's marks and thresholds.
 
-See :mod:`sigmavault.engine.guard` (scoring) and :mod:`sigmavault.mount.watch` (the mount's freeze).
+See :mod:`sigmavault.engine.anomaly` (scoring) and :mod:`sigmavault.mount.watch` (the mount's freeze).
 
 ``backup`` and ``import`` score every run against the vault's own baseline and mark a suspect run
 in its commit (it still commits). ``status`` lists the marks still standing, the generations

@@ -8,10 +8,10 @@ import os
 import numpy as np
 import pytest
 
+from sigmavault.engine.anomaly import DEFAULTS, GuardRefusal, GuardState, protected_in, refuse, run_counts, score
 from sigmavault.engine.content.signals import FileSignal, Sampler, entropy, pack, unpack
 from sigmavault.engine.errors import IntegrityError
 from sigmavault.engine.format.meta import check
-from sigmavault.engine.guard import DEFAULTS, GuardRefusal, GuardState, protected_in, refuse, run_counts, score
 
 
 def sig(text: bytes, existed: bool = True, same: bool = False, old_size: int = -1) -> FileSignal:

@@ -10,7 +10,7 @@ import pytest
 from vaulttools import new_vault, reopen
 
 from sigmavault import Rules
-from sigmavault.engine.guard import DEFAULTS, GuardRefusal, GuardState, run_meta
+from sigmavault.engine.anomaly import DEFAULTS, GuardRefusal, GuardState, run_meta
 
 RUN = {"existing": 10, "added": 0, "modified": 1, "jumped": 0, "renamed": 0, "deleted": 0, "truncated": 0}
 
