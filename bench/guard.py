@@ -284,6 +284,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--work", type=Path, default=Path("/tmp/sv-guard"))
     ap.add_argument("--out", type=Path, default=Path("."))
+    ap.add_argument("--only", metavar="TEXT", help="only the classes whose name contains TEXT (e.g. renamed)")
     args = ap.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
@@ -291,6 +292,8 @@ def main() -> None:
     rows = []
     for kind, table in (("benign", BENIGN), ("attack", ATTACKS)):
         for name, scenario in table.items():
+            if args.only and args.only not in name:
+                continue
             for warm in (False, True):
                 flags = [b.run(seed, warm, scenario) for seed in range(args.seeds)]
                 if kind == "benign":  # every scored run counts
@@ -303,7 +306,7 @@ def main() -> None:
                 print(f"{kind:<6}  {name:<30} {rows[-1]['mode']:<8}  {what}: {hits}/{runs}", flush=True)
     (args.out / "guard.json").write_text(json.dumps(rows, indent=1))
     print("\n| class | kind | fixed thresholds | baseline (6 earlier runs) |\n|---|---|---|---|")
-    for i in range(0, len(rows), 2):
+    for i in range(0, len(rows) - 1, 2):
         f, w = rows[i], rows[i + 1]
         label = "false positives" if f["kind"] == "benign" else "detected"
         cells = [f"{label} {r['flagged']}/{r['runs']}" for r in (f, w)]
