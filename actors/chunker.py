@@ -118,6 +118,9 @@ def chunker(chunk_size: int) -> Callable[[ReceiveChannel[FileJob], SendChannel[P
         if isinstance(source, Planned):
             await planned(job.token, source, outbox)
             return
+        if isinstance(source, bytes) and len(source) < chunk_size:  # a small file read whole: one piece
+            await outbox.send(Piece(job.token, 0, True, source))
+            return
         index = 0
         held: bytes | None = None  # one piece of lookahead, to mark the last one final
         async with contextlib.aclosing(iter_chunks(source, chunk_size)) as pieces:

@@ -8,6 +8,11 @@ bounded buffer. The stream's end is signalled by closing, never by a sentinel in
   is gone, and :class:`ClosedChannel` if this very endpoint was closed.
 * ``await receive()`` / ``async for x in recv`` takes items in order; once every sender is closed
   and the buffer is drained, ``receive`` raises :class:`EndOfChannel` and iteration stops.
+* With ``max_bytes`` (and a ``weigh`` function) the buffer is also bounded by the bytes it holds:
+  a send waits while the items buffered and the new one weigh more than ``max_bytes`` (an item
+  heavier than that alone still goes through once the buffer is empty). So many small items can
+  queue deep — a producer and its consumer then take turns once per burst, not once per item —
+  while the memory held stays that of a few large ones.
 * ``clone()`` makes another endpoint of the same side (several producers or consumers); a side
   counts as closed when all its endpoints are closed.
 * ``close()``/``aclose()`` are idempotent, never wait and therefore are safe under cancellation.
@@ -65,12 +70,22 @@ class EndpointStats:
 class _State(Generic[T]):
     maxsize: int
     weigh: Callable[[T], int] | None
+    max_bytes: int | None = None
     buffer: deque[T] = field(default_factory=deque)
+    weights: deque[int] = field(default_factory=deque)  # of the buffered items, when max_bytes is set
+    held: int = 0  # bytes buffered (with max_bytes)
     senders: int = 0
     receivers: int = 0
     high_water: int = 0
     send_waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
     recv_waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
+
+
+def _room(st: _State[T], weight: int) -> bool:
+    """Whether an item of ``weight`` bytes fits in the buffer now."""
+    if len(st.buffer) >= st.maxsize:
+        return False
+    return st.max_bytes is None or not st.buffer or st.held + weight <= st.max_bytes
 
 
 def _wake_one(waiters: deque[asyncio.Future[None]]) -> None:
@@ -133,10 +148,13 @@ class _Endpoint(Generic[T]):
     def closed(self) -> bool:
         return self._closed
 
-    def _weigh(self, item: T) -> None:
+    def _weigh(self, item: T) -> int:
         self.stats.items += 1
+        weight = 0
         if self._state.weigh is not None:
-            self.stats.bytes += self._state.weigh(item)
+            weight = self._state.weigh(item)
+            self.stats.bytes += weight
+        return weight
 
     async def aclose(self) -> None:
         """Close this endpoint (idempotent, does not wait, safe under cancellation)."""
@@ -162,22 +180,30 @@ class SendChannel(_Endpoint[T]):
         if this endpoint is closed. If cancelled while waiting, the item is not sent.
         """
         st = self._state
+        weight = st.weigh(item) if st.max_bytes is not None and st.weigh is not None else 0
         while True:
             if self._closed:
                 raise ClosedChannel("send on a closed channel")
             if st.receivers == 0:
                 raise BrokenChannel("the receiving side is closed")
-            if len(st.buffer) < st.maxsize and not st.send_waiters:
+            if _room(st, weight) and not st.send_waiters:
                 break
             await _wait(st.send_waiters, self.stats)
-            if len(st.buffer) < st.maxsize and st.receivers and not self._closed:
+            if _room(st, weight) and st.receivers and not self._closed:
                 break  # woken for our turn: take it even though others may queue behind us
-        st.buffer.append(item)
-        st.high_water = max(st.high_water, len(st.buffer))
-        self._weigh(item)
-        _wake_one(st.recv_waiters)
+        self._put(item)
         if len(st.buffer) < st.maxsize:
             _wake_one(st.send_waiters)
+
+    def _put(self, item: T) -> None:
+        st = self._state
+        st.buffer.append(item)
+        st.high_water = max(st.high_water, len(st.buffer))
+        weight = self._weigh(item)
+        if st.max_bytes is not None:
+            st.weights.append(weight)
+            st.held += weight
+        _wake_one(st.recv_waiters)
 
     def send_nowait(self, item: T) -> None:
         """Put ``item`` without waiting; raises asyncio.QueueFull when the buffer is full."""
@@ -186,12 +212,10 @@ class SendChannel(_Endpoint[T]):
             raise ClosedChannel("send on a closed channel")
         if st.receivers == 0:
             raise BrokenChannel("the receiving side is closed")
-        if len(st.buffer) >= st.maxsize or st.send_waiters:
+        weight = st.weigh(item) if st.max_bytes is not None and st.weigh is not None else 0
+        if not _room(st, weight) or st.send_waiters:
             raise asyncio.QueueFull
-        st.buffer.append(item)
-        st.high_water = max(st.high_water, len(st.buffer))
-        self._weigh(item)
-        _wake_one(st.recv_waiters)
+        self._put(item)
 
     def clone(self) -> SendChannel[T]:
         """Another sender on the same channel; the stream ends when all senders are closed."""
@@ -261,6 +285,8 @@ class ReceiveChannel(_Endpoint[T]):
         st = self._state
         item = st.buffer.popleft()
         self._weigh(item)
+        if st.max_bytes is not None:
+            st.held -= st.weights.popleft()
         _wake_one(st.send_waiters)
         if st.buffer:
             _wake_one(st.recv_waiters)
@@ -280,6 +306,8 @@ class ReceiveChannel(_Endpoint[T]):
         st.receivers -= 1
         if st.receivers == 0:
             st.buffer.clear()  # nobody will take them; let them be collected
+            st.weights.clear()
+            st.held = 0
             _wake_all(st.send_waiters)  # they raise BrokenChannel
         _wake_all(st.recv_waiters)
 
@@ -301,9 +329,13 @@ class ReceiveChannel(_Endpoint[T]):
         self.close()
 
 
-def open_channel(maxsize: int, weigh: Callable[[T], int] | None = None) -> tuple[SendChannel[T], ReceiveChannel[T]]:
-    """A connected bounded channel. ``weigh(item)`` (optional) gives the bytes an item counts for."""
+def open_channel(maxsize: int, weigh: Callable[[T], int] | None = None, *, max_bytes: int | None = None
+                 ) -> tuple[SendChannel[T], ReceiveChannel[T]]:
+    """A connected bounded channel. ``weigh(item)`` (optional) gives the bytes an item counts for;
+    ``max_bytes`` (which needs ``weigh``) bounds the bytes buffered as well as the items."""
     if maxsize < 1:
         raise ValueError("a channel needs maxsize >= 1")
-    state: _State[T] = _State(maxsize, weigh)
+    if max_bytes is not None and (weigh is None or max_bytes < 1):
+        raise ValueError("max_bytes needs a weigh function and must be >= 1")
+    state: _State[T] = _State(maxsize, weigh, max_bytes)
     return SendChannel(state), ReceiveChannel(state)

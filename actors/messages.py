@@ -76,7 +76,7 @@ class ToSeal:
 
     kind: int
     name: str
-    data: bytes
+    data: bytes | bytearray  # a closed pack hands over its buffer
     pad_floor: int | None = None  # None: the mixer's; a full pack is padded to a full chunk's size
     piece: Placed | None = None  # a full chunk: the piece that waits for it (its blob the chunk's ref)
 

@@ -59,7 +59,8 @@ class AzureBackend(AzureClient, LockingStore):
         client = await self._open()
         try:
             await client.get_blob_client(key).upload_blob(
-                body, blob_type="BlockBlob", length=len(body), overwrite=False, max_concurrency=1, **self._lock_args()
+                body, blob_type="BlockBlob", length=len(body), overwrite=False, max_concurrency=1,
+                **self._lock_args(name),
             )
         except HttpResponseError as exc:
             code = _error_code(exc)

@@ -228,8 +228,12 @@ class LockingStore:
     def set_retention(self, retention: Retention) -> None:
         self._retention = retention  # type: ignore[misc]  # the slot is the store's own
 
-    def _lock_args(self) -> dict[str, Any]:
-        return {} if self._retention is None else self._locked_put(self._retention)
+    def _lock_args(self, name: str) -> dict[str, Any]:
+        """The extra arguments of a put of ``name``. Leases and prune records (``l/``) are never
+        locked: they are bookkeeping that must go away when its run or writer ends."""
+        if self._retention is None or name.startswith("l/"):
+            return {}
+        return self._locked_put(self._retention)
 
     def _locked_put(self, retention: Retention) -> dict[str, Any]:
         raise NotImplementedError

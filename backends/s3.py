@@ -95,7 +95,8 @@ class S3Backend(S3Client, LockingStore):
         client = await self._open()
         for attempt in range(CONFLICT_RETRIES + 1):
             try:
-                await client.put_object(Bucket=self._bucket, Key=key, Body=body, IfNoneMatch="*", **self._lock_args())
+                await client.put_object(Bucket=self._bucket, Key=key, Body=body, IfNoneMatch="*",
+                                        **self._lock_args(name))
             except bce.ClientError as exc:
                 code, status = _code_status(exc)
                 if status == 412 or code == "PreconditionFailed":

@@ -32,6 +32,7 @@ from .content.index import BlobIndex
 from .errors import UsageError, VaultError
 from .format.commits import ChainHead, Commit, commit_name, seal_commit, verify_successor
 from .format.pages import BlobRef
+from .guard import WriteGuard
 from .repo.history import History
 from .repo.packs import PackWriter
 from .repo.store import ObjectStore
@@ -48,13 +49,15 @@ class Committer:
 
     def __init__(self, *, history: History, store: ObjectStore, catalog: Catalog, page_pack: PackWriter,
                  index: BlobIndex, head: ChainHead, lock: asyncio.Lock,
-                 flush_content: Callable[[], Awaitable[None]], refresh_interval: float | None) -> None:
+                 flush_content: Callable[[], Awaitable[None]], refresh_interval: float | None,
+                 guard: WriteGuard | None = None) -> None:
         self._history = history
         self._store = store
         self._catalog = catalog
         self._page_pack = page_pack
         self._index = index
         self._flush_content = flush_content
+        self._guard = guard  # prune beside writers: the lease and the W3 check (models/prune.py)
         self.head = head
         self.tree = catalog.tree(head.commit)
         self.lock = lock  # the vault's edit lock: a commit sees no half-made edit
@@ -89,6 +92,8 @@ class Committer:
             if not self.pending:
                 return self.head.gen
             base = self._tree_at(self.head.commit)
+            if self._guard is not None:
+                await self._guard.begin()  # W1: a metadata-only commit uploads page packs too
             for _attempt in range(64):
                 # a keystore rewritten elsewhere must be seen before we commit under it (CRYPTO.md §5.2 step 3)
                 await self._history.reread_keystore()
@@ -96,9 +101,13 @@ class Committer:
                 await self._flush_content()
                 root = await self._catalog.save(self.tree)
                 await self._page_pack.flush()
+                if self._guard is not None:
+                    await self._guard.before_commit(self.tree)  # W3: rescue marked refs, or copy and restore
                 if await self._land(root, {**self.audit(), "counts": counts, **(meta or {})}):
                     self.tree.mark_clean()
                     self._index.committed(self.head.gen)
+                    if self._guard is not None:
+                        await self._guard.end()  # W4: committed, the lease ends
                     return self.head.gen
                 # another client won generation ``gen``: merge onto the new head and try the next one,
                 # after a random pause that grows with each loss (many writers must not livelock)

@@ -45,6 +45,9 @@ class Edits(View):
     def _check_writable(self) -> None:
         self._check_open()
 
+    async def _begin_write(self) -> None:
+        """Called before the first upload or dedup decision of a write (the vault takes its lease)."""
+
     # --- the write route: content through the pipeline ---------------------------------------
 
     async def put(self, path: str | bytes, source: Source, *, mode: int | None = None,
@@ -99,6 +102,7 @@ class Edits(View):
                     sig.size = node.size
                 await self._tree.put(parts, node)
 
+        await self._begin_write()
         mixer = await self.mixer()
         async with Ingest(placement=self._content.placement(self._inline_max), mixer=mixer,
                           backend=self._backend, stored=self._content.stored, landed=self._content.landed,

@@ -2,8 +2,10 @@
 
 Every part counts for itself, with plain ints and no metrics library: the backend wrappers
 (:mod:`...backends.metered` per request, :mod:`...backends.retrying` per retry), the write
-pipeline's stages (:class:`~.content.pipeline.StageLedger`), the blob reader's pack LRU and the
-catalog's page loads from the local cache. :func:`snapshot` copies them into one
+pipeline's stages (:class:`~.content.pipeline.StageLedger`), the blob reader's pack LRU, the
+catalog's page loads from the local cache and the dedup index's lookups; a layer above the engine
+(the mount's chunk cache) adds its own through :meth:`Vault.meter_cache` without the engine
+importing it. :func:`snapshot` copies them into one
 :class:`VaultMetrics`; the exporter (``sigmavault.metrics``) turns that into Prometheus families.
 
 Nothing here names a file, a path, an object or the vault's location: counts, bytes and seconds
@@ -13,22 +15,27 @@ lives in a list or a dict whose keys never change); it is then not one atomic cu
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ..backends.base import Backend, layers
 from ..backends.metered import OPS, MeteredBackend, OpCounters
 from ..backends.retrying import RetryingBackend
 from .catalog.pagestore import Catalog
+from .content.index import BlobIndex
 from .content.pipeline import StageLedger, StageTotals
 from .repo.reader import BlobReader
 
 
 @dataclass(frozen=True, slots=True)
 class CacheCounts:
-    """Lookups a cache answered (``hits``) and those that had to fetch (``misses``)."""
+    """Lookups a cache answered (``hits``) and those that had to fetch (``misses``); for a cache that
+    tracks them, the bytes it holds now and the entries it pushed out for room (None: not tracked)."""
 
     hits: int
     misses: int
+    bytes: int | None = None
+    evictions: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,16 +53,18 @@ class VaultMetrics:
     pipelines_started: int = 0
     pipelines_running: int = 0
     pipelines_failed: int = 0
-    #: ``pack`` (the blob reader's LRU of opened packs) and ``page`` (catalog pages from the local cache)
+    #: ``pack`` (the blob reader's LRU of opened packs), ``page`` (catalog pages from the local cache),
+    #: ``dedup`` (dedup index lookups: a hit reuses a stored blob) and any added with ``meter_cache``
     caches: dict[str, CacheCounts] = field(default_factory=dict)
     #: commit attempts lost to another client's commit (merged and retried)
     commit_races: int = 0
 
 
 def snapshot(*, generation: int, pending: bool, backend: Backend, ledger: StageLedger, reader: BlobReader,
-             catalog: Catalog, commit_races: int = 0) -> VaultMetrics:
-    """Copy the counters of a vault's parts. A backend without a metering or retrying layer (one a
-    test built by hand) reports zeros for every operation."""
+             catalog: Catalog, index: BlobIndex, commit_races: int = 0,
+             more_caches: Mapping[str, Callable[[], CacheCounts]] | None = None) -> VaultMetrics:
+    """Copy the counters of a vault's parts, and read ``more_caches`` (name -> its counts). A
+    backend without a metering or retrying layer (one a test built by hand) reports zeros."""
     metered = next((b for b in layers(backend) if isinstance(b, MeteredBackend)), None)
     retrying = next((b for b in layers(backend) if isinstance(b, RetryingBackend)), None)
     return VaultMetrics(
@@ -68,6 +77,8 @@ def snapshot(*, generation: int, pending: bool, backend: Backend, ledger: StageL
         pipelines_running=ledger.running,
         pipelines_failed=ledger.failed,
         caches={"pack": CacheCounts(reader.pack_hits, reader.pack_misses),
-                "page": CacheCounts(catalog.page_hits, catalog.page_misses)},
+                "page": CacheCounts(catalog.page_hits, catalog.page_misses),
+                "dedup": CacheCounts(index.hits, index.misses),
+                **{name: read() for name, read in dict(more_caches or {}).items()}},
         commit_races=commit_races,
     )

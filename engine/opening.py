@@ -17,15 +17,17 @@ import asyncio
 import contextlib
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..backends.base import Backend, ensure_bucket, get_bounded
+from ..backends.dispersed import DispersedBackend
 from ..backends.metered import MeteredBackend
 from ..backends.retrying import RetryingBackend
 from ..backends.urls import open_backend
+from . import dispersal, locking
 from .errors import AlreadyExists, AuthError, IntegrityError, NotFound, UsageError, VaultError, VaultNotFound
 from .format.canonical import MAX_DOCUMENT, b64u
 from .format.commits import ChainState, Commit, commit_name, seal_commit
@@ -33,7 +35,7 @@ from .format.envelope import Sealer
 from .format.meta import MAX_LABEL
 from .keys import keystore, xwing
 from .keys.credentials import FINGERPRINT_LEN, Credential, Passphrase, Pin
-from .keys.keyring import Params
+from .keys.keyring import Lock, Params
 from .keys.secret import Secret
 from .keys.slots import INTERACTIVE, MINIMUM, STRONG, KdfProfile
 from .local import devstate, localstate
@@ -91,10 +93,12 @@ async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, kee
     return vault  # opening never walks the tree: a new or deleted dedup index refills on the first write
 
 
-async def create(url: str, *, places: Places, passphrase: str, kdf: str = "interactive",
+async def create(url: str | Sequence[str], *, places: Places, passphrase: str, kdf: str = "interactive",
                  chunk_size: int = 4 << 20, prf: str = "blake3-keyed-256",
                  tuning: Tuning = DEFAULT_TUNING, create_bucket: bool = False, single_writer: bool = False,
-                 on_notice: Callable[[str], None] | None = None, **backend_opts: Any) -> Vault:
+                 on_notice: Callable[[str], None] | None = None, needed: int | None = None,
+                 write_quorum: int | None = None, lock_days: int | None = None, lock_mode: str = "governance",
+                 **backend_opts: Any) -> Vault:
     """Create a new vault at ``url`` and return it open (this device's state goes below ``places``).
 
     ``create_bucket`` first creates the S3 bucket or Azure container if it is missing (else a
@@ -105,16 +109,32 @@ async def create(url: str, *, places: Places, passphrase: str, kdf: str = "inter
     is there, UsageError for bad parameters, BackendError for storage problems
     (:class:`probe.UnsafeStore` for a store that ignores create-only puts). The recovery code is
     available once as ``vault.recovery_code``; ``vault.keys`` holds the new keystore.
+
+    Several URLs create a dispersed vault over them (:mod:`.dispersal`): ``needed`` of them (default
+    all but one) rebuild every object; ``write_quorum`` places must take each write. ``lock_days``
+    writes every object under a retention lock (``lock_mode`` governance or compliance) that even
+    the vault's own credentials cannot lift (:mod:`.locking`).
     """
     profile = _profile(kdf)
-    params = Params(chunk_size=chunk_size, prf=prf)  # type: ignore[arg-type]
+    urls = dispersal.urls_of(url)
+    layout = dispersal.layout(len(urls), needed) if len(urls) > 1 else None
+    lock = None if lock_days is None else Lock(lock_days, lock_mode)
+    if lock is not None and not lock.valid():
+        raise UsageError("--lock-days takes 1 to 36500 days, --lock-mode governance or compliance")
+    params = Params(chunk_size=chunk_size, prf=prf, dispersal=layout, lock=lock)  # type: ignore[arg-type]
     if not params.valid():
         raise UsageError("chunk size must be a power of two from 1 MiB to 16 MiB; prf blake3-keyed-256 or hmac-sha256")
-    backend = _connect(url, _create_opts(url, backend_opts))
+    url = ", ".join(urls)
+    if layout is not None:
+        backend: Backend = dispersal.connect(urls, backend_opts, create=True, write_quorum=write_quorum)
+    else:
+        backend = _connect(url, _create_opts(url, backend_opts))
     created: list[str] = []
     folder = devstate.folder_for(places, backend)
     old = None
     try:
+        if lock is not None:
+            await locking.prepare(backend, lock, create_bucket)
         if create_bucket:
             await ensure_bucket(backend)
         if [n async for n in backend.list("k/")]:
@@ -128,6 +148,10 @@ async def create(url: str, *, places: Places, passphrase: str, kdf: str = "inter
         written, recovery = await asyncio.to_thread(keystore.create, Passphrase.of(passphrase),
                                                     profile=profile, params=params)
         u = written.vault
+        if isinstance(backend, DispersedBackend):
+            await dispersal.mark(backend, u)
+            backend.state_id = u.vault_id.hex()  # this device's state: by vault, whichever places are named
+            folder = devstate.folder_for(places, backend)
         if not await backend.put_if_absent(written.name, written.data):
             raise AlreadyExists(f"a vault already exists at {url}")
         created.append(written.name)
@@ -182,12 +206,14 @@ def _create_opts(url: str, opts: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
-async def open(url: str, *, places: Places, passphrase: str | None = None,
+async def open(url: str | Sequence[str], *, places: Places, passphrase: str | None = None,
                credential: Credential | None = None, fingerprint: str | None = None,
                tuning: Tuning = DEFAULT_TUNING, ksk: Secret | None = None, ksk_slot: bytes = b"",
                single_writer: bool = False, on_notice: Callable[[str], None] | None = None,
-               **backend_opts: Any) -> Vault:
-    """Open and unlock the vault at ``url`` with a passphrase or another credential.
+               write_quorum: int | None = None, create_places: bool = False, **backend_opts: Any) -> Vault:
+    """Open and unlock the vault at ``url`` (or the places of a dispersed vault, in any order; one
+    lost place may be left out) with a passphrase or another credential. ``create_places`` lets
+    repair make a local folder that is gone (its place is rebuilt there).
 
     ``url`` is a local path, ``file://``, ``s3://bucket/prefix`` or ``az://container/prefix``;
     this device's pin and state for it live below ``places``. Use the result with ``async with``
@@ -206,9 +232,18 @@ async def open(url: str, *, places: Places, passphrase: str | None = None,
         if passphrase is None:
             raise UsageError("a passphrase or another credential is needed to open the vault")
         credential = Passphrase.of(passphrase)
-    backend = _connect(url, backend_opts)
+    urls = dispersal.urls_of(url)
+    url = ", ".join(urls)
+    if len(urls) > 1:
+        spread = dispersal.connect(urls, backend_opts, create=create_places, write_quorum=write_quorum)
+        spread.on_notice = on_notice
+        backend: Backend = spread
+    else:
+        backend = _connect(url, backend_opts)
     try:
         name, data = await _highest_keystore(backend, url)
+        if isinstance(backend, DispersedBackend):  # (unverified here; the pin in that folder is checked)
+            backend.state_id = keystore.parse(data, name).vault_id.hex()
         folder = devstate.folder_for(places, backend)
         state_file = folder / devstate.STATE_FILE
         known = localstate.load_unverified(state_file) if state_file.exists() else None
@@ -230,6 +265,12 @@ async def open(url: str, *, places: Places, passphrase: str | None = None,
         else:
             assert credential is not None
             u = await asyncio.to_thread(keystore.unlock, data, name, credential, pin)
+        if isinstance(backend, DispersedBackend):
+            await dispersal.configure(backend, u)
+        elif u.params.dispersal is not None:
+            raise UsageError(f"this vault is dispersed over {len(u.params.dispersal.places)} places: "
+                             "name them all (one --vault for each)")
+        locking.apply(backend, u.params.lock, on_notice)
         if known is not None:
             state = localstate.load(state_file, u.local_state_key())
             if state is None or not hmac.compare_digest(state.vault_id, u.vault_id):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import tzinfo
 from types import TracebackType
@@ -34,21 +34,23 @@ from .committer import Committer
 from .content.index import BlobIndex
 from .content.writer import ContentWriter
 from .edits import Edits
-from .errors import NotFound
+from .errors import NotFound, UsageError
 from .format.canonical import b64u
 from .format.commits import ChainHead
 from .format.meta import MAX_HOST, MAX_LABEL
+from .guard import WriteGuard
 from .keys.schedule import KIND_DATA_PACK, KIND_PAGE_PACK
 from .lifecycle import AuditEntry, ForgetReport, audit, decide, next_chunk, report
 from .local.cache import Cache
 from .local.settings import Tuning
-from .metrics import VaultMetrics, snapshot
+from .metrics import CacheCounts, VaultMetrics, snapshot
 from .repo.history import History
 from .repo.keymgmt import Keys
 from .repo.packs import PackWriter
 from .repo.reader import BlobReader
 from .repo.store import ObjectStore
 from .retention import Rules
+from .transfer.prune import ProgressFn, Pruner, PruneReport
 from .transfer.verify import Subject, verify_vault
 from .view import Parts, Snapshot
 
@@ -60,6 +62,7 @@ class Vault(Edits):
                  head: ChainHead, inline_max: int, tuning: Tuning, keys: Keys) -> None:
         self._cache = cache
         self._index = BlobIndex(cache, backend, lambda: (self._head.gen, self._catalog.tree(self._head.commit)))
+        self._cache_meters: dict[str, Callable[[], CacheCounts]] = {}  # caches kept above the vault
         self._data_pack = PackWriter(store, KIND_DATA_PACK, self._seal, on_landed=self._index.stored)
         self._page_pack = PackWriter(store, KIND_PAGE_PACK, self._seal)
         #: the one read route for blobs: opened off the event loop, verified once, open pack from memory
@@ -70,9 +73,11 @@ class Vault(Edits):
         catalog = Catalog(store, self._page_pack, cache, tuning.page_target, reader=reader)
         content = ContentWriter(store, self._data_pack, self._index)
         super().__init__(Parts(url, backend, history, store, cache, catalog, content, reader, tuning), inline_max)
+        #: prune beside writers: this vault's lease and the W3 check before each commit
+        self._guard = WriteGuard(store, self._index)
         self._commits = Committer(history=history, store=store, catalog=catalog, page_pack=self._page_pack,
                                   index=self._index, head=head, lock=self._lock, flush_content=content.flush,
-                                  refresh_interval=tuning.refresh_interval)
+                                  refresh_interval=tuning.refresh_interval, guard=self._guard)
         #: the vault's key slots (list, add, remove, change a passphrase): the ``key …`` commands
         self.keys = keys
         #: shown once after ``create``: the recovery code (a secret; print it for the user, never log it)
@@ -125,6 +130,7 @@ class Vault(Edits):
             return
         self._closed = True
         try:
+            await self._guard.end()  # abort or close: the lease ends (uncommitted uploads become garbage)
             if self._mixer is not None:
                 await self._mixer.aclose()
         finally:
@@ -158,13 +164,21 @@ class Vault(Edits):
         """A read-only snapshot of this vault's counters: backend requests, retries, pipeline stages,
         cache hits (see :mod:`.metrics`). Cheap and safe to call from any thread, even when closed."""
         return snapshot(generation=self.generation, pending=self.pending, backend=self._backend,
-                        ledger=self._ledger, reader=self._reader, catalog=self._catalog,
-                        commit_races=self._commits.lost_races)
+                        ledger=self._ledger, reader=self._reader, catalog=self._catalog, index=self._index,
+                        commit_races=self._commits.lost_races, more_caches=self._cache_meters)
+
+    def meter_cache(self, name: str, read: Callable[[], CacheCounts]) -> None:
+        """Report a cache kept above the vault (the mount's chunk cache) in :meth:`metrics` as
+        ``caches[name]``: ``read`` is called on every snapshot, maybe from another thread."""
+        self._cache_meters[name] = read
 
     @property
     def cache(self) -> Cache:
         """This device's sealed local cache of the vault (dedup index, the import's file stats)."""
         return self._cache
+
+    async def _begin_write(self) -> None:
+        await self._guard.begin()
 
     @property
     def _tree(self) -> Tree:
@@ -330,3 +344,25 @@ class Vault(Edits):
         self._check_open()
         return await verify_vault(Subject(self._history, self._backend, self._reader, self._catalog, self._head), full)
 
+    # --- retention --------------------------------------------------------------------------
+
+    async def prune(self, *, max_unused: float = 0.05, dry_run: bool = False,
+                    progress: ProgressFn | None = None) -> PruneReport:
+        """Delete every object no kept generation references, safely beside writers on other
+        machines (docs/format.md, "Prune beside writers"); ``dry_run``: only report what would go.
+        ``progress(stage, done, total)``. Packs whose unused share exceeds ``max_unused`` are
+        counted (repacking them is not built yet). Raises IntegrityError (a directory that does not
+        load: nothing is deleted), BackendError."""
+        if dry_run:
+            self._check_open()
+        else:
+            self._check_writable()
+            if self.pending:  # our own uploads would be candidates, and our lease would make us wait for ourselves
+                raise UsageError("commit the pending changes before pruning")
+            await self._guard.end()  # nothing pending: what this vault uploaded since its last commit is garbage
+        return await self._pruner(max_unused=max_unused, dry_run=dry_run, progress=progress).run()
+
+    def _pruner(self, **options: Any) -> Pruner:
+        """A pruner over this vault (tests pass ``ttl``, ``clock``, ``poll`` and a step ``hook``)."""
+        return Pruner(history=self._history, catalog=self._catalog, records=self._guard.records,
+                      head=self._head, **options)

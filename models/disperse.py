@@ -20,6 +20,11 @@ A writer acknowledges only a decided win; a loser merges and retries at the next
 over what it read, create-only, and removes a losing copy only where the winner already holds a
 majority without it. Readers read the places one at a time (each read may interleave with writes).
 
+Code: ``backends/dispersed/places.py`` (``decide``; ``Replicas.get`` and ``put_if_absent``, whose
+``_settle`` is this repair step done by the writer for the record it just decided) and
+``backends/dispersed/repair.py`` (``_repair_record``, which spreads a keystore only when decided by
+a majority: keystores are deleted on key changes, commits never).
+
 Invariants: every reader decides the same copy for a generation, or none; an acknowledged copy is
 the one every reader decides; a decision never changes as places fail, return or are repaired.
 """

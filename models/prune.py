@@ -1,7 +1,9 @@
 """Model of prune beside writers (issue 13: leases, deletion records, rescues).
 
-This is the specification ``sigmavault prune`` is to be built against: when the code lands, a
-change to it must be made here too (and in ``docs/format.md``, "Concurrency protocols").
+It mirrors the code: ``engine/transfer/prune.py`` (``Pruner.run``: P1–P6, ``settle``, ``clear``),
+``engine/repo/leases.py`` (``Lease``, ``check_marked``, ``_copy_and_restore``) and
+``engine/guard.py`` (``WriteGuard``: W1 at the first upload, W3 before ``c/`` is written, W4).
+A change to either must be made in both (and in ``docs/format.md``, "Concurrency protocols").
 
 Objects are content-addressed: ``x`` is referenced by the head, ``y`` by a forgotten generation
 only (garbage), and writers want to commit trees that dedup against ``y`` and upload new objects.
@@ -13,15 +15,21 @@ Pruner (one run; ``deep`` runs two):
   P3 wait until every lease that started before T has ended or expired (no writer: no wait);
   P4 write D's create-only sweep mark S — from here the candidate set only shrinks;
   P5 re-read the newest commit and the rescue records; drop what they reference;
-  P6 delete the rest, one object at a time.
+  P6 delete the rest, one object at a time, then write D's end mark.
+  A record stays after its end mark; a later run deletes the records that had ended before it
+  began, once its own P3 wait is over (every lease that existed at their end has ended by then).
 
 Writer (each holds a lease under ``l/`` from its first dedup decision until it commits):
-  W1 create the lease (heartbeat with a TTL; it may expire while the writer is stalled);
+  W1 create the lease (heartbeat with a TTL; it may expire while the writer is stalled), and note
+     the records that have ended already: none of this writer's decisions can be marked by them;
   W2 per object: HEAD — present: dedup hit; absent: upload (create-only);
   W3 before committing: for each ref marked by a deletion record: if that record has no sweep
      mark, write a create-only rescue record, then look again: still no sweep mark → the pruner
      will read the rescue at P5 (it writes S before reading rescues); a sweep mark → the pruner may
-     have passed P5: re-seal the data under a fresh name (never a candidate) and reference that.
+     have passed P5: copy the object (already gone: give up, commit nothing), wait for the run's
+     end mark, put the copy back under its own name if the pruner deleted it. (The specification
+     first said "re-seal under a fresh name": a full chunk's name is its content address, so it
+     cannot be renamed; the copy is put back once no run can delete it any more.)
      A writer whose lease expired (renewal failed) starts again at W1 — it never commits on it;
   W4 commit (create-only; a lost race re-reads and retries, here folded into one step), then
      end the lease.
@@ -56,13 +64,15 @@ Obj = str  # an object name: content id, or content id + "'" for a re-sealed cop
 
 
 class Writer(NamedTuple):
-    pc: str  # start | decide | check | commit | done
+    pc: str  # start | decide | check | recheck | copy | restore | commit | done | failed (refused to commit)
     lease: int | None  # start time of the live lease (None: none or ended)
     expired: bool
     todo: tuple[str, ...]  # contents still to decide
     refs: tuple[Obj, ...]  # objects the commit will reference
     rescued: tuple[Obj, ...]
     stalls: int
+    ignored: frozenset[int] = frozenset()  # records that had ended before the lease began
+    copies: tuple[Obj, ...] = ()  # objects copied at W3, to put back once their run has ended
 
 
 class Pruner(NamedTuple):
@@ -71,6 +81,7 @@ class Pruner(NamedTuple):
     candidates: frozenset[Obj]
     record: int | None  # time of its deletion record
     rescues_seen: frozenset[Obj]
+    ended: frozenset[int] = frozenset()  # records that had ended when this run began: cleared after P3
 
 
 class State(NamedTuple):
@@ -78,8 +89,8 @@ class State(NamedTuple):
     objects: frozenset[Obj]
     deleted: frozenset[Obj]
     commits: tuple[frozenset[Obj], ...]  # referenced objects of each kept commit
-    records: tuple[tuple[int, frozenset[Obj], bool], ...]  # deletion records: time, candidates, swept
-    rescues: frozenset[Obj]
+    records: tuple[tuple[int, frozenset[Obj], bool, bool], ...]  # time, candidates, swept, ended
+    rescues: frozenset[tuple[int, Obj]]  # (the record it answers, object)
     writers: tuple[Writer, ...]
     pruner: Pruner
 
@@ -132,8 +143,10 @@ class Model:
     def _writer(self, s: State, i: int, w: Writer) -> list[tuple[str, State, Writer]]:
         out: list[tuple[str, State, Writer]] = []
         tick = s._replace(clock=s.clock + 1)
+        live = [(t, c, sw, dn) for t, c, sw, dn in s.records if t not in w.ignored]
         if w.pc == "start":
-            restart = Writer("decide", s.clock, False, self.b.wants[i], (), (), w.stalls)
+            ended = frozenset(t for t, _, _, dn in s.records if dn)
+            restart = Writer("decide", s.clock, False, self.b.wants[i], (), (), w.stalls, ended)
             out.append((f"W1 lease l/w{i} from t{s.clock}", tick, restart))
         elif w.pc == "decide":
             c, rest = w.todo[0], w.todo[1:]
@@ -147,21 +160,34 @@ class Model:
             if w.expired and self.m != "writer-ignores-expired-lease":
                 out.append(("W3 lease expired: start again", s, w._replace(pc="start", lease=None)))
                 return out
-            marked = [r for r in w.refs if any(r in c for _, c, _ in s.records)]
+            marked = [r for r in w.refs if any(r in c for _, c, _, _ in live)]
             if self.m == "writer-skips-rescue" or not marked:
                 out.append(("W3 check deletion records: none applies", s, w._replace(pc="commit")))
-            else:  # the rescue is written first, then the sweep marks are read (next step)
+            else:  # a rescue for each open record that marks a ref, then the marks are read again (next step)
+                rescues = {(t, r) for t, c, sw, dn in live if not (sw or dn) for r in marked if r in c}
                 out.append((f"W3 {','.join(marked)} marked: rescue record written", s._replace(
-                    rescues=s.rescues | set(marked)), w._replace(pc="recheck", rescued=tuple(marked))))
+                    rescues=s.rescues | rescues), w._replace(pc="recheck", rescued=tuple(marked))))
         elif w.pc == "recheck":
-            swept = [r for r in w.rescued if any(r in c and sw for _, c, sw in s.records)]
+            swept = [r for r in w.rescued if any(r in c and (sw or dn) for _, c, sw, dn in live)]
             if swept and self.m != "writer-trusts-rescue-after-sweep":
-                refs = tuple(r.rstrip("'") + "'" if r in swept else r for r in w.refs)
-                ns = s._replace(objects=s.objects | {r.rstrip("'") + "'" for r in swept})
-                out.append((f"W3 sweep mark seen: re-seal {','.join(swept)} under a fresh name", ns,
-                            w._replace(pc="commit", refs=refs)))
+                out.append((f"W3 sweep mark seen: copy {','.join(swept)}", s,
+                            w._replace(pc="copy", copies=tuple(swept))))
             else:
                 out.append(("W3 no sweep mark: the rescue holds", s, w._replace(pc="commit")))
+        elif w.pc == "copy":
+            gone = [r for r in w.copies if r not in s.objects]
+            if gone:  # deleted before the copy: the commit is refused (the files must be stored again)
+                out.append((f"W3 {','.join(gone)} already deleted: give up", s,
+                            w._replace(pc="failed", lease=None, refs=())))
+            else:
+                out.append((f"W3 copied {','.join(w.copies)}", s, w._replace(pc="restore")))
+        elif w.pc == "restore":
+            running = [t for t, c, _, dn in live if not dn and any(r in c for r in w.copies)]
+            if not running:  # every run that marked them has its end mark: nobody deletes them now
+                back = frozenset(w.copies) - s.objects
+                ns = s._replace(objects=s.objects | back, deleted=s.deleted - back)
+                out.append((f"W3 run ended: put back {','.join(sorted(back)) or 'nothing'}", ns,
+                            w._replace(pc="commit")))
         elif w.pc == "commit":
             ns = s._replace(commits=s.commits + (s.commits[-1] | frozenset(w.refs),))
             out.append((f"W4 commit c/{len(s.commits)} referencing {','.join(w.refs)}; lease ended", ns,
@@ -174,10 +200,11 @@ class Model:
         out: list[tuple[str, State, Pruner]] = []
         if p.pc == "scan" and p.runs < self.b.runs:
             cands = frozenset(s.objects - s.deleted - _kept(s))
+            ended = frozenset(t for t, _, _, dn in s.records if dn)
             out.append((f"P1 scan: candidates {','.join(sorted(cands)) or 'none'}", s,
-                        p._replace(pc="mark", candidates=cands)))
+                        p._replace(pc="mark", candidates=cands, ended=ended)))
         elif p.pc == "mark":
-            rec = (s.clock, p.candidates, False)
+            rec = (s.clock, p.candidates, False, False)
             ns = s._replace(clock=s.clock + 1, records=s.records + (rec,))
             out.append((f"P2 deletion record D@t{s.clock}", ns, p._replace(pc="wait", record=s.clock)))
         elif p.pc == "wait":
@@ -185,21 +212,28 @@ class Model:
             older = [w for w in s.writers if w.lease is not None and w.lease < p.record and not w.expired]
             if not older or self.m == "prune-ignores-leases":
                 nxt = "recheck" if self.m == "rescues-read-before-sweep" else "sweep"
-                out.append(("P3 no older lease is live", s, p._replace(pc=nxt)))
+                # the records that had ended before this run: every lease older than them has ended
+                recs = tuple(r for r in s.records if r[0] not in p.ended)
+                resc = frozenset(x for x in s.rescues if x[0] not in p.ended)
+                out.append(("P3 no older lease is live; earlier ended records deleted",
+                            s._replace(records=recs, rescues=resc), p._replace(pc=nxt)))
         elif p.pc == "sweep":
-            recs = tuple((t, c, True) if t == p.record else (t, c, sw) for t, c, sw in s.records)
+            recs = tuple((t, c, True, dn) if t == p.record else (t, c, sw, dn) for t, c, sw, dn in s.records)
             nxt = "delete" if self.m == "rescues-read-before-sweep" else "recheck"
             out.append(("P4 sweep mark", s._replace(records=recs), p._replace(pc=nxt)))
         elif p.pc == "recheck":
+            rescued = frozenset(o for t, o in s.rescues if t == p.record)
             keep = (frozenset() if self.m == "prune-skips-recheck" else _kept(s)) | (
-                frozenset() if self.m == "prune-ignores-rescues" else s.rescues)
+                frozenset() if self.m == "prune-ignores-rescues" else rescued)
             cands = p.candidates - keep
             nxt = "sweep" if self.m == "rescues-read-before-sweep" else "delete"
             out.append((f"P5 re-read head and rescues: delete {','.join(sorted(cands)) or 'nothing'}", s,
                         p._replace(pc=nxt, candidates=cands)))
         elif p.pc == "delete":
             if not p.candidates:
-                out.append(("P6 done", s, p._replace(pc="scan", runs=p.runs + 1, record=None)))
+                recs = tuple((t, c, sw, True) if t == p.record else (t, c, sw, dn) for t, c, sw, dn in s.records)
+                out.append(("P6 done: end mark", s._replace(records=recs),
+                            p._replace(pc="scan", runs=p.runs + 1, record=None)))
             for o in sorted(p.candidates):
                 ns = s._replace(objects=s.objects - {o}, deleted=s.deleted | {o})
                 out.append((f"P6 delete {o}", ns, p._replace(candidates=p.candidates - {o})))
@@ -218,8 +252,8 @@ def garbage_freed(s: State) -> str | None:
     if s.pruner.pc not in ("scan", "done") or s.pruner.runs == 0:
         return None
     if any(w.pc != "done" for w in s.writers):
-        return None
-    if "y" in s.objects and "y" not in _kept(s) and "y" not in s.rescues:
+        return None  # a writer still running, or one that gave up (what it uploaded after the run is garbage)
+    if "y" in s.objects and "y" not in _kept(s) and not any(o == "y" for _, o in s.rescues):
         return "the garbage object y outlived a finished prune that nobody raced"
     return None
 
@@ -239,5 +273,5 @@ def spec(level: str = "default", mutant: str | None = None) -> Spec[State]:
         max_depth=b.depth,
         bounds=f"{len(b.wants)} writers ({wants}), {b.runs} prune run(s), {b.stalls} lease expiry per writer",
         show=lambda s: f"objects {sorted(s.objects)} commits {[sorted(c) for c in s.commits]} "
-                       f"rescues {sorted(s.rescues)} records {[(t, sorted(c), sw) for t, c, sw in s.records]}",
+                       f"rescues {sorted(s.rescues)} records {[(t, sorted(c), sw, dn) for t, c, sw, dn in s.records]}",
     )

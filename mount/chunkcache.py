@@ -12,6 +12,10 @@ Spill file layout (one file per chunk, named by the key in hex, mode 0600)::
 
 The key lives only in this process's memory, so a spill file left behind by a crash is noise.
 Concurrent loads of one key share one fetch. Disk I/O runs in threads.
+
+:meth:`ChunkCache.counts` is what the vault's metrics report as the ``chunk`` cache: hits (from
+memory or the spill), misses (fetched), the bytes held in memory and on disk, and evictions
+(entries that left the cache for room: pushed out of memory without a spill, or off the disk).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..engine.metrics import CacheCounts
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,7 @@ class ChunkCache:
         self._inflight: dict[bytes, asyncio.Future[bytes]] = {}
         self.hits = 0
         self.misses = 0
+        self.evictions = 0
         self._made_dir = False
         if spill_dir is not None:
             try:
@@ -124,6 +131,8 @@ class ChunkCache:
             self._mem_bytes -= len(old_data)
             if not old_streamed and self._disk_limit >= len(old_data) and old not in self._disk:
                 spill.append((old, old_data))
+            elif old not in self._disk:
+                self.evictions += 1
         for old, old_data in spill:
             await self._spill(old, old_data)
 
@@ -134,11 +143,13 @@ class ChunkCache:
             await asyncio.to_thread(_write_private, self._path(key), blob)
         except OSError as exc:
             log.warning("chunk cache: cannot spill to disk: %s", exc.strerror)
+            self.evictions += 1
             return
         self._disk[key] = len(blob)
         self._disk_bytes += len(blob)
         while self._disk_bytes > self._disk_limit and self._disk:
             self._drop_disk(next(iter(self._disk)))
+            self.evictions += 1
 
     def _drop_disk(self, key: bytes) -> None:
         size = self._disk.pop(key, None)
@@ -146,6 +157,10 @@ class ChunkCache:
             self._disk_bytes -= size
             with contextlib.suppress(OSError):
                 self._path(key).unlink()
+
+    def counts(self) -> CacheCounts:
+        """The metrics' view (read from any thread: plain ints)."""
+        return CacheCounts(self.hits, self.misses, self._mem_bytes + self._disk_bytes, self.evictions)
 
     @property
     def memory_bytes(self) -> int:

@@ -64,6 +64,7 @@ class FileContent:
         self._opts = opts
         self._scratch = make_private(opts.cache_dir)  # never DIR/chunks itself: only what the mount made
         self.cache = ChunkCache(opts.memory_cache, self._scratch / "chunks", opts.disk_cache)
+        vault.meter_cache("chunk", self.cache.counts)  # in the vault's metrics (exporter, `sigmavault stats`)
         self._spool_dir = self._scratch / "spool"
         self.states: dict[int, FileState] = {}
         self.views: dict[int, View] = {}

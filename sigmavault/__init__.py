@@ -48,6 +48,7 @@ from .engine.lifecycle import AuditEntry, ForgetReport
 from .engine.local.settings import Places, Tuning
 from .engine.repo.keymgmt import Keys
 from .engine.retention import Rules
+from .engine.transfer.prune import PruneReport
 from .engine.vault import Vault
 from .engine.view import Snapshot
 from .front import create, open
@@ -86,6 +87,7 @@ __all__ = [
     "NotFound",
     "ObjectLocked",
     "Places",
+    "PruneReport",
     "RollbackError",
     "Rules",
     "Snapshot",

@@ -22,8 +22,12 @@ from .engine.anomaly import DEFAULTS as GUARD_DEFAULTS
 from .engine.anomaly import GuardState, protected_in, run_counts, run_meta, score
 from .engine.catalog.tree import show, split_path
 from .engine.content.pipeline import Progress
+from .engine.dispersal import degraded
+from .engine.dispersal import repair as repair_places
+from .engine.dispersal import status as places_status
 from .engine.errors import LockedError, first_error
 from .engine.format.canonical import b64u, unb64u
+from .engine.format.shards import tolerated
 from .engine.keys import harden
 from .engine.keys.credentials import Credential, DeviceKey, Passphrase, Pin, RecoveryCode, TwoFactor, XwingKey
 from .engine.keys.harden import secret_env
@@ -32,27 +36,48 @@ from .engine.keys.secret import Secret
 from .engine.keys.slots import PROFILES, passphrase_from_file
 from .engine.keys.xwing import parse_identity
 from .engine.local import devstate
+from .engine.repo.destroy import DestroyProgress, DestroyReport, destroy
 from .engine.repo.keymgmt import Changed, load_device_key, load_device_secret
 from .engine.transfer.exporter import ExportOptions, ExportReport, export_tree
 from .engine.transfer.importer import ImportReport, Item, import_items, scan
+from .engine.vault import Vault
 
 __all__ = [
     "GUARD_DEFAULTS", "PROFILES", "Changed", "Credential", "DeviceKey", "ExportOptions", "ExportReport", "GuardState",
     "ImportReport", "Item", "LockedError", "Passphrase", "Pin", "Progress", "RecoveryCode", "Secret", "SlotInfo",
-    "TwoFactor", "XwingKey", "b64u", "device_key", "device_recipient", "device_secret", "export_tree", "first_error",
-    "forget_device", "harden", "has_vault", "import_items", "parse_identity", "passphrase_from_file", "pinned",
-    "protected_in", "run_counts", "run_meta", "scan", "score", "secret_env", "show", "split_path", "state_folder",
-    "unb64u",
+    "TwoFactor", "XwingKey", "b64u", "degraded", "destroy_vault", "device_key", "device_recipient", "device_secret",
+    "export_tree", "first_error", "forget_device", "harden", "has_objects", "has_vault", "import_items",
+    "parse_identity", "passphrase_from_file", "pinned", "places_status", "protected_in", "repair_places", "run_counts",
+    "run_meta", "scan", "score", "secret_env", "show", "split_path", "state_folder", "tolerated", "unb64u",
+    "vault_state_folder",
 ]
 
 
 async def has_vault(url: str) -> bool:
     """Whether ``url`` holds a keystore (a vault): a cheap listing, before any prompt."""
+    return await _holds(url, "k/")
+
+
+async def has_objects(url: str) -> bool:
+    """Whether ``url`` holds anything at all (a new place must start empty)."""
+    return await _holds(url, "")
+
+
+async def _holds(url: str, prefix: str) -> bool:
     backend = open_backend(url)
     try:
-        async for _ in backend.list("k/"):
+        async for _ in backend.list(prefix):
             return True
         return False
+    finally:
+        await backend.aclose()
+
+
+async def destroy_vault(url: str, progress: DestroyProgress | None = None) -> DestroyReport:
+    """Crypto-shred the vault at ``url`` (keystores first, then every object); resumable, needs no key."""
+    backend = open_backend(url)
+    try:
+        return await destroy(backend, progress)
     finally:
         await backend.aclose()
 
@@ -65,6 +90,11 @@ async def pinned(url: str) -> Pin | None:
 async def state_folder(url: str) -> Path:
     """This device's state folder for the vault at ``url``."""
     return await opening.state_folder(url, config.places())
+
+
+def vault_state_folder(vault: Vault) -> Path:
+    """This device's state folder for an open vault (a dispersed one's too)."""
+    return devstate.folder_for(config.places(), vault.backend)
 
 
 async def forget_device(url: str) -> tuple[Path, list[Path]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .engine.local.settings import DEFAULT_MIXER, MIXERS, Places, Tuning
 
-__all__ = ["DEFAULT_MIXER", "Places", "Tuning", "config_dir", "data_dir", "default_vault_url", "places",
+__all__ = ["DEFAULT_MIXER", "Places", "Tuning", "config_dir", "data_dir", "default_vault", "places",
            "runtime_dir", "state_dir", "tune_malloc", "tuning"]
 
 
@@ -52,7 +52,9 @@ def runtime_dir() -> Path:
     return Path(base) / "sigmavault" if base else Path("/tmp") / f"sigmavault-{os.getuid()}"  # noqa: S108
 
 
-def default_vault_url() -> str:
+def default_vault() -> str:
+    """``SIGMAVAULT_VAULT`` as given (a path, a URL or the name of a vault in vaults.toml), else the
+    default local vault's path; :func:`sigmavault.named.default_vault_url` resolves a name."""
     return os.environ.get("SIGMAVAULT_VAULT") or str(data_dir() / "default")
 
 

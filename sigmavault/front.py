@@ -9,25 +9,27 @@ that lazily exports those modules (no import cycle).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from .config import default_vault_url
 from .config import places as default_places
 from .config import tuning as default_tuning
 from .engine import opening
-from .engine.errors import AuthError
+from .engine.errors import AuthError, UsageError
 from .engine.keys.credentials import Credential
 from .engine.keys.secret import Secret
 from .engine.local.settings import Places, Tuning
 from .engine.repo.keymgmt import load_device_key
 from .engine.vault import Vault
+from .named import default_vault_url
 
 
-async def open(url: str | None = None, *, passphrase: str | None = None, credential: Credential | None = None,
-               fingerprint: str | None = None, tuning: Tuning | None = None, places: Places | None = None,
+async def open(url: str | Sequence[str] | None = None, *, passphrase: str | None = None,
+               credential: Credential | None = None, fingerprint: str | None = None, tuning: Tuning | None = None,
+               places: Places | None = None,
                ksk: Secret | None = None, ksk_slot: bytes = b"", single_writer: bool = False,
-               on_notice: Callable[[str], None] | None = None, device: bool = False, **backend_opts: Any) -> Vault:
+               on_notice: Callable[[str], None] | None = None, write_quorum: int | None = None,
+               device: bool = False, **backend_opts: Any) -> Vault:
     """Open and unlock the vault at ``url`` with a passphrase or another credential; ``device=True``:
     with this device's key (its device slot, ``vault.keys.add_device``; needs a pin or ``fingerprint``).
 
@@ -38,6 +40,7 @@ async def open(url: str | None = None, *, passphrase: str | None = None, credent
     Use the result with ``async with`` (commits what is pending on a normal exit, then closes) or
     call :meth:`Vault.aclose`. The rest is
     :func:`sigmavault.engine.opening.open` (what it raises, pins, the unlock agent's key).
+    A list of URLs opens a dispersed vault over those places, named in any order.
     """
     places = places or default_places()
     if device:
@@ -47,19 +50,35 @@ async def open(url: str | None = None, *, passphrase: str | None = None, credent
     return await opening.open(url or default_vault_url(), places=places,
                               passphrase=passphrase, credential=credential, fingerprint=fingerprint,
                               tuning=tuning or default_tuning(), ksk=ksk, ksk_slot=ksk_slot,
-                              single_writer=single_writer, on_notice=on_notice, **backend_opts)
+                              single_writer=single_writer, on_notice=on_notice, write_quorum=write_quorum,
+                              **backend_opts)
 
 
-async def create(url: str | None = None, *, passphrase: str, kdf: str = "interactive", chunk_size: int = 4 << 20,
-                 prf: str = "blake3-keyed-256", tuning: Tuning | None = None, places: Places | None = None,
-                 create_bucket: bool = False, single_writer: bool = False,
-                 on_notice: Callable[[str], None] | None = None, **backend_opts: Any) -> Vault:
+async def create(url: str | Sequence[str] | None = None, *, passphrase: str, kdf: str = "interactive",
+                 chunk_size: int = 4 << 20, prf: str = "blake3-keyed-256", tuning: Tuning | None = None,
+                 places: Places | Sequence[str] | None = None, needed: int | None = None,
+                 write_quorum: int | None = None, folders: Places | None = None, create_bucket: bool = False,
+                 single_writer: bool = False, on_notice: Callable[[str], None] | None = None,
+                 lock_days: int | None = None, lock_mode: str = "governance", **backend_opts: Any) -> Vault:
     """Create a new vault at ``url`` and return it open; ``url=None`` creates the default vault
     (``$SIGMAVAULT_VAULT``, else ``default`` in the data folder), as :func:`open` opens it. The
     recovery code is available once as ``vault.recovery_code``. The rest is
     :func:`sigmavault.engine.opening.create`.
+
+    ``places=[url, …]`` (or a list as ``url``) creates a dispersed vault: any ``needed`` of the
+    places (default all but one) rebuild it, and it may lose min(n−needed, ⌈n/2⌉−1) of them (0 is
+    refused with a UsageError). ``places`` may also be this device's folders (a
+    :class:`Places`, as ``folders``). ``lock_days``: every object is written under a retention
+    lock (S3 Object Lock, Azure immutability; ``lock_mode`` governance or compliance).
     """
-    return await opening.create(url or default_vault_url(), places=places or default_places(),
+    if places is not None and not isinstance(places, Places):
+        if url is not None:
+            raise UsageError("give the vault's places either as url or as places, not both")
+        url, places = list(places), None
+    folders = folders or places
+    return await opening.create(url or default_vault_url(), places=folders or default_places(),
+                                needed=needed, write_quorum=write_quorum,
                                 passphrase=passphrase, kdf=kdf, chunk_size=chunk_size, prf=prf,
                                 tuning=tuning or default_tuning(), create_bucket=create_bucket,
-                                single_writer=single_writer, on_notice=on_notice, **backend_opts)
+                                single_writer=single_writer, on_notice=on_notice, lock_days=lock_days,
+                                lock_mode=lock_mode, **backend_opts)

@@ -104,13 +104,20 @@ def families(m: VaultMetrics) -> Iterator[Metric]:
     running_now.add_metric([], m.pipelines_running)
     yield from (started, failed, running_now)
 
-    hits = _counter("cache_hits", "Lookups a cache answered (pack: opened packs in memory; page: catalog "
-                    "pages from the local cache)", ["cache"])
-    misses = _counter("cache_misses", "Lookups that had to fetch from the object store", ["cache"])
+    hits = _counter("cache_hits", "Lookups a cache answered (pack: opened packs in memory; page: catalog pages from "
+                    "the local cache; chunk: the mount's chunks; dedup: blobs the vault already holds)", ["cache"])
+    misses = _counter("cache_misses", "Lookups that had to fetch from the object store (dedup: had to store)",
+                      ["cache"])
+    held = _gauge("cache_bytes", "Bytes a cache holds now (chunk: the mount's, in memory and on disk)", ["cache"])
+    evictions = _counter("cache_evictions", "Entries a cache pushed out for room", ["cache"])
     for name, cc in m.caches.items():
         hits.add_metric([name], cc.hits)
         misses.add_metric([name], cc.misses)
-    yield from (hits, misses)
+        if cc.bytes is not None:
+            held.add_metric([name], cc.bytes)
+        if cc.evictions is not None:
+            evictions.add_metric([name], cc.evictions)
+    yield from (hits, misses, held, evictions)
 
 
 class VaultCollector(Collector):

@@ -48,6 +48,7 @@ from .engine.local.settings import Places, Tuning
 from .engine.metrics import VaultMetrics
 from .engine.repo.keymgmt import Changed, Keys
 from .engine.retention import Rules
+from .engine.transfer.prune import ProgressFn, PruneReport
 from .engine.vault import Vault
 from .engine.view import View
 
@@ -324,6 +325,12 @@ class SyncVault(_SyncView):
     def verify(self, full: bool = False) -> VerifyReport:
         """Blocking :meth:`sigmavault.Vault.verify`: check every generation and object."""
         return self._lt.run(self._vault.verify(full))
+
+    def prune(self, *, max_unused: float = 0.05, dry_run: bool = False,
+              progress: ProgressFn | None = None) -> PruneReport:
+        """Blocking :meth:`sigmavault.Vault.prune`: delete what no kept generation references
+        (``progress`` is called on the vault's loop thread)."""
+        return self._lt.run(self._vault.prune(max_unused=max_unused, dry_run=dry_run, progress=progress))
 
 
 class SyncKeys:

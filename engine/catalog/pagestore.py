@@ -39,15 +39,17 @@ def node_from_entry(e: Entry) -> Node:
 
 def entry_from_node(name: bytes, node: Node) -> Entry:
     m = node.meta
-    common = dict(name=name, mode=m.mode & 0o7777, uid=m.uid, gid=m.gid, mtime_ns=m.mtime_ns, ctime_ns=m.ctime_ns,
-                  xattrs=tuple(sorted(m.xattrs.items())))
+    x = tuple(sorted(m.xattrs.items())) if m.xattrs else ()
+    mode = m.mode & 0o7777
+    # positional: name, type, mode, uid, gid, mtime_ns, ctime_ns, xattrs, size, blobs, inline, pages, target
     if isinstance(node, File):
         if node.inline is not None:
-            return Entry(type=FILE, size=node.size, inline=node.inline, **common)  # type: ignore[arg-type]
-        return Entry(type=FILE, size=node.size, blobs=tuple(final_ref(b) for b in node.blobs), **common)  # type: ignore[arg-type]
+            return Entry(name, FILE, mode, m.uid, m.gid, m.mtime_ns, m.ctime_ns, x, node.size, None, node.inline)
+        return Entry(name, FILE, mode, m.uid, m.gid, m.mtime_ns, m.ctime_ns, x, node.size,
+                     tuple(map(final_ref, node.blobs)))
     if isinstance(node, Dir):
-        return Entry(type=DIR, pages=tuple(node.pages), **common)  # type: ignore[arg-type]
-    return Entry(type=LINK, target=node.target, **common)  # type: ignore[arg-type]
+        return Entry(name, DIR, mode, m.uid, m.gid, m.mtime_ns, m.ctime_ns, x, pages=tuple(node.pages))
+    return Entry(name, LINK, mode, m.uid, m.gid, m.mtime_ns, m.ctime_ns, x, target=node.target)
 
 
 def _aligned(blobs: tuple[BlobRef, ...], chunk_size: int) -> bool:

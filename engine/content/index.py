@@ -39,8 +39,18 @@ class BlobIndex:
         self._head_tree = head_tree
         self._filled = head_tree is None
         self._fill_lock = asyncio.Lock()
+        self.hits = 0  # lookups that found a blob to reuse (the metrics' "dedup" cache)
+        self.misses = 0
 
     async def known(self, blob_id: bytes) -> BlobRef | None:
+        ref = await self._known(blob_id)
+        if ref is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return ref
+
+    async def _known(self, blob_id: bytes) -> BlobRef | None:
         if not self._filled:
             await self.fill()
         row = await self._cache.find_blob(blob_id)
@@ -65,6 +75,19 @@ class BlobIndex:
         self._cache.add_blobs((r.id, r.epoch, r.kind, r.object_name, r.off, r.length, r.object_len or 0)
                               for r in refs)
         self._trusted.update(r.object_name for r in refs)
+
+    def untrust(self) -> None:
+        """Forget which objects this instance wrote or checked: a writer's new lease (prune may have
+        deleted an uncommitted upload since), so provisional rows are looked up again before reuse."""
+        self._trusted.clear()
+
+    async def after_prunes(self, key: int) -> None:
+        """``key`` names the deletion records in the store (-1: none). When it changed since this
+        cache last looked, a prune may have deleted objects its rows trust (an upload whose file was
+        removed before the commit, a forgotten generation's object): every row is looked up again."""
+        if key >= 0 and key != await self._cache.get_meta("prune_records"):
+            self._cache.mark_all_provisional()
+            self._cache.set_meta("prune_records", key)
 
     def committed(self, gen: int) -> None:
         """Commit ``gen`` succeeded: every object this instance wrote or checked is now referenced or harmless.

@@ -68,6 +68,9 @@ class _Pending:
     count: int | None = None  # number of pieces, known once the final one arrives
 
 
+#: items a channel between two stages may hold (their bytes are bounded too: see ``Ingest``)
+DEEP = 256
+
 #: the stages of every pipeline, in order (the names in the stats and the metrics)
 STAGES = ("chunker", "coordinate", "mixer", "writer", "collector")
 
@@ -190,19 +193,23 @@ class Ingest:
         d = self._depth
         jobs_send: SendChannel[FileJob]
         jobs_send, jobs_recv = open_channel(256)  # tiny items: deep enough to batch small files
+        # Channels are bounded by items and by bytes: small pieces queue deep (a stage takes turns
+        # with the next once per burst, not once per piece), while the data held stays that of
+        # ``depth`` full chunks per channel.
+        p = self._placement
+        deep, held = DEEP, d * p.chunk_size
         pieces_send: SendChannel[Piece]
         pieces_recv: ReceiveChannel[Piece]
-        pieces_send, pieces_recv = open_channel(d, _weight)
+        pieces_send, pieces_recv = open_channel(deep, _weight, max_bytes=held)
         mix_send: SendChannel[ToSeal | Placed]
         mix_recv: ReceiveChannel[ToSeal | Placed]
-        mix_send, mix_recv = open_channel(d, _weight)
+        mix_send, mix_recv = open_channel(deep, _weight, max_bytes=held)
         sealed_send: SendChannel[SealedObject | Placed]
         sealed_recv: ReceiveChannel[SealedObject | Placed]
-        sealed_send, sealed_recv = open_channel(self._uploads, _weight)
+        sealed_send, sealed_recv = open_channel(deep, _weight, max_bytes=(self._uploads + 1) * p.chunk_size)
         placed_send: SendChannel[Stored | Placed]
         placed_recv: ReceiveChannel[Stored | Placed]
-        placed_send, placed_recv = open_channel(d * 4, _weight)
-        p = self._placement
+        placed_send, placed_recv = open_channel(deep, _weight)
         chunk, coord, mix, write, collect = STAGES
         self._stages = [
             Stage(chunk, self._tapped(chunker(p.chunk_size)), jobs_recv, pieces_send),

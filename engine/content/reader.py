@@ -34,6 +34,11 @@ async def read_blobs(reader: BlobReader, blobs: Sequence[Blob], offset: int, win
         pos += blobs[start].length
         start += 1
     skip = offset - pos
+    if start == len(blobs) - 1:  # one blob (every small file): no readahead task to run
+        data = await reader.read(blobs[start])
+        if data[skip:]:
+            yield data[skip:]
+        return
     async with contextlib.aclosing(ordered(blobs[start:], reader.read, window)) as results:
         async for data in results:
             if skip:

@@ -74,12 +74,12 @@ CREATE TABLE IF NOT EXISTS files (path BLOB PRIMARY KEY, v BLOB NOT NULL);
 _OLD_TABLES = ("meta", "blobs", "pages", "files")
 _BLOB = struct.Struct(">IBQQQ")  # epoch, kind, off, len, ol
 _STAT = struct.Struct(">QqQ")  # size, mtime_ns, ino
-NONCE = 12
+NONCE, NONCE_BATCH = 12, 256
 
 BlobRow = tuple[int, int, str, int, int, int, bool]  # e, k, o, off, len, ol, committed
 BATCH = 1024  # queued rows that start a commit in the background
 
-_Write = Callable[[sqlite3.Connection], None]
+_Write = Callable[[sqlite3.Connection], object]  # what it returns is ignored
 _Key = tuple[str, object]  # (table, row key) a queued write touches
 _ALL_BLOBS: _Key = ("blob", None)  # a queued write that may change any blob row (mark_committed)
 
@@ -91,9 +91,12 @@ class _Sealer:
         base = key.reveal() if key is not None else secrets.token_bytes(32)  # no key: an in-memory cache
         self._aead = AESGCMSIV(expand(base, "local-cache/seal"))
         self._name = expand(base, "local-cache/name")
+        self._nonces, self._lock = b"", threading.Lock()
 
     def seal(self, plain: bytes, ad: bytes) -> bytes:
-        nonce = secrets.token_bytes(NONCE)
+        with self._lock:  # nonces drawn NONCE_BATCH at a time (a getrandom each was measurable), each taken once
+            self._nonces = self._nonces or secrets.token_bytes(NONCE * NONCE_BATCH)
+            nonce, self._nonces = self._nonces[:NONCE], self._nonces[NONCE:]
         return nonce + self._aead.encrypt(nonce, plain, ad)
 
     def open(self, value: bytes, ad: bytes) -> bytes | None:
@@ -145,8 +148,7 @@ class Cache:
         self._queue: list[_Write] = []
         self._queued_rows = 0
         self._touched: set[_Key] = set()
-        self._scheduled = False
-        self._closed = False
+        self._scheduled = self._closed = False
         self._ids: IdFilter | None = None  # the blob ids of the index, loaded on the first lookup
         self._ids_pending: list[bytes] | None = None  # ids added while the filter loads
         self._ids_lock = asyncio.Lock()
@@ -180,8 +182,7 @@ class Cache:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not tables:
             return
-        row = db.execute("SELECT value FROM meta WHERE key='cache_format'").fetchone() \
-            if "meta" in tables else None
+        row = db.execute("SELECT value FROM meta WHERE key='cache_format'").fetchone() if "meta" in tables else None
         if row is not None and int(row[0]) == FORMAT:
             return
         with _Tx(db):
@@ -241,8 +242,7 @@ class Cache:
             self._queued_rows += rows
             self._touched.update(touches)
             start = self._queued_rows >= BATCH and not self._scheduled
-            if start:
-                self._scheduled = True
+            self._scheduled = self._scheduled or start
         if start:
             self._pool.submit(self._drain)
 
@@ -371,13 +371,13 @@ class Cache:
 
     def mark_committed(self, objects: Iterable[str]) -> None:
         names = list(objects)
-        if not names:
-            return
+        if names:
+            self._enqueue(lambda db: db.executemany("UPDATE blobs SET committed=1 WHERE o=?", ((o,) for o in names)),
+                          [_ALL_BLOBS], len(names))
 
-        def write(db: sqlite3.Connection) -> None:
-            db.executemany("UPDATE blobs SET committed=1 WHERE o=?", ((o,) for o in names))
-
-        self._enqueue(write, [_ALL_BLOBS], len(names))
+    def mark_all_provisional(self) -> None:
+        """Every blob row is looked up in the store again before it is reused (a prune deleted objects)."""
+        self._enqueue(lambda db: db.execute("UPDATE blobs SET committed=0"), [_ALL_BLOBS])
 
     def forget_blob(self, blob_id: bytes) -> None:
         def write(db: sqlite3.Connection) -> None:

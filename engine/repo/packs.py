@@ -37,7 +37,7 @@ class ClosedPack:
 
     kind: int
     name: str
-    data: bytes
+    data: bytes | bytearray  # the pack's own buffer, handed over (never written again)
     pad_floor: int | None  # None: the vault's floor (a flushed, unfinished pack)
     members: list[PendingRef] = field(default_factory=list)
 
@@ -90,7 +90,7 @@ class PackWriter:
 
     async def store(self, pack: ClosedPack) -> None:
         """Seal ``pack`` and upload it create-only (its name is random: "found" means stored before)."""
-        obj = await self._seal(pack.kind, pack.name, pack.data, pack.pad_floor)
+        obj = await self._seal(pack.kind, pack.name, bytes(pack.data), pack.pad_floor)
         await self._store.put(pack.name, obj)
         self.landed(pack.name, len(obj))
 
@@ -107,7 +107,7 @@ class PackWriter:
 
     def _close(self, pad_floor: int | None) -> ClosedPack:
         assert self._name is not None
-        pack = ClosedPack(self._kind, self._name, bytes(self._buf), pad_floor, self._members)
+        pack = ClosedPack(self._kind, self._name, self._buf, pad_floor, self._members)  # no copy of 4 MiB
         self._closed[pack.name] = pack
         self._buf = bytearray()
         self._name = None

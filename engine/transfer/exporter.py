@@ -43,6 +43,9 @@ class Source(Protocol):
 T = TypeVar("T")
 FILE_WORKERS = 4  # files of a tree written at once
 WRITERS = 4  # pieces of one file being written at once (each at its own offset)
+BATCH_FILE = 256 << 10  # files up to this size are read whole and written many per thread hop
+BATCH_FILES = 64  # at most this many files ...
+BATCH_BYTES = 2 << 20  # ... or bytes per batch, per worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,23 +143,57 @@ async def export_tree(vault: Source, vault_path: str | bytes, dest: Path, option
     written = 0
     pending = iter(others)
 
-    async def worker() -> None:
+    def done(item: _Item, n: int) -> None:
         nonlocal written
+        written += n  # after the await: `written += await …` would lose other workers' counts
+        if on_file:
+            on_file(item.path, item.st.type, n)
+
+    async def write_batch(batch: list[tuple[_Item, bytes]]) -> None:
+        """Write small files read whole, many per thread hop (a hop per file cost more than its syscalls)."""
+        jobs: list[tuple[int, bytes, bytes, ld.Attrs]] = []
+        try:
+            for item, data in batch:
+                try:
+                    jobs.append((handles.acquire(item.parent), item.name, data, _attrs(item.st, options)))
+                except OSError as exc:
+                    raise ld.local_error(exc, shown(item.path)) from exc
+            failed = await _settled(ld.write_files, jobs)
+        finally:
+            for item, _ in batch[: len(jobs)]:
+                handles.release(item.parent)
+        if failed is not None:
+            raise ld.local_error(failed[1], shown(batch[failed[0]][0].path)) from failed[1]
+        for item, data in batch:
+            done(item, len(data))
+
+    async def worker() -> None:
+        batch: list[tuple[_Item, bytes]] = []
+        size = 0
         for item in pending:  # a shared iterator: each entry is taken by exactly one worker
-            attrs = _attrs(item.st, options)
             n = 0
             if item.st.type == "symlink":
                 assert item.st.target is not None
                 link = os.fsencode(item.st.target)
-                await at(item.parent, item.path, functools.partial(_link_job, item.name, link, attrs))
+                await at(item.parent, item.path, functools.partial(_link_job, item.name, link,
+                                                                   _attrs(item.st, options)))
+            elif item.st.size <= BATCH_FILE:
+                data = b"".join([piece async for piece in vault.open_read(item.path)])
+                batch.append((item, data))
+                size += len(data)
+                if len(batch) >= BATCH_FILES or size >= BATCH_BYTES:
+                    await write_batch(batch)
+                    batch, size = [], 0
+                continue
             else:
                 try:
-                    n = await _write_file(handles, item.parent, item.name, attrs, vault.open_read(item.path))
+                    n = await _write_file(handles, item.parent, item.name, _attrs(item.st, options),
+                                          vault.open_read(item.path))
                 except OSError as exc:
                     raise ld.local_error(exc, shown(item.path)) from exc
-            written += n  # after the await: `written += await …` would lose other workers' counts
-            if on_file:
-                on_file(item.path, item.st.type, n)
+            done(item, n)
+        if batch:
+            await write_batch(batch)
 
     async def prune() -> int:
         """Remove (or in a dry run list) every local entry the vault does not have, directory by directory."""

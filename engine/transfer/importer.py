@@ -150,7 +150,11 @@ async def import_items(vault: Target, items: list[Item], dest_parts: list[bytes]
     def key(item: Item) -> bytes:
         return b"/".join(item.dest) + b"\0" + os.fsencode(item.local)  # scan made it absolute
 
+    new_dirs: set[bytes] = set()  # directories this import created: nothing below them exists yet
+
     async def present(item: Item) -> Stat | None:
+        if b"/".join(item.dest[:-1]) in new_dirs:
+            return None  # a lookup that fails costs an exception: skip it for every new file of a new tree
         try:
             return await vault.stat(b"/".join(item.dest))
         except NotFound:
@@ -214,7 +218,12 @@ async def import_items(vault: Target, items: list[Item], dest_parts: list[bytes]
             for item in items:
                 path = b"/".join(item.dest)
                 if item.kind == "dir":
-                    await replace_kind(item, await present(item))
+                    st = await present(item)
+                    await replace_kind(item, st)
+                    if st is None or st.type != "dir":
+                        new_dirs.add(path)
+                    else:  # there already (two sources of one name merge): look below it
+                        new_dirs.discard(path)
                     await vault.mkdir(path, parents=True, exist_ok=True)
                     await vault.set_meta(path, mode=item.meta.mode, mtime_ns=item.meta.mtime_ns,
                                          uid=item.meta.uid, gid=item.meta.gid)

@@ -194,6 +194,17 @@ def write_whole(parent: int, name: bytes, data: bytes, attrs: Attrs) -> None:
     finish_file(parent, tmp, fd, name, attrs)
 
 
+def write_files(jobs: list[tuple[int, bytes, bytes, Attrs]]) -> tuple[int, OSError] | None:
+    """:func:`write_whole` for each ``(parent, name, data, attrs)`` in turn; stops at the first
+    failure and returns its index and error (the files before it are complete), else None."""
+    for i, (parent, name, data, attrs) in enumerate(jobs):
+        try:
+            write_whole(parent, name, data, attrs)
+        except OSError as exc:
+            return i, exc
+    return None
+
+
 def pwrite_all(fd: int, data: bytes, offset: int) -> None:
     view = memoryview(data)
     while view:

@@ -23,10 +23,10 @@ from functools import cached_property
 
 import sigmavault
 
-from .. import AuthError, IntegrityError, LocalIOError, NotFound, UsageError, VaultNotFound, config
+from .. import AuthError, IntegrityError, LocalIOError, NotFound, UsageError, VaultNotFound, config, named
 from .. import _internal as internal
 from .._internal import Credential, Passphrase, RecoveryCode, TwoFactor, XwingKey, passphrase_from_file, secret_env
-from . import agent_client, named
+from . import agent_client
 
 MAX_SECRET_FILE = 64 * 1024
 TRIES = 3  # a passphrase typed at a prompt is asked again this often in all
@@ -48,29 +48,32 @@ class Options:
     no_agent: bool = False
     single_writer: bool = False
     audit_host: bool = False
+    write_quorum: int | None = None
 
     @cached_property
     def places(self) -> list[str]:
         """The chosen vault's places: the ``--vault`` values, else ``SIGMAVAULT_VAULT``, else the
-        default vault, with named vaults replaced by their URLs (read once per command)."""
-        return named.resolve(self.vault or [config.default_vault_url()])
+        default vault, with named vaults replaced by their URLs (read once per command); several:
+        the places of a dispersed vault."""
+        return named.resolve(self.vault or [config.default_vault()])
+
+    @property
+    def urls(self) -> list[str]:
+        return self.places
 
     @property
     def url(self) -> str:
-        return one_place(self.places)
+        """The vault's location for messages and local lookups (its places, joined, when dispersed)."""
+        return ", ".join(self.places)
+
+    @property
+    def target(self) -> str | list[str]:
+        """What ``sigmavault.open``/``create`` take: one URL, or the list of places."""
+        return self.places if len(self.places) > 1 else self.places[0]
 
     @property
     def is_default(self) -> bool:
         return not self.vault and not os.environ.get("SIGMAVAULT_VAULT")
-
-
-def one_place(places: list[str]) -> str:
-    """The one URL a command opens: the single point where several places (a dispersed vault) are
-    refused until dispersal exists."""
-    if len(places) != 1:
-        raise UsageError(f"dispersed vaults need dispersal support, which this version does not have yet: "
-                         f"give one vault place (got {len(places)}: {', '.join(places)})")
-    return places[0]
 
 
 def _read_secret_file(name: str, what: str) -> bytes:
@@ -86,8 +89,10 @@ def _read_secret_file(name: str, what: str) -> bytes:
 
 
 def notice(text: str) -> None:
-    """A one-line remark from the engine (a new pin, state set aside): stderr, also in JSON mode."""
-    sys.stderr.write(f"sigmavault: note: {text}\n")
+    """A one-line remark from the engine (a new pin, state set aside): stderr, also in JSON mode.
+    A remark that starts with ``warning:`` (a degraded dispersed vault) is written as a warning."""
+    kind, _, rest = text.partition(": ")
+    sys.stderr.write(f"sigmavault: warning: {rest}\n" if kind == "warning" else f"sigmavault: note: {text}\n")
     sys.stderr.flush()
 
 
@@ -179,6 +184,8 @@ async def from_agent(url: str, *, fingerprint: str | None = None, single_writer:
 
 async def probe(opts: Options) -> None:
     """Fail early (before any prompt) for a bad URL or a missing vault, saying what to do."""
+    if len(opts.urls) > 1:
+        return  # a dispersed vault: opening reads its keystore by majority and says what is wrong
     if not await internal.has_vault(opts.url):
         if opts.is_default:
             raise VaultNotFound(f"there is no default vault yet (at {opts.url}): create it with `sigmavault create`, "
@@ -191,7 +198,8 @@ async def open_vault(opts: Options, *, use_agent: bool = True) -> sigmavault.Vau
     await probe(opts)
     url = opts.url
     explicit = opts.recovery_code or opts.recovery_code_file or opts.identity_file
-    if use_agent and not opts.no_agent and not explicit:
+    agent = use_agent and len(opts.urls) == 1  # a dispersed vault: no agent lookup (it keys by one URL)
+    if agent and not opts.no_agent and not explicit:
         vault = await from_agent(url, fingerprint=opts.fingerprint, single_writer=opts.single_writer,
                                  on_notice=notice)
         if vault is not None:
@@ -207,7 +215,8 @@ async def from_device(opts: Options) -> sigmavault.Vault | None:
     """The vault opened with this device's key, or None (no device key, no device slot for it, or no
     pin: a public-key slot never pins a vault on first use)."""
     device = internal.device_key()
-    if device is None or (opts.fingerprint is None and await internal.pinned(opts.url) is None):
+    if len(opts.urls) > 1 or device is None or (
+            opts.fingerprint is None and await internal.pinned(opts.url) is None):
         return None
     try:
         return await sigmavault.open(opts.url, credential=device, fingerprint=opts.fingerprint,
@@ -223,8 +232,9 @@ async def unlock(opts: Options) -> tuple[sigmavault.Vault, Credential]:
     for attempt in range(1, TRIES + 1):
         cred = credential(opts)  # not in a thread: Ctrl-C at a prompt must not wait for the prompt to return
         try:
-            vault = await sigmavault.open(opts.url, credential=cred, fingerprint=opts.fingerprint,
-                                          single_writer=opts.single_writer, on_notice=notice)
+            vault = await sigmavault.open(opts.target, credential=cred, fingerprint=opts.fingerprint,
+                                          single_writer=opts.single_writer, on_notice=notice,
+                                          write_quorum=opts.write_quorum)
             return _one_generation(vault, opts), cred
         except AuthError:
             if not prompted or attempt == TRIES:

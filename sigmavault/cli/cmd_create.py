@@ -18,7 +18,7 @@ import sigmavault
 
 from .. import UsageError
 from .. import _internal as internal
-from .._internal import PROFILES, secret_env
+from .._internal import PROFILES, secret_env, tolerated
 from . import agent_client
 from .access import Options, ask_new_passphrase, notice, passphrase
 from .output import Output
@@ -32,6 +32,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-size", type=int, default=4, metavar="MIB", help="chunk size in MiB (1–16, power of two)")
     p.add_argument("--create-bucket", action="store_true",
                    help="for s3:// and az:// vaults: create the bucket or container first if it does not exist")
+    p.add_argument("--needed", metavar="K", type=int, default=None,
+                   help="dispersed vaults (several --vault): places that rebuild every object (default: all but one)")
+    p.add_argument("--lock-days", metavar="N", type=int, default=None,
+                   help="write every object under a retention lock of N days that even this vault's credentials "
+                        "cannot lift (S3 Object Lock, Azure immutability; with --create-bucket the bucket is made "
+                        "with Object Lock on)")
+    p.add_argument("--lock-mode", choices=("governance", "compliance"), default="governance",
+                   help="governance: an administrator with the bypass right can lift a lock; compliance: nobody "
+                        "can (default governance)")
     p.add_argument("--unlock", metavar="DURATION", default=None,
                    help="keep the new vault unlocked for DURATION (unlock agent), e.g. 15m")
     p.set_defaults(handler=run)
@@ -58,16 +67,30 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
         pw = ask_new_passphrase("New passphrase: ")  # typed twice
     if not len(pw.secret):
         raise UsageError("the passphrase must not be empty")
-    vault = await sigmavault.create(opts.url, passphrase=pw.secret.reveal().decode("utf-8"), kdf=args.kdf,
+    dispersed = len(opts.urls) > 1
+    if args.needed is not None and not dispersed:
+        raise UsageError("--needed is for a dispersed vault: give each of its places with --vault")
+    extra: dict[str, Any] = {"needed": args.needed, "write_quorum": opts.write_quorum} if dispersed else {}
+    vault = await sigmavault.create(opts.target, passphrase=pw.secret.reveal().decode("utf-8"), kdf=args.kdf,
                                     chunk_size=args.chunk_size << 20, create_bucket=args.create_bucket,
-                                    single_writer=opts.single_writer, on_notice=notice)
+                                    single_writer=opts.single_writer, on_notice=notice, lock_days=args.lock_days,
+                                    lock_mode=args.lock_mode, **extra)
     async with vault:
         code = vault.recovery_code or ""
-        folder = await internal.state_folder(opts.url)
+        folder = internal.vault_state_folder(vault)
         doc = {"url": opts.url, "fingerprint": vault.fingerprint, "generation": vault.generation,
                "recovery_code": code, "kdf": args.kdf, "state_dir": str(folder)}
+        lines = [f"created vault {opts.url}"]
+        if dispersed:
+            n = len(opts.urls)
+            k = n - 1 if args.needed is None else args.needed
+            doc.update(places=opts.urls, needed=k, may_lose=tolerated(k, n))
+            lines.append(f"dispersed:     any {k} of {n} places rebuild it; it may lose {tolerated(k, n)} place(s)")
+        if args.lock_days is not None:
+            doc.update(lock_days=args.lock_days, lock_mode=args.lock_mode)
+            lines.append(f"locked:        every object for {args.lock_days} days ({args.lock_mode})")
         out.result(doc, [
-            f"created vault {opts.url}",
+            *lines,
             f"fingerprint:   {vault.fingerprint}",
             f"local state:   {folder}",
             "",

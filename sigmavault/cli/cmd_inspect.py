@@ -69,7 +69,9 @@ async def info(opts: Options, args: argparse.Namespace, out: Output) -> None:
             "parameters": {"suite": p.suite, "prf": p.prf, "chunk_size": p.chunk_size, "chunking": p.chunking,
                            "padding": p.padding, "pad_floor": p.pad_floor, "inline_max": p.inline_max,
                            "compression": p.compression},
+            "lock": None if p.lock is None else {"days": p.lock.days, "mode": p.lock.mode},
         }
+    lock = [] if p.lock is None else [f"locked:       every object for {p.lock.days} days ({p.lock.mode})"]
     out.result(doc, [
         f"vault:        {doc['url']}",
         f"fingerprint:  {doc['fingerprint']}",
@@ -78,6 +80,7 @@ async def info(opts: Options, args: argparse.Namespace, out: Output) -> None:
         f"key slots:    {nslots} (keystore generation {keys.generation}, epoch {keys.epoch})",
         f"chunks:       {human_size(p.chunk_size)} {p.chunking}, {p.suite}, prf {p.prf}, "
         f"padding {p.padding}, compression {p.compression}",
+        *lock,
     ])
 
 

@@ -1,4 +1,4 @@
-"""``sigmavault vaults add|list|remove``: names for vault locations (``vaults.toml``, see :mod:`.named`).
+"""``sigmavault vaults add|list|remove``: names for vault locations (``vaults.toml``, see :mod:`sigmavault.named`).
 
 ``add NAME URL…`` checks every URL as ``--vault`` would (no I/O: nothing is opened or created),
 stores local paths as absolute paths, and folds ``--endpoint``, ``--region``, ``--path-style`` and
@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .. import AlreadyExists, NotFound, UsageError
+from .. import AlreadyExists, NotFound, UsageError, named
 from ..backends.urls import open_backend
-from . import named
 from .access import Options
 from .output import Output
 

@@ -42,6 +42,8 @@ from . import (
     cmd_inspect,
     cmd_key,
     cmd_lifecycle,
+    cmd_places,
+    cmd_prune,
     cmd_serve,
     cmd_vaults,
     mount,
@@ -49,10 +51,11 @@ from . import (
 from .access import Options
 from .output import Output
 
-COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_history, cmd_lifecycle, cmd_guard, cmd_key,
-            cmd_agent, cmd_device, mount, cmd_serve, cmd_vaults, cmd_completion)
+COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_history, cmd_lifecycle, cmd_prune,
+            cmd_guard, cmd_key, cmd_agent, cmd_device, mount, cmd_serve, cmd_vaults, cmd_places, cmd_completion)
 _GLOBAL = ("vault", "json", "debug", "passphrase_file", "recovery_code", "recovery_code_file", "identity_file",
-           "fingerprint", "no_agent", "single_writer", "audit_host")
+           "fingerprint", "no_agent", "single_writer", "audit_host",
+           "write_quorum")
 
 
 class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
@@ -84,7 +87,9 @@ def _add_global(p: argparse.ArgumentParser, suppress: bool) -> None:
     g = p.add_argument_group("global options")
     g.add_argument("--vault", metavar="URL", action="append", default=d(None),
                    help="vault location: a path, file://, mem://, s3://, az://, or a name from `sigmavault vaults` "
-                        "(env SIGMAVAULT_VAULT)")
+                        "(env SIGMAVAULT_VAULT); repeat it, in any order, for each place of a dispersed vault")
+    g.add_argument("--write-quorum", metavar="N", type=int, default=d(None),
+                   help="dispersed vaults: places that must take each write (default max(needed, majority))")
     g.add_argument("--json", action="store_true", default=d(False), help="machine-readable output")
     g.add_argument("--debug", action="store_true", default=d(False), help="show tracebacks")
     g.add_argument("--passphrase-file", metavar="FILE", default=d(None),

@@ -6,7 +6,8 @@ file system is up and returns; that process logs to ``--log-file``. Either way a
 the serving process, so ``umount`` can ask it to finish (SIGTERM) and wait until everything is
 committed. Without a live process ``umount`` falls back to ``fusermount3 -u`` (``-z`` for a dead
 mount). A mount point left dead by a crash is cleared by the next ``mount``. ``--metrics HOST:PORT``
-serves Prometheus metrics while mounted (:mod:`.metrics_opt`).
+serves Prometheus metrics while mounted (:mod:`.metrics_opt`); every mount also answers ``sigmavault
+stats MOUNTPOINT`` on a private socket next to its pid file (:mod:`.stats`).
 
 The background child gets the passphrase through a pipe on its stdin, never through its
 arguments, and the places the parent resolved (a named vault is not looked up again). Runnable on
@@ -30,7 +31,7 @@ from typing import Any
 
 from .. import LocalIOError, NotFound, UsageError, VaultError, config
 from .._internal import Passphrase, TwoFactor, harden
-from . import metrics_opt
+from . import metrics_opt, stats
 from .access import Options, interactive, open_vault, probe, unlock
 from .output import Output
 
@@ -43,6 +44,10 @@ def _key(mountpoint: Path) -> str:
 
 def default_pid_file(mountpoint: Path) -> Path:
     return config.runtime_dir() / "mounts" / f"{_key(mountpoint)}.pid"
+
+
+def stats_socket(mountpoint: Path) -> Path:
+    return config.runtime_dir() / "mounts" / f"{_key(mountpoint)}{stats.SUFFIX}"
 
 
 def default_log_file(mountpoint: Path) -> Path:
@@ -88,6 +93,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     u.add_argument("--timeout", type=float, default=600.0, metavar="S", help="how long to wait (600)")
     u.add_argument("--pid-file", metavar="FILE", help="the pid file the mount wrote")
     u.set_defaults(handler=run_umount)
+    s = sub.add_parser("stats", parents=[common], help="print the metrics of a running mount",
+                       description="Print the counters of the mount at MOUNTPOINT (without it: of every running "
+                                   "mount of this user): object store requests, caches, the write pipeline. "
+                                   "Asks the mount over its private socket; opens no vault, needs no passphrase.")
+    s.add_argument("mountpoint", metavar="MOUNTPOINT", nargs="?")
+    s.set_defaults(handler=run_stats)
 
 
 add_parser = register  # the name the mount issue asked for
@@ -140,7 +151,7 @@ async def run_mount(opts: Options, args: argparse.Namespace, out: Output) -> Non
     mopts = _options(args, mountpoint)
     metrics_at = metrics_opt.address(args)  # refused before a passphrase is asked for
     if args.background and not args.child:
-        _ = opts.url  # a bad name or several places fail here, not in the detached child
+        _ = opts.places  # a bad name fails here, not in the detached child
         typed = await _checked_passphrase(opts, mountpoint)
         await asyncio.to_thread(_start_background, opts, args, mountpoint, typed)
         out.note(f"mounted on {mountpoint} (background; `sigmavault umount {mountpoint}` to stop)")
@@ -154,8 +165,11 @@ async def run_mount(opts: Options, args: argparse.Namespace, out: Output) -> Non
         pid_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         pid_file.write_text(f"{os.getpid()}\n")
         try:
+            live = session.Session(vault, mopts)
+            shown = os.path.realpath(mountpoint)  # now: once mounted, resolving it would ask this very process
             with metrics_opt.serving(vault, metrics_at):
-                await session.Session(vault, mopts).serve(mountpoint)
+                async with stats.serving(stats_socket(mountpoint), lambda: stats.document(vault, shown)):
+                    await live.serve(mountpoint)
         finally:
             with contextlib.suppress(OSError):
                 if _read_pid(pid_file) == os.getpid():
@@ -242,6 +256,12 @@ def _start_background(opts: Options, args: argparse.Namespace, mountpoint: Path,
         time.sleep(0.05)
     child.terminate()
     raise VaultError(f"the mount did not come up in time; see {log_file}")
+
+
+async def run_stats(opts: Options, args: argparse.Namespace, out: Output) -> None:
+    where = Path(args.mountpoint) if args.mountpoint else None
+    docs = await stats.collect(where, stats_socket, config.runtime_dir() / "mounts")
+    stats.report(out, docs, one=where is not None)
 
 
 async def run_umount(opts: Options, args: argparse.Namespace, out: Output) -> None:

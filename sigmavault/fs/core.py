@@ -30,7 +30,7 @@ from fsspec.utils import stringify_path
 
 import sigmavault
 
-from .. import AuthError, Stat, Vault, config
+from .. import AuthError, Stat, Vault, named
 from .._internal import Passphrase, secret_env
 from ..cli import access
 from .errors import translated
@@ -83,7 +83,9 @@ class VaultFileSystem(AsyncFileSystem, metaclass=_NoSecrets):  # type: ignore[mi
         if commit not in COMMIT_MODES:
             raise ValueError(f"commit must be 'close' or 'manual', not {commit!r}")
         self.commit_mode = commit
-        self._url = vault_obj.url if vault_obj is not None else (vault or config.default_vault_url())
+        #: one URL, or the places of a dispersed vault (``vault`` may also name a vault in vaults.toml)
+        self._target = vault_obj.url if vault_obj is not None else named.default_vault_url(vault)
+        self._url = self._target if isinstance(self._target, str) else ", ".join(self._target)
         self.__passphrase = passphrase
         self._fingerprint = fingerprint
         self._given = vault_obj
@@ -128,13 +130,14 @@ class VaultFileSystem(AsyncFileSystem, metaclass=_NoSecrets):  # type: ignore[mi
         """Open the vault the way the command line does, without ever prompting."""
         secret = self.__passphrase
         if secret is None:
-            vault = await access.from_agent(self._url, fingerprint=self._fingerprint)
+            vault = (await access.from_agent(self._target, fingerprint=self._fingerprint)
+                     if isinstance(self._target, str) else None)  # the agent keys a vault by one URL
             if vault is not None:
                 return vault
             secret = secret_env(SECRET_VAR)
             if secret is None:
                 raise AuthError(NO_CREDENTIAL)
-        return await sigmavault.open(self._url, credential=access.with_device(Passphrase.of(secret)),
+        return await sigmavault.open(self._target, credential=access.with_device(Passphrase.of(secret)),
                                      fingerprint=self._fingerprint)
 
     async def _changed(self) -> None:

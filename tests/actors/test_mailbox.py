@@ -247,3 +247,60 @@ def test_every_item_is_delivered_once_in_per_producer_order(
         assert len(got) == sum(producers)
 
     run(main)
+
+
+def test_max_bytes_bounds_the_bytes_held_and_lets_small_items_queue_deep() -> None:
+    async def main() -> None:
+        send, recv = open_channel(100, len, max_bytes=10)
+        for _ in range(10):
+            send.send_nowait(b"x")  # ten small items: no waiting
+        with pytest.raises(asyncio.QueueFull):
+            send.send_nowait(b"y")  # an eleventh byte would exceed max_bytes
+        big = asyncio.create_task(send.send(b"z" * 25))  # heavier than max_bytes on its own
+        await settle()
+        assert not big.done()
+        for _ in range(9):
+            assert await recv.receive() == b"x"
+        await settle()
+        assert not big.done()  # one byte still held: 1 + 25 > 10
+        assert await recv.receive() == b"x"
+        await asyncio.wait_for(big, 1)  # an empty buffer takes any one item
+        assert recv.receive_nowait() == b"z" * 25
+        send.send_nowait(b"a" * 10)
+        assert recv.receive_nowait() == b"a" * 10
+
+    run(main)
+
+
+def test_max_bytes_keeps_order_and_the_bound_with_several_producers() -> None:
+    async def main() -> list[bytes]:
+        send, recv = open_channel(50, len, max_bytes=8)
+
+        async def produce(tag: bytes, sender: Any) -> None:
+            async with sender:
+                for i in range(40):
+                    await sender.send(tag * (1 + i % 5))
+
+        async def consume() -> list[bytes]:
+            got = []
+            async for item in recv:
+                got.append(item)
+                await asyncio.sleep(0)
+            return got
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(produce(b"a", send.clone()))
+            tg.create_task(produce(b"b", send))
+            got = tg.create_task(consume())
+        items = got.result()
+        assert recv.high_water <= 8  # items of 1 to 5 bytes under max_bytes=8: never more than 8 held
+        assert [x for x in items if x[:1] == b"a"] == [b"a" * (1 + i % 5) for i in range(40)]
+        assert [x for x in items if x[:1] == b"b"] == [b"b" * (1 + i % 5) for i in range(40)]
+        return items
+
+    assert len(run(main)) == 80
+
+
+def test_max_bytes_needs_a_weigh_function() -> None:
+    with pytest.raises(ValueError):
+        open_channel(4, max_bytes=10)

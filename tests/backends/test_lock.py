@@ -8,8 +8,13 @@ the Azure side checks what is sent and how the answers are read.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import json
+import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,7 @@ from azure.storage.blob.aio import BlobClient
 from conformance import oname, payload
 from servers import AzuriteServer, SeaweedServer
 from test_azure import az_env as az_env
+from test_cloud_vault import PASS, Place, cli, ok, one_line_error, place_on, stored_names
 from test_s3 import backend_for
 from test_s3 import s3_env as s3_env
 
@@ -149,3 +155,64 @@ async def test_azure_container_without_immutability_is_refused_and_a_refused_del
             await backend.delete(name)
     finally:
         await backend.aclose()
+
+
+# -- whole vaults: create --lock-days through the command --------------------------------------------
+
+
+def test_a_locked_vault_on_s3_locks_what_every_client_writes(s3_server: SeaweedServer, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = "locked-" + secrets.token_hex(6)
+    place = place_on(s3_server, tmp_path, monkeypatch)
+    place = Place(place.server, bucket, place.url_for(bucket), place.env)
+    home = tmp_path / "home"
+    made = json.loads(ok(place, home, "--json", "create", "--kdf", "minimum", "--create-bucket", "--lock-days", "3"))
+    assert made["lock_days"] == 3 and made["lock_mode"] == "governance"
+    (tmp_path / "f.txt").write_bytes(b"kept for three days")
+    ok(place, home, "import", str(tmp_path / "f.txt"))
+    second = tmp_path / "second-device"  # another client: the lock comes from the vault, not from its options
+    ok(place, second, "--fingerprint", made["fingerprint"], "mkdir", "/from-elsewhere")
+    info = json.loads(ok(place, second, "--json", "info"))
+    assert info["lock"] == {"days": 3, "mode": "governance"}
+    raw: Any = s3_server.client()
+    keys = [o["Key"] for o in raw.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert any(k.startswith("vault/c/") for k in keys) and any(k.startswith("vault/o/") for k in keys)
+    for key in keys:
+        head = raw.head_object(Bucket=bucket, Key=key)
+        assert head["ObjectLockMode"] == "GOVERNANCE", key
+        assert head["ObjectLockRetainUntilDate"] > datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=2)
+    keys = [o["Key"] for o in raw.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert not [k for k in keys if k.startswith("vault/l/")]  # leases are never locked: they went when done
+    ok(place, home, "rm", "/f.txt")
+    ok(place, home, "forget", "--keep-last", "1")
+    pruned = json.loads(ok(place, home, "--json", "prune").splitlines()[-1])  # JSON lines: the report is last
+    assert pruned["locked"] >= 1 and pruned["deleted"] == 0  # garbage, but locked: skipped and said so
+    assert {o["Key"] for o in raw.list_objects_v2(Bucket=bucket)["Contents"]} >= {k for k in keys if "/o/" in k}
+    (tmp_path / "new").write_text("a new passphrase\n")
+    changed = cli(place, home, "key", "passwd", "--new-passphrase-file", str(tmp_path / "new"))
+    assert changed.returncode == 0 and "older keystore copies could not be deleted" in changed.stderr
+    # the old keystore stays until its lock ends; the new passphrase opens the newest one, the old one no longer
+    after = cli(place, home, "--json", "log", SIGMAVAULT_PASSPHRASE="a new passphrase")
+    assert after.returncode == 0 and json.loads(after.stdout)["generations"][0]["generation"] == 4
+    assert cli(place, home, "log").returncode == 3
+
+
+@pytest.mark.parametrize("where", ["local", "plain-bucket", "azurite"])
+def test_a_lock_that_cannot_hold_is_refused_and_nothing_is_written(where: str, request: pytest.FixtureRequest,
+                                                                   tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    if where == "local":
+        home = tmp_path / "home"
+        run = subprocess.run([sys.executable, "-m", "sigmavault", "--vault", str(tmp_path / "v"), "create", "--kdf",
+                              "minimum", "--lock-days", "7"], env={**os.environ, "SIGMAVAULT_HOME": str(home),
+                                                                   "SIGMAVAULT_PASSPHRASE": PASS},
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        assert run.returncode == 2 and "cannot lock objects" in one_line_error(run.stderr)
+        assert not (tmp_path / "v" / "k").exists() or not list((tmp_path / "v" / "k").iterdir())
+        return
+    server = request.getfixturevalue("s3_server" if where == "plain-bucket" else "azure_server")
+    place = place_on(server, tmp_path, monkeypatch)  # an ordinary bucket / container
+    run = cli(place, tmp_path / "home", "create", "--kdf", "minimum", "--lock-days", "7")
+    want = "has no Object Lock" if where == "plain-bucket" else "version-level immutability"
+    assert run.returncode == 8 and want in one_line_error(run.stderr)
+    assert asyncio.run(stored_names(place.url)) == []

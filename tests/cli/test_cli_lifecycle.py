@@ -33,8 +33,6 @@ def test_forget_dry_run_record_and_not_found(tmp_path: Path) -> None:
     before = c_files(vault)
     r = cli("forget")
     assert r.code == 2 and "--keep-" in r.one_line_error()
-    r = cli("forget", "--keep-last", "2", "--prune")
-    assert r.code == 2 and "prune is not available yet" in r.one_line_error()
     dry = cli.ok("--json", "forget", "--keep-last", "2", "--dry-run").json()
     assert dry["dry_run"] is True and dry["forgotten"] == [0, 1, 2] and dry["records"] == []
     assert [k["generation"] for k in dry["kept"]] == [3, 4] and dry["kept"][1]["reasons"] == ["newest", "last"]

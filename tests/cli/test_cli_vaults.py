@@ -16,7 +16,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from clitools import Cli, env_for
+from clitools import PASS, Cli, env_for
+
+import sigmavault
+from sigmavault import named
+from sigmavault.fs import VaultFileSystem
 
 NAME_DOC = "vaults.toml"
 
@@ -164,19 +168,22 @@ def test_unreadable_file_is_a_local_io_error(two: tuple[Cli, Path, Path]) -> Non
     assert r.code == 11 and f"cannot read {toml_path(cli.home)}" in r.one_line_error()
 
 
-def test_several_places_are_refused_until_dispersal_exists(two: tuple[Cli, Path, Path]) -> None:
+def test_a_name_stands_for_the_places_of_a_dispersed_vault(two: tuple[Cli, Path, Path]) -> None:
     cli, a, b = two
-    cli.ok("vaults", "add", "spread", str(a), str(b))
-    assert cli.ok("--json", "vaults", "list").json()["vaults"] == [{"name": "spread", "places": [str(a), str(b)]}]
-    new = a.parent / "new1", a.parent / "new2"
-    for r in (Cli(cli.home, "spread")("ls"), cli("ls", SIGMAVAULT_VAULT="spread"),
-              cli("--vault", str(new[0]), "create", "--kdf", "minimum", "--vault", str(new[1])),
-              Cli(cli.home, "spread")("mount", str(a.parent / "mnt"), "--background")):
-        assert r.code == 2, r.err
-        assert "dispersed vaults need" in r.one_line_error()
-    assert "got 2: " + ", ".join(map(str, new)) in cli("--vault", str(new[0]), "create", "--vault", str(new[1])).err
-    assert not any(p.exists() for p in new)  # nothing created
-    assert not (a.parent / "mnt").exists()
+    cli.ok("vaults", "add", "both", str(a), str(b))  # two single-place vaults named together: not one vault
+    assert cli.ok("--json", "vaults", "list").json()["vaults"][-1] == {"name": "both", "places": [str(a), str(b)]}
+    r = Cli(cli.home, "both")("ls")
+    assert r.code == 2 and "not dispersed" in r.one_line_error()
+    new = [a.parent / f"place{i}" for i in range(3)]
+    two_only = cli("--vault", str(new[0]), "create", "--kdf", "minimum", "--vault", str(new[1]))
+    assert two_only.code == 2 and not any(p.exists() and any(p.iterdir()) for p in new[:2])  # may lose 0: refused
+    cli.ok("vaults", "add", "spread", *map(str, new))
+    made = Cli(cli.home, "spread").ok("--json", "create", "--kdf", "minimum", "--needed", "2").json()
+    assert made["needed"] == 2 and made["may_lose"] == 1
+    Cli(cli.home, "spread").ok("mkdir", "/kept")
+    assert cli.ok("ls", SIGMAVAULT_VAULT="spread").out == "kept/\n"
+    by_hand = Cli(cli.home, None)("--vault", str(new[2]), "--vault", str(new[0]), "--vault", str(new[1]), "ls")
+    assert by_hand.code == 0 and by_hand.out == "kept/\n"  # the same places, in another order
 
 
 def test_completion_offers_the_names(two: tuple[Cli, Path, Path], tmp_path: Path) -> None:
@@ -230,3 +237,43 @@ def test_background_mount_of_a_named_vault_passes_the_place_on(two: tuple[Cli, P
         while os.path.ismount(mp) and time.monotonic() < deadline:
             time.sleep(0.1)
     assert Cli(cli.home, a).ok("cat", "/note.txt").out == "through the named mount\n"
+
+
+async def test_the_library_default_vault_may_be_a_name(tmp_path: Path, isolated_home: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``SIGMAVAULT_VAULT=NAME`` means the same vault to ``sigmavault.open(None)`` as to the CLI."""
+    where = tmp_path / "lib"
+    vault = await sigmavault.create(str(where), passphrase=PASS, kdf="minimum")
+    fp = vault.fingerprint
+    await vault.aclose()
+    with named.editing() as entries:
+        entries["lib"] = [str(where)]
+    monkeypatch.setenv("SIGMAVAULT_VAULT", "lib")
+    vault = await sigmavault.open(None, passphrase=PASS)
+    try:
+        assert vault.fingerprint == fp and vault.url == str(where)
+    finally:
+        await vault.aclose()
+    monkeypatch.delenv("SIGMAVAULT_VAULT")
+    fs = VaultFileSystem(vault="lib", passphrase=PASS, asynchronous=True, skip_instance_cache=True)
+    assert await fs._ls("/") == []  # fsspec's vault= takes a name too
+    await fs.aclose()
+    spread = [tmp_path / f"place{i}" for i in range(3)]
+    vault = await sigmavault.create(places=list(map(str, spread)), passphrase=PASS, kdf="minimum")
+    fp_spread = vault.fingerprint
+    await vault.aclose()
+    with named.editing() as entries:
+        entries["spread"] = [str(p) for p in reversed(spread)]  # any order
+    monkeypatch.setenv("SIGMAVAULT_VAULT", "spread")
+    vault = await sigmavault.open(None, passphrase=PASS)  # a dispersed vault by its name
+    try:
+        assert vault.fingerprint == fp_spread
+    finally:
+        await vault.aclose()
+    toml_path(isolated_home).write_text("[vaults.lib\n")
+    monkeypatch.setenv("SIGMAVAULT_VAULT", "lib")
+    with pytest.raises(sigmavault.UsageError, match="is not valid TOML"):
+        await sigmavault.open(None, passphrase=PASS)
+    monkeypatch.setenv("SIGMAVAULT_VAULT", str(where))  # a path never reads the broken file
+    vault = await sigmavault.open(None, passphrase=PASS)
+    await vault.aclose()

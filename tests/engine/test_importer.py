@@ -68,3 +68,22 @@ async def test_backup_skips_unchanged_files_and_picks_up_changes(tmp_path: Path)
         assert await v.read_bytes("data/a.txt") == b"alpha, changed"
         await v.commit()
     assert len(object_files(url)) - objects <= 2  # one data pack and one page pack, no chunk re-upload
+
+
+async def test_two_sources_of_one_name_merge_into_the_tree_the_first_made(tmp_path: Path) -> None:
+    # the first source creates /d/x and what is below it (new: nothing there is looked up); the
+    # second, of the same name, merges into it: below it every path is looked up again, and its
+    # files of existing names replace those of the first
+    first, second = tmp_path / "one" / "x", tmp_path / "two" / "x"
+    for root, files in ((first, {"same": b"1", "sub/in": b"2", "only_first": b"3"}),
+                        (second, {"same": b"one", "sub/in": b"two", "sub/new": b"4"})):
+        for rel, data in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(data)
+    async with await new_vault(tmp_path / "v") as v:
+        report = await import_paths(v, [first, second], "/d")
+        assert await v.read_bytes("d/x/same") == b"one"
+        assert await v.read_bytes("d/x/sub/in") == b"two"
+        assert await v.read_bytes("d/x/sub/new") == b"4"
+        assert await v.read_bytes("d/x/only_first") == b"3"
+        assert report.files == 6

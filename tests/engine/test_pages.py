@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sigmavault.engine.errors import IntegrityError
-from sigmavault.engine.format.canonical import b64u, dumps
+from sigmavault.engine.format.canonical import b64u, dumps, unb64u
 from sigmavault.engine.format.pages import (
     INLINE_MAX,
     BlobRef,
@@ -456,3 +457,24 @@ def test_encoded_pages_equal_split_then_encode(items: list[Entry], target: int) 
     except ValueError:
         return
     assert encoded_pages(ordered, target=target, chunk_size=1 << 20) == expected
+
+
+@given(st.binary(max_size=80))
+def test_b64u_is_unpadded_urlsafe_base64_and_unb64u_takes_exactly_it_back(data: bytes) -> None:
+    text = base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    assert b64u(data) == b64u(bytearray(data)) == b64u(memoryview(data)) == text
+    assert unb64u(text) == data
+
+
+@given(st.text(alphabet="ABCXYZabcxyz0189-_+/= \n\u00e9", max_size=14))
+def test_unb64u_accepts_only_the_canonical_unpadded_urlsafe_form(text: str) -> None:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        canonical = len(text) % 4 != 1 and base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == text
+    except (ValueError, UnicodeEncodeError):
+        canonical = False
+    if canonical:
+        assert unb64u(text) == raw
+    else:
+        with pytest.raises(IntegrityError):
+            unb64u(text)

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import aiohttp
-from gwtools import PASS, new_vault, reopen
+import pytest
+from gwtools import MIB, PASS, new_vault, reopen
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "cli-token-abcdefghijklmnop"
@@ -152,3 +153,44 @@ def test_cli_refusals(tmp_path: Path, isolated_home: Path) -> None:
     assert r.returncode == 0
     for option in ("--listen", "--read-only", "--token-file", "loopback"):
         assert option in r.stdout
+
+
+FFMPEG, FFPROBE = shutil.which("ffmpeg"), shutil.which("ffprobe")
+
+
+@pytest.mark.skipif(FFMPEG is None or FFPROBE is None,
+                    reason="ffmpeg/ffprobe are not installed (scripts/bootstrap --test installs Debian's ffmpeg)")
+def test_ffprobe_reads_a_video_from_the_gateway(tmp_path: Path, isolated_home: Path) -> None:
+    """A real media client: ffprobe finds the index of an MP4 written without faststart at the end of
+    the file, several chunks in, so it must seek there with a Range request."""
+    clip = tmp_path / "clip.mp4"
+    subprocess.run([FFMPEG or "ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+                    "-i", "testsrc=duration=2:size=426x240:rate=25,noise=alls=40:allf=t",
+                    "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-crf", "10", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(clip)],
+                   check=True, capture_output=True, timeout=120)
+    data = clip.read_bytes()
+    assert len(data) > 2 * MIB and data.find(b"moov") > data.find(b"mdat") > 0  # the index is past two chunks
+
+    async def store() -> Path:
+        root = tmp_path / "v"
+        async with await new_vault(root) as vault:
+            await vault.put("media/clip.mp4", data)
+        return root
+
+    proc, doc = _start(isolated_home, asyncio.run(store()), "--read-only")
+    try:
+        probe = subprocess.run([FFPROBE or "ffprobe", "-v", "error", "-print_format", "json", "-show_format",
+                                "-show_streams", f"{doc['url']}media/clip.mp4"],
+                               capture_output=True, text=True, timeout=120)
+    finally:
+        code, err = _stop(proc)
+    assert probe.returncode == 0, probe.stderr
+    found = json.loads(probe.stdout)
+    assert abs(float(found["format"]["duration"]) - 2.0) < 0.1
+    assert int(found["format"]["size"]) == len(data) and "mp4" in found["format"]["format_name"]
+    streams = {s["codec_type"]: s for s in found["streams"]}
+    assert streams["video"]["codec_name"] == "h264" and (streams["video"]["width"], streams["video"]["height"]) == (
+        426, 240)
+    assert streams["audio"]["codec_name"] == "aac"
+    assert code == 0 and "Traceback" not in err

@@ -12,6 +12,8 @@ from metricstools import MIB, SECRET_NAMES, new_vault, reopen, samples, stored, 
 from prometheus_client import CollectorRegistry, generate_latest
 
 import sigmavault.metrics as svm
+from sigmavault.engine.format.envelope import object_len
+from sigmavault.engine.metrics import CacheCounts
 
 
 def _scrape(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -37,9 +39,13 @@ async def test_counters_follow_what_the_vault_does(tmp_path: Path) -> None:
         def delta(name: str, **labels: str) -> float:
             return value(after, name, **labels) - value(before, name, **labels)
 
-        # every byte uploaded is on disk, and every put created one object (nothing deduplicated)
-        assert delta("sigmavault_backend_sent_bytes_total") == bytes_after - bytes_before > len(big)
-        assert delta("sigmavault_backend_requests_total", op="put") == files_after - files_before >= 4
+        # every byte uploaded is on disk, and every put created one object (nothing deduplicated), but
+        # for the writer's lease (prune beside writers): created before the first upload, deleted at the commit
+        leases = delta("sigmavault_backend_requests_total", op="delete")
+        assert leases == 1
+        sent = delta("sigmavault_backend_sent_bytes_total") - leases * object_len(4 + 24, MIB, 1024)
+        assert sent == bytes_after - bytes_before > len(big)
+        assert delta("sigmavault_backend_requests_total", op="put") - leases == files_after - files_before >= 4
         assert value(after, "sigmavault_backend_errors_total", op="put") == 0
         assert value(after, "sigmavault_backend_retries_total", op="put") == 0
         latency = value(after, "sigmavault_backend_request_seconds_count", op="put")
@@ -104,3 +110,34 @@ async def test_register_twice_on_one_registry_is_refused(tmp_path: Path) -> None
             svm.register(vault, registry)
         registry.unregister(collector)
         svm.register(vault, registry)  # once removed, it can be added again
+
+
+async def test_dedup_lookups_and_a_cache_kept_above_the_vault(tmp_path: Path) -> None:
+    data = os.urandom(2 * MIB + 777)  # two full chunks and a tail that goes to a data pack
+    async with await new_vault(tmp_path / "vault") as vault:
+        registry = CollectorRegistry()
+        svm.register(vault, registry)
+        await vault.put(SECRET_NAMES[0], data)
+        await vault.commit()
+        first = _scrape(registry)
+        await vault.put(SECRET_NAMES[1], data)  # the same bytes again: every lookup finds its blob
+        await vault.commit()
+        second = _scrape(registry)
+        counts = [CacheCounts(5, 2, 3 * MIB, 1)]
+        vault.meter_cache("chunk", lambda: counts[-1])  # what the mount does with its chunk cache
+        third = _scrape(registry)
+        counts.append(CacheCounts(9, 2, MIB, 4))
+        fourth = _scrape(registry)
+        assert vault.metrics().caches["dedup"] == CacheCounts(3, 3)
+    assert value(first, "sigmavault_cache_misses_total", cache="dedup") == 3
+    assert value(first, "sigmavault_cache_hits_total", cache="dedup") == 0
+    assert value(second, "sigmavault_cache_hits_total", cache="dedup") == 3
+    assert value(second, "sigmavault_cache_misses_total", cache="dedup") == 3
+    assert value(third, "sigmavault_cache_hits_total", cache="chunk") == 5
+    assert value(third, "sigmavault_cache_bytes", cache="chunk") == 3 * MIB
+    assert value(third, "sigmavault_cache_evictions_total", cache="chunk") == 1
+    assert value(fourth, "sigmavault_cache_bytes", cache="chunk") == MIB  # read on every scrape
+    assert value(fourth, "sigmavault_cache_evictions_total", cache="chunk") == 4
+    # caches that do not track bytes or evictions have no such sample (not a misleading zero)
+    assert ("sigmavault_cache_bytes", (("cache", "pack"),)) not in fourth
+    assert ("sigmavault_cache_evictions_total", (("cache", "dedup"),)) not in fourth

@@ -26,7 +26,7 @@ from sigmavault.engine.keys import xwing
 from sigmavault.sync import SyncKeys, SyncSnapshot, SyncVault
 
 # engine-facing methods a script has no use for (the mount's chunk reads and patches, the pipeline)
-NOT_MIRRORED = {"aclose", "backend", "cache", "chunks", "ingest", "mixer", "patch", "read_chunk"}
+NOT_MIRRORED = {"aclose", "backend", "cache", "chunks", "ingest", "meter_cache", "mixer", "patch", "read_chunk"}
 
 
 def public(cls: type) -> set[str]:

@@ -1,10 +1,10 @@
 """Named vaults: short names for vault locations, kept in ``vaults.toml`` in the config directory.
 
-``sigmavault vaults add NAME URL…`` records them; ``--vault NAME`` (or ``SIGMAVAULT_VAULT=NAME``)
-then stands for the URLs. A value is a name only if it is a word without ``/`` or ``:`` that the
-file holds: anything else (and a word the file does not hold, or no file at all) is a path or URL,
-as before named vaults existed. The file is read only when a value looks like a name, so a URL
-works even beside a broken file. The format::
+``sigmavault vaults add NAME URL…`` records them; ``--vault NAME`` (or ``SIGMAVAULT_VAULT=NAME``,
+also for the library's default vault) then stands for the URLs. A value is a name only if it is a
+word without ``/`` or ``:`` that the file holds: anything else (and a word the file does not hold,
+or no file at all) is a path or URL, as before named vaults existed. The file is read only when a
+value looks like a name, so a URL works even beside a broken file. The format::
 
     [vaults."photos"]
     places = ["s3://bucket/photos?endpoint=http://127.0.0.1:8333&path_style=true"]
@@ -26,7 +26,8 @@ import tomllib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .. import LocalIOError, UsageError, config
+from . import config
+from .engine.errors import LocalIOError, UsageError
 
 FILE = "vaults.toml"
 #: what ``vaults add`` accepts as a name: starts with a letter or digit, no ``/``, ``:`` or spaces
@@ -93,6 +94,14 @@ def resolve(values: Sequence[str]) -> list[str]:
     for value in values:
         out += known.get(value, [value])
     return out
+
+
+def default_vault_url(value: str | None = None) -> str | list[str]:
+    """What ``value`` (a path, a URL or a name; None: :func:`config.default_vault`) stands for: one
+    URL, or the places of a dispersed vault. Used for ``sigmavault.open(None)`` and fsspec's
+    ``vault=``. UsageError for a broken vaults.toml."""
+    places = resolve([value or config.default_vault()])
+    return places[0] if len(places) == 1 else places
 
 
 def _quote(text: str) -> str:

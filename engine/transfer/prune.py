@@ -1,0 +1,347 @@
+"""``sigmavault prune``: delete what no kept generation references, safely beside writers.
+
+The pruner of models/prune.py, step for step (docs/format.md, "Prune beside writers"):
+
+- P1 read the newest commit, walk every kept generation (a directory whose pages a newer one had
+  is not walked again), list ``o/``: candidates are the objects nothing kept references;
+- P2 write the sealed, create-only deletion record D naming them (``l/d-…``), then list the
+  leases: those present now may have started before D (``L0``), any later one sees D at its W3;
+- P3 wait until every lease of ``L0`` has ended or expired (none: no wait, so a run with no writer
+  marks and deletes at once); records left by a pruner whose own lease is gone are closed meanwhile;
+- P4 write D's sweep mark (``l/s-…``): from here the candidate set only shrinks;
+- P5 re-read the newest commit (walk the generations added since P1) and the rescue records of D,
+  and drop everything they reference;
+- P6 delete the rest, then write D's end mark. D stays until the next run has waited (its own P3)
+  for every lease older than its record — all those that existed when D ended — and then deletes
+  it with its rescues: a writer that deduplicated against a candidate during the run finds D at
+  its W3 however late it commits.
+
+Commit records ``c/`` and keystores ``k/`` are never candidates (only ``o/`` is listed). A
+directory that does not load stops the run before anything is deleted: a reference we cannot read
+is a reference we cannot rule out. ``dry_run`` does P1 only and writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from ..catalog.pagestore import Catalog
+from ..catalog.tree import Dir, File
+from ..errors import IntegrityError, NotFound, ObjectLocked, VaultError
+from ..format.commits import ChainHead
+from ..format.pages import BlobRef
+from ..keys.schedule import KIND_CHUNK
+from ..repo.history import History
+from ..repo.leases import (
+    DEFAULT_TTL,
+    EXPIRY_FACTOR,
+    LEASE,
+    Clock,
+    Lease,
+    Records,
+    done_name,
+    parse_name,
+    sweep_name,
+)
+
+#: progress: (stage, done, total) — stages "scan", "wait", "delete"
+ProgressFn = Callable[[str, int, int], None]
+#: test seam: awaited with the name of each step ("P2", "P3", "P4", "P5", "P6") before it runs
+StepHook = Callable[[str], Awaitable[None]]
+
+
+async def kept_generations(history: History, head: ChainHead) -> list[int]:
+    """The generations retention keeps, newest first. THE one place retention enters prune:
+    every generation up to ``head`` that no ``forget`` recorded in the chain has forgotten."""
+    return sorted((g for g in await history.kept_generations() if g <= head.gen), reverse=True)
+
+
+@dataclass
+class PruneReport:
+    dry_run: bool
+    generation: int = 0
+    objects_before: int = 0
+    bytes_before: int = 0
+    objects_after: int = 0
+    bytes_after: int = 0
+    candidates: int = 0  # unreferenced at P1
+    kept_back: int = 0  # dropped at P5: referenced by a newer commit or a rescue record
+    deleted: int = 0
+    deleted_bytes: int = 0
+    leases_waited: int = 0  # leases older than the deletion record the run waited for
+    stale_records_ended: int = 0  # records of killed runs, given their end mark
+    records_cleared: int = 0  # records of earlier runs deleted
+    locked: int = 0  # unreferenced but under a retention lock (create --lock-days): skipped
+    packs: int = 0
+    packs_over_limit: int = 0  # packs whose unused share exceeds --max-unused (repacking: not built yet)
+    unused_pack_bytes: int = 0
+    max_unused: float = 0.05
+    candidate_names: list[str] = field(default_factory=list, repr=False)
+
+
+class _Refs:
+    """What the kept generations reference: object names, and the used bytes of each pack."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.names: set[str] = set()
+        self.used: dict[str, set[tuple[int, int]]] = {}  # pack object -> (off, len) of its live blobs
+        self.seen: set[tuple[tuple[str, int], ...]] = set()
+
+    def add(self, ref: BlobRef) -> None:
+        self.names.add(ref.object_name)
+        if ref.kind != KIND_CHUNK:
+            self.used.setdefault(ref.object_name, set()).add((ref.off, ref.length))
+
+    async def walk(self, root: Dir) -> None:
+        stack = [root]
+        while stack:
+            d = stack.pop()
+            key = tuple((p.object_name, p.off) for p in d.pages)
+            if key in self.seen:
+                continue
+            self.seen.add(key)
+            for ref in d.pages:
+                self.add(ref)
+            try:
+                kids = await self.catalog.load(d)
+            except VaultError as exc:
+                raise IntegrityError(
+                    f"prune stopped, nothing deleted: a directory does not load ({exc.message}); "
+                    "run `sigmavault verify`"
+                ) from None
+            for node in kids.values():
+                if isinstance(node, Dir):
+                    stack.append(node)
+                elif isinstance(node, File):
+                    for b in node.blobs:
+                        if isinstance(b, BlobRef):
+                            self.add(b)
+
+
+class _Leases:
+    """The pruner's view of the leases: expired when the newest beat has not changed for
+    ``EXPIRY_FACTOR × ttl`` of this clock (no clock agreement with the writers needed)."""
+
+    def __init__(self, records: Records, clock: Clock) -> None:
+        self.records = records
+        self.clock = clock
+        self.seen: dict[str, tuple[int, float, float]] = {}  # lease id -> (seq, first seen, ttl)
+
+    async def poll(self) -> tuple[set[str], set[str]]:
+        """The lease ids present, and those of them still live."""
+        newest: dict[str, int] = {}
+        for name in await self.records.names(LEASE):
+            parsed = parse_name(name)
+            if parsed is not None:
+                newest[parsed[1]] = max(newest.get(parsed[1], -1), parsed[2])
+        live = set()
+        now = self.clock()
+        for lid, seq in newest.items():
+            had = self.seen.get(lid)
+            if had is None or had[0] != seq:
+                try:
+                    body = await self.records.get(f"{LEASE}{lid}-{seq:08x}", LEASE)
+                except VaultError:  # not ours (planted, damaged): waited for as long as a default lease
+                    body = None
+                ttl = struct.unpack(">QQd", body)[2] if body is not None and len(body) == 24 else DEFAULT_TTL
+                had = self.seen[lid] = (seq, now, min(max(ttl, 0.01), 86400.0))
+            if now - had[1] < EXPIRY_FACTOR * had[2]:
+                live.add(lid)
+        return set(newest), live
+
+
+class Pruner:
+    def __init__(
+        self,
+        *,
+        history: History,
+        catalog: Catalog,
+        records: Records,
+        head: ChainHead,
+        max_unused: float = 0.05,
+        dry_run: bool = False,
+        ttl: float | None = None,
+        clock: Clock = time.monotonic,
+        poll: float = 1.0,
+        progress: ProgressFn | None = None,
+        hook: StepHook | None = None,
+    ) -> None:
+        self.history = history
+        self.catalog = catalog
+        self.records = records
+        self.backend = records.backend
+        self.head = head
+        self.report = PruneReport(dry_run, max_unused=max_unused)
+        self.clock = clock
+        self.poll = poll
+        self.progress = progress or (lambda stage, done, total: None)
+        self.hook = hook
+        self.lease = Lease(records, clock=clock) if ttl is None else Lease(records, ttl, clock)
+        self.sizes: dict[str, int] = {}
+
+    async def _step(self, name: str) -> None:
+        if self.hook is not None:
+            await self.hook(name)
+
+    async def run(self) -> PruneReport:
+        r = self.report
+        if not r.dry_run:
+            await self.lease.begin()  # marks this run live: its records are not a killed run's while it beats
+        try:
+            # records ended before this run: deleted once every lease older than our record has ended
+            states = await self.records.state()
+            ended = {rid for rid, st in states.items() if st.done}
+            refs, candidates = await self.scan()  # P1
+            r.candidates = len(candidates)
+            r.candidate_names = sorted(candidates)
+            self.pack_stats(refs)
+            if r.dry_run or not candidates:  # a dry run shows what a run nobody raced would leave
+                r.objects_after = r.objects_before - len(candidates)
+                r.bytes_after = r.bytes_before - sum(self.sizes[n] for n in candidates)
+                running = {await self.records.owner(st.parts[0]) for st in states.values() if not st.done and st.parts}
+                if not r.dry_run and running:  # nothing to delete: wait out other runs, end a killed one's record
+                    await self.settle(_Leases(self.records, self.clock), {o for o in running if o}, None)
+                return r  # ended records stay: only a run that leaves its own record deletes them
+            rid = secrets.token_hex(16)
+            await self._step("P2")
+            assert self.lease.lease_id is not None
+            await self.records.write_record(rid, self.lease.lease_id, candidates, int(time.time()))
+            await self.wait_leases(rid)  # P3
+            await self.clear(ended)
+            await self._step("P4")
+            await self.records.mark(sweep_name(rid))
+            await self._step("P5")
+            keep = await self.recheck(refs, rid)
+            doomed = candidates - keep
+            r.kept_back = len(candidates) - len(doomed)
+            await self._step("P6")
+            await self.delete(doomed)
+            await self.records.mark(done_name(rid))  # the run ended: writers waiting on it restore now
+            r.objects_after = r.objects_before - r.deleted
+            r.bytes_after = r.bytes_before - r.deleted_bytes
+            return r
+        finally:
+            await self.lease.end()
+
+    async def clear(self, ended: set[str]) -> None:
+        """Delete the records that had ended before this run began (every older lease has ended)."""
+        for rid in sorted(ended):
+            await self.records.close(rid)
+            self.report.records_cleared += 1
+
+    async def scan(self) -> tuple[_Refs, set[str]]:
+        """P1: what every kept generation references, and the listed objects nothing references."""
+        self.head = await self.history.find_head(self.head)
+        self.report.generation = self.head.gen
+        refs = _Refs(self.catalog)
+        gens = await kept_generations(self.history, self.head)
+        for i, gen in enumerate(gens):
+            self.progress("scan", i, len(gens))
+            await refs.walk(self.catalog.tree(await self.history.commit_at(gen)).root)
+        self.progress("scan", len(gens), len(gens))
+        names = [n async for n in self.backend.list("o/")]
+        await self.measure(names)
+        self.report.objects_before = len(self.sizes)
+        self.report.bytes_before = sum(self.sizes.values())
+        return refs, {n for n in self.sizes if n not in refs.names}
+
+    async def measure(self, names: list[str]) -> None:
+        todo = iter(names)
+
+        async def worker() -> None:
+            for name in todo:
+                with contextlib.suppress(NotFound):  # deleted while we looked
+                    self.sizes[name] = await self.backend.head(name)
+
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(max(1, min(8, self.backend.properties.concurrency))):
+                tg.create_task(worker())
+
+    def pack_stats(self, refs: _Refs) -> None:
+        r = self.report
+        for name, blobs in refs.used.items():
+            size = self.sizes.get(name)
+            if not size:
+                continue
+            r.packs += 1
+            # dead bytes: the gaps between live blobs (members are back to back, so a gap is a member
+            # nobody references); a dead tail and the padding are not counted (repacking keeps padding)
+            end = unused = 0
+            for off, length in sorted(blobs):
+                unused += max(0, off - end)
+                end = max(end, off + length)
+            if unused / size > r.max_unused:
+                r.packs_over_limit += 1
+                r.unused_pack_bytes += unused
+
+    async def wait_leases(self, rid: str) -> None:
+        """P3: every lease present after D was written (it may be older than D) ends or expires."""
+        watch = _Leases(self.records, self.clock)
+        present, _ = await watch.poll()
+        self.report.leases_waited = len(present - {self.lease.lease_id})
+        await self._step("P3")  # the leases that may be older than D are known: later ones see D at W3
+        await self.settle(watch, present, rid)
+
+    async def settle(self, watch: _Leases, older: set[str], own_rid: str | None) -> None:
+        """Poll the leases until none of ``older`` is live. Meanwhile end the records of pruners
+        whose lease is gone or expired (a killed run: its end mark lets waiting writers restore) and
+        delete expired leases (a killed writer's or pruner's)."""
+        own = self.lease.lease_id
+        older = older - {own}
+        while True:
+            present, live = await watch.poll()
+            for lid in present - live - {own}:
+                await self.records.drop_lease(lid)
+            for rid, st in (await self.records.state()).items():
+                if rid != own_rid and not st.done and st.parts:
+                    owner = await self.records.owner(st.parts[0])
+                    if owner is None or owner not in live:
+                        await self.records.mark(done_name(rid))
+                        self.report.stale_records_ended += 1
+            waiting = older & live
+            self.progress("wait", len(older) - len(waiting), len(older))
+            if not waiting:
+                return
+            await asyncio.sleep(self.poll)
+
+    async def recheck(self, refs: _Refs, rid: str) -> set[str]:
+        """P5: what the commits added since P1 and the rescue records of D reference."""
+        newest = await self.history.find_head(self.head)
+        fresh = _Refs(self.catalog)
+        fresh.seen = refs.seen  # subtrees walked at P1 are known
+        for gen in range(newest.gen, self.head.gen, -1):
+            await fresh.walk(self.catalog.tree(await self.history.commit_at(gen)).root)
+        self.head = newest
+        return fresh.names | await self.records.rescues(rid)
+
+    async def delete(self, doomed: set[str]) -> None:
+        """P6: one object at a time per worker (a few workers)."""
+        todo = iter(sorted(doomed))
+        total = len(doomed)
+
+        async def worker() -> None:
+            for name in todo:
+                try:
+                    await self.backend.delete(name)
+                except NotFound:
+                    pass
+                except ObjectLocked:  # create --lock-days: it goes once its lock expires (a later run)
+                    self.report.locked += 1
+                    continue
+                self.report.deleted += 1
+                self.report.deleted_bytes += self.sizes.get(name, 0)
+                self.progress("delete", self.report.deleted, total)
+
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(max(1, min(8, self.backend.properties.concurrency))):
+                tg.create_task(worker())
+
+
+__all__ = ["PruneReport", "Pruner", "kept_generations"]
