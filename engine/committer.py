@@ -81,8 +81,9 @@ class Committer:
     def _tree_at(self, c: Commit) -> Tree:
         return self._catalog.tree(c)
 
-    async def commit(self) -> int:
+    async def commit(self, meta: dict[str, Any] | None = None) -> int:
         """Make all edits visible as the next generation; returns it (the current one if nothing changed).
+        ``meta``: more keys for this commit's ``meta`` (the guard's score of the run).
 
         On a lost race with another client: reload, three-way merge (conflicts kept as conflict
         copies), retry. Raises BackendError, IntegrityError, RollbackError.
@@ -102,7 +103,7 @@ class Committer:
                 await self._page_pack.flush()
                 if self._guard is not None:
                     await self._guard.before_commit(self.tree)  # W3: rescue marked refs, or copy and restore
-                if await self._land(root, {**self.audit(), "counts": counts}):
+                if await self._land(root, {**self.audit(), "counts": counts, **(meta or {})}):
                     self.tree.mark_clean()
                     self._index.committed(self.head.gen)
                     if self._guard is not None:

@@ -77,15 +77,29 @@ class Edits(View):
             return self._mixer
 
     @contextlib.asynccontextmanager
-    async def ingest(self, progress: ProgressHook | None = None) -> AsyncIterator[Ingest]:
+    async def ingest(self, progress: ProgressHook | None = None, *, sample: bool = False) -> AsyncIterator[Ingest]:
         """A write pipeline for many files: ``await ing.add(parts, source, meta)`` for each.
 
         Files reach the catalog as they complete; leaving waits for all of them. Nothing is committed.
+        ``sample``: keep each file's content signals in ``ing.signals`` (the guard's), with whether a
+        file was at its path before and whether the content is the same.
         """
         self._check_writable()
+        running: list[Ingest] = []  # the pipeline below, once it runs (its signals)
 
         async def file_done(parts: list[bytes], node: File) -> None:
             async with self._lock:
+                signals = running[0].signals if running else None
+                sig = None if signals is None else signals.get(b"/".join(parts))
+                if sig is not None:
+                    with contextlib.suppress(NotFound):
+                        old = await self._tree.lookup(parts)
+                        sig.existed, sig.size = True, node.size
+                        if isinstance(old, File):
+                            sig.old_size = old.size
+                            sig.same = old.size == node.size and old.inline == node.inline \
+                                and [b.id for b in old.blobs] == [b.id for b in node.blobs]
+                    sig.size = node.size
                 await self._tree.put(parts, node)
 
         await self._begin_write()
@@ -93,7 +107,9 @@ class Edits(View):
         async with Ingest(placement=self._content.placement(self._inline_max), mixer=mixer,
                           backend=self._backend, stored=self._content.stored, landed=self._content.landed,
                           file_done=file_done, uploads=self._tuning.upload_concurrency,
-                          mixers=self._tuning.mixer_slots, progress=progress, ledger=self._ledger) as ing:
+                          mixers=self._tuning.mixer_slots, progress=progress, ledger=self._ledger,
+                          sample=sample) as ing:
+            running.append(ing)
             yield ing
 
     async def patch(self, path: str | bytes, size: int, chunks: Mapping[int, bytes], *, mode: int | None = None,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
 
+from .anomaly import is_record
 from .format.commits import ChainHead, Commit
 from .format.meta import ranges
 from .repo.history import History
@@ -75,7 +76,7 @@ async def _split(history: History) -> tuple[list[tuple[int, int]], list[int]]:
     snaps, records = [], []
     for g in sorted(await history.kept_generations()):
         c = await history.commit_at(g)
-        if c.audit.forget is not None:
+        if is_record(c):  # a forget, a guard clear or tune: not a snapshot
             records.append(g)
         else:
             snaps.append((g, c.time))

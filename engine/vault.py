@@ -24,6 +24,8 @@ from types import TracebackType
 from typing import Any
 
 from ..backends.base import Backend
+from .anomaly import GuardState, refuse
+from .anomaly import state as guard_state
 from .catalog.diff import Change, diff_trees, summarize
 from .catalog.pagestore import Catalog
 from .catalog.results import LogEntry, VerifyReport
@@ -209,15 +211,16 @@ class Vault(Edits):
 
     # --- commits ----------------------------------------------------------------------------
 
-    async def commit(self) -> int:
+    async def commit(self, meta: dict[str, Any] | None = None) -> int:
         """Make all edits visible as the next generation; returns it (the current one if nothing changed).
+        ``meta``: more keys for the commit record's authenticated ``meta`` (e.g. the guard's score).
 
         On a lost race with another client: reload, three-way merge (conflicts kept as conflict
         copies), retry; see :class:`~.committer.Committer`. Raises BackendError, IntegrityError,
         RollbackError.
         """
         self._check_writable()
-        return await self._commits.commit()
+        return await self._commits.commit(meta)
 
     async def refresh(self) -> int:
         """Adopt commits made by other clients now; returns the generation.
@@ -273,6 +276,10 @@ class Vault(Edits):
                 s = await summarize(self._catalog.tree(base), self._catalog.tree(c))  # () is the empty start
                 entry = replace(entry, added=s.added, modified=s.modified, removed=s.removed, bytes=s.bytes)
             out.append(entry)
+        if any(c.audit.guard is not None and c.audit.guard.suspect
+               for c in [await self._history.commit_at(e.generation) for e in out]):
+            marks = (await guard_state(self._history)).marks
+            out = [replace(e, suspect=True, reasons=marks[e.generation]) if e.generation in marks else e for e in out]
         return out
 
     async def kept_generations(self) -> frozenset[int]:
@@ -280,18 +287,24 @@ class Vault(Edits):
         self._check_open()
         return await self._history.kept_generations()
 
-    async def forget(self, rules: Rules, *, dry_run: bool = False, tz: tzinfo | None = None) -> ForgetReport:
+    async def forget(self, rules: Rules, *, dry_run: bool = False, tz: tzinfo | None = None,
+                     force: bool = False) -> ForgetReport:
         """Forget the generations ``rules`` do not keep (restic's semantics, see :mod:`.retention`;
         ``tz``: the zone of the time buckets, default local) and record the decision in the chain.
 
         Commits pending edits first. ``dry_run`` decides and changes nothing. Forgotten generations
         no longer show in :meth:`log` nor open with :meth:`at`; their data stays until a prune.
+        The newest clean generation older than a suspect one (:mod:`.anomaly`) is never forgotten
+        without ``force``: GuardRefusal (a UsageError), nothing forgotten.
         Raises UsageError for empty rules, BackendError, IntegrityError, RollbackError.
         """
         if not dry_run:
             await self.commit()
         self._check_open()
         d, records = await decide(self._history, rules, tz)
+        if not force:
+            st = await guard_state(self._history)
+            refuse(st, d.forget)
         if dry_run or not d.forget:
             return report(d, rules, dry_run)
         chunk = next_chunk(self._history, {*d.forget, *records}, rules)
@@ -299,6 +312,24 @@ class Vault(Edits):
         while (gen := await self._commits.record(chunk)) is not None:
             written.append(gen)
         return report(d, rules, dry_run, tuple(written))
+
+    async def guard_state(self, *, scoring: bool = False) -> GuardState:
+        """The guard's marks, baseline and thresholds as the chain records them (see :mod:`.anomaly`;
+        ``scoring``: only the baseline and thresholds, reading the last few dozen commits)."""
+        self._check_open()
+        return await guard_state(self._history, scoring=scoring)
+
+    async def guard_record(self, meta: dict[str, Any]) -> int:
+        """Write a record (a commit of the head's own root) whose ``meta`` adds ``meta``: a guard clear
+        or tune, or the score of a run that changed nothing. Commits pending edits first."""
+        await self.commit()
+
+        async def same(_head: ChainHead) -> dict[str, Any]:
+            return meta
+
+        gen = await self._commits.record(same)
+        assert gen is not None
+        return gen
 
     async def audit(self, since: int | None = None) -> list[AuditEntry]:
         """Every commit record of the chain, oldest first, forgotten ones included: who (slot, client,

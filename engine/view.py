@@ -151,6 +151,23 @@ class View:
             if p != parts or not isinstance(n, Dir):
                 yield show(p), node_stat(p[-1] if p else b"/", n)
 
+    async def file_paths(self, path: str | bytes = "/") -> list[bytes]:
+        """Every file below ``path`` as ``b"a/b"`` parts joined (no stats: the guard's count of what a
+        backup's roots held). Raises NotFound."""
+        self._check_open()
+        parts = split_path(path)
+        node = await self._lookup(parts)
+        out: list[bytes] = []
+        stack: list[tuple[list[bytes], Node]] = [(parts, node)]
+        while stack:
+            p, n = stack.pop()
+            if isinstance(n, Dir):
+                kids = await self._tree.children(n, p)
+                stack.extend((p + [k], kid) for k, kid in kids.items())
+            elif isinstance(n, File):
+                out.append(b"/".join(p))
+        return out
+
     async def _file(self, parts: list[bytes]) -> File:
         node = await self._lookup(parts)
         if isinstance(node, Dir):

@@ -24,6 +24,7 @@ from .files import FileContent
 from .guard import guarded
 from .inodes import HandleTable, InodeTable, Parts, vault_path
 from .options import MountOptions
+from .watch import Watch
 
 _KIND = {"file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK}
 
@@ -38,6 +39,7 @@ class AttrOps(pyfuse3.Operations):
         self.opts = opts
         self.content = content
         self.inodes = inodes
+        self.watch = Watch(opts)
         self.handles = HandleTable()
         self._ns = ns_lock
         self._on_open = on_open
@@ -53,7 +55,7 @@ class AttrOps(pyfuse3.Operations):
         return (*self.inodes.parts(parent), name)
 
     def _writable(self) -> None:
-        if self.opts.read_only:
+        if self.opts.read_only or self.watch.frozen is not None:
             raise pyfuse3.FUSEError(errno.EROFS)
         self.content.last_activity = time.monotonic()
 

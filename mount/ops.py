@@ -94,6 +94,8 @@ class Operations(AttrOps):
                 raise pyfuse3.FUSEError(errno.ENOTEMPTY)
             await self._keep_view(parts)
             await self.vault.rm(vault_path(parts))
+            if not want_dir:
+                self.watch.deleted()
             ino = self.inodes.unlinked(parts)
             log.debug("removed %r ino %s", parts, ino)
             if ino is not None:
@@ -149,6 +151,8 @@ class Operations(AttrOps):
                 old = self.inodes.ino_for(dst)
             log.debug("rename %r -> %r (over inode %s)", src, dst, old)
             await self.vault.mv(vault_path(src), vault_path(dst), replace=True)
+            if s.type == "file":
+                self.watch.renamed(vault_path(src), vault_path(dst))
             if old is not None:
                 self.content.unlinked(old)
             self.inodes.moved(src, dst)
@@ -207,6 +211,10 @@ class Operations(AttrOps):
             raise pyfuse3.FUSEError(errno.EISDIR if st.type == "dir" else errno.EINVAL)
         fh = self.handles.open_file(inode, writable)
         self.inodes.opened(inode)
+        if writable and st.size > 0:
+            self.watch.opened(fh)  # an existing file's content may be rewritten
+        elif not writable:
+            self.watch.read(inode)
         if writable and flags & os.O_TRUNC:  # libfuse enables atomic O_TRUNC: no separate setattr comes
             try:
                 await self.content.truncate(inode, 0)
@@ -226,6 +234,7 @@ class Operations(AttrOps):
         if not h.writable:
             raise pyfuse3.FUSEError(errno.EBADF)
         self._writable()
+        self.watch.wrote(fh, off, buf)
         return await self.content.write(h.ino, off, buf)
 
     @guarded
@@ -238,6 +247,7 @@ class Operations(AttrOps):
     async def release(self, fh: int) -> None:
         h = self.handles.close_file(fh)
         self.inodes.closed(h.ino)
+        self.watch.released(fh)
         try:
             if h.writable:
                 await self.content.flush(h.ino)

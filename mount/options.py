@@ -25,3 +25,8 @@ class MountOptions:
     commit_interval: float = 5.0  # commit pending edits after this many seconds of activity
     refresh_interval: float = 5.0  # adopt other clients' commits this often (and on open)
     attr_timeout: float = 1.0  # how long the kernel may cache names and attributes
+    guard: str | None = None  # "warn" | "freeze": watch for bursts of mass encryption or deletion (mount/watch.py)
+    guard_rewrites: int = 20  # opaque rewrites (or renames to a new extension) of existing files in the window
+    guard_deletions: int = 50  # deletions in the window
+    guard_reads: int = 2000  # distinct files opened for reading in the window: logged as exfiltration-like
+    guard_window: float = 60.0  # seconds

@@ -143,7 +143,8 @@ class Session:
         self._last_commit = time.monotonic()
         await self.content.flush_all()
         if self.vault.pending:
-            gen = await self.vault.commit()
+            gen = await self.vault.commit(self.ops.watch.meta())
+            self.ops.watch.recorded()
             log.info("committed generation %d", gen)
 
     async def timer(self) -> None:
@@ -179,6 +180,7 @@ class Session:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, pyfuse3.terminate)
+        loop.add_signal_handler(signal.SIGUSR1, self.ops.watch.unfreeze)  # `sigmavault guard unfreeze`
         closed = False
         try:
             async with asyncio.TaskGroup() as tg:
@@ -196,7 +198,7 @@ class Session:
             pyfuse3.close(unmount=True)
             closed = True
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
                 loop.remove_signal_handler(sig)
             if not closed:
                 with contextlib.suppress(Exception):

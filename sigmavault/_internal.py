@@ -18,6 +18,8 @@ from pathlib import Path
 from . import config
 from .backends.urls import open_backend
 from .engine import opening
+from .engine.anomaly import DEFAULTS as GUARD_DEFAULTS
+from .engine.anomaly import GuardState, protected_in, run_counts, run_meta, score
 from .engine.catalog.tree import show, split_path
 from .engine.content.pipeline import Progress
 from .engine.dispersal import degraded
@@ -41,12 +43,13 @@ from .engine.transfer.importer import ImportReport, Item, import_items, scan
 from .engine.vault import Vault
 
 __all__ = [
-    "PROFILES", "Changed", "Credential", "DeviceKey", "ExportOptions", "ExportReport", "ImportReport", "Item",
-    "LockedError", "Passphrase", "Pin", "Progress", "RecoveryCode", "Secret", "SlotInfo", "TwoFactor", "XwingKey",
-    "b64u", "degraded", "destroy_vault", "device_key", "device_recipient", "device_secret", "export_tree",
-    "first_error", "forget_device", "harden", "has_objects", "has_vault", "import_items", "parse_identity",
-    "passphrase_from_file", "pinned", "places_status", "repair_places", "scan", "secret_env", "show", "split_path",
-    "state_folder", "tolerated", "unb64u", "vault_state_folder",
+    "GUARD_DEFAULTS", "PROFILES", "Changed", "Credential", "DeviceKey", "ExportOptions", "ExportReport", "GuardState",
+    "ImportReport", "Item", "LockedError", "Passphrase", "Pin", "Progress", "RecoveryCode", "Secret", "SlotInfo",
+    "TwoFactor", "XwingKey", "b64u", "degraded", "destroy_vault", "device_key", "device_recipient", "device_secret",
+    "export_tree", "first_error", "forget_device", "harden", "has_objects", "has_vault", "import_items",
+    "parse_identity", "passphrase_from_file", "pinned", "places_status", "protected_in", "repair_places", "run_counts",
+    "run_meta", "scan", "score", "secret_env", "show", "split_path", "state_folder", "tolerated", "unb64u",
+    "vault_state_folder",
 ]
 
 

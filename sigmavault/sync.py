@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 from . import front
 from ._syncfile import SyncFile
 from ._syncloop import LoopThread
+from .engine.anomaly import GuardState
 from .engine.catalog.diff import Change
 from .engine.catalog.results import LogEntry, Stat, VerifyReport
 from .engine.content.writer import Source
@@ -123,6 +124,10 @@ class _SyncView:
     def ls(self, path: str | bytes = "/") -> list[Stat]:
         """Blocking :meth:`sigmavault.Vault.ls`: a directory's entries sorted by name. Raises NotFound."""
         return self._lt.run(self._view.ls(path))
+
+    def file_paths(self, path: str | bytes = "/") -> list[bytes]:
+        """Blocking :meth:`sigmavault.Vault.file_paths`: every file below ``path`` (joined parts, no stats)."""
+        return self._lt.run(self._view.file_paths(path))
 
     def walk(self, path: str | bytes = "/") -> Iterator[tuple[str, Stat]]:
         """Blocking :meth:`sigmavault.Vault.walk`: every path below ``path`` with its stat, one step at a
@@ -272,9 +277,9 @@ class SyncVault(_SyncView):
 
     # --- commits and history ---------------------------------------------------------------
 
-    def commit(self) -> int:
+    def commit(self, meta: dict[str, Any] | None = None) -> int:
         """Blocking :meth:`sigmavault.Vault.commit`: make the edits visible; the new generation."""
-        return self._lt.run(self._vault.commit())
+        return self._lt.run(self._vault.commit(meta))
 
     def refresh(self) -> int:
         """Blocking :meth:`sigmavault.Vault.refresh`: adopt other clients' commits now; the generation."""
@@ -300,9 +305,18 @@ class SyncVault(_SyncView):
         """Blocking :meth:`sigmavault.Vault.kept_generations`: the generations no forget has forgotten."""
         return self._lt.run(self._vault.kept_generations())
 
-    def forget(self, rules: Rules, *, dry_run: bool = False, tz: tzinfo | None = None) -> ForgetReport:
+    def forget(self, rules: Rules, *, dry_run: bool = False, tz: tzinfo | None = None,
+               force: bool = False) -> ForgetReport:
         """Blocking :meth:`sigmavault.Vault.forget`: apply keep rules and record the decision. UsageError."""
-        return self._lt.run(self._vault.forget(rules, dry_run=dry_run, tz=tz))
+        return self._lt.run(self._vault.forget(rules, dry_run=dry_run, tz=tz, force=force))
+
+    def guard_state(self, *, scoring: bool = False) -> GuardState:
+        """Blocking :meth:`sigmavault.Vault.guard_state`: the guard's marks, baseline and thresholds."""
+        return self._lt.run(self._vault.guard_state(scoring=scoring))
+
+    def guard_record(self, meta: dict[str, Any]) -> int:
+        """Blocking :meth:`sigmavault.Vault.guard_record`: write a guard record (clear, tune); its generation."""
+        return self._lt.run(self._vault.guard_record(meta))
 
     def audit(self, since: int | None = None) -> list[AuditEntry]:
         """Blocking :meth:`sigmavault.Vault.audit`: every commit record with who and when, oldest first."""

@@ -43,6 +43,9 @@ class LogEntry:
     counts: dict[str, int] | None = None
     #: a forget record: the generations it forgot (ascending); None for a snapshot
     forgot: tuple[int, ...] | None = None
+    #: the guard marked this generation suspect (and no later record cleared it), and why
+    suspect: bool = False
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

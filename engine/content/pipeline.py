@@ -40,6 +40,7 @@ from ..catalog.tree import File, Meta
 from ..errors import first_error
 from ..format.pages import BlobRef
 from ..format.refs import Blob
+from .signals import FileSignal, Sampler
 
 
 @dataclass(slots=True)
@@ -162,7 +163,8 @@ class Ingest:
 
     def __init__(self, *, placement: Placement, mixer: Mixer, backend: Backend, stored: ChunkStored,
                  landed: PackStored, file_done: FileDone, uploads: int, mixers: int, depth: int = 2,
-                 progress: ProgressHook | None = None, ledger: StageLedger | None = None) -> None:
+                 progress: ProgressHook | None = None, ledger: StageLedger | None = None,
+                 sample: bool = False) -> None:
         self._placement = placement
         self._mixer = mixer
         self._backend = backend
@@ -182,6 +184,10 @@ class Ingest:
         self._jobs: SendChannel[FileJob] | None = None
         self._tg: asyncio.TaskGroup | None = None
         self.progress = Progress()
+        #: with ``sample``: each completed file's content signals (the guard's), by path, as the chunker's
+        #: pieces pass (no extra read); filled just before ``file_done`` is called for the file
+        self._sampler = Sampler() if sample else None
+        self.signals: dict[bytes, FileSignal] | None = {} if sample else None
 
     async def __aenter__(self) -> Ingest:
         d = self._depth
@@ -206,7 +212,7 @@ class Ingest:
         placed_send, placed_recv = open_channel(deep, _weight)
         chunk, coord, mix, write, collect = STAGES
         self._stages = [
-            Stage(chunk, chunker(p.chunk_size), jobs_recv, pieces_send),
+            Stage(chunk, self._tapped(chunker(p.chunk_size)), jobs_recv, pieces_send),
             Stage(coord, coordinate(p), pieces_recv, mix_send, concurrency=2),
             Stage(mix, mixing(self._mixer), mix_recv, sealed_send, concurrency=self._mixers),
             Stage(write, writer(self._backend), sealed_recv, placed_send, concurrency=self._uploads),
@@ -245,6 +251,26 @@ class Ingest:
         self._files[token] = _Pending(parts, meta)
         await self._jobs.send(FileJob(token, source, size_hint))
 
+    def _tapped(self, run: Callable[[ReceiveChannel[FileJob], SendChannel[Piece]], Awaitable[None]]
+                ) -> Callable[[ReceiveChannel[FileJob], SendChannel[Piece]], Awaitable[None]]:
+        """The chunker, its pieces sampled on their way out when sampling (the bytes are in memory there)."""
+        if self._sampler is None:
+            return run
+        sampler: Sampler = self._sampler
+
+        class Tap:
+            def __init__(self, outbox: SendChannel[Piece]) -> None:
+                self.outbox = outbox
+
+            async def send(self, piece: Piece) -> None:
+                sampler.piece(piece.token, piece.index, piece.data)
+                await self.outbox.send(piece)
+
+        async def tapped(inbox: ReceiveChannel[FileJob], outbox: SendChannel[Piece]) -> None:
+            await run(inbox, Tap(outbox))  # type: ignore[arg-type]  # the chunker only sends
+
+        return tapped
+
     def stats(self) -> list[StageStats]:
         return [s.stats() for s in self._stages]
 
@@ -273,6 +299,8 @@ class Ingest:
                 f.count = item.index + 1 if item.size else item.index
             if f.count is not None and (f.inline is not None or len(f.blobs) == f.count):
                 del self._files[item.token]
+                if self._sampler is not None and self.signals is not None:
+                    self.signals[b"/".join(f.parts)] = self._sampler.take(item.token)
                 blobs = [f.blobs[i] for i in range(len(f.blobs))]
                 inline = f.inline if f.inline is not None else (b"" if f.size == 0 else None)
                 await self._file_done(f.parts, File(f.meta, f.size, [] if inline is not None else blobs, inline))

@@ -10,6 +10,10 @@ canonical bytes and re-encode unchanged) and ignores them, but the known keys ha
     "counts":     {"added": files, "changed": files, "removed": files, "bytes": bytes of added or changed files}
     "forget":     {"gens": [[first, last], …] (inclusive ranges, ascending, disjoint, below this commit's gen),
                    "rules": {rule name: integer or short string}}
+    "guard":      {"run": {signal name: count} (a scored backup, import or mount window),
+                   "suspect": true | false, "reasons": [short text, …],
+                   "clear": [generation, …] (a record: these marks are cleared, each below this gen),
+                   "tune": {threshold name: integer} (a record: the thresholds from here on)}
 
 The whole object is bounded (:data:`MAX_META` bytes canonical, :data:`MAX_DEPTH` levels), so a
 co-writer holding the keys cannot make readers allocate much: the body itself is bounded by the
@@ -34,6 +38,9 @@ MAX_HOST = 255
 MAX_RULE_TEXT = 64
 MAX_SLOT_ID = 64
 COUNT_KEYS = ("added", "changed", "removed", "bytes")
+MAX_REASONS = 16
+MAX_REASON = 200
+MAX_GUARD_KEYS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +67,40 @@ class Audit:
     host: str | None = None
     counts: Mapping[str, int] | None = None
     forget: Forget | None = None
+    guard: Guard | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """The guard's part of a commit: a scored run (its counts, whether it looks suspect and why),
+    or a record clearing marks or setting thresholds."""
+
+    run: Mapping[str, int] | None = None
+    suspect: bool = False
+    reasons: tuple[str, ...] = ()
+    clear: tuple[int, ...] = ()
+    tune: Mapping[str, int] | None = None
+
+
+def _counts(value: object, what: str) -> dict[str, int]:
+    if not isinstance(value, dict) or len(value) > MAX_GUARD_KEYS:
+        fail(what)
+    return {string(k, MAX_RULE_TEXT): integer(v) for k, v in value.items()}
+
+
+def _guard(value: object, gen: int) -> Guard:
+    if not isinstance(value, dict) or not set(value) <= {"run", "suspect", "reasons", "clear", "tune"}:
+        fail("guard")
+    suspect = value.get("suspect", False)
+    if not isinstance(suspect, bool):
+        fail("guard suspect")
+    reasons = tuple(string(r, MAX_REASON) for r in array(value.get("reasons", []), MAX_REASONS))
+    clear = tuple(integer(g) for g in array(value.get("clear", []), 1024))
+    if any(g >= gen for g in clear):
+        fail("guard clear")  # only marks of older generations
+    run = _counts(value["run"], "guard run") if "run" in value else None
+    tune = _counts(value["tune"], "guard tune") if "tune" in value else None
+    return Guard(run, suspect, reasons, clear, tune)
 
 
 def ranges(gens: Iterable[int]) -> list[list[int]]:
@@ -136,7 +177,8 @@ def check(value: object, gen: int) -> Audit:
             fail("meta counts")
         counts = {k: integer(c[k]) for k in COUNT_KEYS if k in c}
     forget = _forget(value["forget"], gen) if "forget" in value else None
-    return Audit(slot, label, host, counts, forget)
+    guard = _guard(value["guard"], gen) if "guard" in value else None
+    return Audit(slot, label, host, counts, forget, guard)
 
 
 def audit_of(meta: Mapping[str, Any] | None, gen: int) -> Audit:
@@ -144,4 +186,4 @@ def audit_of(meta: Mapping[str, Any] | None, gen: int) -> Audit:
     return Audit() if meta is None else check(meta, gen)
 
 
-__all__ = ["COUNT_KEYS", "MAX_META", "Audit", "Forget", "audit_of", "check", "ranges"]
+__all__ = ["COUNT_KEYS", "MAX_META", "Audit", "Forget", "Guard", "audit_of", "check", "ranges"]

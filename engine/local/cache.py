@@ -37,10 +37,8 @@ SQLite refuses is logged and dropped, for the same reason.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import itertools
 import logging
-import secrets
 import sqlite3
 import struct
 import threading
@@ -49,12 +47,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
-
 from ..errors import LocalIOError, UsageError
-from ..keys.schedule import expand
 from ..keys.secret import Secret
+from .cacheseal import Sealer
 from .idfilter import IdFilter
 
 log = logging.getLogger(__name__)
@@ -74,7 +69,6 @@ CREATE TABLE IF NOT EXISTS files (path BLOB PRIMARY KEY, v BLOB NOT NULL);
 _OLD_TABLES = ("meta", "blobs", "pages", "files")
 _BLOB = struct.Struct(">IBQQQ")  # epoch, kind, off, len, ol
 _STAT = struct.Struct(">QqQ")  # size, mtime_ns, ino
-NONCE, NONCE_BATCH = 12, 256
 
 BlobRow = tuple[int, int, str, int, int, int, bool]  # e, k, o, off, len, ol, committed
 BATCH = 1024  # queued rows that start a commit in the background
@@ -82,33 +76,6 @@ BATCH = 1024  # queued rows that start a commit in the background
 _Write = Callable[[sqlite3.Connection], object]  # what it returns is ignored
 _Key = tuple[str, object]  # (table, row key) a queued write touches
 _ALL_BLOBS: _Key = ("blob", None)  # a queued write that may change any blob row (mark_committed)
-
-
-class _Sealer:
-    """Seals and opens cache values; keyed hashes of paths."""
-
-    def __init__(self, key: Secret | None) -> None:
-        base = key.reveal() if key is not None else secrets.token_bytes(32)  # no key: an in-memory cache
-        self._aead = AESGCMSIV(expand(base, "local-cache/seal"))
-        self._name = expand(base, "local-cache/name")
-        self._nonces, self._lock = b"", threading.Lock()
-
-    def seal(self, plain: bytes, ad: bytes) -> bytes:
-        with self._lock:  # nonces drawn NONCE_BATCH at a time (a getrandom each was measurable), each taken once
-            self._nonces = self._nonces or secrets.token_bytes(NONCE * NONCE_BATCH)
-            nonce, self._nonces = self._nonces[:NONCE], self._nonces[NONCE:]
-        return nonce + self._aead.encrypt(nonce, plain, ad)
-
-    def open(self, value: bytes, ad: bytes) -> bytes | None:
-        if len(value) < NONCE + 16:
-            return None
-        try:
-            return self._aead.decrypt(value[:NONCE], value[NONCE:], ad)
-        except InvalidTag:
-            return None
-
-    def name(self, path: bytes) -> bytes:
-        return hmac.digest(self._name, path, "sha256")
 
 
 class Cache:
@@ -142,7 +109,7 @@ class Cache:
         return cache
 
     def _start(self, path: Path | None, key: Secret | None) -> None:
-        self._s = _Sealer(key)
+        self._s = Sealer(key)
         self._db: sqlite3.Connection | None = None  # the worker thread's alone
         self._lock = threading.Lock()  # guards the queue, shared by the callers and the worker
         self._queue: list[_Write] = []
@@ -410,26 +377,31 @@ class Cache:
 
     # --- backup: stats of files already imported (keyed by a keyed hash of the path) ----
 
-    async def file_stats(self, paths: list[bytes]) -> list[tuple[int, int, int] | None]:
-        """The stats recorded for each of ``paths`` (None: none or unreadable), in one hop to the worker."""
-        def read(db: sqlite3.Connection) -> list[tuple[int, int, int] | None]:
-            out: list[tuple[int, int, int] | None] = []
+    async def file_stats(self, paths: list[bytes], *, extra: bool = False) -> list[tuple[int, int, int] | bytes | None]:
+        """(size, mtime_ns, ino) recorded for each of ``paths`` (None: none or unreadable), in one hop
+        to the worker; with ``extra``, the bytes stored after them instead (the guard's signal)."""
+        def read(db: sqlite3.Connection) -> list[tuple[int, int, int] | bytes | None]:
+            out: list[tuple[int, int, int] | bytes | None] = []
             for path in paths:
                 row = db.execute("SELECT v FROM files WHERE path=?", (name := self._s.name(path),)).fetchone()
                 plain = None if row is None else self._s.open(bytes(row[0]), b"file\0" + name)
-                out.append(_STAT.unpack(plain) if plain is not None and len(plain) == _STAT.size else None)
+                if plain is None or len(plain) < _STAT.size:
+                    out.append(None)
+                else:
+                    out.append(plain[_STAT.size:] if extra else _STAT.unpack_from(plain))
             return out
 
         return await self._call(lambda: self._read(tuple(("file", p) for p in paths), read))
 
-    def set_file_stats(self, rows: Iterable[tuple[bytes, int, int, int]]) -> None:
+    def set_file_stats(self, rows: Iterable[tuple[bytes, int, int, int] | tuple[bytes, int, int, int, bytes]]) -> None:
+        """Rows of (path, size, mtime_ns, ino) and optionally extra bytes kept after them."""
         items = list(rows)
         if not items:
             return
 
-        def sealed(path: bytes, size: int, mtime_ns: int, ino: int) -> tuple[bytes, bytes]:
+        def sealed(path: bytes, size: int, mtime_ns: int, ino: int, more: bytes = b"") -> tuple[bytes, bytes]:
             name = self._s.name(path)
-            return name, self._s.seal(_STAT.pack(size, mtime_ns, ino), b"file\0" + name)
+            return name, self._s.seal(_STAT.pack(size, mtime_ns, ino) + more, b"file\0" + name)
 
         def write(db: sqlite3.Connection) -> None:
             db.executemany("INSERT OR REPLACE INTO files(path, v) VALUES (?,?)", (sealed(*r) for r in items))

@@ -25,6 +25,7 @@ from typing import Protocol
 from ..catalog.results import Stat
 from ..catalog.tree import Meta, split_path
 from ..content.pipeline import Ingest, Progress, ProgressHook
+from ..content.signals import FileSignal, pack, unpack
 from ..errors import LocalIOError, NotFound, UsageError
 from ..local.cache import Cache
 
@@ -50,7 +51,8 @@ class Target(Protocol):
     async def symlink(self, path: str | bytes, target: str | bytes, *, replace: bool = False,
                       mtime_ns: int | None = None) -> None: ...
 
-    def ingest(self, progress: ProgressHook | None = None) -> AbstractAsyncContextManager[Ingest]: ...
+    def ingest(self, progress: ProgressHook | None = None, *,
+               sample: bool = False) -> AbstractAsyncContextManager[Ingest]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,10 @@ class ImportReport:
     uploaded: int = 0  # bytes of new objects written
     deduped: int = 0  # pieces found already stored
     errors: list[str] = field(default_factory=list)
+    #: with ``sample``: the content signals of each file read, by vault path, and the signal the
+    #: local cache kept from the previous version's import (the guard scores them)
+    signals: dict[bytes, FileSignal] = field(default_factory=dict)
+    prior: dict[bytes, FileSignal] = field(default_factory=dict)
 
 
 ImportHook = Callable[[ImportReport, Progress | None, str | None], None]
@@ -128,16 +134,16 @@ def scan(sources: list[Path], dest: list[bytes], *, onto: bool = False) -> tuple
 
 
 async def import_paths(vault: Target, sources: list[str | os.PathLike[str]], dest: str | bytes = "/", *,
-                       incremental: bool = False, hook: ImportHook | None = None) -> ImportReport:
+                       incremental: bool = False, hook: ImportHook | None = None, sample: bool = False) -> ImportReport:
     """Import files and trees under ``dest`` (created if missing). Does not commit."""
     dest_parts = split_path(dest)
     items, _skipped = await asyncio.to_thread(scan, [Path(os.fspath(s)) for s in sources], dest_parts)
-    return await import_items(vault, items, dest_parts, incremental=incremental, hook=hook)
+    return await import_items(vault, items, dest_parts, incremental=incremental, hook=hook, sample=sample)
 
 
 async def import_items(vault: Target, items: list[Item], dest_parts: list[bytes], *, incremental: bool = False,
-                       hook: ImportHook | None = None) -> ImportReport:
-    """Import what :func:`scan` found. Does not commit."""
+                       hook: ImportHook | None = None, sample: bool = False) -> ImportReport:
+    """Import what :func:`scan` found. Does not commit. ``sample``: keep the guard's signals in the report."""
     dest = b"/".join(dest_parts)
     report = ImportReport(bytes_total=sum(i.size for i in items))
     cache = vault.cache
@@ -176,7 +182,7 @@ async def import_items(vault: Target, items: list[Item], dest_parts: list[bytes]
             batch = [key(i) for i in files[files_seen:files_seen + STAT_BATCH]]
             if k not in batch:
                 batch.append(k)
-            recorded.update(zip(batch, await cache.file_stats(batch), strict=True))
+            recorded.update(zip(batch, await cache.file_stats(batch), strict=True))  # type: ignore[arg-type]
         files_seen += 1
         seen = recorded.pop(k)
         return seen == (item.size, item.meta.mtime_ns, item.ino) and st is not None and st.type == "file" \
@@ -189,7 +195,7 @@ async def import_items(vault: Target, items: list[Item], dest_parts: list[bytes]
             and os.fsencode(st.target) == item.target and st.mtime_ns == item.meta.mtime_ns \
             and (st.uid, st.gid) == (item.meta.uid, item.meta.gid)
 
-    stored: list[tuple[bytes, int, int, int]] = []
+    stored: list[tuple[bytes, int, int, int, bytes]] = []
     by_dest: dict[bytes, Item] = {}
 
     def progress(prog: Progress, parts: list[bytes] | None) -> None:
@@ -197,7 +203,7 @@ async def import_items(vault: Target, items: list[Item], dest_parts: list[bytes]
         if parts is not None:
             item = by_dest.get(b"/".join(parts))
             if item is not None:
-                stored.append((key(item), item.size, item.meta.mtime_ns, item.ino))
+                stored.append((key(item), item.size, item.meta.mtime_ns, item.ino, b"/".join(parts)))
         if hook:
             hook(report, prog, os.fsdecode(b"/".join(parts)) if parts else None)
 
@@ -211,6 +217,10 @@ async def import_items(vault: Target, items: list[Item], dest_parts: list[bytes]
                 hook(report, None, os.fsdecode(path))
             return
         by_dest[path] = item
+        if sample and st is not None:
+            seen = unpack((await cache.file_stats([key(item)], extra=True))[0])  # type: ignore[arg-type]
+            if seen is not None:
+                report.prior[path] = seen
         await ing.add(item.dest, Path(item.local), item.meta, item.size)
         report.bytes_read += item.size
         if st is None:
@@ -219,7 +229,9 @@ async def import_items(vault: Target, items: list[Item], dest_parts: list[bytes]
             report.changed += 1
 
     try:
-        async with vault.ingest(progress=progress) as ing:
+        async with vault.ingest(progress=progress, sample=sample) as ing:
+            if ing.signals is not None:
+                report.signals = ing.signals  # filled as files complete
             for item in items:
                 path = b"/".join(item.dest)
                 if item.kind == "dir":
@@ -243,6 +255,8 @@ async def import_items(vault: Target, items: list[Item], dest_parts: list[bytes]
                 else:
                     await add_file(ing, item, path)
     finally:
-        if stored:
-            cache.set_file_stats(stored)  # only files the pipeline completed
+        got = report.signals
+        if stored:  # only files the pipeline completed; the guard's signal rides along in the row
+            cache.set_file_stats([(k, size, mtime, ino, pack(got[p]) if p in got else b"")
+                                  for k, size, mtime, ino, p in stored])
     return report

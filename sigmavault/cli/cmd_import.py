@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
 from .. import NotFound, Vault
-from .._internal import ImportReport, import_items, scan, show, split_path
+from .._internal import ImportReport, Item, import_items, run_counts, run_meta, scan, score, show, split_path
 from .._internal import Progress as PipelineProgress
 from .access import Options, open_vault
 from .output import Output, count, human_size
@@ -85,18 +86,39 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
         total = sum(i.size for i in files)
         sizes.update((show(i.dest), i.size) for i in files)
         before = vault.generation
+        existing = await _existing(vault, items, dest[:-1] if onto else dest)
         progress.start(len(files), total)
         try:
             report = await import_items(vault, items, dest[:-1] if onto else dest, incremental=args.incremental,
-                                        hook=hook)
-            gen = await vault.commit()
+                                        hook=hook, sample=True)
+            counts = run_counts(existing, [b"/".join(i.dest) for i in files], report.signals, report.prior)
+            guard = await vault.guard_state(scoring=True)
+            reasons = score(counts, guard.baseline, guard.thresholds)
+            meta = run_meta(counts, reasons, guard)
+            gen = await vault.commit(meta)
+            if reasons and gen == before:
+                gen = await vault.guard_record(meta)  # nothing changed, but say so
         finally:
             progress.close()
+    if reasons:
+        out.warn(f"suspicious change: generation {gen}: {'; '.join(reasons)}")
+        out.event({"event": "anomaly", "generation": gen, "reasons": reasons, "counts": counts})
     doc = {"event": "done", "generation": gen, "previous_generation": before, "files": report.files,
            "directories": report.directories, "symlinks": report.symlinks, "bytes": total,
            "bytes_read": report.bytes_read, "new": report.added, "changed": report.changed,
-           "unchanged": report.skipped, "uploaded": report.uploaded, "skipped": len(skipped)}
+           "unchanged": report.skipped, "uploaded": report.uploaded, "skipped": len(skipped),
+           "suspect": bool(reasons)}
     out.result(doc, summary(args.command, report, gen, before))
+
+
+async def _existing(vault: Vault, items: list[Item], dest: list[bytes]) -> list[bytes]:
+    """The vault's files under the roots this run backs up, before it (the guard's denominator; catalog only)."""
+    out: list[bytes] = []
+    for item in items:
+        if len(item.dest) == len(dest) + 1 and item.kind == "dir":
+            with contextlib.suppress(NotFound):
+                out += await vault.file_paths(b"/".join(item.dest))
+    return out
 
 
 def summary(command: str, report: ImportReport, gen: int, before: int) -> str:

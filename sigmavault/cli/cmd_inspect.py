@@ -20,7 +20,7 @@ from typing import Any
 from .. import IntegrityError, NotFound, Vault
 from .access import Options, open_vault
 from .cmd_lifecycle import counts_text, who_text
-from .output import Output, human_size, iso_time
+from .output import Output, human_size, iso_time, shown
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -89,14 +89,16 @@ async def log(opts: Options, args: argparse.Namespace, out: Output) -> None:
         entries = await vault.log(None if args.limit is None else max(0, args.limit), changes=True)
     doc = {"generations": [{"generation": e.generation, "time": e.time, "time_utc": iso_time(e.time),
                             "client": e.client, "added": e.added, "modified": e.modified, "removed": e.removed,
-                            "bytes": e.bytes,
+                            "bytes": e.bytes, "suspect": e.suspect, "reasons": list(e.reasons),
                             **({"slot": e.slot, "slot_label": e.slot_label, "host": e.host, "counts": e.counts,
                                 "forgot": None if e.forgot is None else list(e.forgot)} if args.verbose else {})}
                            for e in entries]}
     lines = []
     for e in entries:
         lines.append(f"{e.generation:>6}  {iso_time(e.time)}  client {e.client}  "
-                     f"+{e.added} ~{e.modified} -{e.removed}  {human_size(e.bytes or 0)}")
+                     f"+{e.added} ~{e.modified} -{e.removed}  {human_size(e.bytes or 0)}"
+                     + ("  SUSPECT" if e.suspect else ""))
+        lines.extend(f"        suspect: {shown(r, 200)}" for r in e.reasons)
         if args.verbose:
             lines.append(f"        by {who_text(e)}")
             if e.forgot is not None:

@@ -60,6 +60,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="show what would be forgotten; change nothing")
     p.add_argument("--prune", action="store_true", help="then delete the data no kept generation needs")
+    p.add_argument("--force", action="store_true",
+                   help="also forget the newest clean generation before a suspect one (see `guard status`)")
     p.set_defaults(handler=forget)
     p = sub.add_parser(
         "audit",
@@ -109,7 +111,7 @@ async def forget(opts: Options, args: argparse.Namespace, out: Output) -> None:
         raise UsageError("name at least one --keep-* rule (forget never forgets everything by accident)")
     prune = prune_hook() if args.prune else None
     async with await open_vault(opts) as vault:
-        r = await vault.forget(rules, dry_run=args.dry_run)
+        r = await vault.forget(rules, dry_run=args.dry_run, force=args.force)
         if prune is not None:
             await prune(vault, opts, args, out)
     doc = {

@@ -36,6 +36,7 @@ from . import (
     cmd_device,
     cmd_export,
     cmd_files,
+    cmd_guard,
     cmd_history,
     cmd_import,
     cmd_inspect,
@@ -50,8 +51,8 @@ from . import (
 from .access import Options
 from .output import Output
 
-COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_history, cmd_lifecycle, cmd_prune, cmd_key,
-            cmd_agent, cmd_device, mount, cmd_serve, cmd_vaults, cmd_places, cmd_completion)
+COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_history, cmd_lifecycle, cmd_prune,
+            cmd_guard, cmd_key, cmd_agent, cmd_device, mount, cmd_serve, cmd_vaults, cmd_places, cmd_completion)
 _GLOBAL = ("vault", "json", "debug", "passphrase_file", "recovery_code", "recovery_code_file", "identity_file",
            "fingerprint", "no_agent", "single_writer", "audit_host",
            "write_quorum")

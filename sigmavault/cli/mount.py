@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import LocalIOError, UsageError, VaultError, config
+from .. import LocalIOError, NotFound, UsageError, VaultError, config
 from .._internal import Passphrase, TwoFactor, harden
 from . import metrics_opt, stats
 from .access import Options, interactive, open_vault, probe, unlock
@@ -77,6 +77,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="commit pending changes after S seconds of activity (5)")
     p.add_argument("--refresh-interval", type=float, default=5.0, metavar="S",
                    help="adopt other clients' commits every S seconds (5)")
+    p.add_argument("--guard", choices=("warn", "freeze"),
+                   help="watch for bursts that look like mass encryption or deletion: log them (warn), or also "
+                        "switch the mount to read-only until `sigmavault guard unfreeze MOUNTPOINT` (freeze)")
+    p.add_argument("--guard-reads", type=int, default=2000, metavar="N",
+                   help="with --guard: log N distinct files opened for reading within 60 s as exfiltration-like (2000)")
     p.add_argument("--pid-file", metavar="FILE", help="where the serving process writes its pid")
     p.add_argument("--log-file", metavar="FILE", help="log of a --background mount")
     metrics_opt.add_arguments(p)
@@ -109,7 +114,8 @@ def _options(args: argparse.Namespace, mountpoint: Path) -> Any:
         cache_dir=Path(args.cache_dir) if args.cache_dir else default_cache_dir(mountpoint),
         read_only=args.read_only, allow_other=args.allow_other, memory_cache=args.memory_cache * MIB,
         disk_cache=args.disk_cache * MIB, write_cache=max(args.write_cache * MIB, 4 * MIB),
-        readahead=args.readahead, commit_interval=args.commit_interval, refresh_interval=args.refresh_interval)
+        readahead=args.readahead, commit_interval=args.commit_interval, refresh_interval=args.refresh_interval,
+        guard=args.guard, guard_reads=max(1, args.guard_reads))
 
 
 def _alive(pid: int) -> bool:
@@ -119,6 +125,16 @@ def _alive(pid: int) -> bool:
         return False
     state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] if cmdline else "Z"
     return b"sigmavault" in cmdline and state != "Z"
+
+
+def unfreeze(mountpoint: Path, pid_file: Path | None = None) -> int:
+    """Ask the mount serving ``mountpoint`` to leave its guard's freeze (SIGUSR1); its pid.
+    NotFound if no live mount process is recorded for it."""
+    pid = _read_pid(pid_file or default_pid_file(mountpoint))
+    if pid is None or not _alive(pid):
+        raise NotFound(f"no running mount of {mountpoint} (was it mounted by `sigmavault mount`?)")
+    os.kill(pid, signal.SIGUSR1)
+    return pid
 
 
 def _read_pid(path: Path) -> int | None:
