@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where a sample is taken: a command that samples nothing never loads it
+    import numpy as np
 
 SAMPLE = 2048  # bytes sampled from the start (and the middle) of each piece
 HEAD = 8  # leading bytes kept per file: the format signature
@@ -23,6 +25,8 @@ MIN_SAMPLE = 256  # fewer sampled bytes: no estimate
 def entropy(hist: np.ndarray) -> float:
     """Shannon entropy in bits per byte of a 256-bin histogram, Miller–Madow corrected, capped at 8;
     ``-1`` below :data:`MIN_SAMPLE` bytes."""
+    import numpy as np
+
     n = int(hist.sum())
     if n < MIN_SAMPLE:
         return -1.0
@@ -51,6 +55,8 @@ class Sampler:
         self._head: dict[int, bytes] = {}
 
     def piece(self, token: int, index: int, data: bytes) -> None:
+        import numpy as np
+
         hist = self._hist.get(token)
         if hist is None:
             hist = self._hist[token] = np.zeros(256, dtype=np.int64)

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
-
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
-from rich.progress import Progress as RichProgress
+from typing import TYPE_CHECKING, Any
 
 from .. import PruneReport, UsageError, Vault
 from .._internal import destroy_vault
 from .access import Options, open_vault
 from .output import Output, human_size
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
 
 _STAGES = {"scan": "reading generations", "wait": "waiting for writers", "delete": "deleting",
            "k/": "shredding keystores", "l/": "deleting records", "o/": "deleting objects",
@@ -62,6 +62,9 @@ class _Stages:
         self._bar: RichProgress | None = None
         self._stage = ""
         if not out.json and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn  # rich only when a bar is drawn
+            from rich.progress import Progress as RichProgress
+
             self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      transient=True)
             self._task = self._bar.add_task("", total=None)

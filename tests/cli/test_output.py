@@ -8,8 +8,8 @@ import time
 
 from rich.console import Console
 
+from sigmavault.cli.bar import BarProgress
 from sigmavault.cli.output import count, human_size
-from sigmavault.cli.transfer import BarProgress
 
 MIB = 1 << 20
 
