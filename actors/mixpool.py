@@ -24,14 +24,11 @@ on a pipe means the worker died and fails every pending job with :class:`MixerEr
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-import multiprocessing.process
 import os
 import signal
 from contextlib import suppress
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from multiprocessing.shared_memory import SharedMemory
+from typing import TYPE_CHECKING
 
 from ..engine.errors import IntegrityError, VaultError
 from ..engine.format import aead as chunked
@@ -40,6 +37,11 @@ from ..engine.format.envelope import HDR, context, header
 from ..engine.format.framing import unframe
 from ..engine.keys import harden
 from ..engine.keys.schedule import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
+
+if TYPE_CHECKING:  # multiprocessing is imported when a pool starts: an inline mixer never loads it
+    import multiprocessing.process
+    from multiprocessing.connection import Connection
+    from multiprocessing.shared_memory import SharedMemory
 
 SEAL, OPEN = 0, 1
 _OK, _INTEGRITY, _FAILED = 0, 1, 2
@@ -104,6 +106,8 @@ def _open_into(key: bytes, ctx: bytes, ct: memoryview, out: memoryview) -> int:
 
 def _worker_main(conn: Connection, in_name: str, out_name: str, params: Params) -> None:
     """A worker process: receive keys, attach the arenas, then serve descriptors until told to stop."""
+    from multiprocessing.shared_memory import SharedMemory
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     harden.harden()  # before the keys arrive: a fresh program is dumpable again
     blob = bytearray(conn.recv_bytes(64))
@@ -158,6 +162,8 @@ class Pool:
     """Worker processes over shared-memory arenas. ``arenas`` are the parent's (in, out) views."""
 
     def __init__(self, params: Params, workers: int) -> None:
+        from multiprocessing.shared_memory import SharedMemory
+
         self._params = params
         self._count = workers
         size = params.slots * params.slot_size
@@ -179,6 +185,8 @@ class Pool:
         Raises MixerError if a worker dies or does not report within a minute. On any failure or
         cancellation the names are unlinked; the caller must still ``aclose()``.
         """
+        import multiprocessing
+
         loop = asyncio.get_running_loop()
         ctx = multiprocessing.get_context("spawn")
         try:

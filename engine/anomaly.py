@@ -32,7 +32,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from statistics import median
 from typing import Any
 
 from .content.signals import FileSignal
@@ -126,6 +125,8 @@ def thresholds(tune: Mapping[str, int] | None) -> dict[str, int]:
 
 def score(run: Mapping[str, int], baseline: Sequence[Mapping[str, int]], t: Mapping[str, int]) -> list[str]:
     """The reasons ``run`` is suspect (empty: clean) given earlier clean runs' counts and thresholds."""
+    from statistics import median  # here: statistics pulls in decimal and fractions, which most commands never need
+
     n = max(1, run.get("existing", 0))
     reasons = []
     for name in SIGNALS:

@@ -22,7 +22,6 @@ import fcntl
 import json
 import os
 import re
-import tomllib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -60,6 +59,8 @@ def load() -> dict[str, list[str]]:
         raise UsageError(f"{where} is not valid TOML (not UTF-8): fix or remove it") from None
     except OSError as exc:
         raise LocalIOError(f"cannot read {where}: {exc.strerror}") from exc
+    import tomllib  # here: only a command that finds the file pays for the parser
+
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -2,8 +2,9 @@
 
 Each check runs in a fresh interpreter and reads ``sys.modules`` there: the S3 and Azure SDKs,
 numpy (the guard's sampler), aiohttp, prometheus_client, fsspec, pyfuse3 and rich (the progress
-bar) stay unloaded by ``import sigmavault.cli.main``, by ``sigmavault --help`` and by ``ls`` on a
-local vault (issue 15: they cost every small command a large share of its time).
+bar), as well as statistics and multiprocessing, stay unloaded by ``import sigmavault.cli.main``,
+by ``sigmavault --help`` and by ``ls`` on a local vault (issue 15: they cost every small command a
+large share of its time).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 
 from clitools import Cli, drive_tty, env_for, make_tree
 
-HEAVY = ("botocore", "aiobotocore", "azure", "numpy", "aiohttp", "prometheus_client", "fsspec", "pyfuse3", "rich")
+HEAVY = ("botocore", "aiobotocore", "azure", "numpy", "aiohttp", "prometheus_client", "fsspec", "pyfuse3", "rich",
+         "statistics", "multiprocessing")  # and two of the standard library's: the guard's median, the mixer's pool
 
 _LOADED = f"""
 import json, sys
