@@ -242,9 +242,7 @@ async def open(url: str | Sequence[str], *, places: Places, passphrase: str | No
         backend = _connect(url, backend_opts)
     try:
         name, data = await _highest_keystore(backend, url)
-        if isinstance(backend, DispersedBackend):  # (unverified here; the pin in that folder is checked)
-            backend.state_id = keystore.parse(data, name).vault_id.hex()
-        folder = devstate.folder_for(places, backend)
+        folder = _folder_of(places, backend, name, data)
         state_file = folder / devstate.STATE_FILE
         known = localstate.load_unverified(state_file) if state_file.exists() else None
         pin = None
@@ -315,8 +313,26 @@ async def state_folder(url: str, places: Places, **backend_opts: Any) -> Path:
         await backend.aclose()
 
 
-async def pinned(url: str, places: Places, **backend_opts: Any) -> Pin | None:
-    """The pin this device keeps for ``url`` (read unverified, before unlock), or None. No I/O on the vault."""
-    path = await state_folder(url, places, **backend_opts) / devstate.STATE_FILE
+def _folder_of(places: Places, backend: Backend, name: str, data: bytes) -> Path:
+    """This device's state folder for the vault whose keystore ``name`` holds ``data``: a dispersed
+    vault's by its vault id (unverified here; the pin in that folder is checked), whichever places."""
+    if isinstance(backend, DispersedBackend):
+        backend.state_id = keystore.parse(data, name).vault_id.hex()
+    return devstate.folder_for(places, backend)
+
+
+async def pinned(url: str | Sequence[str], places: Places, **backend_opts: Any) -> Pin | None:
+    """The pin this device keeps for ``url`` (read unverified, before unlock), or None. No I/O on a
+    single-place vault; the places of a dispersed vault are asked for its keystore (its id keys the
+    state). VaultNotFound and BackendError as :func:`open` raises them."""
+    urls = dispersal.urls_of(url)
+    if len(urls) == 1:
+        path = await state_folder(urls[0], places, **backend_opts) / devstate.STATE_FILE
+    else:
+        spread = dispersal.connect(urls, backend_opts)
+        try:
+            path = _folder_of(places, spread, *await _highest_keystore(spread, ", ".join(urls))) / devstate.STATE_FILE
+        finally:
+            await spread.aclose()
     known = localstate.load_unverified(path) if path.exists() else None
     return None if known is None else Pin(known.fingerprint, known.keystore_gen)

@@ -82,8 +82,8 @@ async def destroy_vault(url: str, progress: DestroyProgress | None = None) -> De
         await backend.aclose()
 
 
-async def pinned(url: str) -> Pin | None:
-    """The pin this device keeps for ``url`` (unverified), or None."""
+async def pinned(url: str | list[str]) -> Pin | None:
+    """The pin this device keeps for ``url`` or a dispersed vault's places (unverified), or None."""
     return await opening.pinned(url, config.places())
 
 

@@ -12,15 +12,20 @@ Reads ask the k fastest places for shards, skip a shard whose tag fails, and ask
 when one fails or is slower than the hedge delay. A ranged ``get`` decodes the whole object (the
 shard tags cover whole shards) and keeps the last two decoded objects for the next range. Writes
 succeed when a write quorum of places (default max(k, ⌊n/2⌋+1)) took their shard. Coding and
-tag checks run in threads (zfec and hashlib release the GIL), never on the event loop.
+tag checks run on the backend's own threads (zfec and the MACs release the GIL), never on the event loop
+nor queued behind the places' blocking writes in the loop's default executor.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from ...engine.errors import BackendUnavailable, IntegrityError, NotFound, UsageError, VaultError
 from ...engine.format import shards as fmt
@@ -31,10 +36,19 @@ HEDGE_DELAY = 0.5  # seconds before a slow shard read is also asked of another p
 _CACHE = 2
 Shards = list[fmt.Shard]
 Groups = dict[bytes, Shards]
+T = TypeVar("T")
 
 
 def default_quorum(k: int, n: int) -> int:
     return max(k, n // 2 + 1)
+
+
+def _copy_and_encode(
+    keys: fmt.ShardKeys, name: str, given: bytes | bytearray | memoryview, k: int, n: int
+) -> tuple[bytes, list[bytes]]:
+    """One thread hop per object: a copy the caller may not reuse (``bytes`` is kept as is) and the shards."""
+    data = given if isinstance(given, bytes) else bytes(given)
+    return data, fmt.encode(keys, name, data, k, n)
 
 
 class DispersedBackend:
@@ -61,6 +75,7 @@ class DispersedBackend:
         self.state_id: str | None = None
         self.ids: tuple[bytes, ...] = ()
         self._decoded: OrderedDict[str, bytes] = OrderedDict()
+        self._coders: ThreadPoolExecutor | None = None
         # until configure() knows the layout, the places given are all there is (k/ reads only)
         self._layout(len(backends) if needed is None else needed, len(backends) if count is None else count)
 
@@ -146,6 +161,13 @@ class DispersedBackend:
             raise UsageError("the dispersed backend has no shard keys yet (configure it after unlock)")
         return self.keys
 
+    async def code(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn`` (zfec coding, shard tags: they release the GIL) on the backend's own threads, so
+        it never queues behind the places' blocking writes (fsync) in the loop's default executor."""
+        if self._coders is None:
+            self._coders = ThreadPoolExecutor(max(2, os.cpu_count() or 2), thread_name_prefix="sigmavault-coder")
+        return await asyncio.get_running_loop().run_in_executor(self._coders, functools.partial(fn, *args))
+
     def degraded(self) -> list[str]:
         """The places that failed, were corrupt or are missing so far (for one warning line)."""
         out = [p.label + ": its id record is missing (emptied or new place)" for p in self.unmarked]
@@ -160,7 +182,7 @@ class DispersedBackend:
     async def put_if_absent(self, name: str, data: bytes | bytearray | memoryview) -> bool:
         check_name(name)
         if name.startswith("o/"):
-            return await self._put_object(name, bytes(data))
+            return await self._put_object(name, data)
         if name == fmt.PLACE_NAME:
             raise UsageError(f"{name} is the dispersed backend's own record")
         return await self.replicas.put_if_absent(name, bytes(data))
@@ -239,15 +261,18 @@ class DispersedBackend:
             self.on_notice(f"warning: degraded dispersed vault ({'; '.join(bad)}): run `sigmavault repair`")
         self.on_notice = None
         self._decoded.clear()
+        if self._coders is not None:
+            self._coders.shutdown(wait=False, cancel_futures=True)
+            self._coders = None
         for place in self.given:
             with contextlib.suppress(VaultError, OSError):
                 await place.backend.aclose()
 
     # -- objects --------------------------------------------------------------------------------
 
-    async def _put_object(self, name: str, data: bytes) -> bool:
+    async def _put_object(self, name: str, given: bytes | bytearray | memoryview) -> bool:
         keys = self._shard_keys()
-        shards = await asyncio.to_thread(fmt.encode, keys, name, data, self.k, self.n)
+        data, shards = await self.code(_copy_and_encode, keys, name, given, self.k, self.n)
         wid = shards[0][12 : fmt.HDR]
         places = reachable(self.slots, self.quorum)
 
@@ -298,7 +323,7 @@ class DispersedBackend:
         keys = self._shard_keys()
         raw = await p.call(p.backend.get(keys.shard_name(name, p.index)))
         try:
-            return await asyncio.to_thread(fmt.parse, keys, name, p.index, self.k, self.n, raw)
+            return await self.code(fmt.parse, keys, name, p.index, self.k, self.n, raw)
         except IntegrityError:
             p.problem = "corrupt shard"
             raise
@@ -326,7 +351,7 @@ class DispersedBackend:
         cached = self._decoded.get(name)
         if cached is not None:
             return cached
-        data = await asyncio.to_thread(fmt.decode, await self._gather_shards(name))
+        data = await self.code(fmt.decode, await self._gather_shards(name))
         self._remember(name, data)
         return data
 

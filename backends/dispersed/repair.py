@@ -130,8 +130,8 @@ async def _repair_object(b: DispersedBackend, name: str, report: RepairReport) -
         return
     group = min(good, key=lambda g: (-len(g), g[0].write_id))
     wid = group[0].write_id
-    data = await asyncio.to_thread(fmt.decode, group[: b.k])
-    shards = await asyncio.to_thread(fmt.encode, keys, name, data, b.k, b.n, wid)
+    data = await b.code(fmt.decode, group[: b.k])
+    shards = await b.code(fmt.encode, keys, name, data, b.k, b.n, wid)
     have = {s.index for s in group}
     for p in b.slots:
         if p is None or p.index in have or p.index not in answered:

@@ -3,11 +3,11 @@
 Vault: ``--vault URL`` (repeatable), else ``SIGMAVAULT_VAULT``, else the default local vault under
 the data directory; a value that names a vault in ``vaults.toml`` stands for its places (:mod:`.named`).
 Credential, in this order: the unlock agent (if it holds the KSK of the vault this device has
-pinned), this device's key (if it has a device slot in the vault, and the vault is pinned or
-``--fingerprint`` given), then the credential named: ``--recovery-code`` /
-``--recovery-code-file``, ``--identity-file`` (an age ``AGE-SECRET-KEY-PQ-1…`` identity for a
-recipient slot), else a passphrase from ``--passphrase-file`` (``-`` = stdin),
-``SIGMAVAULT_PASSPHRASE`` or a prompt on the terminal.
+pinned; a dispersed vault's pin is found by its vault id, read from its places), this device's
+key (if it has a device slot in the vault, and the vault is pinned or ``--fingerprint`` given),
+then the credential named: ``--recovery-code`` / ``--recovery-code-file``, ``--identity-file``
+(an age ``AGE-SECRET-KEY-PQ-1…`` identity for a recipient slot), else a passphrase from
+``--passphrase-file`` (``-`` = stdin), ``SIGMAVAULT_PASSPHRASE`` or a prompt on the terminal.
 If this device has a device secret, the passphrase goes with it (two-factor slots open too).
 Nothing here ever prints or logs a secret.
 """
@@ -27,6 +27,7 @@ from .. import AuthError, IntegrityError, LocalIOError, NotFound, UsageError, Va
 from .. import _internal as internal
 from .._internal import Credential, Passphrase, RecoveryCode, TwoFactor, XwingKey, passphrase_from_file, secret_env
 from . import agent_client
+from .agent import socket_path
 
 MAX_SECRET_FILE = 64 * 1024
 TRIES = 3  # a passphrase typed at a prompt is asked again this often in all
@@ -167,17 +168,21 @@ def with_device(pw: Passphrase) -> Credential:
     return TwoFactor(pw, device) if device is not None else pw
 
 
-async def from_agent(url: str, *, fingerprint: str | None = None, single_writer: bool = False,
-                     on_notice: Callable[[str], None] | None = None) -> sigmavault.Vault | None:
-    """The vault opened with the key the unlock agent holds for it, or None (no pin, no agent, no
-    key, or a key that no longer fits because the keys rotated)."""
+async def from_agent(url: str | list[str], *, fingerprint: str | None = None, single_writer: bool = False,
+                     on_notice: Callable[[str], None] | None = None,
+                     write_quorum: int | None = None) -> sigmavault.Vault | None:
+    """The vault at ``url`` (or over several places: a dispersed vault, pinned by its vault id)
+    opened with the key the unlock agent holds for it, or None (no pin, no agent, no key, or a key
+    that no longer fits because the keys rotated)."""
+    if not isinstance(url, str) and not socket_path().exists():
+        return None  # no agent: spare a dispersed vault the keystore read its pin lookup needs
     pin = await internal.pinned(url)
     got = await agent_client.fetch(pin.fingerprint) if pin is not None else None
     if got is None:
         return None
     try:
         return await sigmavault.open(url, ksk=got[0], ksk_slot=got[1], fingerprint=fingerprint,
-                                     single_writer=single_writer, on_notice=on_notice)
+                                     single_writer=single_writer, on_notice=on_notice, write_quorum=write_quorum)
     except AuthError:
         return None
 
@@ -196,12 +201,10 @@ async def probe(opts: Options) -> None:
 async def open_vault(opts: Options, *, use_agent: bool = True) -> sigmavault.Vault:
     """Open and unlock the chosen vault: the agent's key if it has one, else the credential."""
     await probe(opts)
-    url = opts.url
     explicit = opts.recovery_code or opts.recovery_code_file or opts.identity_file
-    agent = use_agent and len(opts.urls) == 1  # a dispersed vault: no agent lookup (it keys by one URL)
-    if agent and not opts.no_agent and not explicit:
-        vault = await from_agent(url, fingerprint=opts.fingerprint, single_writer=opts.single_writer,
-                                 on_notice=notice)
+    if use_agent and not opts.no_agent and not explicit:
+        vault = await from_agent(opts.target, fingerprint=opts.fingerprint, single_writer=opts.single_writer,
+                                 on_notice=notice, write_quorum=opts.write_quorum)
         if vault is not None:
             return _one_generation(vault, opts)
     if use_agent and not explicit and not opts.passphrase_file:

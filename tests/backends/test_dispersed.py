@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conformance import BackendConformance, cname, oname, payload
@@ -90,6 +92,50 @@ def test_full_chunk_shards_have_one_size_and_unlinkable_names() -> None:
         assert not (all_names[0] & all_names[1]) and not (all_names[1] & all_names[2])
         assert sorted([n async for n in b.list("o/")]) == sorted(oname(i) for i in range(4))
         await b.aclose()
+
+    run(main())
+
+
+def test_coding_does_not_queue_behind_the_loops_busy_threads() -> None:
+    """Places' blocking writes (fsync) fill the loop's default executor; shard coding has its own threads."""
+    places = stores()
+
+    async def main() -> None:
+        b = await dispersed(places)
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(1))
+        release = threading.Event()
+        busy = loop.run_in_executor(None, release.wait)  # the only default thread, held until the end
+        try:
+            data = payload("busy", FULL)
+            assert await asyncio.wait_for(b.put_if_absent(oname("busy"), data), 60) is True
+            r = await reopen(places, 3)
+            assert await asyncio.wait_for(r.get(oname("busy")), 60) == data  # parse and decode, too
+            assert not busy.done()
+            await r.aclose()
+        finally:
+            release.set()
+            await busy
+        await b.aclose()
+
+    run(main())
+
+
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_a_put_keeps_nothing_of_the_callers_buffer(kind: type) -> None:
+    places = stores()
+
+    async def main() -> None:
+        b = await dispersed(places)
+        buffer = bytearray(payload("buf", 300_000))
+        original = bytes(buffer)
+        assert await b.put_if_absent(oname("buf"), kind(buffer)) is True
+        buffer[:] = bytes(len(buffer))  # the caller reuses its buffer
+        assert await b.get(oname("buf")) == original
+        await b.aclose()
+        r = await reopen(places, 3)
+        assert await r.get(oname("buf")) == original
+        await r.aclose()
 
     run(main())
 

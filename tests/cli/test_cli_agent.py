@@ -102,3 +102,33 @@ def test_other_users_get_no_answer(cli: Cli) -> None:
     assert r.stdout.strip() == "b''"  # connection closed without a word
     mine = subprocess.run(["python3", "-c", probe, str(sock)], capture_output=True, text=True, timeout=20)
     assert '"ok": true' in mine.stdout
+
+
+def test_a_dispersed_vault_unlocks_whatever_order_its_places_are_named_in(tmp_path: Path) -> None:
+    places = [str(tmp_path / f"place{i}") for i in range(3)]
+    cli = Cli(tmp_path / "home", None)
+    given = [a for p in places for a in ("--vault", p)]
+    reordered = [a for p in (places[2], places[0], places[1]) for a in ("--vault", p)]
+    try:
+        cli.ok(*given, "create", "--kdf", "minimum")
+        cli.ok(*given, "mkdir", "/inside")
+        assert cli(*given, "ls", passphrase=None).code == 3
+        fp = cli.ok(*given, "--json", "unlock", "--for", "10m").json()["fingerprint"]
+        assert cli.ok(*reordered, "ls", passphrase=None).out == "inside/\n"
+        assert cli.ok(*reordered, "mkdir", "/more", passphrase=None).code == 0
+        # one place lost: the two left still find the pin by the vault's id, and the agent's key opens it
+        gone = [a for p in (places[1], places[2]) for a in ("--vault", p)]
+        assert cli.ok(*gone, "ls", passphrase=None).out == "inside/\nmore/\n"
+        assert cli.ok(*reordered, "--json", "info").json()["fingerprint"] == fp
+        # places that hold no vault, with the agent running: the clear error of an open without it
+        empty = [a for i in range(3) for a in ("--vault", str(tmp_path / f"empty{i}"))]
+        for i in range(3):
+            (tmp_path / f"empty{i}").mkdir()
+        without = cli(*empty, "--no-agent", "ls")
+        with_agent = cli(*empty, "ls")
+        assert with_agent.code == without.code != 0
+        assert with_agent.one_line_error() == without.one_line_error()
+        assert cli.ok("--json", "lock").json() == {"agent_was_running": True, "forgot": 1}
+        assert cli(*reordered, "ls", passphrase=None).code == 3
+    finally:
+        cli("lock")
