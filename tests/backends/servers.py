@@ -200,6 +200,9 @@ class SeaweedServer(_Process):
             f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer.grpc']}",
             f"-admin.port={p['admin']}", f"-admin.port.grpc={p['admin.grpc']}",
             "-webdav=false", "-admin.ui=false", "-master.telemetry=false",
+            # every bucket is a collection with volumes of its own, and a session makes hundreds of
+            # buckets: small volumes and a fixed ceiling, not "free disk / 128 MB" (which ran out)
+            "-master.volumeSizeLimitMB=32", "-volume.max=4000",
         ]
 
     def client(self) -> object:

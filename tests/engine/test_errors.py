@@ -27,6 +27,7 @@ EXPECTED = {
     "BackendUnavailable": errno.EIO,
     "EndpointUnreachable": errno.EIO,
     "BackendAuthError": errno.EACCES,
+    "ObjectLocked": errno.EPERM,
     "LocalIOError": errno.EIO,
     "NoSpace": errno.ENOSPC,
     "ConcurrencyError": errno.EBUSY,
