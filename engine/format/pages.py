@@ -322,7 +322,11 @@ def decode_page(data: bytes | bytearray | memoryview, *, chunk_size: int = DEFAU
     # no escapes it would not write). The parsers below accept exactly one JSON value per entry and
     # ref — the exact field set of its type, base64 that round-trips, ints that are ints — so this
     # equals re-encoding the parsed page (encode_page), at a fraction of the cost (tested both ways).
-    if dumps(doc) != raw:
+    try:
+        again = dumps(doc)
+    except UnicodeEncodeError:  # a lone surrogate (a "\udc00" escape): no canonical page holds one
+        fail("not canonical")
+    if again != raw:
         fail("not canonical")
     fields = obj(doc, {"v", "entries"})
     if fields["v"] != 1 or type(fields["v"]) is not int:

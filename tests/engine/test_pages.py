@@ -478,3 +478,12 @@ def test_unb64u_accepts_only_the_canonical_unpadded_urlsafe_form(text: str) -> N
     else:
         with pytest.raises(IntegrityError):
             unb64u(text)
+
+
+def test_a_lone_surrogate_escape_is_an_integrity_error() -> None:
+    """Found by the pages fuzzer: a string escape ``\\udc00`` parses, but cannot be re-encoded."""
+    from sigmavault.engine.errors import IntegrityError
+    from sigmavault.engine.format.pages import decode_page
+
+    with pytest.raises(IntegrityError):
+        decode_page(b'{"entries":[{"n":"\\udc00"}],"v":1}')
