@@ -12,15 +12,16 @@ place that cannot lock (a local copy of the vault, say) only gets a notice: read
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
-from ..backends.base import Backend, Lockable, Retention, ensure_bucket, lockable
+from ..backends.base import Backend, Lockable, Retention, RetentionMode, ensure_bucket, lockable
 from ..backends.dispersed import DispersedBackend
 from .errors import UsageError
 from .keys.keyring import Lock
 
 
 def retention(lock: Lock | None) -> Retention | None:
-    return None if lock is None else Retention(lock.days, "compliance" if lock.mode == "compliance" else "governance")
+    return None if lock is None else Retention(lock.days, cast(RetentionMode, lock.mode))  # both checked valid
 
 
 def _stores(backend: Backend) -> list[tuple[Backend, Lockable | None]]:
