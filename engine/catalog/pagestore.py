@@ -119,7 +119,7 @@ class Catalog:
             self.page_hits += 1
             return entries
         data = await self._cache.get_page(ref.id)
-        keys = self._store.sealer_for(ref.epoch).keys
+        keys = self._store.sealer_of(ref).keys
         if data is None or not hmac.compare_digest(keys.page_id_of(data), ref.id):
             self.page_misses += 1
             data = await self._reader.read(ref)

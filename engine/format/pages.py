@@ -12,6 +12,9 @@ byte strings as unpadded base64url)::
              symlink: "target":b64u(bytes)}
     ref   = {"e":epoch,"k":1|2|4,"id":b64u(32 B),"o":"o/<64 lowercase hex>","off":int,"len":int,
              "ol":int}                                      # "ol" for kinds 1 and 4, never for kind 2
+    drop  = {…ref with "o":"d/<32 hex writer id>/o/<64 hex>", "dk":b64u(32 B drop key)}
+            # kinds 1 and 4 only: an ingested write-only drop's object; "dk" is absent inside the
+            # drop's own pages (the owner takes the key from the signed drop record)
 
 Canonical choices (two writers must produce the same bytes): a file of size ≤ ``INLINE_MAX``
 is always inline (an empty file is ``"inline":""``) and a larger one always has ``blobs`` whose
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Literal, cast
 
@@ -58,7 +61,8 @@ LINK: EntryType = "l"
 DATA_KINDS = (KIND_CHUNK, KIND_DATA_PACK)
 REF_KINDS = (KIND_CHUNK, KIND_PAGE_PACK, KIND_DATA_PACK)
 
-_OBJECT_NAME = re.compile(r"o/[0-9a-f]{64}")
+_OBJECT_NAME = re.compile(r"(?:d/[0-9a-f]{32}/)?o/[0-9a-f]{64}")
+DROP_KEY_LEN = 32
 _EMPTY_PAGE = len(dumps({"entries": [], "v": 1}))
 
 
@@ -85,6 +89,13 @@ class BlobRef:
     off: int
     length: int
     object_len: int | None
+    #: the drop key of an ingested write-only drop's object (``d/…`` names, kinds 1 and 4 only)
+    drop_key: bytes | None = field(default=None, repr=False)
+
+    @property
+    def writer(self) -> bytes | None:
+        """The write-only client whose drop holds this object (``d/<writer>/o/…``), else None."""
+        return bytes.fromhex(self.object_name[2:34]) if self.object_name[0] == "d" else None
 
     def __post_init__(self) -> None:
         if type(self.kind) is not int or self.kind not in REF_KINDS:
@@ -95,6 +106,11 @@ class BlobRef:
             raise ValueError("blob id must be 32 bytes")
         if not isinstance(self.object_name, str) or not _OBJECT_NAME.fullmatch(self.object_name):
             raise ValueError("object name must be 'o/' and 64 lowercase hex digits")
+        if self.drop_key is not None and (
+            type(self.drop_key) is not bytes or len(self.drop_key) != DROP_KEY_LEN
+            or self.kind not in DATA_KINDS or self.object_name[0] != "d"
+        ):
+            raise ValueError("a drop key belongs to a data ref of a drop object")
         for value in (self.off, self.length):
             if type(value) is not int or not 0 <= value <= MAX_I64:
                 raise ValueError("offset or length out of range")
@@ -116,12 +132,15 @@ def ref_to_json(ref: BlobRef) -> dict[str, Any]:
     }
     if ref.object_len is not None:
         out["ol"] = ref.object_len
+    if ref.drop_key is not None:
+        out["dk"] = b64u(ref.drop_key)
     return out
 
 
 _REF_FIELDS = {"e", "k", "id", "o", "off", "len"}
 _PAGE_REF_KEYS = frozenset(_REF_FIELDS)
 _DATA_REF_KEYS = frozenset(_REF_FIELDS | {"ol"})
+_DROP_REF_KEYS = frozenset(_DATA_REF_KEYS | {"dk"})
 
 
 def ref_from_json(value: object, kinds: Sequence[int]) -> BlobRef:
@@ -135,11 +154,15 @@ def ref_from_json(value: object, kinds: Sequence[int]) -> BlobRef:
     kind = value.get("k")
     if type(kind) is not int or kind not in kinds:
         fail("ref kind")
-    if value.keys() != (_PAGE_REF_KEYS if kind == KIND_PAGE_PACK else _DATA_REF_KEYS):
+    keys = value.keys()
+    if keys != (_PAGE_REF_KEYS if kind == KIND_PAGE_PACK else _DATA_REF_KEYS) and (
+        kind == KIND_PAGE_PACK or keys != _DROP_REF_KEYS
+    ):
         fail("ref fields")
+    dk = value.get("dk")
     try:
         return BlobRef(value["e"], kind, unb64u(value["id"], ID_LEN), value["o"], value["off"], value["len"],
-                       value.get("ol"))
+                       value.get("ol"), None if dk is None else unb64u(dk, DROP_KEY_LEN))
     except ValueError:
         fail("ref")
 

@@ -22,6 +22,8 @@ PRFS: tuple[PrfName, ...] = ("blake3-keyed-256", "hmac-sha256")
 
 EPOCH_LABELS = ("data-enc", "page-enc", "commit-enc", "chunk-id", "page-id", "obj-name", "shard-mac", "cdc-key")
 KSK_LABELS = ("keystore-mac", "keyring-enc")
+DROP_KEM_LABEL = "drop-kem"  # Expand(PRK_e, "vault/v1/drop-kem"): the epoch's X-Wing drop key seed
+WRITER_ID_LEN = 16
 
 KIND_CHUNK = 0x01
 KIND_PAGE_PACK = 0x02
@@ -63,6 +65,11 @@ class EpochKeys:
     obj_name: Secret
     shard_mac: Secret
     cdc_key: Secret
+    #: where this key set's objects are named: ``o/`` for the vault's own, ``d/<writer hex>/o/`` for a drop's
+    prefix: str = "o/"
+    #: the seed of this epoch's X-Wing drop key pair (write-only clients seal drop keys to its public half);
+    #: None for a drop's own keys
+    drop_kem: Secret | None = None
 
     @classmethod
     def derive(cls, root_key: bytes, vault_id: bytes, epoch: int, prf_name: PrfName) -> EpochKeys:
@@ -80,6 +87,35 @@ class EpochKeys:
             obj_name=sub["obj-name"],
             shard_mac=sub["shard-mac"],
             cdc_key=sub["cdc-key"],
+            drop_kem=Secret(expand(prk, DROP_KEM_LABEL), "drop-kem"),
+        )
+
+    @classmethod
+    def for_drop(cls, vault_id: bytes, epoch: int, prf_name: PrfName, writer_id: bytes, writer_key: Secret,
+                 drop_key: Secret) -> EpochKeys:
+        """The keys of one drop of write-only client ``writer_id`` (docs/format.md, "Write-only
+        clients"): ids keyed per writer (``writer_key``), sealing and names per drop (``drop_key``),
+        objects under ``d/<writer hex>/o/``. ``commit_enc`` seals the drop record's body."""
+        if len(writer_id) != WRITER_ID_LEN:
+            raise ValueError("a writer id is 16 bytes")
+        wk, dk = writer_key.reveal(), drop_key.reveal()
+
+        def sub(key: bytes, label: str) -> Secret:
+            return Secret(expand(key, label), label)
+
+        return cls(
+            vault_id=vault_id,
+            epoch=epoch,
+            prf_name=prf_name,
+            data_enc=sub(dk, "drop/data-enc"),
+            page_enc=sub(dk, "drop/page-enc"),
+            commit_enc=sub(dk, "drop/record"),
+            chunk_id=sub(wk, "writer/chunk-id"),
+            page_id=sub(wk, "writer/page-id"),
+            obj_name=sub(dk, "drop/obj-name"),
+            shard_mac=sub(dk, "drop/shard-mac"),
+            cdc_key=sub(wk, "writer/cdc-key"),
+            prefix=f"d/{writer_id.hex()}/o/",
         )
 
     def chunk_id_of(self, data: bytes | bytearray | memoryview) -> bytes:
@@ -90,13 +126,13 @@ class EpochKeys:
 
     def chunk_name(self, chunk_id: bytes) -> str:
         """``"o/" ‖ hex(PRF(K_obj-name, u8 0x01 ‖ id))`` (§4.1)."""
-        return "o/" + prf(self.prf_name, self.obj_name.reveal(), bytes([KIND_CHUNK]) + chunk_id).hex()
+        return self.prefix + prf(self.prf_name, self.obj_name.reveal(), bytes([KIND_CHUNK]) + chunk_id).hex()
 
     def pack_name(self, kind: int, pack_id: bytes) -> str:
         """``"o/" ‖ hex(PRF(K_obj-name, u8 kind ‖ pack_id))`` for data (0x04) and page (0x02) packs (§3.3a)."""
         if kind not in (KIND_DATA_PACK, KIND_PAGE_PACK) or len(pack_id) != 32:
             raise ValueError("bad pack kind or id")
-        return "o/" + prf(self.prf_name, self.obj_name.reveal(), bytes([kind]) + pack_id).hex()
+        return self.prefix + prf(self.prf_name, self.obj_name.reveal(), bytes([kind]) + pack_id).hex()
 
     def enc_key(self, kind: int) -> bytes:
         """The sealing key for an object kind (§3.2)."""

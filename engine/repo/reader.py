@@ -158,16 +158,18 @@ class BlobReader:
             raise RuntimeError("a pack member is neither in the open pack nor stored")
         if len(data) != member.length:
             fail("blob range")
-        await self._verify(self.store.sealer_for(member.epoch).keys, member.kind, member.id, data)
+        await self._verify(self.store.sealer_of(member).keys, member.kind, member.id, data)
         return data
 
     @staticmethod
     def _key(ref: BlobRef) -> str:
         return f"{ref.kind}:{ref.epoch}:{ref.object_name}"
 
-    async def _executor(self, kind: int, epoch: int) -> Mixer | None:
-        """The mixer if it may open objects of ``kind`` and ``epoch`` off the loop, else None (worker thread)."""
-        if self._mixer is None or epoch != self.store.epoch or kind == KIND_PAGE_PACK:
+    async def _executor(self, ref: BlobRef) -> Mixer | None:
+        """The mixer if it may open ``ref``'s object off the loop (it holds only the current epoch's
+        keys of the vault's own objects), else None (worker thread)."""
+        kind = ref.kind
+        if self._mixer is None or ref.epoch != self.store.epoch or kind == KIND_PAGE_PACK or ref.drop_key is not None:
             return None
         if kind == KIND_CHUNK:
             mixer: Mixer | None = await self._mixer()
@@ -177,10 +179,10 @@ class BlobReader:
 
     async def _open_chunk(self, ref: BlobRef, keys: EpochKeys) -> bytes:
         data = await self.store.fetch(ref.object_name, ref.object_len)
-        mixer = await self._executor(KIND_CHUNK, ref.epoch)
+        mixer = await self._executor(ref)
         if mixer is not None:
             return await open_chunk(mixer, ref.object_name, data, len(data), ref.id, ref.length, keys.chunk_id_of)
-        sealer = self.store.sealer_for(ref.epoch)
+        sealer = self.store.sealer_of(ref)
         return await asyncio.to_thread(_open_chunk, sealer, ref.object_name, data, ref.length, ref.id,
                                        keys.chunk_id_of, self._buffers)
 
@@ -197,11 +199,11 @@ class BlobReader:
 
     async def _open_pack(self, ref: BlobRef, key: str) -> bytes:
         data = await self.store.fetch(ref.object_name, ref.object_len)
-        mixer = await self._executor(ref.kind, ref.epoch)
+        mixer = await self._executor(ref)
         if mixer is not None:
             stored = await mixer.open(ref.kind, ref.object_name, data)
         else:
-            sealer = self.store.sealer_for(ref.epoch)
+            sealer = self.store.sealer_of(ref)
             stored = await asyncio.to_thread(_open_stored, sealer, ref.kind, ref.object_name, data, self._buffers)
         self._packs[key] = stored
         while len(self._packs) > self._pack_cache:

@@ -13,21 +13,27 @@ naming the object (callers add the file path).
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 
 from ...backends.base import Backend, get_bounded
 from ..errors import IntegrityError, NotFound
 from ..format.canonical import fail
 from ..format.envelope import Sealer, object_len
 from ..format.pages import BlobRef
+from ..format.refs import PendingRef
 from ..keys.schedule import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK, EpochKeys
+from ..keys.secret import Secret
 
 
 class ObjectStore:
     """The sealers, bounded fetches, create-only puts and ref checks of one vault."""
 
     def __init__(self, backend: Backend, keys: dict[int, EpochKeys], epoch: int, chunk_size: int,
-                 pad_floor: int, pack_cache: int = 8) -> None:
+                 pad_floor: int, pack_cache: int = 8, writers: Mapping[bytes, Secret] | None = None) -> None:
         self.backend = backend
+        #: write-only clients' id keys by writer id (the keyring's, tombstones included): ingested drops
+        self.writers: Mapping[bytes, Secret] = writers or {}
+        self._drop_sealers: dict[tuple[bytes, int, bytes], Sealer] = {}
         self.epoch = epoch
         self.keys = keys[epoch]
         self.chunk_size = chunk_size
@@ -44,6 +50,28 @@ class ObjectStore:
         except KeyError:
             fail("epoch not allowed")
 
+    def sealer_of(self, ref: BlobRef | PendingRef) -> Sealer:
+        """The sealer that opens ``ref``'s object: an epoch's for this store's own names (``o/``, or a
+        drop's own ``d/<writer>/o/`` when this store writes a drop), a drop's for an ingested drop's
+        object (its ref carries the drop key; the writer must be one the keyring knows)."""
+        if isinstance(ref, PendingRef) or ref.object_name.startswith(self.keys.prefix):
+            if isinstance(ref, BlobRef) and ref.drop_key is not None:
+                fail("drop key on an own object")
+            return self.sealer_for(ref.epoch)
+        writer, dk = ref.writer, ref.drop_key
+        if writer is None or dk is None:
+            fail("object outside the vault's names")
+        wk = self.writers.get(writer)
+        if wk is None:
+            fail("object of an unknown writer")
+        key = (writer, ref.epoch, dk)
+        sealer = self._drop_sealers.get(key)
+        if sealer is None:
+            own = self.sealer_for(ref.epoch).keys
+            keys = EpochKeys.for_drop(own.vault_id, ref.epoch, own.prf_name, writer, wk, Secret(dk, "drop key"))
+            sealer = self._drop_sealers[key] = Sealer(keys, self.chunk_size, self.sealer.pad_floor)
+        return sealer
+
     async def fetch(self, name: str, expected_len: int | None = None) -> bytes:
         """Object ``name``, read with a bound (its expected length, else the largest object size)."""
         limit = self.max_object if expected_len is None else min(expected_len, self.max_object)
@@ -58,7 +86,7 @@ class ObjectStore:
     def check_ref(self, ref: BlobRef) -> EpochKeys:
         """The keys of ``ref``'s epoch, after checking what can be checked before fetching: a known
         kind, and for a full chunk the content-addressed name recomputed from its id (§4.1)."""
-        keys = self.sealer_for(ref.epoch).keys
+        keys = self.sealer_of(ref).keys
         if ref.kind == KIND_CHUNK:
             if not hmac.compare_digest(keys.chunk_name(ref.id).encode(), ref.object_name.encode()) or ref.off != 0:
                 fail("chunk name")
@@ -69,7 +97,8 @@ class ObjectStore:
     def fresh(self) -> ObjectStore:
         """A store over the same backend and keys with nothing cached: every read downloads anew."""
         keys = {e: s.keys for e, s in self._sealers.items()}
-        return ObjectStore(self.backend, keys, self.epoch, self.chunk_size, self.sealer.pad_floor, self.pack_cache)
+        return ObjectStore(self.backend, keys, self.epoch, self.chunk_size, self.sealer.pad_floor, self.pack_cache,
+                           self.writers)
 
     async def put(self, name: str, obj: bytes | bytearray | memoryview) -> bool:
         return await self.backend.put_if_absent(name, obj)
