@@ -31,8 +31,10 @@ from .catalog.tree import Tree, merge
 from .content.index import BlobIndex
 from .errors import UsageError, VaultError
 from .format.commits import ChainHead, Commit, commit_name, seal_commit, verify_successor
+from .format.dropmeta import Drops
 from .format.pages import BlobRef
 from .guard import WriteGuard
+from .ingest import Ingester, Plan
 from .repo.history import History
 from .repo.packs import PackWriter
 from .repo.store import ObjectStore
@@ -50,7 +52,7 @@ class Committer:
     def __init__(self, *, history: History, store: ObjectStore, catalog: Catalog, page_pack: PackWriter,
                  index: BlobIndex, head: ChainHead, lock: asyncio.Lock,
                  flush_content: Callable[[], Awaitable[None]], refresh_interval: float | None,
-                 guard: WriteGuard | None = None) -> None:
+                 guard: WriteGuard | None = None, ingester: Ingester | None = None) -> None:
         self._history = history
         self._store = store
         self._catalog = catalog
@@ -58,6 +60,7 @@ class Committer:
         self._index = index
         self._flush_content = flush_content
         self._guard = guard  # prune beside writers: the lease and the W3 check (models/prune.py)
+        self._ingester = ingester  # write-only clients' drops, taken into each commit (models/drops.py)
         self.head = head
         self.tree = catalog.tree(head.commit)
         self.lock = lock  # the vault's edit lock: a commit sees no half-made edit
@@ -89,7 +92,8 @@ class Committer:
         copies), retry. Raises BackendError, IntegrityError, RollbackError.
         """
         async with self.lock:
-            if not self.pending:
+            plan = await self._plan()
+            if not self.pending and (plan is None or plan.empty):
                 return self.head.gen
             base = self._tree_at(self.head.commit)
             if self._guard is not None:
@@ -97,13 +101,21 @@ class Committer:
             for _attempt in range(64):
                 # a keystore rewritten elsewhere must be seen before we commit under it (CRYPTO.md §5.2 step 3)
                 await self._history.reread_keystore()
-                counts = await file_counts(base, self.tree)  # ``base`` is the head's tree here
+                if plan is None or plan.head is not self.head:
+                    plan = await self._plan()  # a lost race: plan again from the new head's watermark
+                tree, extra = self.tree, dict[str, Any]()
+                if plan is not None and not plan.empty:
+                    assert self._ingester is not None
+                    tree, drops = await self._ingester.apply(plan, self.tree)
+                    extra = {"drops": drops.to_json()}
+                counts = await file_counts(base, tree)  # ``base`` is the head's tree here
                 await self._flush_content()
-                root = await self._catalog.save(self.tree)
+                root = await self._catalog.save(tree)
                 await self._page_pack.flush()
                 if self._guard is not None:
-                    await self._guard.before_commit(self.tree)  # W3: rescue marked refs, or copy and restore
-                if await self._land(root, {**self.audit(), "counts": counts, **(meta or {})}):
+                    await self._guard.before_commit(tree)  # W3: rescue marked refs, or copy and restore
+                if await self._land(root, {**self.audit(), "counts": counts, **(meta or {}), **extra}):
+                    self.tree = tree
                     self.tree.mark_clean()
                     self._index.committed(self.head.gen)
                     if self._guard is not None:
@@ -116,9 +128,18 @@ class Committer:
                 await asyncio.sleep(backoff(_attempt))
             raise VaultError("could not commit: the vault keeps changing under us; try again")
 
+    async def _plan(self) -> Plan | None:
+        """The drops the next commit on the head takes (None: the vault has no write-only clients)."""
+        if self._ingester is None or not self._ingester.any_writers():
+            return None
+        return await self._ingester.plan(self.head)
+
     async def _land(self, root: Sequence[BlobRef], meta: dict[str, Any]) -> bool:
         """Write ``c/{head+1}`` (v2, ``meta``) create-only; True if it is ours (then it is the head)."""
         gen = self.head.gen + 1
+        carried = self.head.commit.audit.drops
+        if "drops" not in meta and carried is not None:  # every commit carries the drops' watermark forward
+            meta = {**meta, "drops": Drops(carried.mark).to_json()}
         c = Commit(self._history.vault_id, gen, self.head.hash, self._store.epoch, self._history.keystore_gen,
                    tuple(root), self._history.client_id, int(self.clock()), meta)
         data = seal_commit(self._store.sealer, c)

@@ -76,6 +76,13 @@ class Edits(View):
                 self._mixer = mixer
             return self._mixer
 
+    async def _seal(self, kind: int, name: str, stored: bytes, pad_floor: int | None) -> bytes:
+        """Seal a pack off the event loop: in the mixer once content started it, else (a commit of
+        catalog pages alone) in a thread, so a metadata-only commit spawns no mixer workers."""
+        if self._mixer is not None:
+            return (await self._mixer.seal(kind, name, stored, pad_floor=pad_floor)).take()
+        return await asyncio.to_thread(self._store.sealer.seal, kind, name, stored, pad_floor=pad_floor)
+
     @contextlib.asynccontextmanager
     async def ingest(self, progress: ProgressHook | None = None, *, sample: bool = False) -> AsyncIterator[Ingest]:
         """A write pipeline for many files: ``await ing.add(parts, source, meta)`` for each.

@@ -16,6 +16,7 @@ commit does not say which, and old keystores are not kept, so which slot is not 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -23,6 +24,7 @@ from typing import Any
 
 from .anomaly import is_record
 from .format.commits import ChainHead, Commit
+from .format.dropmeta import Drops
 from .format.meta import ranges
 from .repo.history import History
 from .retention import Decision, Rules, apply
@@ -44,7 +46,8 @@ class ForgetReport:
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
-    """One event of the history: ``commit``, ``forget`` or ``keys`` (the keystore generation moved)."""
+    """One event of the history: ``commit``, ``forget``, ``keys`` (the keystore generation moved),
+    ``drop`` (a write-only client's drop taken in) or ``refused`` (a drop refused, and why)."""
 
     event: str
     generation: int
@@ -58,6 +61,11 @@ class AuditEntry:
     rules: Mapping[str, int | str] = field(default_factory=dict)
     keystore_generation: int = 0
     forgotten_by: int | None = None  # a later forget record hid this generation from ``log``
+    writer: str | None = None  # drop, refused: hex id of the write-only client
+    writer_label: str | None = None
+    drop: int | None = None  # its seq
+    dest: str | None = None  # drop: where it went
+    why: str | None = None  # refused: the reason
 
 
 def who(c: Commit) -> dict[str, Any]:
@@ -140,6 +148,18 @@ async def audit(history: History, since: int | None = None) -> list[AuditEntry]:
                     **base,
                 )
             )
+        if a.drops is not None:
+            out.extend(_drop_events(history, a.drops, base))
+    return out
+
+
+def _drop_events(history: History, drops: Drops, base: dict[str, Any]) -> list[AuditEntry]:
+    labels = {w.id: w.label for w in history.writers}
+    out = [AuditEntry("drop", writer=i.writer.hex(), writer_label=labels.get(i.writer), drop=i.seq,
+                      dest=os.fsdecode(i.dest), counts={"added": i.files, "bytes": i.bytes}, **base)
+           for i in drops.ingested]
+    out += [AuditEntry("refused", writer=r.writer.hex(), writer_label=labels.get(r.writer), drop=r.seq, why=r.why,
+                       **base) for r in drops.refused]
     return out
 
 

@@ -80,12 +80,12 @@ async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, kee
     history = History(backend, sealers, unlocked.vault_id, unlocked.fingerprint, unlocked.generation,
                       keeper.state.client_id, keeper.advance, epochs=unlocked.keyring.epochs,
                       reauth=lambda name, data: keystore.unlock_with_ksk(data, name, unlocked.ksk, pin),
-                      writer_epoch=unlocked.current_epoch)
+                      writer_epoch=unlocked.current_epoch, writers=unlocked.keyring.writers)
     st = keeper.state
     since = ChainState(st.max_gen, st.head_hash) if st.max_gen is not None and st.head_hash is not None else None
     head = await history.find_head(since)
     store = ObjectStore(backend, keys, unlocked.current_epoch, params.chunk_size, params.pad_floor,
-                        tuning.pack_cache)
+                        tuning.pack_cache, {w.id: w.key for w in unlocked.keyring.writers})
     cache = await Cache.open(keeper.folder / "cache.sqlite", unlocked.local_cache_key())
     slots = Keys(backend, unlocked, keeper.folder, places.device_secret, places.device_key)
     vault = Vault(url=url, backend=backend, history=history, store=store, cache=cache, head=head,

@@ -15,7 +15,6 @@ environment is :func:`sigmavault.open`.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -34,11 +33,13 @@ from .committer import Committer
 from .content.index import BlobIndex
 from .content.writer import ContentWriter
 from .edits import Edits
-from .errors import NotFound, UsageError
+from .errors import IntegrityError, NotFound, UsageError
 from .format.canonical import b64u
 from .format.commits import ChainHead
+from .format.dropmeta import Drops
 from .format.meta import MAX_HOST, MAX_LABEL
 from .guard import WriteGuard
+from .ingest import Ingester
 from .keys.schedule import KIND_DATA_PACK, KIND_PAGE_PACK
 from .lifecycle import AuditEntry, ForgetReport, audit, decide, next_chunk, report
 from .local.cache import Cache
@@ -72,12 +73,20 @@ class Vault(Edits):
                             running=(lambda: self._mixer) if off_loop else None, pending=self._data_pack.member_bytes)
         catalog = Catalog(store, self._page_pack, cache, tuning.page_target, reader=reader)
         content = ContentWriter(store, self._data_pack, self._index)
-        super().__init__(Parts(url, backend, history, store, cache, catalog, content, reader, tuning), inline_max)
+        super().__init__(Parts(url, backend, history.fingerprint, store, cache, catalog, content, reader, tuning),
+                         inline_max)
+        self._history = history
+        #: write-only clients' drops, taken into each commit
+        self._ingester = Ingester(backend=backend, store=store, writers=lambda: history.writers,
+                                  drop_seed=lambda e: store.sealer_for(e).keys.drop_kem,
+                                  epoch_ok=lambda e: history.epoch_allowed(e, history.top + 1),
+                                  tree_at=self._tree_of, client_id=history.client_id)
         #: prune beside writers: this vault's lease and the W3 check before each commit
         self._guard = WriteGuard(store, self._index)
         self._commits = Committer(history=history, store=store, catalog=catalog, page_pack=self._page_pack,
                                   index=self._index, head=head, lock=self._lock, flush_content=content.flush,
-                                  refresh_interval=tuning.refresh_interval, guard=self._guard)
+                                  refresh_interval=tuning.refresh_interval, guard=self._guard,
+                                  ingester=self._ingester)
         #: the vault's key slots (list, add, remove, change a passphrase): the ``key …`` commands
         self.keys = keys
         #: shown once after ``create``: the recovery code (a secret; print it for the user, never log it)
@@ -195,12 +204,16 @@ class Vault(Edits):
     async def _adopt_newer(self, *, only_if_due: bool) -> bool:
         return await self._commits.adopt_newer(only_if_due=only_if_due)
 
-    async def _seal(self, kind: int, name: str, stored: bytes, pad_floor: int | None) -> bytes:
-        """Seal a pack off the event loop: in the mixer once content started it, else (a commit of
-        catalog pages alone) in a thread, so a metadata-only commit spawns no mixer workers."""
-        if self._mixer is not None:
-            return (await self._mixer.seal(kind, name, stored, pad_floor=pad_floor)).take()
-        return await asyncio.to_thread(self._store.sealer.seal, kind, name, stored, pad_floor=pad_floor)
+    def head_drops(self) -> Drops | None:
+        """Write-only clients' watermark as of the head, and what the head's commit ingested or refused."""
+        return self._head.commit.audit.drops
+
+    async def _tree_of(self, gen: int) -> Tree | None:
+        """The catalog tree of generation ``gen``, or None if it is forgotten or does not open."""
+        try:
+            return self._catalog.tree(await self._history.visible(gen))
+        except (NotFound, IntegrityError):
+            return None
 
     async def rebuild_index(self) -> int:
         """Refill the local dedup index from the catalog of the head now; returns the refs added.

@@ -44,7 +44,7 @@ class Parts:
 
     url: str
     backend: Backend
-    history: History
+    fingerprint: bytes
     store: ObjectStore
     cache: Cache
     catalog: Catalog
@@ -62,7 +62,6 @@ class View:
         self._parts = parts
         self.url = parts.url
         self._backend = parts.backend
-        self._history = parts.history
         self._store = parts.store
         self._catalog = parts.catalog
         self._content = parts.content
@@ -79,7 +78,7 @@ class View:
     @property
     def fingerprint(self) -> str:
         """The vault's fingerprint (hex): compare it with the one shown at ``create`` to trust a new device."""
-        return self._history.fingerprint.hex()
+        return self._parts.fingerprint.hex()
 
     @property
     def backend(self) -> Backend:

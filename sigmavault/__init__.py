@@ -44,6 +44,8 @@ from .engine.errors import (
     VaultError,
     VaultNotFound,
 )
+from .engine.dropwriter import DropWriter
+from .engine.keys.writers import WriterCredential
 from .engine.lifecycle import AuditEntry, ForgetReport
 from .engine.local.settings import Places, Tuning
 from .engine.repo.keymgmt import Keys
@@ -75,6 +77,7 @@ __all__ = [
     "BackendError",
     "BackendUnavailable",
     "DirectoryNotEmpty",
+    "DropWriter",
     "ForgetReport",
     "IntegrityError",
     "Interrupted",
@@ -98,6 +101,7 @@ __all__ = [
     "VaultError",
     "VaultNotFound",
     "VerifyReport",
+    "WriterCredential",
     "__version__",
     "create",
     "open",

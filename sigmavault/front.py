@@ -9,8 +9,10 @@ that lazily exports those modules (no import cycle).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, overload
 
 from .config import places as default_places
 from .config import tuning as default_tuning
@@ -20,8 +22,41 @@ from .engine.keys.credentials import Credential
 from .engine.keys.secret import Secret
 from .engine.local.settings import Places, Tuning
 from .engine.repo.keymgmt import load_device_key
+from .engine.dropwriter import DropWriter, open_writer
+from .engine.keys.writers import WriterCredential
 from .engine.vault import Vault
 from .named import default_vault_url
+
+
+WriterSource = WriterCredential | str | os.PathLike[str]
+
+
+def load_writer_credential(source: WriterSource) -> WriterCredential:
+    """A writer credential, or the one in the file ``source`` (``key add --writer --out``)."""
+    if isinstance(source, WriterCredential):
+        return source
+    path = Path(source)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such writer credential file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the writer credential ({exc.strerror})") from None
+    return WriterCredential.from_bytes(data)
+
+
+@overload
+async def open(url: str | Sequence[str] | None = None, *, writer_credential: WriterSource,
+               dest: str | bytes | None = None, tuning: Tuning | None = None, **backend_opts: Any) -> DropWriter: ...
+
+
+@overload
+async def open(url: str | Sequence[str] | None = None, *, passphrase: str | None = None,
+               credential: Credential | None = None, fingerprint: str | None = None, tuning: Tuning | None = None,
+               places: Places | None = None,
+               ksk: Secret | None = None, ksk_slot: bytes = b"", single_writer: bool = False,
+               on_notice: Callable[[str], None] | None = None, write_quorum: int | None = None,
+               device: bool = False, **backend_opts: Any) -> Vault: ...
 
 
 async def open(url: str | Sequence[str] | None = None, *, passphrase: str | None = None,
@@ -29,9 +64,14 @@ async def open(url: str | Sequence[str] | None = None, *, passphrase: str | None
                places: Places | None = None,
                ksk: Secret | None = None, ksk_slot: bytes = b"", single_writer: bool = False,
                on_notice: Callable[[str], None] | None = None, write_quorum: int | None = None,
-               device: bool = False, **backend_opts: Any) -> Vault:
+               device: bool = False, writer_credential: WriterSource | None = None, dest: str | bytes | None = None,
+               **backend_opts: Any) -> Vault | DropWriter:
     """Open and unlock the vault at ``url`` with a passphrase or another credential; ``device=True``:
     with this device's key (its device slot, ``vault.keys.add_device``; needs a pin or ``fingerprint``).
+
+    ``writer_credential`` (a :class:`WriterCredential` or the path of its file) opens a write-only
+    session instead (:class:`DropWriter`): it writes one drop inside ``dest`` (default: the
+    credential's folder) and can read nothing of the vault; it never takes a passphrase.
 
     ``url`` is a local path, ``file://``, ``s3://bucket/prefix`` or ``az://container/prefix``;
     ``None`` opens the default vault: ``$SIGMAVAULT_VAULT``, else ``~/.local/share/sigmavault/default``
@@ -42,6 +82,11 @@ async def open(url: str | Sequence[str] | None = None, *, passphrase: str | None
     :func:`sigmavault.engine.opening.open` (what it raises, pins, the unlock agent's key).
     A list of URLs opens a dispersed vault over those places, named in any order.
     """
+    if writer_credential is not None:
+        if isinstance(url, list | tuple):
+            raise UsageError("write-only clients are not supported on dispersed vaults yet")
+        return await open_writer(str(url or default_vault_url()), load_writer_credential(writer_credential),
+                                 dest=dest, tuning=tuning or default_tuning(), **backend_opts)
     places = places or default_places()
     if device:
         credential = load_device_key(places.device_key)

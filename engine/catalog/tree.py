@@ -257,11 +257,11 @@ def _same(a: Node | None, b: Node | None) -> bool:
     return a.key() == b.key()
 
 
-async def merge(base: Tree, ours: Tree, theirs: Tree, client_id: bytes) -> Tree:
+async def merge(base: Tree, ours: Tree, theirs: Tree, client_id: bytes, *, ours_wins: bool = False) -> Tree:
     """Three-way merge of our edits (relative to ``base``) onto ``theirs``.
 
     Different paths merge; the same path changed on both sides keeps both, ours renamed to a
-    conflict copy. Clean (non-dirty) subtrees of ours at their base place equal base, so theirs is
+    conflict copy (``ours_wins``: theirs is the copy — an ingested drop over the owner's edits). Clean (non-dirty) subtrees of ours at their base place equal base, so theirs is
     taken for them. A clean subtree of ours that moved is rewritten (see :func:`_unshare`): theirs
     may still hold it, and one page at two paths is refused as hostile by every reader.
     """
@@ -291,10 +291,11 @@ async def merge(base: Tree, ours: Tree, theirs: Tree, client_id: bytes) -> Tree:
                 pick = Dir(on.meta, children=sub, dirty=True)
                 work.append((bn, on, tn, sub))
             else:  # both changed it (a clean dir of ours here differs from base: ours moved it here)
-                pick = tn
                 if on is not None:
                     await _unshare(base, ours, on, bn)
-                    out[conflict_name(name, client_id)] = on
+                pick, copy = (on, tn) if ours_wins else (tn, on)
+                if copy is not None:
+                    out[conflict_name(name, client_id)] = copy
             if pick is not None:
                 out[name] = pick
     merged = Tree(root, theirs.loader)

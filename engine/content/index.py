@@ -128,7 +128,8 @@ class BlobIndex:
         while stack:
             parts, node = stack.pop()
             if isinstance(node, File):
-                refs.extend(b for b in node.blobs if isinstance(b, BlobRef))
+                # an ingested drop's blobs are keyed by its writer: never a dedup hit for ours
+                refs.extend(b for b in node.blobs if isinstance(b, BlobRef) and b.drop_key is None)
                 if len(refs) >= 65536:  # bounded memory on a vault of many files
                     added += len(refs)
                     self.rebuild(refs)

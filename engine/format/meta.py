@@ -14,6 +14,8 @@ canonical bytes and re-encode unchanged) and ignores them, but the known keys ha
                    "suspect": true | false, "reasons": [short text, …],
                    "clear": [generation, …] (a record: these marks are cleared, each below this gen),
                    "tune": {threshold name: integer} (a record: the thresholds from here on)}
+    "drops":      write-only clients' watermark, and the drops this commit ingested or refused
+                  (:mod:`.dropmeta`)
 
 The whole object is bounded (:data:`MAX_META` bytes canonical, :data:`MAX_DEPTH` levels), so a
 co-writer holding the keys cannot make readers allocate much: the body itself is bounded by the
@@ -29,7 +31,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import dropmeta
 from .canonical import array, dumps, fail, integer, string, unb64u
+from .dropmeta import Drops
 
 MAX_META = 64 * 1024  # bytes of the canonical encoding of ``meta``
 MAX_DEPTH = 8  # nesting levels of objects and arrays below ``meta`` itself
@@ -68,6 +72,7 @@ class Audit:
     counts: Mapping[str, int] | None = None
     forget: Forget | None = None
     guard: Guard | None = None
+    drops: Drops | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +183,8 @@ def check(value: object, gen: int) -> Audit:
         counts = {k: integer(c[k]) for k in COUNT_KEYS if k in c}
     forget = _forget(value["forget"], gen) if "forget" in value else None
     guard = _guard(value["guard"], gen) if "guard" in value else None
-    return Audit(slot, label, host, counts, forget, guard)
+    drops = dropmeta.parse(value["drops"], gen) if "drops" in value else None
+    return Audit(slot, label, host, counts, forget, guard, drops)
 
 
 def audit_of(meta: Mapping[str, Any] | None, gen: int) -> Audit:

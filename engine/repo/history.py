@@ -38,6 +38,7 @@ from ..format.envelope import HDR, Sealer
 from ..format.framing import FRAME_HEADER, padme
 from ..format.meta import Forget
 from ..keys.keyring import Epoch
+from ..keys.writers import Writer
 from ..keys.keystore import Unlocked
 
 #: the largest valid ``c/`` object: a body at the commit size limit, framed, padded and sealed
@@ -72,14 +73,16 @@ class History:
     reauth: Reauth | None = field(default=None, repr=False)
     #: the epoch this client writes with
     writer_epoch: int | None = None
+    #: the keyring's write-only clients (tombstones included), as of the keystore read last
+    writers: tuple[Writer, ...] = ()
 
     def __post_init__(self) -> None:
-        self.open_commit = opener(self.sealers, self._epoch_allowed)
+        self.open_commit = opener(self.sealers, self.epoch_allowed)
         self._verified: dict[int, tuple[bytes, Commit]] = {}  # gen -> (object hash, commit), chain-checked
         self._top = -1
         self._forgets: dict[int, Forget] = {}  # gen of a verified forget record -> what it forgot
 
-    def _epoch_allowed(self, epoch: int, gen: int) -> bool:
+    def epoch_allowed(self, epoch: int, gen: int) -> bool:
         if self.epochs is None:
             return True
         for e in self.epochs:
@@ -224,4 +227,5 @@ class History:
                                 "open the vault again to write with the new keys")
             self.keystore_gen = u.generation
             self.epochs = u.keyring.epochs
+            self.writers = u.keyring.writers
             return

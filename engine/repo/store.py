@@ -32,7 +32,7 @@ class ObjectStore:
                  pad_floor: int, pack_cache: int = 8, writers: Mapping[bytes, Secret] | None = None) -> None:
         self.backend = backend
         #: write-only clients' id keys by writer id (the keyring's, tombstones included): ingested drops
-        self.writers: Mapping[bytes, Secret] = writers or {}
+        self.writers: dict[bytes, Secret] = dict(writers or {})
         self._drop_sealers: dict[tuple[bytes, int, bytes], Sealer] = {}
         self.epoch = epoch
         self.keys = keys[epoch]

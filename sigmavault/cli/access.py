@@ -50,6 +50,7 @@ class Options:
     single_writer: bool = False
     audit_host: bool = False
     write_quorum: int | None = None
+    writer_credential: str | None = None
 
     @cached_property
     def places(self) -> list[str]:

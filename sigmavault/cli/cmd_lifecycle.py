@@ -181,6 +181,11 @@ def _entry_doc(e: AuditEntry) -> dict[str, Any]:
         "rules": dict(e.rules),
         "keystore_generation": e.keystore_generation,
         "forgotten_by": e.forgotten_by,
+        "writer": e.writer,
+        "writer_label": e.writer_label,
+        "drop": e.drop,
+        "dest": e.dest,
+        "why": e.why,
     }
 
 
@@ -190,6 +195,11 @@ def _entry_line(e: AuditEntry) -> str:
             f"{e.generation:>6}  {iso_time(e.time)}  keys    keystore generation {e.keystore_generation} "
             "from here on (a key slot was added, removed or changed; which one is not recorded)"
         )
+    if e.event in ("drop", "refused"):  # a write-only client's drop, taken in or refused by this commit
+        writer = f"writer {(e.writer or '?')[:8]}" + (f' "{shown(e.writer_label, 40)}"' if e.writer_label else "")
+        what = (f"drop {e.drop} → {shown(e.dest or '?', 200)}: {counts_text(e.counts)}" if e.event == "drop"
+                else f"drop {e.drop} refused: {shown(e.why or '?', 200)}")
+        return f"{e.generation:>6}  {iso_time(e.time)}  {e.event:<7} {writer}  {what}  (by {who_text(e)})"
     head = f"{e.generation:>6}  {iso_time(e.time)}  {e.event:<6}  {who_text(e)}"
     if e.event == "forget":
         rules = " ".join(f"{k}={shown(str(v), 20)}" for k, v in e.rules.items())

@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Coroutine, Sequence
 from typing import Any, NoReturn
 
-from .. import Interrupted, LocalIOError, NoSpace, UsageError, VaultError, __version__, config
+from .. import AuthError, Interrupted, LocalIOError, NoSpace, UsageError, VaultError, __version__, config
 from .._internal import first_error, harden
 from . import (
     cmd_agent,
@@ -55,7 +55,9 @@ COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_hist
             cmd_guard, cmd_key, cmd_agent, cmd_device, mount, cmd_serve, cmd_vaults, cmd_places, cmd_completion)
 _GLOBAL = ("vault", "json", "debug", "passphrase_file", "recovery_code", "recovery_code_file", "identity_file",
            "fingerprint", "no_agent", "single_writer", "audit_host",
-           "write_quorum")
+           "write_quorum", "writer_credential")
+#: the commands a write-only credential may run (every other one needs to read the vault)
+WRITER_COMMANDS = ("import", "backup")
 
 
 class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
@@ -104,6 +106,9 @@ def _add_global(p: argparse.ArgumentParser, suppress: bool) -> None:
     g.add_argument("--no-agent", action="store_true", default=d(False), help="do not ask the unlock agent")
     g.add_argument("--single-writer", action="store_true", default=d(False),
                    help="accept a store that ignores create-only writes (only this device may then write)")
+    g.add_argument("--writer-credential", metavar="FILE", default=d(None),
+                   help="write-only: import or backup into this writer's folder with the credential in FILE "
+                        "(from `key add --writer`); never asks for a passphrase, cannot read the vault")
     g.add_argument("--audit-host", action="store_true", default=d(False),
                    help="record this machine's host name in the commits it writes (shown by log -v and audit)")
 
@@ -176,6 +181,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(raw)
         opts = Options(**{k: getattr(args, k) for k in _GLOBAL if k != "vault"}, vault=tuple(args.vault or ()))
         out = Output(opts.json)
+        if opts.writer_credential is not None and args.command not in WRITER_COMMANDS:
+            raise AuthError(f"--writer-credential is a write-only credential: `{args.command}` needs to read the "
+                            "vault (it can only import and backup)")
         asyncio.run(_quiet(args.handler(opts, args, out), debug))
         return 0
     except SystemExit:

@@ -1,0 +1,212 @@
+"""A write-only client's session: files in, one signed drop out (issue 18, docs/format.md "Write-only clients").
+
+:func:`open_writer` reads nothing of the vault but the writer's own ``d/<writer>/`` records (to
+find its next seq and the hash of its last record, which it checks against its own verify key),
+draws a fresh drop key sealed to the vault's drop public key of the credential's epoch, and gives
+a :class:`DropWriter`: the same edits and the same write pipeline as a vault (:class:`~.edits.Edits`)
+over an empty tree of its own, whose objects are sealed under that drop's keys and named under
+``d/<writer>/o/``. :meth:`DropWriter.commit` stores the tree's pages and writes the signed record
+``d/<writer>/<seq>`` create-only; the owner's next commit ingests it (:mod:`.ingest`).
+
+It holds no key that opens anything but what it wrote in this run: not the vault's keys, not
+earlier drops' keys (each drop key lives only in this session and sealed to the owner).
+Dedup works within the run; a chunk seen in an earlier drop is stored again (each drop's object
+names are keyed by its own drop key, so an ``already exists`` can never be taken for a dedup hit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from types import TracebackType
+from typing import Any
+
+from ..backends.base import Backend, get_bounded
+from . import locking
+from .catalog.pagestore import Catalog
+from .catalog.tree import Dir, File, Meta, Tree, show, split_path
+from .content.index import BlobIndex
+from .content.writer import ContentWriter
+from .edits import Edits
+from .errors import ConcurrencyError, IntegrityError, NotFound, UsageError
+from .format import drops as records
+from .keys import sign
+from .keys.schedule import KIND_DATA_PACK, KIND_PAGE_PACK, EpochKeys
+from .keys.writers import WriterCredential
+from .local.cache import Cache
+from .local.settings import DEFAULT_TUNING, Tuning
+from .opening import _connect
+from .repo.packs import PackWriter
+from .repo.reader import BlobReader
+from .repo.store import ObjectStore
+from .view import Parts
+
+MAX_RECORD = 1 << 20
+
+
+class DropWriter(Edits):
+    """One run of a write-only client (see the module doc). Use with ``async with``: a normal exit
+    writes the drop if anything was written; an error leaves only unreferenced objects."""
+
+    def __init__(self, *, url: str, backend: Backend, credential: WriterCredential, seq: int, prev: bytes,
+                 keys: EpochKeys, enc: bytes, cache: Cache, tuning: Tuning, dest: list[bytes]) -> None:
+        p = credential.params
+        store = ObjectStore(backend, {keys.epoch: keys}, keys.epoch, p.chunk_size, p.pad_floor, tuning.pack_cache)
+        self._cache = cache
+        self._index = BlobIndex(cache, backend)  # nothing to refill: the run starts from an empty tree
+        self._data_pack = PackWriter(store, KIND_DATA_PACK, self._seal, on_landed=self._index.stored)
+        self._page_pack = PackWriter(store, KIND_PAGE_PACK, self._seal)
+        reader = BlobReader(store, pending=self._data_pack.member_bytes)
+        catalog = Catalog(store, self._page_pack, cache, tuning.page_target, reader=reader)
+        content = ContentWriter(store, self._data_pack, self._index)
+        super().__init__(Parts(url, backend, credential.fingerprint, store, cache, catalog, content, reader, tuning),
+                         p.inline_max)
+        now = time.time_ns()
+        self._tree = Tree(Dir(Meta(0o755, 0, 0, now, now), [], {}), catalog.load)
+        self._credential = credential
+        self._keys = keys
+        self._enc = enc
+        self._prev = prev
+        self._started = int(time.time())
+        #: the seq of this run's drop record (``d/<writer>/<seq>``)
+        self.seq = seq
+        #: where the drop goes in the vault: everything this run writes must lie inside it
+        self.dest = dest
+        self.dropped = False
+
+    def __repr__(self) -> str:
+        return f"<DropWriter {self._credential.label!r} drop {self.seq}>"
+
+    @property
+    def cache(self) -> Cache:
+        return self._cache
+
+    @property
+    def generation(self) -> int:
+        return 0  # a writer sees no generation of the vault
+
+    async def __aenter__(self) -> DropWriter:
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+                        ) -> None:
+        try:
+            if et is None and self._tree.root.dirty and not self.dropped:
+                await self.commit()
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._mixer is not None:
+                await self._mixer.aclose()
+        finally:
+            try:
+                await self._backend.aclose()
+            finally:
+                await self._cache.aclose()
+
+    async def commit(self, meta: dict[str, Any] | None = None) -> int:
+        """Store the tree and write this run's signed drop record; returns its seq. ConcurrencyError
+        if another run of the same writer took the seq meanwhile (run again: nothing is lost)."""
+        del meta  # a drop carries no commit meta: the owner records who dropped what
+        self._check_open()
+        if self.dropped:
+            raise UsageError("this run's drop is written already: open the writer again for the next one")
+        async with self._lock:
+            node = await self._at_dest()
+            files, size = await self._count(node)
+            await self._content.flush()
+            root = await self._catalog.save(self._tree)
+            await self._page_pack.flush()
+            body = records.DropBody(dest=show(self.dest).encode() if self.dest else b"/", root=tuple(root),
+                                    files=files, bytes=size, started=self._started, finished=int(time.time()))
+            c = self._credential
+            data = await asyncio.to_thread(records.seal_record, c.signing, self._keys, c.writer_id, self.seq,
+                                           self._prev, self._enc, body)
+            if not await self._store.put(records.record_name(c.writer_id, self.seq), data):
+                raise ConcurrencyError(f"another run of writer {c.label!r} wrote drop {self.seq} at the same time; "
+                                       "run again (nothing was lost)")
+            self.dropped = True
+            return self.seq
+
+    async def _at_dest(self) -> Any:
+        """The node at ``dest``, after checking that nothing was written beside the path to it."""
+        node: Any = self._tree.root
+        for i, name in enumerate(self.dest):
+            kids = await self._tree.children(node)
+            if set(kids) != {name}:
+                raise UsageError(f"a writer may write only inside {show(self.dest)}: "
+                                 f"found {show(self.dest[:i] + [next(iter(set(kids) - {name}), b'?')])}")
+            node = kids[name]
+        return node
+
+    async def _count(self, top: Any) -> tuple[int, int]:
+        files = size = 0
+        stack = [top]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, File):
+                files += 1
+                size += n.size
+            elif isinstance(n, Dir):
+                stack.extend((await self._tree.children(n)).values())
+        return files, size
+
+
+async def _last_record(backend: Backend, cred: WriterCredential) -> tuple[int, bytes]:
+    """(seq, hash) of this writer's newest record (0 and zeros for none), checked against its own
+    verify key: a record it did not sign under its own name means the storage was tampered with."""
+    prefix = records.record_name(cred.writer_id, 1).rpartition("/")[0] + "/"
+    seqs = []
+    async for name in backend.list(prefix):
+        tail = name[len(prefix):]
+        if len(tail) == 16 and all(ch in "0123456789abcdef" for ch in tail):
+            seqs.append(int(tail, 16))
+    for seq in sorted(seqs, reverse=True):
+        name = records.record_name(cred.writer_id, seq)
+        try:
+            data = await get_bounded(backend, name, MAX_RECORD)
+        except NotFound:
+            continue
+        rec = records.parse_record(data, name)
+        records.verify_record(rec, sign.verify_key(cred.signing))
+        return seq, rec.hash
+    return 0, bytes(32)
+
+
+async def open_writer(url: str, credential: WriterCredential, *, dest: str | bytes | None = None,
+                      tuning: Tuning = DEFAULT_TUNING, **backend_opts: Any) -> DropWriter:
+    """A write-only session on the vault at ``url`` with ``credential`` (see the module doc).
+
+    ``dest`` (default: the credential's folder) is where this run's tree goes; it must lie inside
+    the credential's folder. Raises UsageError (dest outside), IntegrityError (a record under this
+    writer's name it did not sign), BackendError.
+    """
+    prefix = split_path(credential.prefix)
+    where = prefix if dest is None else split_path(dest)
+    if where[: len(prefix)] != prefix:
+        raise UsageError(f"this writer may write only inside {credential.prefix}, not {show(where)}")
+    backend = _connect(url, dict(backend_opts))
+    try:
+        locking.apply(backend, credential.params.lock, None)
+        try:
+            seq, prev = await _last_record(backend, credential)
+        except IntegrityError as exc:
+            raise IntegrityError(f"a drop record under this writer's name was not written by it ({exc.message}): "
+                                 "the storage was tampered with") from None
+        drop_key, enc = records.new_drop_key(credential.drop_pk, credential.vault_id, credential.writer_id,
+                                             seq + 1, credential.epoch)
+        keys = EpochKeys.for_drop(credential.vault_id, credential.epoch, credential.params.prf, credential.writer_id,
+                                  credential.key, drop_key)
+        cache = await Cache.open(None)
+        return DropWriter(url=url, backend=backend, credential=credential, seq=seq + 1, prev=prev, keys=keys,
+                          enc=enc, cache=cache, tuning=tuning, dest=where)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await backend.aclose()
+        raise

@@ -1,0 +1,253 @@
+"""Owner side of write-only clients: take pending drops into the next commit (models/drops.py).
+
+Each commit's ``meta`` carries the watermark (:mod:`.format.dropmeta`): for every writer, the seq
+and hash of its last ingested record and the generation that ingested it. :meth:`Ingester.plan`
+reads the head's watermark and, for each writer the keyring knows, fetches only the record named
+watermark + 1; it is taken only if it parses, its signature verifies under that writer's key, it
+signs that seq and the watermark's hash as its previous, its epoch is one this vault may read, and
+its drop (the tree at ``dest``, inside the writer's prefix) passes every check a co-writer's catalog
+must pass and refers to nothing but that drop's own ``d/<writer>/o/`` objects. A record that fails
+is refused: reported once in ``meta`` (``refused``), the watermark stays (a gap: later drops wait
+behind it). A removed writer's records are refused. A plan is made against one head and thrown away
+if that head loses the commit race: the committer plans again against the new head.
+
+:meth:`Ingester.apply` merges each taken drop into the working tree: drop n replaces what drop
+n − 1 left at ``dest`` (its merge base is the tree of the generation that ingested drop n − 1), so
+a daily backup replaces what it replaced; the owner's own changes inside ``dest`` since then are
+kept unless the drop changed the same path, where the drop wins and the owner's version becomes a
+conflict copy. Ingested file refs carry their drop key; directory pages are rewritten as the
+vault's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from ..backends.base import Backend, get_bounded
+from .catalog.pagestore import Catalog
+from .catalog.tree import Dir, File, Link, Meta, Node, Tree, merge, split_path
+from .errors import IntegrityError, NotADirectory, NotFound, UsageError
+from .format import drops as records
+from .format.commits import ChainHead, Commit
+from .format.dropmeta import Drops, Ingested, Mark, Refused
+from .format.pages import BlobRef
+from .keys.schedule import KIND_PAGE_PACK, EpochKeys
+from .keys.secret import Secret
+from .keys.writers import Writer
+from .local.cache import Cache
+from .repo.packs import PackWriter
+from .repo.reader import BlobReader
+from .repo.store import ObjectStore
+
+MAX_RECORD = 1 << 20
+MAX_PER_COMMIT = 16  # drops of one writer taken into one commit (the rest wait for the next)
+
+
+@dataclass(slots=True)
+class Taken:
+    """A verified drop, its tree at ``dest`` made into the vault's own (dirty) nodes."""
+
+    writer: Writer
+    seq: int
+    hash: bytes
+    dest: list[bytes]
+    node: Node
+    files: int
+    bytes: int
+
+
+@dataclass(slots=True)
+class Plan:
+    head: ChainHead
+    mark: dict[bytes, Mark]
+    taken: list[Taken]
+    refused: list[Refused]
+
+    @property
+    def empty(self) -> bool:
+        return not self.taken and not self.refused
+
+
+NOTHING = Mark(0, bytes(32), 0)  # a writer with nothing ingested: record 1 signs an all-zero previous hash
+
+
+def watermark(c: Commit) -> dict[bytes, Mark]:
+    drops = c.audit.drops
+    return dict(drops.mark) if drops is not None else {}
+
+
+class Ingester:
+    """Plans and applies the ingest of pending drops for one owner vault (see the module doc)."""
+
+    def __init__(self, *, backend: Backend, store: ObjectStore, writers: Callable[[], Sequence[Writer]],
+                 drop_seed: Callable[[int], Secret | None], epoch_ok: Callable[[int], bool],
+                 tree_at: Callable[[int], Awaitable[Tree | None]], client_id: bytes) -> None:
+        self._backend = backend
+        self._store = store
+        self._writers = writers
+        self._drop_seed = drop_seed
+        self._epoch_ok = epoch_ok
+        self._tree_at = tree_at
+        self._client_id = client_id
+
+    def any_writers(self) -> bool:
+        return bool(self._writers())
+
+    async def plan(self, head: ChainHead) -> Plan:
+        """What the next commit on ``head`` ingests and refuses (nothing is changed yet)."""
+        mark = watermark(head.commit)
+        plan = Plan(head, mark, [], [])
+        for w in self._writers():
+            self._store.writers[w.id] = w.key  # (a writer added since opening) ingested refs open
+            for _ in range(MAX_PER_COMMIT):
+                if not await self._next(plan, w):
+                    break
+        return plan
+
+    async def _next(self, plan: Plan, w: Writer) -> bool:
+        """Look at the record after ``w``'s watermark; True if it was taken (look at the next one)."""
+        last = plan.mark.get(w.id, NOTHING)
+        seq = last.seq + 1
+        name = records.record_name(w.id, seq)
+        try:
+            data = await get_bounded(self._backend, name, MAX_RECORD)
+        except NotFound:
+            return False
+        digest = records.record_hash(data)
+        if last.skip == digest:
+            return False  # refused before: said once
+        try:
+            taken = await self._check(w, seq, name, data, last)
+        except (IntegrityError, NotFound, NotADirectory, UsageError) as exc:  # not a BackendError: that one waits
+            plan.refused.append(Refused(w.id, seq, "writer removed" if w.state != "active" else exc.message))
+            plan.mark[w.id] = dataclasses.replace(last, skip=digest)  # the watermark stays: a gap
+            return False
+        plan.taken.append(taken)
+        plan.mark[w.id] = Mark(seq, digest, plan.head.gen + 1)
+        return True
+
+    async def _check(self, w: Writer, seq: int, name: str, data: bytes, last: Mark) -> Taken:
+        if w.state != "active":
+            raise IntegrityError("writer removed")
+        rec = records.parse_record(data, name)
+        records.verify_record(rec, w.verify_key)
+        if rec.seq != seq or not hmac.compare_digest(rec.prev, last.hash):
+            raise IntegrityError("out of order or replayed")
+        if rec.vault_id != self._store.keys.vault_id or not self._epoch_ok(rec.epoch):
+            raise IntegrityError("another vault or epoch")
+        seed = self._drop_seed(rec.epoch)
+        if seed is None:
+            raise IntegrityError("sealed to an epoch this vault cannot open")
+        dk = records.open_drop_key(rec, seed)
+        own = self._store.keys
+        keys = EpochKeys.for_drop(own.vault_id, rec.epoch, own.prf_name, w.id, w.key, dk)
+        body = records.open_body(rec, keys)
+        dest = split_path(body.dest)
+        prefix = split_path(w.prefix)
+        if dest[: len(prefix)] != prefix:
+            raise IntegrityError("outside the writer's folder")
+        node, files, size = await self._load(keys, body.root, dest, dk, w.id)
+        return Taken(w, seq, rec.hash, dest, node, files, size)
+
+    async def _load(self, keys: EpochKeys, root: Sequence[BlobRef], dest: list[bytes], dk: Secret, writer: bytes
+                    ) -> tuple[Node, int, int]:
+        """The drop's node at ``dest``, loaded whole through a store that opens only this drop's
+        objects, checked like a co-writer's catalog, and rebuilt as dirty vault nodes."""
+        store = ObjectStore(self._backend, {keys.epoch: keys}, keys.epoch, self._store.chunk_size,
+                            self._store.sealer.pad_floor)
+        reader = BlobReader(store)
+        cache = await Cache.open(None)
+        try:
+            catalog = Catalog(store, PackWriter(store, KIND_PAGE_PACK, _no_seal), cache, 1 << 18, reader=reader)
+            drop = Tree(Dir(Meta(0o755, 0, 0, 0, 0), list(root)), lambda d: catalog.load(d, reader=reader))
+            try:
+                top = await drop.lookup(dest)
+            except NotFound:
+                raise IntegrityError("the drop holds nothing at its destination") from None
+            key = dk.reveal()
+            files = size = 0
+            rebuilt: dict[int, Dir] = {}
+            out = _copy(top, key, writer, rebuilt)
+            stack: list[tuple[Node, list[bytes]]] = [(top, dest)]
+            while stack:
+                node, where = stack.pop()
+                if isinstance(node, File):
+                    files += 1
+                    size += node.size
+                elif isinstance(node, Dir):
+                    kids = await drop.children(node, where)
+                    copy = rebuilt[id(node)]
+                    copy.children = {name: _copy(kid, key, writer, rebuilt) for name, kid in kids.items()}
+                    stack.extend((kid, where + [name]) for name, kid in kids.items())
+            return out, files, size
+        finally:
+            await cache.aclose()
+
+    async def apply(self, plan: Plan, tree: Tree) -> tuple[Tree, Drops]:
+        """``tree`` with every taken drop merged in (see the module doc), and the commit's ``drops``."""
+        bases: dict[bytes, Tree] = {}
+        for t in plan.taken:
+            base = bases.get(t.writer.id)
+            if base is None:
+                before = watermark(plan.head.commit).get(t.writer.id, NOTHING)
+                base = await self._tree_at(before.gen) if before.seq else None
+                if base is None:  # the first drop (or its base forgotten): it replaces what is at dest
+                    base = await self._tree_at(plan.head.gen)
+                if base is None:
+                    raise IntegrityError("the head's catalog does not load")
+            ours = await _with(base, t.dest, t.node)
+            tree = await merge(base, ours, tree, self._client_id, ours_wins=True)
+            bases[t.writer.id] = ours
+        ingested = tuple(Ingested(t.writer.id, t.seq, b"/" + b"/".join(t.dest), t.files, t.bytes) for t in plan.taken)
+        return tree, Drops(plan.mark, ingested, tuple(plan.refused))
+
+
+def _copy(node: Node, key: bytes, writer: bytes, rebuilt: dict[int, Dir]) -> Node:
+    """One drop node as the vault's own: files' refs get the drop key (and must be this drop's
+    objects: the drop store already refused any other name), directories become dirty and empty
+    (filled by the caller), links as they are."""
+    meta = dataclasses.replace(node.meta, xattrs=dict(node.meta.xattrs))
+    if isinstance(node, File):
+        blobs = []
+        for b in node.blobs:
+            if not isinstance(b, BlobRef) or b.writer != writer or b.drop_key is not None:
+                raise IntegrityError("a drop refers to an object that is not its own")
+            blobs.append(dataclasses.replace(b, drop_key=key))
+        return File(meta, node.size, blobs, node.inline)
+    if isinstance(node, Dir):
+        copy = Dir(meta, [], {}, dirty=True)
+        rebuilt[id(node)] = copy
+        return copy
+    return Link(meta, node.target)
+
+
+async def _with(base: Tree, dest: list[bytes], node: Node) -> Tree:
+    """``base`` with ``node`` at ``dest``: the directories on the way there are copied (made where
+    missing), everything else is shared with ``base``, which stays as it was."""
+
+    async def clone(d: Dir, where: list[bytes]) -> Dir:
+        return Dir(d.meta, list(d.pages), dict(await base.children(d, where)), dirty=True)
+
+    root = parent = await clone(base.root, [])
+    for i, name in enumerate(dest[:-1]):
+        kids = parent.children
+        assert kids is not None
+        kid = kids.get(name)
+        if isinstance(kid, Dir):
+            kid = await clone(kid, dest[: i + 1])
+        else:  # missing (or a file in the way, which the merge keeps as a conflict copy)
+            now = time.time_ns()
+            kid = Dir(Meta(0o755, 0, 0, now, now), [], {}, dirty=True)
+        kids[name] = kid
+        parent = kid
+    assert parent.children is not None and dest
+    parent.children[dest[-1]] = node
+    return Tree(root, base.loader)
+
+
+async def _no_seal(kind: int, name: str, stored: bytes, pad_floor: int | None) -> bytes:
+    raise RuntimeError("an ingest reads a drop; it never writes into it")

@@ -1,0 +1,270 @@
+"""Write-only clients through the library on a real local vault: a writer drops, the owner's next
+commit takes the drop in; and the attacks — a provider that tampers, replays or withholds records,
+a writer that writes outside its folder or refers to objects not its own, a removed writer."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+from vaulttools import new_vault, reopen
+
+import sigmavault
+from sigmavault import IntegrityError, NotFound, UsageError, Vault, WriterCredential
+from sigmavault.engine.catalog.tree import File, split_path
+from sigmavault.engine.format.envelope import Sealer
+from sigmavault.engine.format.pages import BlobRef
+from sigmavault.engine.keys.schedule import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK, EpochKeys
+from sigmavault.engine.keys.secret import Secret
+
+
+async def owner_with_writer(root: Path, prefix: str = "/web-1") -> tuple[Vault, WriterCredential]:
+    v = await new_vault(root)
+    await v.put("/owner/notes.txt", b"the owner's own file")
+    await v.commit()
+    cred = await v.keys.add_writer("web-1", prefix)
+    return v, cred
+
+
+async def drop(root: Path, cred: WriterCredential, files: dict[str, bytes], dest: str | None = None) -> int:
+    async with await sigmavault.open(str(root), writer_credential=cred, dest=dest) as w:
+        for path, data in files.items():
+            await w.put(path, data)
+        return await w.commit()
+
+
+def record_files(root: Path, cred: WriterCredential) -> list[Path]:
+    folder = root / "d" / cred.writer_id.hex()
+    return sorted(p for p in folder.iterdir() if p.is_file() and len(p.name) == 16)
+
+
+async def test_a_drop_lands_where_the_writer_put_it_at_the_owners_next_commit(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    v, cred = await owner_with_writer(root)
+    try:
+        big = bytes(range(256)) * 9000  # two full chunks and a tail: chunks, a data pack and pages
+        assert await drop(root, cred, {"/web-1/index.html": b"<h1>hi</h1>", "/web-1/data/blob": big}) == 1
+        assert record_files(root, cred)[0].name == f"{1:016x}"
+        before = v.generation
+        gen = await v.commit()  # nothing pending: the drop alone makes the commit
+        assert gen == before + 1
+        assert await v.read_bytes("/web-1/index.html") == b"<h1>hi</h1>"
+        assert await v.read_bytes("/web-1/data/blob") == big
+        assert await v.read_bytes("/owner/notes.txt") == b"the owner's own file"
+        drops = v.head_drops()
+        assert drops is not None and [(i.seq, i.dest, i.files) for i in drops.ingested] == [(1, b"/web-1", 2)]
+        assert await v.commit() == gen  # nothing new: no commit
+    finally:
+        await v.aclose()
+    async with await reopen(root) as again:  # another client reads the ingested files (keys in the refs)
+        assert await again.read_bytes("/web-1/data/blob") == big
+        report = await again.verify(full=True)
+        assert report.ok, report
+        events = [e for e in await again.audit() if e.event == "drop"]
+        assert [(e.drop, e.dest, e.writer_label) for e in events] == [(1, "/web-1", "web-1")]
+
+
+async def test_daily_drops_replace_what_they_replaced_and_only_the_owners_own_edits_become_copies(
+        tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    v, cred = await owner_with_writer(root)
+    try:
+        await drop(root, cred, {"/web-1/a": b"a1", "/web-1/b": b"b1", "/web-1/c": b"c1", "/web-1/d": b"d1"})
+        await v.commit()
+        await v.put("/web-1/owner-note", b"the owner added this")  # owner edits inside the prefix
+        await v.put("/web-1/c", b"c edited by the owner")  # … one the next drop changes too
+        await v.commit()
+        # day 2: b changed, c changed, d gone, e new, a unchanged
+        await drop(root, cred, {"/web-1/a": b"a1", "/web-1/b": b"b2", "/web-1/c": b"c2", "/web-1/e": b"e2"})
+        await v.commit()
+        names = sorted(await v.ls("/web-1"))
+        copies = [n for n in names if "conflict" in n]
+        assert len(copies) == 1 and copies[0].startswith("c (conflict"), names
+        assert await v.read_bytes(f"/web-1/{copies[0]}") == b"c edited by the owner"
+        assert sorted(set(names) - set(copies)) == ["a", "b", "c", "e", "owner-note"]
+        assert await v.read_bytes("/web-1/b") == b"b2"
+        assert await v.read_bytes("/web-1/c") == b"c2"
+        assert await v.read_bytes("/web-1/owner-note") == b"the owner added this"
+        # day 3: the same tree again: no change, no conflict copies
+        await drop(root, cred, {"/web-1/a": b"a1", "/web-1/b": b"b2", "/web-1/c": b"c2", "/web-1/e": b"e2"})
+        await v.commit()
+        assert len([n for n in await v.ls("/web-1") if "conflict" in n]) == 1
+    finally:
+        await v.aclose()
+
+
+async def test_a_writer_cannot_write_outside_its_folder(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    v, cred = await owner_with_writer(root)
+    await v.aclose()
+    with pytest.raises(UsageError, match="only inside /web-1"):
+        await sigmavault.open(str(root), writer_credential=cred, dest="/owner")
+    async with await sigmavault.open(str(root), writer_credential=cred) as w:
+        await w.put("/owner/evil", b"x")
+        with pytest.raises(UsageError, match="only inside /web-1"):
+            await w.commit()
+        w.dropped = True  # nothing to write on the way out
+    assert not (root / "d" / cred.writer_id.hex()).exists() or record_files(root, cred) == []
+
+
+async def test_a_writer_holds_no_key_that_opens_the_owners_objects_or_its_earlier_drops(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    v, cred = await owner_with_writer(root)
+    await v.put("/owner/secret", b"S" * 5000)
+    await v.commit()
+    await drop(root, cred, {"/web-1/f": b"F" * 5000})
+    await v.aclose()
+    owner_objects = [p for p in (root / "o").rglob("*") if p.is_file()]
+    drop_objects = [p for p in (root / "d" / cred.writer_id.hex() / "o").rglob("*") if p.is_file()]
+    commits = [p for p in (root / "c").iterdir() if p.is_file()]
+    assert owner_objects and drop_objects and commits
+    secrets = [cred.key.reveal(), cred.signing.reveal()[:32], cred.signing.reveal()[32:]]
+    async with await sigmavault.open(str(root), writer_credential=cred) as w:  # run 2 holds its own drop key
+        secrets.append(w._keys.data_enc.reveal())
+        secrets.append(w._keys.page_enc.reveal())
+        w.dropped = True
+    tried = 0
+    for raw in secrets:
+        candidates = [
+            EpochKeys.derive(raw, cred.vault_id, cred.epoch, cred.params.prf),  # as an epoch root key
+            EpochKeys.for_drop(cred.vault_id, cred.epoch, cred.params.prf, cred.writer_id, cred.key,
+                               Secret(raw)),  # as a drop key
+        ]
+        for keys in candidates:
+            sealer = Sealer(keys, cred.params.chunk_size)
+            for path in owner_objects + drop_objects:
+                name = path.relative_to(root).as_posix()
+                for kind in (KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK):
+                    tried += 1
+                    with pytest.raises(IntegrityError):
+                        sealer.open(kind, name, path.read_bytes())
+    assert tried > 50
+
+
+async def tamper_next(root: Path, cred: WriterCredential, how: str) -> None:
+    """Make record 2 hostile: a flipped byte, a replay of record 1, or record 1's bytes re-signed as 2."""
+    first = record_files(root, cred)[0]
+    second = first.with_name(f"{2:016x}")
+    if how == "flip":
+        data = bytearray(second.read_bytes())
+        data[len(data) // 2] ^= 1
+        second.write_bytes(bytes(data))
+    elif how == "replay":
+        second.write_bytes(first.read_bytes())
+
+
+@pytest.mark.parametrize("how", ["flip", "replay"])
+async def test_a_tampered_or_replayed_record_is_refused_recorded_and_not_damage(tmp_path: Path, how: str) -> None:
+    root = tmp_path / "v"
+    v, cred = await owner_with_writer(root)
+    try:
+        await drop(root, cred, {"/web-1/a": b"one"})
+        await v.commit()
+        if how == "flip":
+            await drop(root, cred, {"/web-1/a": b"two"})
+        await tamper_next(root, cred, how)
+        gen = await v.commit()
+        drops = v.head_drops()
+        assert drops is not None and [(r.seq, r.writer) for r in drops.refused] == [(2, cred.writer_id)]
+        assert await v.read_bytes("/web-1/a") == b"one"
+        assert await v.commit() == gen  # said once: the same bytes are not reported again
+        await drop_after_gap(root, cred)
+        assert await v.commit() == gen  # drop 3 waits behind the gap
+        report = await v.verify(full=True)
+        assert report.ok, report
+        refused = [e for e in await v.audit() if e.event == "refused"]
+        assert [(e.drop, e.writer) for e in refused] == [(2, cred.writer_id.hex())]
+    finally:
+        await v.aclose()
+
+
+async def drop_after_gap(root: Path, cred: WriterCredential) -> None:
+    async with await sigmavault.open(str(root), writer_credential=cred) as w:
+        assert w.seq == 3
+        await w.put("/web-1/a", b"three")
+        await w.commit()
+
+
+async def test_a_removed_writers_later_drop_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    v, cred = await owner_with_writer(root)
+    try:
+        await drop(root, cred, {"/web-1/a": b"one"})
+        await v.commit()
+        slot = next(s.id for s in v.keys.slots() if s.type == "writer")
+        await v.keys.remove(slot)
+        await drop(root, cred, {"/web-1/a": b"after removal"})  # the writer cannot know
+        await v.commit()
+        drops = v.head_drops()
+        assert drops is not None and [(r.seq, r.why) for r in drops.refused] == [(2, "writer removed")]
+        assert await v.read_bytes("/web-1/a") == b"one"
+    finally:
+        await v.aclose()
+
+
+async def forged_drop(root: Path, cred: WriterCredential, *, dest: str = "/web-1",
+                      foreign_ref: str | None = None) -> None:
+    """A drop its writer signed but built by hand: another destination than its folder, or a file
+    whose blob refers to an object that is not the drop's own."""
+    async with await sigmavault.open(str(root), writer_credential=cred) as w:
+        w.dest = split_path(dest)  # past open_writer's own check: as a modified client would
+        await w.put(f"{dest}/f", b"F" * (1 << 20))  # one full chunk: a plain ref
+        if foreign_ref is not None:
+            node = await w._tree.lookup(split_path(f"{dest}/f"))
+            assert isinstance(node, File) and isinstance(node.blobs[0], BlobRef)
+            node.blobs = [dataclasses.replace(node.blobs[0], object_name=foreign_ref)]
+        await w.commit()
+
+
+@pytest.mark.parametrize("attack", ["owner object", "other writer's object", "outside the folder"])
+async def test_a_drop_outside_the_writers_folder_or_with_foreign_refs_is_refused(tmp_path: Path,
+                                                                                attack: str) -> None:
+    root = tmp_path / "v"
+    v, cred = await owner_with_writer(root)
+    try:
+        if attack == "owner object":
+            await forged_drop(root, cred, foreign_ref=next(
+                p for p in (root / "o").rglob("*") if p.is_file()).relative_to(root).as_posix())
+        elif attack == "other writer's object":
+            other = await v.keys.add_writer("web-2", "/web-2")
+            await drop(root, other, {"/web-2/x": b"X" * (1 << 20)})
+            theirs = next(p for p in (root / "d" / other.writer_id.hex() / "o").rglob("*") if p.is_file())
+            await forged_drop(root, cred, foreign_ref=theirs.relative_to(root).as_posix())
+        else:
+            await forged_drop(root, cred, dest="/owner")
+        await v.commit()
+        drops = v.head_drops()
+        assert drops is not None and [(r.writer, r.seq) for r in drops.refused] == [(cred.writer_id, 1)], drops
+        with pytest.raises(NotFound):
+            await v.stat("/web-1/f")
+        assert sorted(await v.ls("/owner")) == ["notes.txt"]
+    finally:
+        await v.aclose()
+
+
+async def test_two_owner_clients_ingesting_at_once_take_each_drop_once(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    v, cred = await owner_with_writer(root)
+    await v.aclose()
+    await drop(root, cred, {"/web-1/a": b"one", "/web-1/b": b"two"})
+    a, b = await reopen(root), await reopen(root)
+    try:
+        await a.put("/from-a", b"a")
+        await b.put("/from-b", b"b")
+        ga, gb = await asyncio.gather(a.commit(), b.commit())
+        assert ga != gb
+        await a.refresh()
+        ingested = []
+        for g in range(a.generation + 1):
+            c = await a._history.commit_at(g)
+            if c.audit.drops is not None:
+                ingested += [(i.writer, i.seq) for i in c.audit.drops.ingested]
+        assert ingested == [(cred.writer_id, 1)]
+        names = sorted(await a.ls("/web-1"))
+        assert names == ["a", "b"]
+        assert sorted(await a.ls("/")) == ["from-a", "from-b", "owner", "web-1"]
+    finally:
+        await a.aclose()
+        await b.aclose()
