@@ -23,7 +23,7 @@ from sigmavault.engine.keys.schedule import KIND_CHUNK, KIND_COMMIT, KIND_DATA_P
 from sigmavault.engine.keys.secret import Secret
 from sigmavault.engine.local import localstate
 
-from . import fuzz_keystore, fuzz_objects
+from . import fuzz_drops, fuzz_keystore, fuzz_objects
 from .common import EPOCH, LOCAL_KEY, SEALER, VAULT_ID
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -77,6 +77,13 @@ def _relabelled_payload(label: str) -> bytes:
     return json.dumps(p, sort_keys=True, separators=(",", ":")).encode()
 
 
+def _drops() -> list[bytes]:
+    """The genuine records of the known-answer vectors (fixed there: signatures are randomised) and their parts."""
+    records = [bytes.fromhex(str(r["record"])) for r in fuzz_drops.RECORDS]
+    return [b"\0\0" + records[0], b"\0\1" + records[1], b"\0\0" + records[1],
+            b"\1" + str(fuzz_drops.RECORDS[0]["body"]).encode(), b"\2" + fuzz_drops.NAMES[1].encode()]
+
+
 def _state() -> localstate.LocalState:
     return localstate.LocalState(VAULT_ID, bytes(16), 3, 1, 7, bytes(32), bytes(16))
 
@@ -127,6 +134,7 @@ def seeds() -> dict[str, list[bytes]]:
             b"\1" + _relabelled_payload("\ud800"), b"\1" + _relabelled_payload("\x1b[2J"),
         ],
         "localstate": [b"\0" + localstate.encode(_state(), LOCAL_KEY), b"\1" + localstate._payload(_state())],
+        "drops": _drops(),
     }
     assert set(out) == {m.split("_", 1)[1] for m in _harness_modules()}
     return out

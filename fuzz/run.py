@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-HARNESSES = ("objects", "canonical", "bech32", "pages", "blobrefs", "commits", "keystore", "localstate")
+HARNESSES = ("objects", "canonical", "bech32", "pages", "blobrefs", "commits", "keystore", "localstate", "drops")
 DEFAULTS = ["-timeout=10", "-rss_limit_mb=1536", "-max_len=65536"]
-JSON_HARNESSES = ("canonical", "pages", "commits", "keystore", "localstate")  # get fuzz/json.dict
+JSON_HARNESSES = ("canonical", "pages", "commits", "keystore", "localstate", "drops")  # get fuzz/json.dict
 # bech32 checksums are pure-Python loops (slow under instrumentation): inputs a little longer than
 # an age1pq1 recipient (1,959 characters) reach every check without spending the run on 8 KiB strings
 MAX_LEN = {"bech32": 2600}
