@@ -46,8 +46,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ..engine.errors import IntegrityError, UsageError
 
-_NAME = re.compile(r"(?:[kc]/[0-9a-f]{16}|[os]/[0-9a-f]{64}|l/[0-9a-z-]{1,64})")
-PREFIXES = ("k/", "c/", "o/", "s/", "l/")
+_NAME = re.compile(r"(?:[kc]/[0-9a-f]{16}|[os]/[0-9a-f]{64}|l/[0-9a-z-]{1,64}"
+                   r"|d/[0-9a-f]{32}/(?:[0-9a-f]{16}|o/[0-9a-f]{64}))")  # d/: write-only clients' drops
+PREFIXES = ("k/", "c/", "o/", "s/", "l/", "d/")
 
 
 _URL_PREFIX = re.compile(r"[A-Za-z0-9._!~()=+-]+(?:/[A-Za-z0-9._!~()=+-]+)*")

@@ -47,6 +47,7 @@ from . import temps
 from .base import PREFIXES, Properties, check_name, check_prefix, is_valid_name
 
 _FANOUT = ("o/", "s/")
+_DROPS = "d/"  # d/<writer>/<seq> and d/<writer>/o/<hex>: a folder per writer, its objects below it
 _TEMP = temps.PREFIX
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
@@ -133,7 +134,10 @@ class LocalBackend:
         for top in PREFIXES:
             if not (top.startswith(prefix) or prefix.startswith(top)):
                 continue
-            if top in _FANOUT:
+            if top == _DROPS:
+                for name in await asyncio.to_thread(self._scan_drops, prefix):
+                    yield name
+            elif top in _FANOUT:
                 for sub in await asyncio.to_thread(self._scan_dirs, top, prefix):
                     for name in await asyncio.to_thread(self._scan_files, top, sub, prefix):
                         yield name
@@ -314,9 +318,26 @@ class LocalBackend:
                 names.append(name)
         return names
 
+    def _drop_dirs(self, prefix: str = "") -> list[tuple[str, Path]]:
+        """(name prefix, folder) of every writer folder and its objects folder that can hold ``prefix``."""
+        out = []
+        for entry in self._scan(self._root / "d"):
+            start = f"d/{entry.name}/"
+            if entry.is_dir() and (start.startswith(prefix) or prefix.startswith(start)):
+                out += [(start, Path(entry.path)), (start + "o/", Path(entry.path) / "o")]
+        return out
+
+    def _scan_drops(self, prefix: str) -> _Names:
+        names: _Names = []
+        for start, folder in self._drop_dirs(prefix):
+            names += [start + e.name for e in self._scan(folder)
+                      if (start + e.name).startswith(prefix) and is_valid_name(start + e.name)]
+        return names
+
     def _folders(self) -> _Paths:
         folders = [self._root / top[0] for top in PREFIXES]
-        return folders + [Path(e.path) for top in _FANOUT for e in self._scan(self._root / top[0]) if e.is_dir()]
+        fanout = [Path(e.path) for top in _FANOUT for e in self._scan(self._root / top[0]) if e.is_dir()]
+        return folders + fanout + [folder for _, folder in self._drop_dirs()]
 
     def _cleanup(self, min_age: float) -> int:
         deadline = time.time() - min_age

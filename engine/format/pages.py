@@ -369,27 +369,14 @@ def split_pages(
     Pages are filled greedily in name order, so concatenating their entries gives the input back.
     An entry too large for ``target`` on its own (a file with a very long blob list) gets a page
     of its own, which must still encode below ``chunk_size``; otherwise ``ValueError``.
-    An empty directory yields no page at all (its ``pages`` list is empty).
+    An empty directory yields no page at all (its ``pages`` list is empty). The runs are
+    :func:`encoded_page_runs`' (one route for where pages split).
     """
-    if not _EMPTY_PAGE < target <= chunk_size:
-        raise ValueError("page target must lie between an empty page and the chunk size")
-    pages: list[Page] = []
-    current: list[Entry] = []
-    size = _EMPTY_PAGE
-    for entry in entries:
-        n = len(dumps(entry_to_json(entry)))
-        if current and size + 1 + n >= target:
-            pages.append(Page(tuple(current)))
-            current, size = [], _EMPTY_PAGE
-        if not current and size + n >= chunk_size:
-            raise ValueError("one entry does not fit in a page below the chunk size")
-        size += n + (1 if current else 0)
-        current.append(entry)
-    if current:
-        pages.append(Page(tuple(current)))
-    for a, b in pairwise(pages):
-        if not a.entries[-1].name < b.entries[0].name:
-            raise ValueError("entries must be sorted by name without duplicates")
+    items = list(entries)
+    pages, at = [], 0
+    for _, n in encoded_page_runs(items, target=target, chunk_size=chunk_size):
+        pages.append(Page(tuple(items[at : at + n])))
+        at += n
     return pages
 
 
@@ -433,11 +420,6 @@ def encoded_page_runs(entries: Iterable[Entry], *, target: int = PAGE_TARGET,
     return pages
 
 
-def xattrs_of(mapping: Mapping[bytes, bytes]) -> tuple[tuple[bytes, bytes], ...]:
-    """Convenience: an ``Entry.xattrs`` value from a mapping."""
-    return tuple(sorted(mapping.items()))
-
-
 __all__ = [
     "DEFAULT_CHUNK",
     "DIR",
@@ -459,5 +441,4 @@ __all__ = [
     "ref_to_json",
     "split_pages",
     "valid_name",
-    "xattrs_of",
 ]
