@@ -8,7 +8,8 @@ as raw bytes (no framing)::
     {"current_epoch":e,"epochs":[{"epoch":1,"root_key":"…","state":"active"},
                                  {"epoch":2,"retired_at_gen":812,"root_key":"…","state":"retired"},
                                  {"epoch":3,"root_key":null,"state":"destroyed"}],
-     "generation":g,"params":{…see Params…},"vault_auth_key":"…32B…","vault_id":"…32B…"}
+     "generation":g,"params":{…see Params…},"vault_auth_key":"…32B…","vault_id":"…32B…",
+     "writers":[…see writers.Writer…]}                    # only when the vault has write-only clients
 
 Vault parameters live only here, inside the authenticated keyring; anything but the v1 values
 is rejected (no negotiation, no downgrade). Every decoding failure is the one IntegrityError.
