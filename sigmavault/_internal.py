@@ -34,6 +34,7 @@ from .engine.keys.harden import secret_env
 from .engine.keys.keystore import SlotInfo
 from .engine.keys.secret import Secret
 from .engine.keys.slots import PROFILES, passphrase_from_file
+from .engine.keys.writers import Writer, WriterCredential, normalize_prefix
 from .engine.keys.xwing import parse_identity
 from .engine.local import devstate
 from .engine.repo.destroy import DestroyProgress, DestroyReport, destroy
@@ -45,11 +46,11 @@ from .engine.vault import Vault
 __all__ = [
     "GUARD_DEFAULTS", "PROFILES", "Changed", "Credential", "DeviceKey", "ExportOptions", "ExportReport", "GuardState",
     "ImportReport", "Item", "LockedError", "Passphrase", "Pin", "Progress", "RecoveryCode", "Secret", "SlotInfo",
-    "TwoFactor", "XwingKey", "b64u", "degraded", "destroy_vault", "device_key", "device_recipient", "device_secret",
-    "export_tree", "first_error", "forget_device", "harden", "has_objects", "has_vault", "import_items",
-    "parse_identity", "passphrase_from_file", "pinned", "places_status", "protected_in", "repair_places", "run_counts",
-    "run_meta", "scan", "score", "secret_env", "show", "split_path", "state_folder", "tolerated", "unb64u",
-    "vault_state_folder",
+    "TwoFactor", "Writer", "WriterCredential", "XwingKey", "b64u", "degraded", "destroy_vault", "device_key",
+    "device_recipient", "device_secret", "export_tree", "first_error", "forget_device", "harden", "has_objects",
+    "has_vault", "import_items", "normalize_prefix", "parse_identity", "passphrase_from_file", "pinned",
+    "places_status", "protected_in", "repair_places", "run_counts", "run_meta", "scan", "score", "secret_env", "show",
+    "split_path", "state_folder", "tolerated", "unb64u", "vault_state_folder",
 ]
 
 

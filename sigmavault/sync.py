@@ -43,6 +43,7 @@ from .engine.keys.keyring import Params
 from .engine.keys.keystore import SlotInfo
 from .engine.keys.secret import Secret
 from .engine.keys.slots import INTERACTIVE, KdfProfile
+from .engine.keys.writers import Writer, WriterCredential
 from .engine.lifecycle import AuditEntry, ForgetReport
 from .engine.local.settings import Places, Tuning
 from .engine.metrics import VaultMetrics
@@ -372,6 +373,10 @@ class SyncKeys:
         """As :meth:`sigmavault.Keys.slots`: the key slots, without secrets."""
         return self._keys.slots()
 
+    def writers(self) -> tuple[Writer, ...]:
+        """As :meth:`sigmavault.Keys.writers`: the write-only clients, removed ones included (no keys shown)."""
+        return self._keys.writers()
+
     def find(self, text: str) -> bytes:
         """As :meth:`sigmavault.Keys.find`: the slot id with this hex prefix. Raises UsageError, NotFound."""
         return self._keys.find(text)
@@ -406,6 +411,10 @@ class SyncKeys:
     def add_device(self, label: str, recipient: str | None = None) -> Changed:
         """Blocking :meth:`sigmavault.Keys.add_device`: enrol this device (or another by its key)."""
         return self._lt.run(self._keys.add_device(label, recipient))
+
+    def add_writer(self, label: str, prefix: str) -> WriterCredential:
+        """Blocking :meth:`sigmavault.Keys.add_writer`: a write-only client under ``prefix``; its credential."""
+        return self._lt.run(self._keys.add_writer(label, prefix))
 
     def remove(self, slot_id: bytes) -> Changed:
         """Blocking :meth:`sigmavault.Keys.remove`: remove a slot. Raises UsageError, ConcurrencyError."""

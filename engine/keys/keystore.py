@@ -1,19 +1,17 @@
 """The keystore object ``k/{generation:016x}``: parse, unlock, and rewrite (CRYPTO.md §1.2–§1.4).
 
 Pure and synchronous: bytes in, bytes out; fetching and storing ``k/`` objects is the caller's
-job (and Argon2 makes :func:`unlock` CPU-bound: run it in a thread). Byte layout::
-
-    file = {"payload":"<b64u(P)>","mac":"<b64u(HMAC-SHA256(K_ksmac, "vault/v1/keystore\\0" ‖ P))>"}
-    P    = canonical JSON {"format":"vault-keystore/v1","generation":g,"keyring":"<b64u(keyring_ct)>",
-                           "slots":[slot, …],"vault_id":"<32 B>"}
-    K_ksmac = Expand(KSK, "keystore-mac"); slots: see :mod:`.slots`; keyring: see :mod:`.keyring`
+job (and Argon2 makes :func:`unlock` CPU-bound: run it in a thread). The file's byte layout and strict
+parse are in :mod:`.ksfile`; ``K_ksmac = Expand(KSK, "keystore-mac")``; slots: see :mod:`.slots`;
+keyring: see :mod:`.keyring`; write-only clients: see :mod:`.writers`.
 
 The MAC is checked over the exact bytes of ``P`` (never re-serialized). Unlock follows §1.3 in
 order: strict parse (the object name must equal ``P.generation``) → try the slots matching the
 credential (one uniform AuthError when none opens) → MAC in constant time → open the keyring and
 check vault_id, generation and params → fingerprint against the pin (mismatch: IntegrityError; no
 pin: trust on first use only through a passphrase slot, else AuthError) → generation ≥ pinned
-generation (else RollbackError). Malformed input of any kind ends in IntegrityError.
+generation (else RollbackError). Malformed input of any kind ends in IntegrityError; so does a v2
+keystore whose writer slots do not match the keyring's active writers (checked after the MAC).
 """
 
 from __future__ import annotations
@@ -23,10 +21,11 @@ import secrets
 from dataclasses import dataclass, field, replace
 
 from ..errors import AuthError, IntegrityError, RollbackError, UsageError
-from ..format.canonical import MAX_DOCUMENT, b64u, dumps, fail, integer, loads, obj, string, unb64u
+from ..format.canonical import fail
 from . import xwing
 from .credentials import Credential, DeviceKey, Passphrase, Pin, RecoveryCode, TwoFactor, XwingKey
 from .keyring import Epoch, Keyring, Params, fingerprint, open_keyring, seal_keyring
+from .ksfile import FORMAT, FORMAT_V2, MAC_LABEL, MAX_SLOTS, Parsed, _mac, encode, keystore_name, parse
 from .schedule import EpochKeys, expand
 from .secret import Secret
 from .slots import (
@@ -37,6 +36,7 @@ from .slots import (
     KdfProfile,
     PassSlot,
     Slot,
+    WriterSlot,
     XwingSlot,
     new_passphrase_slot,
     new_xwing_slot,
@@ -44,71 +44,9 @@ from .slots import (
     open_xwing,
     passphrase_kek,
     slot_cost,
-    slot_from_json,
     within_bounds,
 )
-
-FORMAT = "vault-keystore/v1"
-MAX_SLOTS = 64
-MAC_LABEL = b"vault/v1/keystore\x00"
-
-
-def keystore_name(generation: int) -> str:
-    return f"k/{generation:016x}"
-
-
-# --- the file ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Parsed:
-    """A strictly parsed keystore whose MAC is not verified yet (that needs the KSK)."""
-
-    payload: bytes = field(repr=False)
-    mac: bytes = field(repr=False)
-    vault_id: bytes
-    generation: int
-    slots: tuple[Slot, ...]
-    keyring_ct: bytes = field(repr=False)
-
-
-def parse(data: bytes, name: str) -> Parsed:
-    """Step 1: strict parse of the object stored under ``name``. IntegrityError on anything odd."""
-    outer = obj(loads(data, MAX_DOCUMENT), {"payload", "mac"})
-    payload = unb64u(outer["payload"])
-    mac = unb64u(outer["mac"], 32)
-    p = obj(loads(payload, MAX_DOCUMENT), {"format", "vault_id", "generation", "slots", "keyring"})
-    if string(p["format"], 64) != FORMAT:
-        fail("format")
-    generation = integer(p["generation"], 1)
-    if not hmac.compare_digest(name.encode("utf-8", "replace"), keystore_name(generation).encode()):
-        fail("name")
-    raw_slots = p["slots"]
-    if not isinstance(raw_slots, list) or not 1 <= len(raw_slots) <= MAX_SLOTS:
-        fail("slots")
-    slot_list = tuple(slot_from_json(s) for s in raw_slots)
-    if len({s.id for s in slot_list}) != len(slot_list):
-        fail("duplicate slot id")
-    return Parsed(payload, mac, unb64u(p["vault_id"], 32), generation, slot_list, unb64u(p["keyring"]))
-
-
-def _mac(ksk: Secret, payload: bytes) -> bytes:
-    return hmac.digest(expand(ksk.reveal(), "keystore-mac"), MAC_LABEL + payload, "sha256")
-
-
-def encode(ksk: Secret, vault_id: bytes, generation: int, slot_list: tuple[Slot, ...], keyring_ct: bytes) -> bytes:
-    """Serialize and MAC a keystore; the outer object is written payload first (B.8's hash depends on it)."""
-    payload = dumps(
-        {
-            "format": FORMAT,
-            "vault_id": b64u(vault_id),
-            "generation": generation,
-            "slots": [s.to_json() for s in slot_list],
-            "keyring": b64u(keyring_ct),
-        }
-    )
-    return b'{"payload":"' + b64u(payload).encode() + b'","mac":"' + b64u(_mac(ksk, payload)).encode() + b'"}'
-
+from .writers import MAX_WRITERS, Writer, WriterCredential, check_slots, new_writer
 
 # --- unlocking ---------------------------------------------------------------------------------
 
@@ -121,6 +59,7 @@ class SlotInfo:
     type: str
     kind: str | None
     label: str
+    prefix: str | None = None  # a writer's vault folder
 
     @property
     def id_hex(self) -> str:
@@ -128,7 +67,11 @@ class SlotInfo:
 
 
 def describe(slot_list: tuple[Slot, ...]) -> list[SlotInfo]:
-    return [SlotInfo(s.id, s.type, s.kind if isinstance(s, XwingSlot) else None, s.label) for s in slot_list]
+    return [
+        SlotInfo(s.id, s.type, s.kind if isinstance(s, XwingSlot) else None, s.label,
+                 s.prefix if isinstance(s, WriterSlot) else None)
+        for s in slot_list
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +101,17 @@ class Unlocked:
         if entry is None or entry.root_key is None:
             fail("epoch")
         return EpochKeys.derive(entry.root_key.reveal(), self.vault_id, number, self.keyring.params.prf)
+
+    @property
+    def writers(self) -> tuple[Writer, ...]:
+        """The vault's write-only clients, removed ones (tombstones) included."""
+        return self.keyring.writers
+
+    def drop_public_key(self, epoch: int | None = None) -> bytes:
+        """The X-Wing public key of ``epoch``'s drop key pair (default: current): writers seal to it."""
+        drop_kem = self.epoch_keys(epoch).drop_kem
+        assert drop_kem is not None  # an epoch's own keys always have one
+        return xwing.public_key(drop_kem)
 
     def epoch_entry(self, epoch: int) -> Epoch | None:
         """State and ``retired_at_gen`` of an epoch (for the commit rules of §1.4)."""
@@ -193,7 +147,7 @@ def _try(slot: Slot, vault_id: bytes, cred: Credential) -> Secret:
         if isinstance(cred, TwoFactor):
             device = cred.device_secret if slot.type == "argon2id+device" else None
             return open_with_kek(passphrase_kek(slot, vault_id, cred.passphrase.secret, device), vault_id, slot)
-    elif isinstance(cred, XwingKey | RecoveryCode | DeviceKey):
+    elif isinstance(slot, XwingSlot) and isinstance(cred, XwingKey | RecoveryCode | DeviceKey):
         return open_xwing(slot, vault_id, cred.seed_for(vault_id))
     fail("credential does not fit slot")
 
@@ -238,6 +192,7 @@ def unlock(data: bytes, name: str, cred: Credential, pin: Pin | None = None) -> 
     if not hmac.compare_digest(_mac(ksk, ks.payload), ks.mac):
         fail("keystore mac")
     ring = open_keyring(ksk, ks.vault_id, ks.generation, ks.keyring_ct)
+    check_slots(ks.version, ks.slots, ring.writers)
     fp = fingerprint(ks.vault_id, ring.vak)
     pins = [pin.fingerprint] if pin is not None else []
     if isinstance(cred, RecoveryCode):
@@ -272,6 +227,7 @@ def unlock_with_ksk(data: bytes, name: str, ksk: Secret, pin: Pin, opened_slot: 
     if not hmac.compare_digest(_mac(ksk, ks.payload), ks.mac):
         raise AuthError("the unlock agent's key does not open this keystore")
     ring = open_keyring(ksk, ks.vault_id, ks.generation, ks.keyring_ct)
+    check_slots(ks.version, ks.slots, ring.writers)
     fp = fingerprint(ks.vault_id, ring.vak)
     if not hmac.compare_digest(pin.fingerprint, fp):
         raise IntegrityError(
@@ -302,10 +258,10 @@ class Written:
     vault: Unlocked
 
 
-def _write(u: Unlocked, slot_list: tuple[Slot, ...]) -> Written:
+def _write(u: Unlocked, slot_list: tuple[Slot, ...], writers: tuple[Writer, ...] | None = None) -> Written:
     generation = u.generation + 1
-    ring = replace(u.keyring, generation=generation)
-    data = encode(u.ksk, u.vault_id, generation, slot_list, seal_keyring(u.ksk, ring))
+    ring = replace(u.keyring, generation=generation, writers=u.keyring.writers if writers is None else writers)
+    data = encode(u.ksk, u.vault_id, generation, slot_list, seal_keyring(u.ksk, ring), 2 if ring.writers else 1)
     vault = replace(u, generation=generation, slots=slot_list, keyring=ring)
     return Written(keystore_name(generation), data, vault)
 
@@ -404,22 +360,55 @@ def add_recipient(u: Unlocked, recipient: str, label: str) -> Written:
     )
 
 
+def add_writer(u: Unlocked, label: str, prefix: str) -> tuple[Written, WriterCredential]:
+    """Add a write-only client that may write under ``prefix``: a writer slot, its keyring entry, and
+    the credential to hand to it (for the current epoch). UsageError for a bad label or prefix, a
+    dispersed vault, or a full keyring."""
+    if u.params.dispersal is not None:
+        raise UsageError("write-only clients are not supported on dispersed vaults yet")
+    if len(u.keyring.writers) >= MAX_WRITERS or len(u.slots) >= MAX_SLOTS:
+        raise UsageError(f"a vault holds at most {MAX_WRITERS} writers (removed ones too) and {MAX_SLOTS} key slots")
+    writer, signing = new_writer(label, prefix)
+    written = _write(u, (*u.slots, writer.slot()), (*u.keyring.writers, writer))
+    cred = WriterCredential(
+        vault_id=u.vault_id,
+        fingerprint=u.fingerprint,
+        writer_id=writer.id,
+        label=writer.label,
+        prefix=writer.prefix,
+        epoch=u.current_epoch,
+        drop_pk=u.drop_public_key(),
+        signing=signing,
+        key=writer.key,
+        params=u.params,
+    )
+    return written, cred
+
+
 def remove_slot(u: Unlocked, slot_id: bytes) -> Written:
-    """Drop a slot. Never the slot this session opened (so the caller keeps a way in), never the last.
+    """Drop a slot. Never the slot this session opened (so the caller keeps a way in), never the last
+    one that unlocks. A writer slot's keyring entry stays as a tombstone (state ``removed``): the
+    writer is revoked, its earlier drops stay verifiable.
 
     This does not rotate the KSK: a removed credential that was copied earlier still opens old
     keystore copies. Revocation (new KSK and epoch) is a separate operation.
     """
     victim = _find(u, slot_id)
+    kept = tuple(s for s in u.slots if s.id != slot_id)
+    if isinstance(victim, WriterSlot):
+        writers = tuple(replace(w, state="removed") if w.id == victim.id else w for w in u.keyring.writers)
+        return _write(u, kept, writers)
     if hmac.compare_digest(victim.id, u.opened_slot):
         raise UsageError("cannot remove the key slot used to unlock; unlock with another credential first")
-    if len(u.slots) == 1:
+    if not any(not isinstance(s, WriterSlot) for s in kept):
         raise UsageError("cannot remove the last key slot")
-    return _write(u, tuple(s for s in u.slots if s.id != slot_id))
+    return _write(u, kept)
 
 
 __all__ = [
     "FORMAT",
+    "FORMAT_V2",
+    "MAC_LABEL",
     "MAX_SLOTS",
     "Credential",
     "Parsed",
@@ -429,12 +418,14 @@ __all__ = [
     "SlotInfo",
     "TwoFactor",
     "Unlocked",
+    "WriterCredential",
     "Written",
     "XwingKey",
     "add_device",
     "add_passphrase",
     "add_recipient",
     "add_two_factor",
+    "add_writer",
     "change_passphrase",
     "create",
     "describe",

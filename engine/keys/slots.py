@@ -15,6 +15,10 @@ JSON (keys sorted on write)::
 
     {"id","type":"argon2id"|"argon2id+device","label","m","t","p","salt","wrapped"}
     {"id","type":"xwing","kind":"device"|"recovery"|"recipient","label","pk","wrapped"}
+    {"id","type":"writer","label","prefix"}                  # wraps nothing: never unlocks anything
+
+A writer slot names a write-only client (:mod:`.writers`) and the vault folder it may write under;
+its keys live in the sealed keyring. Like every slot it is covered by the keystore MAC.
 
 Parsing checks every field and the fixed lengths (argon2 ``wrapped`` 104, xwing ``wrapped`` 1168 and
 ``pk`` 1216) so a wrong-length body is refused before any decapsulation. Argon2 bounds
@@ -55,6 +59,7 @@ DEVICE_SECRET_LEN = 32
 PASS_WRAPPED_LEN = chunked.sealed_len(KSK_LEN)  # 104
 XWING_WRAPPED_LEN = xwing.sealed_len(KSK_LEN)  # 1168
 MAX_LABEL = 256
+MAX_PREFIX = 4096  # bytes of UTF-8
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 controls
 
 M_MIN, M_MAX = 64 * 1024, 4 * 1024 * 1024  # KiB: 64 MiB .. 4 GiB
@@ -190,7 +195,21 @@ class XwingSlot:
         }
 
 
-Slot = PassSlot | XwingSlot
+@dataclass(frozen=True, slots=True)
+class WriterSlot:
+    """A write-only client's slot: its id (the keyring writer's id), label and prefix. Wraps no key."""
+
+    id: bytes
+    label: str
+    prefix: str
+
+    type = "writer"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": b64u(self.id), "type": "writer", "label": self.label, "prefix": self.prefix}
+
+
+Slot = PassSlot | XwingSlot | WriterSlot
 
 
 def xwing_context(vault_id: bytes, slot_id: bytes, kind: str, pk: bytes) -> bytes:
@@ -200,6 +219,9 @@ def xwing_context(vault_id: bytes, slot_id: bytes, kind: str, pk: bytes) -> byte
 
 def slot_from_json(value: object) -> Slot:
     """Strictly decode one slot object; IntegrityError on any deviation."""
+    if isinstance(value, dict) and value.get("type") == "writer":
+        v = obj(value, {"id", "type", "label", "prefix"})
+        return WriterSlot(unb64u(v["id"], SLOT_ID_LEN), parse_label(v["label"]), parse_prefix(v["prefix"]))
     base = obj(value, {"id", "type", "label", "wrapped"}, {"kind", "m", "t", "p", "salt", "pk"})
     kind = string(base["type"], 32)
     if kind in PASS_TYPES:
@@ -207,7 +229,7 @@ def slot_from_json(value: object) -> Slot:
         return PassSlot(
             id=unb64u(v["id"], SLOT_ID_LEN),
             type="argon2id" if kind == "argon2id" else "argon2id+device",
-            label=_parse_label(v["label"]),
+            label=parse_label(v["label"]),
             m=integer(v["m"], 1, 0xFFFFFFFF),
             t=integer(v["t"], 1, 0xFFFFFFFF),
             p=integer(v["p"], 1, 0xFFFFFFFF),
@@ -222,7 +244,7 @@ def slot_from_json(value: object) -> Slot:
         return XwingSlot(
             id=unb64u(v["id"], SLOT_ID_LEN),
             kind="device" if xkind == "device" else "recovery" if xkind == "recovery" else "recipient",
-            label=_parse_label(v["label"]),
+            label=parse_label(v["label"]),
             pk=unb64u(v["pk"], xwing.PK_LEN),
             wrapped=unb64u(v["wrapped"], XWING_WRAPPED_LEN),
         )
@@ -287,7 +309,7 @@ def new_passphrase_slot(
     slot = PassSlot(
         id=slot_id if slot_id is not None else new_slot_id(),
         type="argon2id" if device_secret is None else "argon2id+device",
-        label=_check_label(label),
+        label=check_label(label),
         m=profile.m,
         t=profile.t,
         p=profile.p,
@@ -306,7 +328,7 @@ def new_xwing_slot(vault_id: bytes, ksk: Secret, pk: bytes, kind: XwingKind, lab
     xwing.check_public_key(pk)
     slot_id = new_slot_id()
     wrapped = xwing.seal(pk, xwing_context(vault_id, slot_id, kind, pk), ksk.reveal())
-    return XwingSlot(id=slot_id, kind=kind, label=_check_label(label), pk=pk, wrapped=wrapped)
+    return XwingSlot(id=slot_id, kind=kind, label=check_label(label), pk=pk, wrapped=wrapped)
 
 
 def label_ok(label: object) -> bool:
@@ -318,13 +340,50 @@ def label_ok(label: object) -> bool:
     )
 
 
-def _parse_label(value: object) -> str:
+def parse_label(value: object) -> str:
     if not label_ok(value):
         fail("slot label")
     return string(value, MAX_LABEL)
 
 
-def _check_label(label: str) -> str:
+def check_label(label: str) -> str:
     if not label_ok(label):
         raise UsageError(f"a slot label is printable text of at most {MAX_LABEL} characters")
     return label
+
+
+def _prefix_problem(text: str) -> str | None:
+    """Why ``text`` is not a normalized absolute vault folder (None when it is one)."""
+    if not text.startswith("/"):
+        return "must be an absolute vault path such as /web-1"
+    if text == "/":
+        return "must not be / itself: a writer gets its own folder, such as /web-1"
+    if text.endswith("/"):
+        return "must not end with /"
+    if not utf8_text(text) or len(text.encode("utf-8")) > MAX_PREFIX:
+        return f"must be valid text of at most {MAX_PREFIX} bytes"
+    if _CONTROL.search(text):
+        return "must not contain control characters"
+    if any(part in ("", ".", "..") for part in text[1:].split("/")):
+        return "must not contain empty, . or .. components"
+    return None
+
+
+def normalize_prefix(text: str) -> str:
+    """The writer's vault folder ``text`` in its one form (a single trailing ``/`` dropped). UsageError
+    for anything else: a relative path, ``/`` itself, empty, ``.`` or ``..`` components, NUL or other
+    control characters, more than 4096 bytes."""
+    if not isinstance(text, str):
+        raise UsageError("a writer's folder is a vault path such as /web-1")
+    candidate = text[:-1] if len(text) > 1 and text.endswith("/") and not text.endswith("//") else text
+    problem = _prefix_problem(candidate)
+    if problem is not None:
+        raise UsageError(f"a writer's folder (--to) {problem}")
+    return candidate
+
+
+def parse_prefix(value: object) -> str:
+    """A stored prefix: exactly in its normalized form, else IntegrityError."""
+    if not isinstance(value, str) or _prefix_problem(value) is not None:
+        fail("writer prefix")
+    return value

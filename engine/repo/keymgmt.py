@@ -35,6 +35,7 @@ from ..keys.keyring import Params
 from ..keys.keystore import SlotInfo, Unlocked, Written, keystore_name
 from ..keys.secret import Secret
 from ..keys.slots import INTERACTIVE, PROFILES, KdfProfile
+from ..keys.writers import Writer, WriterCredential
 from ..local import devstate, localstate
 
 
@@ -186,6 +187,10 @@ class Keys:
         """The key slots, as stored (no secrets)."""
         return self._u.list_slots()
 
+    def writers(self) -> tuple[Writer, ...]:
+        """The vault's write-only clients, removed ones (state ``removed``) included; no key in their repr."""
+        return self._u.writers
+
     def find(self, text: str) -> bytes:
         """The id of the slot whose hex id starts with ``text`` (at least 4 hex digits). UsageError,
         NotFound otherwise."""
@@ -266,8 +271,20 @@ class Keys:
         written = keystore.add_device(u, pk, label)
         return self._apply(await _store(self._backend, self._folder, written, _new_slot(u, written.vault)))
 
+    async def add_writer(self, label: str, prefix: str) -> WriterCredential:
+        """Add a write-only client that may write under the vault folder ``prefix`` (such as ``/web-1``)
+        and return its credential: signing keys, the current epoch's drop public key, the vault's id,
+        fingerprint and parameters; no key that reads the vault. UsageError for a bad label or prefix
+        or a dispersed vault; ConcurrencyError."""
+        u = self._u
+        await _check_newest(self._backend, u)
+        written, cred = keystore.add_writer(u, label, prefix)
+        self._apply(await _store(self._backend, self._folder, written, cred.writer_id))
+        return cred
+
     async def remove(self, slot_id: bytes) -> Changed:
-        """Remove a slot. Raises UsageError (see :func:`keystore.remove_slot`), ConcurrencyError."""
+        """Remove a slot (a writer's: the writer is revoked, its keyring entry stays as a tombstone).
+        Raises UsageError (see :func:`keystore.remove_slot`), ConcurrencyError."""
         await _check_newest(self._backend, self._u)
         written = keystore.remove_slot(self._u, slot_id)
         return self._apply(await _store(self._backend, self._folder, written, None))

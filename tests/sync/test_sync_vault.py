@@ -212,6 +212,18 @@ def test_key_slots_through_the_blocking_facet(tmp_path: Path) -> None:
         assert v.keys.generation == 6
 
 
+def test_writers_through_the_blocking_facet(tmp_path: Path) -> None:
+    with new_sync_vault(tmp_path / "v") as v:
+        cred = v.keys.add_writer("web-1", "/web-1/")
+        assert (cred.prefix, cred.label, v.keys.generation) == ("/web-1", "web-1", 2)
+        (writer,) = v.keys.writers()
+        assert writer.id == cred.writer_id and writer.state == "active" and cred.key.reveal().hex() not in repr(writer)
+        v.keys.remove(cred.writer_id)
+        assert [w.state for w in v.keys.writers()] == ["removed"]
+    with reopen_sync(tmp_path / "v") as v:
+        assert [w.state for w in v.keys.writers()] == ["removed"] and len(v.keys.slots()) == 2
+
+
 def test_lazy_export_from_the_package() -> None:
     """``import sigmavault`` alone loads no sync machinery; ``sigmavault.sync`` loads it on first use."""
     code = ("import sys, sigmavault; assert 'sigmavault.sync' not in sys.modules; "
