@@ -57,6 +57,7 @@ _Names = list[str]
 _Parts = list[bytes]
 _Paths = list[Path]
 _Leftovers = list[tuple[str, str]]
+_Folders = list[tuple[str, Path]]
 
 
 def _local_error(exc: OSError, path: Path, action: str) -> LocalIOError:
@@ -318,9 +319,9 @@ class LocalBackend:
                 names.append(name)
         return names
 
-    def _drop_dirs(self, prefix: str = "") -> list[tuple[str, Path]]:
+    def _drop_dirs(self, prefix: str = "") -> _Folders:
         """(name prefix, folder) of every writer folder and its objects folder that can hold ``prefix``."""
-        out = []
+        out: _Folders = []
         for entry in self._scan(self._root / "d"):
             start = f"d/{entry.name}/"
             if entry.is_dir() and (start.startswith(prefix) or prefix.startswith(start)):

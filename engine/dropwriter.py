@@ -35,8 +35,8 @@ from .keys import sign
 from .keys.schedule import KIND_DATA_PACK, KIND_PAGE_PACK, EpochKeys
 from .keys.writers import WriterCredential
 from .local.cache import Cache
-from .local.settings import DEFAULT_TUNING, Tuning
-from .opening import _connect
+from .local.settings import Tuning
+from .opening import DEFAULT_TUNING, _connect
 from .repo.packs import PackWriter
 from .repo.reader import BlobReader
 from .repo.store import ObjectStore

@@ -35,6 +35,7 @@ from .format import drops as records
 from .format.commits import ChainHead, Commit
 from .format.dropmeta import Drops, Ingested, Mark, Refused
 from .format.pages import BlobRef
+from .format.refs import Blob
 from .keys.schedule import KIND_PAGE_PACK, EpochKeys
 from .keys.secret import Secret
 from .keys.writers import Writer
@@ -137,6 +138,10 @@ class Ingester:
         records.verify_record(rec, w.verify_key)
         if rec.seq != seq or not hmac.compare_digest(rec.prev, last.hash):
             raise IntegrityError("out of order or replayed")
+        return await self._open(w, rec)
+
+    async def _open(self, w: Writer, rec: records.DropRecord) -> Taken:
+        """The drop of a parsed, verified record: its key, its body, its tree at ``dest``."""
         if rec.vault_id != self._store.keys.vault_id or not self._epoch_ok(rec.epoch):
             raise IntegrityError("another vault or epoch")
         seed = self._drop_seed(rec.epoch)
@@ -151,7 +156,28 @@ class Ingester:
         if dest[: len(prefix)] != prefix:
             raise IntegrityError("outside the writer's folder")
         node, files, size = await self._load(keys, body.root, dest, dk, w.id)
-        return Taken(w, seq, rec.hash, dest, node, files, size)
+        return Taken(w, rec.seq, rec.hash, dest, node, files, size)
+
+    async def _base(self, plan: Plan, w: Writer) -> Tree:
+        """The merge base of ``w``'s next drop: the tree of the generation that ingested its last
+        drop, with that drop's own tree at its place (what the writer last said, not what the owner
+        has done there since); the head's tree for a first drop, or when that drop no longer loads
+        (its objects pruned, its generation forgotten): the new drop then replaces its destination."""
+        last = watermark(plan.head.commit).get(w.id, NOTHING)
+        if last.seq:
+            then = await self._tree_at(last.gen)
+            name = records.record_name(w.id, last.seq)
+            try:
+                data = await get_bounded(self._backend, name, MAX_RECORD)
+                if then is not None and hmac.compare_digest(records.record_hash(data), last.hash):
+                    prev = await self._open(w, records.parse_record(data, name))
+                    return await _with(then, prev.dest, prev.node)
+            except (IntegrityError, NotFound, NotADirectory, UsageError):
+                pass
+        head = await self._tree_at(plan.head.gen)
+        if head is None:
+            raise IntegrityError("the head's catalog does not load")
+        return head
 
     async def _load(self, keys: EpochKeys, root: Sequence[BlobRef], dest: list[bytes], dk: Secret, writer: bytes
                     ) -> tuple[Node, int, int]:
@@ -191,14 +217,7 @@ class Ingester:
         """``tree`` with every taken drop merged in (see the module doc), and the commit's ``drops``."""
         bases: dict[bytes, Tree] = {}
         for t in plan.taken:
-            base = bases.get(t.writer.id)
-            if base is None:
-                before = watermark(plan.head.commit).get(t.writer.id, NOTHING)
-                base = await self._tree_at(before.gen) if before.seq else None
-                if base is None:  # the first drop (or its base forgotten): it replaces what is at dest
-                    base = await self._tree_at(plan.head.gen)
-                if base is None:
-                    raise IntegrityError("the head's catalog does not load")
+            base = bases.get(t.writer.id) or await self._base(plan, t.writer)
             ours = await _with(base, t.dest, t.node)
             tree = await merge(base, ours, tree, self._client_id, ours_wins=True)
             bases[t.writer.id] = ours
@@ -212,7 +231,7 @@ def _copy(node: Node, key: bytes, writer: bytes, rebuilt: dict[int, Dir]) -> Nod
     (filled by the caller), links as they are."""
     meta = dataclasses.replace(node.meta, xattrs=dict(node.meta.xattrs))
     if isinstance(node, File):
-        blobs = []
+        blobs: list[Blob] = []
         for b in node.blobs:
             if not isinstance(b, BlobRef) or b.writer != writer or b.drop_key is not None:
                 raise IntegrityError("a drop refers to an object that is not its own")

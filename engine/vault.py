@@ -89,6 +89,7 @@ class Vault(Edits):
                                   ingester=self._ingester)
         #: the vault's key slots (list, add, remove, change a passphrase): the ``key …`` commands
         self.keys = keys
+        keys.on_change = history.adopt_keystore
         #: shown once after ``create``: the recovery code (a secret; print it for the user, never log it)
         self.recovery_code: str | None = None
         self._audit_host = False

@@ -32,7 +32,6 @@ from .errors import IntegrityError, IsADirectory, NotFound, UsageError
 from .format.refs import Blob
 from .local.cache import Cache
 from .local.settings import Tuning
-from .repo.history import History
 from .repo.reader import BlobReader
 from .repo.store import ObjectStore
 from .transfer.exporter import ExportOptions, export_tree

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .engine.catalog.results import LogEntry, Stat, VerifyReport
+from .engine.dropwriter import DropWriter
 from .engine.errors import (
     AlreadyExists,
     AuthError,
@@ -44,7 +45,6 @@ from .engine.errors import (
     VaultError,
     VaultNotFound,
 )
-from .engine.dropwriter import DropWriter
 from .engine.keys.writers import WriterCredential
 from .engine.lifecycle import AuditEntry, ForgetReport
 from .engine.local.settings import Places, Tuning

@@ -17,16 +17,15 @@ from typing import Any, overload
 from .config import places as default_places
 from .config import tuning as default_tuning
 from .engine import opening
+from .engine.dropwriter import DropWriter, open_writer
 from .engine.errors import AuthError, UsageError
 from .engine.keys.credentials import Credential
 from .engine.keys.secret import Secret
+from .engine.keys.writers import WriterCredential
 from .engine.local.settings import Places, Tuning
 from .engine.repo.keymgmt import load_device_key
-from .engine.dropwriter import DropWriter, open_writer
-from .engine.keys.writers import WriterCredential
 from .engine.vault import Vault
 from .named import default_vault_url
-
 
 WriterSource = WriterCredential | str | os.PathLike[str]
 

@@ -261,9 +261,10 @@ async def merge(base: Tree, ours: Tree, theirs: Tree, client_id: bytes, *, ours_
     """Three-way merge of our edits (relative to ``base``) onto ``theirs``.
 
     Different paths merge; the same path changed on both sides keeps both, ours renamed to a
-    conflict copy (``ours_wins``: theirs is the copy — an ingested drop over the owner's edits). Clean (non-dirty) subtrees of ours at their base place equal base, so theirs is
-    taken for them. A clean subtree of ours that moved is rewritten (see :func:`_unshare`): theirs
-    may still hold it, and one page at two paths is refused as hostile by every reader.
+    conflict copy (``ours_wins``: theirs is the copy — an ingested drop over the owner's edits).
+    Clean (non-dirty) subtrees of ours at their base place equal base, so theirs is taken for them.
+    A clean subtree of ours that moved is rewritten (see :func:`_unshare`): theirs may still hold
+    it, and one page at two paths is refused as hostile by every reader.
     """
 
     async def kids(t: Tree, d: Node | None) -> dict[bytes, Node]:

@@ -30,7 +30,7 @@ This module does not seal, fetch or verify blob ids against content; the reader 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Literal, cast

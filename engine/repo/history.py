@@ -38,8 +38,8 @@ from ..format.envelope import HDR, Sealer
 from ..format.framing import FRAME_HEADER, padme
 from ..format.meta import Forget
 from ..keys.keyring import Epoch
-from ..keys.writers import Writer
 from ..keys.keystore import Unlocked
+from ..keys.writers import Writer
 
 #: the largest valid ``c/`` object: a body at the commit size limit, framed, padded and sealed
 MAX_COMMIT_OBJECT = HDR + chunked.sealed_len(padme(FRAME_HEADER + MAX_COMMIT))
@@ -200,6 +200,13 @@ class History:
             raise IntegrityError(f"commit {c.gen} names keystore generation {c.keystore_gen}, but the newest "
                                  f"keystore is generation {self.keystore_gen}: a keystore is withheld")
 
+    def adopt_keystore(self, u: Unlocked) -> None:
+        """A newer keystore this client read or wrote: its generation, epochs and writers from now on."""
+        if u.generation > self.keystore_gen:
+            self.keystore_gen = u.generation
+            self.epochs = u.keyring.epochs
+            self.writers = u.keyring.writers
+
     async def reread_keystore(self) -> None:
         """Adopt a newer keystore generation from the storage if the held key authenticates it.
 
@@ -225,7 +232,5 @@ class History:
             if self.writer_epoch is not None and u.current_epoch != self.writer_epoch:
                 raise AuthError(f"the vault's key epoch changed on another device (keystore generation {gen}): "
                                 "open the vault again to write with the new keys")
-            self.keystore_gen = u.generation
-            self.epochs = u.keyring.epochs
-            self.writers = u.keyring.writers
+            self.adopt_keystore(u)
             return

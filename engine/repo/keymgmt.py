@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,6 +153,8 @@ class Keys:
                  device_key: Path) -> None:
         self._backend = backend
         self._u = unlocked
+        #: told of each keystore this facet writes (the vault's history adopts it: epochs, writers)
+        self.on_change: Callable[[Unlocked], None] = lambda _u: None
         self._folder = folder
         self.device_secret = device_secret
         self.device_key = device_key
@@ -202,6 +205,7 @@ class Keys:
 
     def _apply(self, change: Changed) -> Changed:
         self._u = change.vault
+        self.on_change(change.vault)
         return change
 
     async def change_passphrase(self, new: Passphrase | str, *, slot_id: bytes | None = None,

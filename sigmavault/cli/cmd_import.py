@@ -131,8 +131,10 @@ async def _drop(opts: Options, args: argparse.Namespace, out: Output) -> None:
     """A write-only run: every LOCAL through the same import route into a drop (see the module doc)."""
     if len(opts.places) > 1:
         raise UsageError("write-only clients are not supported on dispersed vaults yet")
+    cred = opts.writer_credential
+    assert cred is not None
     progress = progress_for(out, args.command)
-    async with await sigmavault.open(opts.target, writer_credential=opts.writer_credential, dest=args.to) as writer:
+    async with await sigmavault.open(opts.target, writer_credential=cred, dest=args.to) as writer:
         dest = writer.dest
         onto = len(args.local) == 1 and not (args.to or "").endswith("/") and bool(dest)
         items, skipped = await asyncio.to_thread(scan, [Path(s) for s in args.local], dest, onto=onto)
@@ -168,9 +170,10 @@ async def ingest(opts: Options, args: argparse.Namespace, out: Output) -> None:
         before = vault.generation
         gen = await vault.commit()
         drops = vault.head_drops() if gen != before else None
-    taken = [] if drops is None else [{"writer": i.writer.hex(), "drop": i.seq, "dest": os.fsdecode(i.dest),
-                                       "files": i.files, "bytes": i.bytes} for i in drops.ingested]
-    refused = [] if drops is None else [{"writer": r.writer.hex(), "drop": r.seq, "why": r.why}
+    taken: list[dict[str, Any]] = [] if drops is None else [
+        {"writer": i.writer.hex(), "drop": i.seq, "dest": os.fsdecode(i.dest), "files": i.files, "bytes": i.bytes}
+        for i in drops.ingested]
+    refused: list[dict[str, Any]] = [] if drops is None else [{"writer": r.writer.hex(), "drop": r.seq, "why": r.why}
                                         for r in drops.refused]
     lines = [f"drop {t['drop']} of writer {t['writer'][:8]} → {shown(t['dest'], 200)}: "
              f"{count(t['files'], 'file')}, {human_size(t['bytes'])}" for t in taken]

@@ -79,7 +79,7 @@ async def test_daily_drops_replace_what_they_replaced_and_only_the_owners_own_ed
         # day 2: b changed, c changed, d gone, e new, a unchanged
         await drop(root, cred, {"/web-1/a": b"a1", "/web-1/b": b"b2", "/web-1/c": b"c2", "/web-1/e": b"e2"})
         await v.commit()
-        names = sorted(await v.ls("/web-1"))
+        names = sorted(s.name for s in await v.ls("/web-1"))
         copies = [n for n in names if "conflict" in n]
         assert len(copies) == 1 and copies[0].startswith("c (conflict"), names
         assert await v.read_bytes(f"/web-1/{copies[0]}") == b"c edited by the owner"
@@ -90,7 +90,7 @@ async def test_daily_drops_replace_what_they_replaced_and_only_the_owners_own_ed
         # day 3: the same tree again: no change, no conflict copies
         await drop(root, cred, {"/web-1/a": b"a1", "/web-1/b": b"b2", "/web-1/c": b"c2", "/web-1/e": b"e2"})
         await v.commit()
-        assert len([n for n in await v.ls("/web-1") if "conflict" in n]) == 1
+        assert len([n for n in (s.name for s in await v.ls("/web-1")) if "conflict" in n]) == 1
     finally:
         await v.aclose()
 
@@ -170,21 +170,14 @@ async def test_a_tampered_or_replayed_record_is_refused_recorded_and_not_damage(
         assert drops is not None and [(r.seq, r.writer) for r in drops.refused] == [(2, cred.writer_id)]
         assert await v.read_bytes("/web-1/a") == b"one"
         assert await v.commit() == gen  # said once: the same bytes are not reported again
-        await drop_after_gap(root, cred)
-        assert await v.commit() == gen  # drop 3 waits behind the gap
+        with pytest.raises(IntegrityError, match="tampered"):  # the writer will not chain onto it either
+            await sigmavault.open(str(root), writer_credential=cred)
         report = await v.verify(full=True)
         assert report.ok, report
         refused = [e for e in await v.audit() if e.event == "refused"]
         assert [(e.drop, e.writer) for e in refused] == [(2, cred.writer_id.hex())]
     finally:
         await v.aclose()
-
-
-async def drop_after_gap(root: Path, cred: WriterCredential) -> None:
-    async with await sigmavault.open(str(root), writer_credential=cred) as w:
-        assert w.seq == 3
-        await w.put("/web-1/a", b"three")
-        await w.commit()
 
 
 async def test_a_removed_writers_later_drop_is_refused(tmp_path: Path) -> None:
@@ -225,13 +218,13 @@ async def test_a_drop_outside_the_writers_folder_or_with_foreign_refs_is_refused
     v, cred = await owner_with_writer(root)
     try:
         if attack == "owner object":
-            await forged_drop(root, cred, foreign_ref=next(
-                p for p in (root / "o").rglob("*") if p.is_file()).relative_to(root).as_posix())
+            mine = next(p for p in (root / "o").rglob("*") if p.is_file())
+            await forged_drop(root, cred, foreign_ref=f"o/{mine.name}")
         elif attack == "other writer's object":
             other = await v.keys.add_writer("web-2", "/web-2")
             await drop(root, other, {"/web-2/x": b"X" * (1 << 20)})
             theirs = next(p for p in (root / "d" / other.writer_id.hex() / "o").rglob("*") if p.is_file())
-            await forged_drop(root, cred, foreign_ref=theirs.relative_to(root).as_posix())
+            await forged_drop(root, cred, foreign_ref=f"d/{other.writer_id.hex()}/o/{theirs.name}")
         else:
             await forged_drop(root, cred, dest="/owner")
         await v.commit()
@@ -239,7 +232,7 @@ async def test_a_drop_outside_the_writers_folder_or_with_foreign_refs_is_refused
         assert drops is not None and [(r.writer, r.seq) for r in drops.refused] == [(cred.writer_id, 1)], drops
         with pytest.raises(NotFound):
             await v.stat("/web-1/f")
-        assert sorted(await v.ls("/owner")) == ["notes.txt"]
+        assert sorted(s.name for s in await v.ls("/owner")) == ["notes.txt"]
     finally:
         await v.aclose()
 
@@ -262,9 +255,9 @@ async def test_two_owner_clients_ingesting_at_once_take_each_drop_once(tmp_path:
             if c.audit.drops is not None:
                 ingested += [(i.writer, i.seq) for i in c.audit.drops.ingested]
         assert ingested == [(cred.writer_id, 1)]
-        names = sorted(await a.ls("/web-1"))
+        names = sorted(s.name for s in await a.ls("/web-1"))
         assert names == ["a", "b"]
-        assert sorted(await a.ls("/")) == ["from-a", "from-b", "owner", "web-1"]
+        assert sorted(s.name for s in await a.ls("/")) == ["from-a", "from-b", "owner", "web-1"]
     finally:
         await a.aclose()
         await b.aclose()
