@@ -9,6 +9,10 @@ Wire mapping of the :class:`~sigmavault.backends.base.Backend` contract:
 * ``put_if_absent`` → ``Put Blob`` with ``If-None-Match: *`` (``overwrite=False``). An existing
   blob answers ``409 BlobAlreadyExists`` — that one IS "exists" on Azure (CRYPTO.md §4.2), so
   ``False``; a ``412`` can only mean the same thing here, since ``*`` is the only condition sent.
+  A create-only SAS (permission ``c`` without ``w``, a write-only client's: docs/writers.md) may
+  not overwrite, so an existing blob answers ``403`` instead: ``UnauthorizedBlobOverwrite`` (Azure)
+  is "exists"; ``AuthorizationPermissionMismatch`` (Azurite; also any SAS that may not create) is
+  "exists" only if a listing (permission ``l``) shows the blob, else a BackendAuthError saying so.
 * ``get`` → ``Get Blob`` with ``x-ms-range`` for a partial read; ``416`` (start at or past the
   end) is the clipped empty range; an empty requested range still checks that the blob exists.
 * ``head`` → ``Get Blob Properties``; ``list`` → ``List Blobs`` by prefix (paged by the SDK);
@@ -31,11 +35,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import AzureError, HttpResponseError
 from azure.storage.blob import ImmutabilityPolicy
 
 from ..engine.errors import BackendAuthError, BackendError, ObjectLocked, UsageError
-from .azureclient import _AUTH_CODES, AzureClient, _error_code
+from .azureclient import _AUTH_CODES, _NETWORK_ERRORS, AzureClient, _error_code
 from .azureclient import EMULATOR_API_VERSION as EMULATOR_API_VERSION
 from .azureclient import parse_url as parse_url
 from .base import LockingStore, Retention, check_name, check_prefix
@@ -68,6 +72,16 @@ class AzureBackend(AzureClient, LockingStore):
                 return False
             if exc.status_code == 412 and code in ("ConditionNotMet", ""):
                 return False  # If-None-Match: * was the only condition: the blob exists
+            if code == "UnauthorizedBlobOverwrite":
+                return False  # a create-only SAS, refused only because the blob exists
+            if code == "AuthorizationPermissionMismatch":
+                if await self._listed(key):
+                    return False  # a create-only SAS (Azurite's answer), and the blob is there
+                raise BackendAuthError(
+                    f"{self._where} refused to write {name} ({code}): these credentials may not create blobs, or "
+                    "the blob exists and they may not overwrite it (a create-only SAS); a SAS that may also list "
+                    "(permission l) lets the two be told apart"
+                ) from exc
             self._raise(exc, "writing", name)
         except Exception as exc:
             self._raise(exc, "writing", name)
@@ -97,6 +111,17 @@ class AzureBackend(AzureClient, LockingStore):
             self._raise(exc, "reading", name)
         except Exception as exc:
             self._raise(exc, "reading", name)
+
+    async def _listed(self, key: str) -> bool:
+        """Whether a listing shows the blob ``key`` (False if it does not, or if listing is refused too)."""
+        client = await self._open()
+        try:
+            async for found in client.list_blob_names(name_starts_with=key):
+                if found == key:
+                    return True
+        except (AzureError, *_NETWORK_ERRORS):
+            return False  # the caller raises the refusal it already has
+        return False
 
     async def head(self, name: str) -> int:
         key = self._key(name)

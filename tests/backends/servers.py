@@ -162,12 +162,20 @@ class SeaweedServer(_Process):
     #: a second identity that may read, write and list but not administer (so not create buckets)
     limited_key: str = field(default_factory=lambda: "AK" + secrets.token_hex(8).upper())
     limited_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    #: a write-only client's identity (docs/writers.md): it may write, read and list only under
+    #: ``writer_prefix`` of ``writer_bucket`` (fixed here, since the identity names them); SeaweedFS's
+    #: "Write" also deletes, which a bucket policy on ``writer_bucket`` has to deny
+    writer_key: str = field(default_factory=lambda: "AK" + secrets.token_hex(8).upper())
+    writer_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    writer_bucket: str = field(default_factory=lambda: "svt-writers-" + secrets.token_hex(4))
+    writer_prefix: str = field(default_factory=lambda: f"vault/d/{secrets.token_hex(16)}/")
     region: str = "us-east-1"
     ports: dict[str, int] = field(default_factory=lambda: dict(zip(_WEED_PORTS, free_ports(len(_WEED_PORTS)))))
 
     def __post_init__(self) -> None:
         for sub in ("data", "logs"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        scope = f"{self.writer_bucket}/{self.writer_prefix}*"  # SeaweedFS: "Action:bucket/key-prefix*"
         config = {
             "identities": [
                 {
@@ -179,6 +187,11 @@ class SeaweedServer(_Process):
                     "name": "sigmavault-limited",
                     "credentials": [{"accessKey": self.limited_key, "secretKey": self.limited_secret}],
                     "actions": ["Read", "Write", "List"],
+                },
+                {
+                    "name": "sigmavault-writer",
+                    "credentials": [{"accessKey": self.writer_key, "secretKey": self.writer_secret}],
+                    "actions": [f"Write:{scope}", f"Read:{scope}", f"List:{scope}"],
                 },
             ]
         }
@@ -205,15 +218,16 @@ class SeaweedServer(_Process):
             "-master.volumeSizeLimitMB=32", "-volume.max=4000",
         ]
 
-    def client(self) -> object:
-        """A synchronous botocore client (for fixtures: no event loop needed)."""
+    def client(self, access_key: str | None = None, secret_key: str | None = None) -> object:
+        """A synchronous botocore client (for fixtures: no event loop needed); the admin identity's
+        unless another identity's keys are given."""
         import botocore.session
         from botocore.config import Config
 
         session = botocore.session.get_session()
         return session.create_client(
             "s3", endpoint_url=self.endpoint, region_name=self.region,
-            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+            aws_access_key_id=access_key or self.access_key, aws_secret_access_key=secret_key or self.secret_key,
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
                           connect_timeout=2, read_timeout=10),
         )
