@@ -50,8 +50,9 @@ def test_a_server_backs_up_with_only_its_writer_credential_and_the_owner_takes_i
     took = owner.ok("--json", "ingest").json()
     assert [(d["drop"], d["dest"]) for d in took["ingested"]] == [(1, "/web-1")]
     assert owner.ok("cat", "/web-1/a.txt").out == "hello\n"
-    assert (owner.ok("cat", "/web-1/deep/big.bin").out.encode("utf-8", "surrogateescape")
-            == (src / "deep" / "big.bin").read_bytes())
+    owner.ok("export", "/web-1", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "deep" / "big.bin").read_bytes() == (src / "deep" / "big.bin").read_bytes()
+    assert os.readlink(tmp_path / "out" / "deep" / "link") == "../a.txt"
     audit = owner.ok("audit").out
     assert "drop 1" in audit and "web-1" in audit
     assert owner.ok("verify", "--full").code == 0
