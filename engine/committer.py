@@ -101,8 +101,8 @@ class Committer:
             for _attempt in range(64):
                 # a keystore rewritten elsewhere must be seen before we commit under it (CRYPTO.md §5.2 step 3)
                 await self._history.reread_keystore()
-                if plan is None or plan.head is not self.head:
-                    plan = await self._plan()  # a lost race: plan again from the new head's watermark
+                if plan is not None and (plan.head is not self.head or plan.keystore_gen != self._history.keystore_gen):
+                    plan = await self._plan()  # a lost race or new keys: plan again from the head's watermark
                 tree, extra = self.tree, dict[str, Any]()
                 if plan is not None and not plan.empty:
                     assert self._ingester is not None
@@ -129,10 +129,12 @@ class Committer:
             raise VaultError("could not commit: the vault keeps changing under us; try again")
 
     async def _plan(self) -> Plan | None:
-        """The drops the next commit on the head takes (None: the vault has no write-only clients)."""
+        """The drops the next commit on the head takes (None: the vault has no write-only clients),
+        against the newest keystore (a writer removed on another device is refused from then on)."""
         if self._ingester is None or not self._ingester.any_writers():
             return None
-        return await self._ingester.plan(self.head)
+        await self._history.reread_keystore()
+        return await self._ingester.plan(self.head, self._history.keystore_gen)
 
     async def _land(self, root: Sequence[BlobRef], meta: dict[str, Any]) -> bool:
         """Write ``c/{head+1}`` (v2, ``meta``) create-only; True if it is ours (then it is the head)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import time
 from types import TracebackType
 from typing import Any
@@ -29,14 +30,14 @@ from .catalog.tree import Dir, File, Meta, Tree, show, split_path
 from .content.index import BlobIndex
 from .content.writer import ContentWriter
 from .edits import Edits
-from .errors import ConcurrencyError, IntegrityError, NotFound, UsageError
+from .errors import BackendAuthError, ConcurrencyError, IntegrityError, NotFound, UsageError, VaultNotFound
 from .format import drops as records
-from .keys import sign
+from .keys import keystore, sign
 from .keys.schedule import KIND_DATA_PACK, KIND_PAGE_PACK, EpochKeys
 from .keys.writers import WriterCredential
 from .local.cache import Cache
 from .local.settings import Tuning
-from .opening import DEFAULT_TUNING, _connect
+from .opening import DEFAULT_TUNING, _connect, _highest_keystore
 from .repo.packs import PackWriter
 from .repo.reader import BlobReader
 from .repo.store import ObjectStore
@@ -179,6 +180,18 @@ async def _last_record(backend: Backend, cred: WriterCredential) -> tuple[int, b
     return 0, bytes(32)
 
 
+async def _same_vault(backend: Backend, url: str, cred: WriterCredential) -> None:
+    """Refuse a credential of another vault when the keystore's public vault id can be read (a
+    writer's storage credential may be limited to its own prefix: then there is nothing to compare)."""
+    try:
+        name, data = await _highest_keystore(backend, url)
+        vault_id = keystore.parse(data, name).vault_id
+    except (BackendAuthError, VaultNotFound, IntegrityError, UsageError):
+        return
+    if not hmac.compare_digest(vault_id, cred.vault_id):
+        raise UsageError(f"this writer credential ({cred.label!r}) belongs to another vault than the one at {url}")
+
+
 async def open_writer(url: str, credential: WriterCredential, *, dest: str | bytes | None = None,
                       tuning: Tuning = DEFAULT_TUNING, **backend_opts: Any) -> DropWriter:
     """A write-only session on the vault at ``url`` with ``credential`` (see the module doc).
@@ -193,6 +206,7 @@ async def open_writer(url: str, credential: WriterCredential, *, dest: str | byt
         raise UsageError(f"this writer may write only inside {credential.prefix}, not {show(where)}")
     backend = _connect(url, dict(backend_opts))
     try:
+        await _same_vault(backend, url, credential)
         locking.apply(backend, credential.params.lock, None)
         try:
             seq, prev = await _last_record(backend, credential)

@@ -64,6 +64,7 @@ class Taken:
 @dataclass(slots=True)
 class Plan:
     head: ChainHead
+    keystore_gen: int  # the keystore whose writers (active or removed) it was made with
     mark: dict[bytes, Mark]
     taken: list[Taken]
     refused: list[Refused]
@@ -98,10 +99,10 @@ class Ingester:
     def any_writers(self) -> bool:
         return bool(self._writers())
 
-    async def plan(self, head: ChainHead) -> Plan:
+    async def plan(self, head: ChainHead, keystore_gen: int) -> Plan:
         """What the next commit on ``head`` ingests and refuses (nothing is changed yet)."""
         mark = watermark(head.commit)
-        plan = Plan(head, mark, [], [])
+        plan = Plan(head, keystore_gen, mark, [], [])
         for w in self._writers():
             self._store.writers[w.id] = w.key  # (a writer added since opening) ingested refs open
             for _ in range(MAX_PER_COMMIT):

@@ -15,6 +15,7 @@ environment is :func:`sigmavault.open`.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -284,7 +285,8 @@ class Vault(Edits):
             a = c.audit
             entry = LogEntry(g, c.time, c.client.hex()[:8], slot=None if a.slot is None else a.slot.hex(),
                              slot_label=a.slot_label, host=a.host, counts=None if a.counts is None else dict(a.counts),
-                             forgot=None if a.forget is None else tuple(a.forget.generations()))
+                             forgot=None if a.forget is None else tuple(a.forget.generations()),
+                             drops=self._drop_lines(a.drops))
             if changes:
                 base = await self._history.commit_at(shown[i + 1]) if i + 1 < len(shown) else replace(c, root=())
                 s = await summarize(self._catalog.tree(base), self._catalog.tree(c))  # () is the empty start
@@ -295,6 +297,18 @@ class Vault(Edits):
             marks = (await guard_state(self._history)).marks
             out = [replace(e, suspect=True, reasons=marks[e.generation]) if e.generation in marks else e for e in out]
         return out
+
+    def _drop_lines(self, drops: Drops | None) -> tuple[str, ...]:
+        if drops is None:
+            return ()
+        labels = {w.id: w.label for w in self._history.writers}
+
+        def who(writer: bytes) -> str:
+            return f"writer {writer.hex()[:8]}" + (f" {labels[writer]!r}" if writer in labels else "")
+
+        return (*(f"drop {i.seq} of {who(i.writer)} → {os.fsdecode(i.dest)}: {i.files} files, {i.bytes} bytes"
+                  for i in drops.ingested),
+                *(f"refused drop {r.seq} of {who(r.writer)}: {r.why}" for r in drops.refused))
 
     async def kept_generations(self) -> frozenset[int]:
         """Every generation up to the head that no forget recorded in the chain has forgotten."""

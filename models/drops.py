@@ -1,8 +1,11 @@
 """Model of write-only drops and their ingest (issue 18: watermarks, ingest races, revocation).
 
-This is the specification that drop writers and owner-side ingest are to be built against: when
-the code lands, a change to it must be made here too (and in ``docs/format.md``, "Concurrency
-protocols").
+The code that follows it: ``engine/ingest.py`` (``Ingester.plan``: the watermark+1 record, its
+seq and previous hash; ``apply``) and ``engine/committer.py`` (``Committer.commit``: a plan per
+head, made again after a lost race). A change to either must be made here too (and in
+``docs/format.md``, "Concurrency protocols"). The model's revocation commit is, in the code, the
+first commit naming the keystore whose keyring marks the writer removed (commits plan with the
+newest keystore they read and name it).
 
 Writer w writes signed drop records ``d/<w>/<seq>`` in order, create-only; each signs its seq and
 the hash of the writer's previous record. It keeps writing after the owner revoked it (it cannot

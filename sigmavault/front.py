@@ -18,7 +18,7 @@ from .config import places as default_places
 from .config import tuning as default_tuning
 from .engine import opening
 from .engine.dropwriter import DropWriter, open_writer
-from .engine.errors import AuthError, UsageError
+from .engine.errors import AuthError, IntegrityError, UsageError
 from .engine.keys.credentials import Credential
 from .engine.keys.secret import Secret
 from .engine.keys.writers import WriterCredential
@@ -41,7 +41,10 @@ def load_writer_credential(source: WriterSource) -> WriterCredential:
         raise UsageError(f"{path}: no such writer credential file") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the writer credential ({exc.strerror})") from None
-    return WriterCredential.from_bytes(data)
+    try:
+        return WriterCredential.from_bytes(data)
+    except IntegrityError:
+        raise UsageError(f"{path}: not a valid sigmavault writer credential (damaged, or another file)") from None
 
 
 @overload

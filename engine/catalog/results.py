@@ -46,6 +46,9 @@ class LogEntry:
     #: the guard marked this generation suspect (and no later record cleared it), and why
     suspect: bool = False
     reasons: tuple[str, ...] = ()
+    #: write-only clients' drops this generation took in or refused, one line each (untrusted text:
+    #: writers' labels and reasons; escape before printing)
+    drops: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,10 @@ class _Verifier:
             except VaultError as exc:
                 self.problems.append(f"/ (generation {gen} and older): {exc.message}")
                 return
+            drops = commit.audit.drops
+            for r in drops.refused if drops is not None else ():  # a refusal is a record, not damage
+                self.notes.append(f"generation {gen} refused drop {r.seq} of write-only client {r.writer.hex()[:8]}: "
+                                  f"{r.why!r}")
             if self.history.forgotten_by(gen) is not None:
                 continue  # forgotten: its data may be pruned (every commit above it was read just now)
             self.generations += 1
@@ -220,6 +224,7 @@ class _Verifier:
             gen = int(name[2:], 16)
             if gen > head:
                 self.notes.append(f"commit {name} is newer than the checked head (generation {head})")
+        await self.check_drops()
         await self.check_keystores()
         await self.check_temporaries()
 
@@ -241,6 +246,40 @@ class _Verifier:
                 except VaultError:
                     continue
         return None
+
+    async def check_drops(self) -> None:
+        """Write-only clients' records against the head's watermark: drops waiting to be taken in,
+        a gap (a record missing below stored ones: withheld or lost), a writer the keyring does not know."""
+        drops = self.head.commit.audit.drops
+        mark = drops.mark if drops is not None else {}
+        known = {w.id: w for w in self.history.writers}
+        seqs: dict[str, list[int]] = {}
+        async for name in self.backend.list("d/"):
+            writer, _, rest = name[2:].partition("/")
+            if not rest.startswith("o/"):
+                seqs.setdefault(writer, []).append(int(rest, 16))
+            else:
+                seqs.setdefault(writer, [])
+        for writer, stored in sorted(seqs.items()):
+            w = known.get(bytes.fromhex(writer))
+            if w is None:
+                self.notes.append(f"d/{writer}/ holds the drops of a write-only client this vault does not know "
+                                  "(removed long ago, or planted): nothing of it is taken in")
+                continue
+            last = mark[w.id].seq if w.id in mark else 0
+            waiting = sorted(q for q in stored if q > last)
+            if not waiting:
+                continue
+            who = f"write-only client {writer[:8]} {w.label!r}"
+            if w.id in mark and mark[w.id].skip is not None and waiting[0] == last + 1:
+                self.notes.append(f"{who}: drop {last + 1} was refused (see `sigmavault audit`); "
+                                  f"{len(waiting) - 1} later drop(s) wait behind it")
+            elif waiting[0] != last + 1:
+                self.notes.append(f"{who}: drop {last + 1} is missing but drops {waiting[0]}… are stored (a gap: "
+                                  "withheld or lost by the storage); they wait behind it")
+            elif w.state == "active":
+                self.notes.append(f"{who}: {len(waiting)} drop(s) from {waiting[0]} wait to be taken in "
+                                  "(`sigmavault ingest`)")
 
     async def check_keystores(self) -> None:
         held = self.history.keystore_gen

@@ -89,7 +89,7 @@ async def log(opts: Options, args: argparse.Namespace, out: Output) -> None:
         entries = await vault.log(None if args.limit is None else max(0, args.limit), changes=True)
     doc = {"generations": [{"generation": e.generation, "time": e.time, "time_utc": iso_time(e.time),
                             "client": e.client, "added": e.added, "modified": e.modified, "removed": e.removed,
-                            "bytes": e.bytes, "suspect": e.suspect, "reasons": list(e.reasons),
+                            "bytes": e.bytes, "suspect": e.suspect, "reasons": list(e.reasons), "drops": list(e.drops),
                             **({"slot": e.slot, "slot_label": e.slot_label, "host": e.host, "counts": e.counts,
                                 "forgot": None if e.forgot is None else list(e.forgot)} if args.verbose else {})}
                            for e in entries]}
@@ -99,6 +99,7 @@ async def log(opts: Options, args: argparse.Namespace, out: Output) -> None:
                      f"+{e.added} ~{e.modified} -{e.removed}  {human_size(e.bytes or 0)}"
                      + ("  SUSPECT" if e.suspect else ""))
         lines.extend(f"        suspect: {shown(r, 200)}" for r in e.reasons)
+        lines.extend(f"        {shown(d, 300)}" for d in e.drops)
         if args.verbose:
             lines.append(f"        by {who_text(e)}")
             if e.forgot is not None:

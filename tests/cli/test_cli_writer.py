@@ -55,6 +55,7 @@ def test_a_server_backs_up_with_only_its_writer_credential_and_the_owner_takes_i
     assert os.readlink(tmp_path / "out" / "deep" / "link") == "../a.txt"
     audit = owner.ok("audit").out
     assert "drop 1" in audit and "web-1" in audit
+    assert "drop 1 of writer" in owner.ok("log").out
     assert owner.ok("verify", "--full").code == 0
     # the next day: backup of a changed tree replaces what it replaced
     (src / "a.txt").write_text("changed\n")
@@ -110,4 +111,28 @@ def test_a_removed_writers_later_drop_is_refused_and_shown_by_audit(owner: Cli, 
     assert took["ingested"] == [] and [r["drop"] for r in took["refused"]] == [2]
     assert owner.ok("cat", "/web-1/a.txt").out == "hello\n"
     assert "refused" in owner.ok("audit").out
-    assert owner.ok("verify", "--full").code == 0
+    assert "refused drop 2" in owner.ok("verify", "--full").out  # a record of it, exit 0: not damage
+
+
+@pytest.mark.parametrize("bad", ["missing", "garbage", "owner-json", "directory", "other-vault"])
+def test_a_bad_writer_credential_is_a_clear_error_and_writes_nothing(owner: Cli, tmp_path: Path, bad: str) -> None:
+    src = make_tree(tmp_path / "www")
+    path = tmp_path / "web.cred"
+    if bad == "garbage":
+        path.write_bytes(os.urandom(300))
+    elif bad == "owner-json":
+        path.write_text('{"format":"sigmavault-writer/v9"}')
+    elif bad == "directory":
+        path.mkdir()
+    elif bad == "other-vault":
+        other = Cli(tmp_path / "other-home", tmp_path / "other")
+        other.ok("create", "--kdf", "minimum")
+        make_writer(other, tmp_path)
+        path = tmp_path / "web-1.cred"
+    server = Cli(tmp_path / "server-home", owner.vault)
+    r = server("--writer-credential", str(path), "import", str(src), "--to", "/web-1", passphrase=None)
+    assert r.code == 2, r
+    message = r.one_line_error()
+    assert {"missing": "no such writer credential", "garbage": "writer credential",
+            "owner-json": "newer sigmavault", "directory": "cannot read", "other-vault": "another vault"}[bad] in message
+    assert not (Path(str(owner.vault)) / "d").exists()

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
 from vaulttools import new_vault, reopen
 
 import sigmavault
-from sigmavault import IntegrityError, NotFound, UsageError, Vault, WriterCredential
+from sigmavault import IntegrityError, NotFound, Rules, UsageError, Vault, WriterCredential
 from sigmavault.engine.catalog.tree import File, split_path
 from sigmavault.engine.format.envelope import Sealer
 from sigmavault.engine.format.pages import BlobRef
@@ -174,6 +175,7 @@ async def test_a_tampered_or_replayed_record_is_refused_recorded_and_not_damage(
             await sigmavault.open(str(root), writer_credential=cred)
         report = await v.verify(full=True)
         assert report.ok, report
+        assert [n for n in report.notes if "refused drop 2" in n]
         refused = [e for e in await v.audit() if e.event == "refused"]
         assert [(e.drop, e.writer) for e in refused] == [(2, cred.writer_id.hex())]
     finally:
@@ -261,3 +263,96 @@ async def test_two_owner_clients_ingesting_at_once_take_each_drop_once(tmp_path:
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_a_withheld_record_is_a_gap_the_later_drops_wait_behind_then_all_are_taken_in_order(
+        tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    v, cred = await owner_with_writer(root)
+    try:
+        await drop(root, cred, {"/web-1/a": b"1", "/web-1/gone-in-2": b"x"})
+        await v.commit()
+        await drop(root, cred, {"/web-1/a": b"2", "/web-1/new-in-2": b"y"})
+        await drop(root, cred, {"/web-1/a": b"3", "/web-1/new-in-2": b"y", "/web-1/new-in-3": b"z"})
+        second = record_files(root, cred)[1]
+        held = second.read_bytes()
+        second.unlink()  # the provider withholds record 2
+        gen = await v.commit()
+        assert v.head_drops() is not None and await v.read_bytes("/web-1/a") == b"1"
+        notes = (await v.verify()).notes
+        assert [n for n in notes if "drop 2 is missing but drops 3" in n], notes
+        second.write_bytes(held)  # … and serves it again: 2 then 3, in one commit
+        assert await v.commit() == gen + 1
+        drops = v.head_drops()
+        assert drops is not None and [i.seq for i in drops.ingested] == [2, 3]
+        assert sorted(s.name for s in await v.ls("/web-1")) == ["a", "new-in-2", "new-in-3"]
+        assert await v.read_bytes("/web-1/a") == b"3"
+        assert not [n for n in (await v.verify()).notes if "wait" in n]
+    finally:
+        await v.aclose()
+
+
+async def test_records_swapped_by_the_provider_are_refused(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    v, cred = await owner_with_writer(root)
+    try:
+        await drop(root, cred, {"/web-1/a": b"1"})
+        await drop(root, cred, {"/web-1/a": b"2"})
+        first, second = record_files(root, cred)
+        a, b = first.read_bytes(), second.read_bytes()
+        first.write_bytes(b)
+        second.write_bytes(a)
+        await v.commit()
+        drops = v.head_drops()
+        assert drops is not None and [r.seq for r in drops.refused] == [1] and not drops.ingested
+        with pytest.raises(NotFound):
+            await v.stat("/web-1/a")
+        notes = (await v.verify()).notes
+        assert [n for n in notes if "drop 1 was refused" in n], notes
+    finally:
+        await v.aclose()
+
+
+async def test_drops_of_a_writer_the_vault_does_not_know_are_never_taken_in(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    v, _mine = await owner_with_writer(root)
+    other_root = tmp_path / "other"
+    other, stranger = await owner_with_writer(other_root)  # a credential of another vault
+    await other.aclose()
+    try:
+        with pytest.raises(UsageError, match="belongs to another vault"):
+            await drop(root, stranger, {"/web-1/a": b"planted"})
+        await drop(other_root, stranger, {"/web-1/a": b"planted"})  # planted by the provider, then:
+        shutil.copytree(other_root / "d", root / "d", dirs_exist_ok=True)
+        before = v.generation
+        assert await v.commit() == before
+        with pytest.raises(NotFound):
+            await v.stat("/web-1/a")
+        assert [n for n in (await v.verify()).notes if "does not know" in n]
+    finally:
+        await v.aclose()
+
+
+async def test_prune_beside_a_pending_drop_deletes_none_of_it_and_after_ingest_none_that_is_used(
+        tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    v, cred = await owner_with_writer(root)
+    try:
+        await v.put("/owner/old", b"O" * (1 << 20))
+        await v.commit()
+        await v.rm("/owner/old")  # garbage for prune to find, once forgotten
+        await v.commit()
+        await v.forget(Rules(last=1))
+        await drop(root, cred, {"/web-1/big": b"B" * (3 << 20), "/web-1/small": b"s" * 3000})
+        dropped = sorted(p for p in (root / "d").rglob("*") if p.is_file())
+        report = await v.prune()
+        assert report.deleted >= 1  # the owner's garbage went …
+        assert sorted(p for p in (root / "d").rglob("*") if p.is_file()) == dropped  # … nothing of the drop
+        await v.commit()  # taken in after the prune
+        await v.forget(Rules(last=1))
+        await v.prune()
+        assert await v.read_bytes("/web-1/big") == b"B" * (3 << 20)
+        report = await v.verify(full=True)
+        assert report.ok, report
+    finally:
+        await v.aclose()
