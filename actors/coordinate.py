@@ -51,9 +51,12 @@ def coordinate(p: Placement) -> Callable[[ReceiveChannel[Piece], SendChannel[ToS
                 await outbox.send(Placed(piece.token, piece.index, piece.final, 0))
             elif n == p.chunk_size:
                 blob_id = await asyncio.to_thread(p.chunk_id, data)
-                ref = p.full_ref(blob_id)
+                found = None if blob_id in in_flight else await p.known(blob_id)
+                # the index's ref: the vault's own is this same content address; a write-only
+                # client's names the earlier drop that holds the chunk (its names are keyed per drop)
+                ref = found or p.full_ref(blob_id)
                 placed = Placed(piece.token, piece.index, piece.final, n, ref)
-                if blob_id in in_flight or await p.known(blob_id) is not None:
+                if blob_id in in_flight or found is not None:
                     await outbox.send(dataclasses.replace(placed, deduped=True))
                 else:
                     in_flight.add(blob_id)

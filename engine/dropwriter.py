@@ -10,8 +10,10 @@ over an empty tree of its own, whose objects are sealed under that drop's keys a
 
 It holds no key that opens anything but what it wrote in this run: not the vault's keys, not
 earlier drops' keys (each drop key lives only in this session and sealed to the owner).
-Dedup works within the run; a chunk seen in an earlier drop is stored again (each drop's object
-names are keyed by its own drop key, so an ``already exists`` can never be taken for a dedup hit).
+Dedup: ids are keyed per writer, so a blob seen in this run or in one of the writer's earlier
+drops (this machine's index, in ``state``) is not stored again: its ref names the object and the
+seq of the drop that holds it, and the owner opens it with that drop's key. Object names are keyed
+per drop, so a name never collides across drops and an ``already exists`` is never taken for a hit.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import hmac
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -27,13 +30,14 @@ from ..backends.base import Backend, get_bounded
 from . import locking
 from .catalog.pagestore import Catalog
 from .catalog.tree import Dir, File, Meta, Tree, show, split_path
-from .content.index import BlobIndex
+from .content.index import DropIndex
 from .content.writer import ContentWriter
 from .edits import Edits
 from .errors import BackendAuthError, ConcurrencyError, IntegrityError, NotFound, UsageError, VaultNotFound
 from .format import drops as records
 from .keys import keystore, sign
-from .keys.schedule import KIND_DATA_PACK, KIND_PAGE_PACK, EpochKeys
+from .keys.schedule import KIND_DATA_PACK, KIND_PAGE_PACK, EpochKeys, expand
+from .keys.secret import Secret
 from .keys.writers import WriterCredential
 from .local.cache import Cache
 from .local.settings import Tuning
@@ -55,7 +59,7 @@ class DropWriter(Edits):
         p = credential.params
         store = ObjectStore(backend, {keys.epoch: keys}, keys.epoch, p.chunk_size, p.pad_floor, tuning.pack_cache)
         self._cache = cache
-        self._index = BlobIndex(cache, backend)  # nothing to refill: the run starts from an empty tree
+        self._index = DropIndex(cache, backend)  # the writer's own completed drops (kept on this machine)
         self._data_pack = PackWriter(store, KIND_DATA_PACK, self._seal, on_landed=self._index.stored)
         self._page_pack = PackWriter(store, KIND_PAGE_PACK, self._seal)
         reader = BlobReader(store, pending=self._data_pack.member_bytes)
@@ -133,6 +137,7 @@ class DropWriter(Edits):
                 raise ConcurrencyError(f"another run of writer {c.label!r} wrote drop {self.seq} at the same time; "
                                        "run again (nothing was lost)")
             self.dropped = True
+            self._index.dropped(self.seq)
             return self.seq
 
     async def _at_dest(self) -> Any:
@@ -193,12 +198,14 @@ async def _same_vault(backend: Backend, url: str, cred: WriterCredential) -> Non
 
 
 async def open_writer(url: str, credential: WriterCredential, *, dest: str | bytes | None = None,
-                      tuning: Tuning = DEFAULT_TUNING, **backend_opts: Any) -> DropWriter:
+                      tuning: Tuning = DEFAULT_TUNING, state: Path | None = None, **backend_opts: Any) -> DropWriter:
     """A write-only session on the vault at ``url`` with ``credential`` (see the module doc).
 
     ``dest`` (default: the credential's folder) is where this run's tree goes; it must lie inside
-    the credential's folder. Raises UsageError (dest outside), IntegrityError (a record under this
-    writer's name it did not sign), BackendError.
+    the credential's folder. ``state``: this machine's folder for the writer's dedup index (sealed
+    under a key of the credential); None: no dedup against earlier drops. Raises UsageError (dest
+    outside, another vault's credential), IntegrityError (a record under this writer's name it did
+    not sign), BackendError.
     """
     prefix = split_path(credential.prefix)
     where = prefix if dest is None else split_path(dest)
@@ -217,7 +224,8 @@ async def open_writer(url: str, credential: WriterCredential, *, dest: str | byt
                                              seq + 1, credential.epoch)
         keys = EpochKeys.for_drop(credential.vault_id, credential.epoch, credential.params.prf, credential.writer_id,
                                   credential.key, drop_key)
-        cache = await Cache.open(None)
+        cache = await Cache.open(None if state is None else state / "cache.sqlite",
+                                 Secret(expand(credential.key.reveal(), "writer/local-cache"), "writer cache key"))
         return DropWriter(url=url, backend=backend, credential=credential, seq=seq + 1, prev=prev, keys=keys,
                           enc=enc, cache=cache, tuning=tuning, dest=where)
     except BaseException:

@@ -156,8 +156,23 @@ class Ingester:
         prefix = split_path(w.prefix)
         if dest[: len(prefix)] != prefix:
             raise IntegrityError("outside the writer's folder")
-        node, files, size = await self._load(keys, body.root, dest, dk, w.id)
+        node, files, size = await self._load(keys, body.root, dest, _Keys(self, w, rec.seq, dk))
         return Taken(w, rec.seq, rec.hash, dest, node, files, size)
+
+    async def drop_key(self, w: Writer, seq: int) -> bytes:
+        """The key of ``w``'s drop ``seq`` (an earlier drop a later one deduplicates against): its
+        record must parse under its name and verify under the writer's key."""
+        name = records.record_name(w.id, seq)
+        try:
+            data = await get_bounded(self._backend, name, MAX_RECORD)
+        except NotFound:
+            raise IntegrityError(f"it reuses objects of drop {seq}, whose record is gone") from None
+        rec = records.parse_record(data, name)
+        records.verify_record(rec, w.verify_key)
+        seed = self._drop_seed(rec.epoch) if self._epoch_ok(rec.epoch) else None
+        if seed is None:
+            raise IntegrityError("sealed to an epoch this vault cannot open")
+        return records.open_drop_key(rec, seed).reveal()
 
     async def _base(self, plan: Plan, w: Writer) -> Tree:
         """The merge base of ``w``'s next drop: the tree of the generation that ingested its last
@@ -180,7 +195,7 @@ class Ingester:
             raise IntegrityError("the head's catalog does not load")
         return head
 
-    async def _load(self, keys: EpochKeys, root: Sequence[BlobRef], dest: list[bytes], dk: Secret, writer: bytes
+    async def _load(self, keys: EpochKeys, root: Sequence[BlobRef], dest: list[bytes], refkeys: _Keys
                     ) -> tuple[Node, int, int]:
         """The drop's node at ``dest``, loaded whole through a store that opens only this drop's
         objects, checked like a co-writer's catalog, and rebuilt as dirty vault nodes."""
@@ -195,10 +210,9 @@ class Ingester:
                 top = await drop.lookup(dest)
             except NotFound:
                 raise IntegrityError("the drop holds nothing at its destination") from None
-            key = dk.reveal()
             files = size = 0
             rebuilt: dict[int, Dir] = {}
-            out = _copy(top, key, writer, rebuilt)
+            out = await refkeys.copy(top, rebuilt)
             stack: list[tuple[Node, list[bytes]]] = [(top, dest)]
             while stack:
                 node, where = stack.pop()
@@ -208,7 +222,7 @@ class Ingester:
                 elif isinstance(node, Dir):
                     kids = await drop.children(node, where)
                     copy = rebuilt[id(node)]
-                    copy.children = {name: _copy(kid, key, writer, rebuilt) for name, kid in kids.items()}
+                    copy.children = {name: await refkeys.copy(kid, rebuilt) for name, kid in kids.items()}
                     stack.extend((kid, where + [name]) for name, kid in kids.items())
             return out, files, size
         finally:
@@ -226,23 +240,40 @@ class Ingester:
         return tree, Drops(plan.mark, ingested, tuple(plan.refused))
 
 
-def _copy(node: Node, key: bytes, writer: bytes, rebuilt: dict[int, Dir]) -> Node:
-    """One drop node as the vault's own: files' refs get the drop key (and must be this drop's
-    objects: the drop store already refused any other name), directories become dirty and empty
-    (filled by the caller), links as they are."""
-    meta = dataclasses.replace(node.meta, xattrs=dict(node.meta.xattrs))
-    if isinstance(node, File):
-        blobs: list[Blob] = []
-        for b in node.blobs:
-            if not isinstance(b, BlobRef) or b.writer != writer or b.drop_key is not None:
-                raise IntegrityError("a drop refers to an object that is not its own")
-            blobs.append(dataclasses.replace(b, drop_key=key))
-        return File(meta, node.size, blobs, node.inline)
-    if isinstance(node, Dir):
-        copy = Dir(meta, [], {}, dirty=True)
-        rebuilt[id(node)] = copy
-        return copy
-    return Link(meta, node.target)
+class _Keys:
+    """The drop keys one drop's refs need: its own, and those of the writer's earlier drops it reuses."""
+
+    def __init__(self, ingester: Ingester, writer: Writer, seq: int, own: Secret) -> None:
+        self._ingester, self._writer, self._seq = ingester, writer, seq
+        self._keys: dict[int, bytes] = {seq: own.reveal()}
+
+    async def key(self, ref: BlobRef) -> bytes:
+        """The drop key for ``ref`` (this drop's objects, or an earlier drop's by its ``ds``)."""
+        if ref.writer != self._writer.id or ref.drop_key is not None:
+            raise IntegrityError("a drop refers to an object that is not its own")
+        seq = self._seq if ref.drop_seq is None else ref.drop_seq
+        if not 1 <= seq <= self._seq:
+            raise IntegrityError("a drop refers to a later drop's object")
+        if seq not in self._keys:
+            self._keys[seq] = await self._ingester.drop_key(self._writer, seq)
+        return self._keys[seq]
+
+    async def copy(self, node: Node, rebuilt: dict[int, Dir]) -> Node:
+        """One drop node as the vault's own: files' refs carry their drop key, directories become
+        dirty and empty (filled by the caller), links stay as they are."""
+        meta = dataclasses.replace(node.meta, xattrs=dict(node.meta.xattrs))
+        if isinstance(node, File):
+            blobs: list[Blob] = []
+            for b in node.blobs:
+                if not isinstance(b, BlobRef):
+                    raise IntegrityError("a drop refers to an object that is not stored")
+                blobs.append(dataclasses.replace(b, drop_key=await self.key(b), drop_seq=None))
+            return File(meta, node.size, blobs, node.inline)
+        if isinstance(node, Dir):
+            copy = Dir(meta, [], {}, dirty=True)
+            rebuilt[id(node)] = copy
+            return copy
+        return Link(meta, node.target)
 
 
 async def _with(base: Tree, dest: list[bytes], node: Node) -> Tree:

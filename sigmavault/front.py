@@ -49,7 +49,8 @@ def load_writer_credential(source: WriterSource) -> WriterCredential:
 
 @overload
 async def open(url: str | Sequence[str] | None = None, *, writer_credential: WriterSource,
-               dest: str | bytes | None = None, tuning: Tuning | None = None, **backend_opts: Any) -> DropWriter: ...
+               dest: str | bytes | None = None, tuning: Tuning | None = None, places: Places | None = None,
+               **backend_opts: Any) -> DropWriter: ...
 
 
 @overload
@@ -87,8 +88,10 @@ async def open(url: str | Sequence[str] | None = None, *, passphrase: str | None
     if writer_credential is not None:
         if isinstance(url, list | tuple):
             raise UsageError("write-only clients are not supported on dispersed vaults yet")
-        return await open_writer(str(url or default_vault_url()), load_writer_credential(writer_credential),
-                                 dest=dest, tuning=tuning or default_tuning(), **backend_opts)
+        cred = load_writer_credential(writer_credential)
+        state = (places or default_places()).state / "writers" / cred.writer_id.hex()
+        return await open_writer(str(url or default_vault_url()), cred, dest=dest, tuning=tuning or default_tuning(),
+                                 state=state, **backend_opts)
     places = places or default_places()
     if device:
         credential = load_device_key(places.device_key)

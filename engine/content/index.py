@@ -144,3 +144,47 @@ class BlobIndex:
                 stack.extend((parts + [name], child) for name, child in kids.items())
         self.rebuild(refs)
         return added + len(refs)
+
+
+class DropIndex(BlobIndex):
+    """A write-only client's dedup index (kept on the client, keyed per writer): blobs of its own
+    completed drops, each reused with the seq of the drop that holds it (the owner opens it with
+    that drop's key, ``ds`` in the ref), after a HEAD shows the object is still there; rows of an
+    interrupted run are dropped (their key is gone). An object that merely exists is never a hit."""
+
+    def __init__(self, cache: Cache, backend: Backend) -> None:
+        super().__init__(cache, backend)
+        cache.forget_provisional()
+        self._run: set[str] = set()  # objects this run stored
+
+    def stored(self, refs: list[BlobRef]) -> None:
+        super().stored(refs)
+        self._run.update(r.object_name for r in refs)
+
+    async def _known(self, blob_id: bytes) -> BlobRef | None:
+        row = await self._cache.find_blob(blob_id)
+        if row is None:
+            return None
+        e, k, o, off, length, ol, committed = row
+        if not committed:
+            return BlobRef(e, k, blob_id, o, off, length, ol) if o in self._run else None
+        seq = await self._cache.get_meta("drop:" + o)
+        if seq < 1:
+            return None
+        if o not in self._trusted:
+            try:
+                present = await self._backend.head(o) == ol
+            except NotFound:
+                present = False
+            if not present:
+                self._cache.forget_blob(blob_id)
+                return None
+            self._trusted.add(o)
+        return BlobRef(e, k, blob_id, o, off, length, ol, drop_seq=seq)
+
+    def dropped(self, seq: int) -> None:
+        """This run's drop record ``seq`` landed: its objects may be reused by later runs."""
+        for name in self._run:
+            self._cache.set_meta("drop:" + name, seq)
+        self._cache.mark_committed(self._run)
+        self._cache.flush_soon()

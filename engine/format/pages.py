@@ -10,11 +10,7 @@ byte strings as unpadded base64url)::
              file:    "size":int + ("blobs":[ref, …] | "inline":b64u(content))
              dir:     "pages":[ref, …]                      # kind-2 refs of the child's pages, name order
              symlink: "target":b64u(bytes)}
-    ref   = {"e":epoch,"k":1|2|4,"id":b64u(32 B),"o":"o/<64 lowercase hex>","off":int,"len":int,
-             "ol":int}                                      # "ol" for kinds 1 and 4, never for kind 2
-    drop  = {…ref with "o":"d/<32 hex writer id>/o/<64 hex>", "dk":b64u(32 B drop key)}
-            # kinds 1 and 4 only: an ingested write-only drop's object; "dk" is absent inside the
-            # drop's own pages (the owner takes the key from the signed drop record)
+    ref   = a blob ref (:mod:`.blobref`, re-exported here)
 
 Canonical choices (two writers must produce the same bytes): a file of size ≤ ``INLINE_MAX``
 is always inline (an empty file is ``"inline":""``) and a larger one always has ``blobs`` whose
@@ -29,142 +25,36 @@ This module does not seal, fetch or verify blob ids against content; the reader 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, Literal, cast
 
-from ..keys.schedule import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
-from .aead import COMMITMENT, SALT, TAG
+from ..keys.schedule import KIND_PAGE_PACK
+from .blobref import DATA_KINDS, ID_LEN, MIN_OVERHEAD, REF_KINDS, BlobRef, ref_from_json, ref_to_json
 from .canonical import array, b64u, dumps, fail, loads, obj, unb64u
-from .envelope import HDR
-from .framing import FRAME_HEADER
 
 INLINE_MAX = 1024  # v1 vault parameter `inline_max` (CRYPTO.md §1.2: the only accepted value)
 PAGE_TARGET = 256 * 1024  # default size a writer aims each page below
 DEFAULT_CHUNK = 4 * 1024 * 1024  # pages must stay below the vault's chunk_size
-ID_LEN = 32
 MAX_U32 = (1 << 32) - 1
 MAX_I64 = (1 << 63) - 1
 MIN_I64 = -(1 << 63)
 XATTR_NAME_MAX = 255  # Linux XATTR_NAME_MAX
 XATTR_SIZE_MAX = 65536  # Linux XATTR_SIZE_MAX
 TARGET_MAX = 4096  # PATH_MAX: a symlink target longer than this cannot be created
-# The smallest object that can hold stored[off:off+len]: header, salt, commitment, one tag, frame header.
-MIN_OVERHEAD = HDR + SALT + COMMITMENT + TAG + FRAME_HEADER
 
 EntryType = Literal["f", "d", "l"]
 FILE: EntryType = "f"
 DIR: EntryType = "d"
 LINK: EntryType = "l"
-DATA_KINDS = (KIND_CHUNK, KIND_DATA_PACK)
-REF_KINDS = (KIND_CHUNK, KIND_PAGE_PACK, KIND_DATA_PACK)
 
-_OBJECT_NAME = re.compile(r"(?:d/[0-9a-f]{32}/)?o/[0-9a-f]{64}")
-DROP_KEY_LEN = 32
 _EMPTY_PAGE = len(dumps({"entries": [], "v": 1}))
 
 
 def valid_name(name: bytes) -> bool:
     """Whether ``name`` is a storable directory entry name (raw bytes, one path component)."""
     return bool(name) and name not in (b".", b"..") and b"/" not in name and b"\x00" not in name
-
-
-# --- blob refs --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BlobRef:
-    """Where one blob lives: ``stored[off:off+length]`` of object ``object_name`` of ``kind``.
-
-    ``object_len`` is the total object length for kinds 1 and 4 (ranged reads check the
-    server's length against it) and ``None`` for kind 2 (page packs are fetched whole).
-    """
-
-    epoch: int
-    kind: int
-    id: bytes
-    object_name: str
-    off: int
-    length: int
-    object_len: int | None
-    #: the drop key of an ingested write-only drop's object (``d/…`` names, kinds 1 and 4 only)
-    drop_key: bytes | None = field(default=None, repr=False)
-
-    @property
-    def writer(self) -> bytes | None:
-        """The write-only client whose drop holds this object (``d/<writer>/o/…``), else None."""
-        return bytes.fromhex(self.object_name[2:34]) if self.object_name[0] == "d" else None
-
-    def __post_init__(self) -> None:
-        if type(self.kind) is not int or self.kind not in REF_KINDS:
-            raise ValueError("blob ref kind must be 1, 2 or 4")
-        if type(self.epoch) is not int or not 0 <= self.epoch <= MAX_U32:
-            raise ValueError("epoch out of range")
-        if not isinstance(self.id, bytes) or len(self.id) != ID_LEN:
-            raise ValueError("blob id must be 32 bytes")
-        if not isinstance(self.object_name, str) or not _OBJECT_NAME.fullmatch(self.object_name):
-            raise ValueError("object name must be 'o/' and 64 lowercase hex digits")
-        if self.drop_key is not None and (
-            type(self.drop_key) is not bytes or len(self.drop_key) != DROP_KEY_LEN
-            or self.kind not in DATA_KINDS or self.object_name[0] != "d"
-        ):
-            raise ValueError("a drop key belongs to a data ref of a drop object")
-        for value in (self.off, self.length):
-            if type(value) is not int or not 0 <= value <= MAX_I64:
-                raise ValueError("offset or length out of range")
-        if self.kind == KIND_PAGE_PACK:
-            if self.object_len is not None:
-                raise ValueError("a page-pack ref carries no object length")
-        else:
-            ol = self.object_len
-            if type(ol) is not int or not 0 <= ol <= MAX_I64 or self.off + self.length + MIN_OVERHEAD > ol:
-                raise ValueError("object length missing or too small for the blob")
-            if self.kind == KIND_CHUNK and self.off != 0:
-                raise ValueError("a full chunk starts at offset 0")
-
-
-def ref_to_json(ref: BlobRef) -> dict[str, Any]:
-    """The JSON value of a blob ref (before ``canonical.dumps``)."""
-    out: dict[str, Any] = {
-        "e": ref.epoch, "k": ref.kind, "id": b64u(ref.id), "o": ref.object_name, "off": ref.off, "len": ref.length,
-    }
-    if ref.object_len is not None:
-        out["ol"] = ref.object_len
-    if ref.drop_key is not None:
-        out["dk"] = b64u(ref.drop_key)
-    return out
-
-
-_REF_FIELDS = {"e", "k", "id", "o", "off", "len"}
-_PAGE_REF_KEYS = frozenset(_REF_FIELDS)
-_DATA_REF_KEYS = frozenset(_REF_FIELDS | {"ol"})
-_DROP_REF_KEYS = frozenset(_DATA_REF_KEYS | {"dk"})
-
-
-def ref_from_json(value: object, kinds: Sequence[int]) -> BlobRef:
-    """Parse an untrusted blob ref whose kind must be one of ``kinds``. Raises IntegrityError.
-
-    Its fields are checked once, by :class:`BlobRef` itself (each integer exactly an ``int`` in
-    range, the object name's form, the id's length): a catalog page holds tens of thousands of refs.
-    """
-    if not isinstance(value, dict):
-        fail("ref")
-    kind = value.get("k")
-    if type(kind) is not int or kind not in kinds:
-        fail("ref kind")
-    keys = value.keys()
-    if keys != (_PAGE_REF_KEYS if kind == KIND_PAGE_PACK else _DATA_REF_KEYS) and (
-        kind == KIND_PAGE_PACK or keys != _DROP_REF_KEYS
-    ):
-        fail("ref fields")
-    dk = value.get("dk")
-    try:
-        return BlobRef(value["e"], kind, unb64u(value["id"], ID_LEN), value["o"], value["off"], value["len"],
-                       value.get("ol"), None if dk is None else unb64u(dk, DROP_KEY_LEN))
-    except ValueError:
-        fail("ref")
 
 
 # --- entries ----------------------------------------------------------------------------------
@@ -421,12 +311,16 @@ def encoded_page_runs(entries: Iterable[Entry], *, target: int = PAGE_TARGET,
 
 
 __all__ = [
+    "DATA_KINDS",
     "DEFAULT_CHUNK",
     "DIR",
     "FILE",
+    "ID_LEN",
     "INLINE_MAX",
     "LINK",
+    "MIN_OVERHEAD",
     "PAGE_TARGET",
+    "REF_KINDS",
     "BlobRef",
     "Entry",
     "EntryType",

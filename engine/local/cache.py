@@ -346,6 +346,11 @@ class Cache:
         """Every blob row is looked up in the store again before it is reused (a prune deleted objects)."""
         self._enqueue(lambda db: db.execute("UPDATE blobs SET committed=0"), [_ALL_BLOBS])
 
+    def forget_provisional(self) -> None:
+        """Drop every row no commit (or drop record) made final: a write-only client's interrupted
+        run, whose objects are sealed under a key nobody holds any more."""
+        self._enqueue(lambda db: db.execute("DELETE FROM blobs WHERE committed=0"), [_ALL_BLOBS])
+
     def forget_blob(self, blob_id: bytes) -> None:
         def write(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM blobs WHERE id=?", (blob_id,))

@@ -133,6 +133,7 @@ def test_a_bad_writer_credential_is_a_clear_error_and_writes_nothing(owner: Cli,
     r = server("--writer-credential", str(path), "import", str(src), "--to", "/web-1", passphrase=None)
     assert r.code == 2, r
     message = r.one_line_error()
-    assert {"missing": "no such writer credential", "garbage": "writer credential",
-            "owner-json": "newer sigmavault", "directory": "cannot read", "other-vault": "another vault"}[bad] in message
+    expected = {"missing": "no such writer credential", "garbage": "writer credential",
+                "owner-json": "newer sigmavault", "directory": "cannot read", "other-vault": "another vault"}
+    assert expected[bad] in message
     assert not (Path(str(owner.vault)) / "d").exists()

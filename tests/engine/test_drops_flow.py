@@ -356,3 +356,48 @@ async def test_prune_beside_a_pending_drop_deletes_none_of_it_and_after_ingest_n
         assert report.ok, report
     finally:
         await v.aclose()
+
+
+def drop_objects(root: Path, cred: WriterCredential) -> set[str]:
+    return {p.name for p in (root / "d" / cred.writer_id.hex() / "o").iterdir()}
+
+
+async def test_a_writer_dedups_against_its_own_earlier_drops_and_the_owner_reads_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "v"
+    v, cred = await owner_with_writer(root)
+    try:
+        big = bytes(range(256)) * (3 * 4096)  # three full 1 MiB chunks, all alike: one object
+        tree = {"/web-1/big": big, "/web-1/small": b"s" * 3000, "/web-1/other": b"o" * 3000}
+        await drop(root, cred, tree)
+        first = drop_objects(root, cred)
+        await drop(root, cred, {**tree, "/web-1/small": b"changed" * 500})
+        second = drop_objects(root, cred) - first
+        assert len(second) <= 2  # the changed file's pack and the pages' pack: no chunk again
+        await v.commit()
+        drops = v.head_drops()
+        assert drops is not None and [i.seq for i in drops.ingested] == [1, 2]
+        assert await v.read_bytes("/web-1/big") == big
+        assert await v.read_bytes("/web-1/small") == b"changed" * 500
+        report = await v.verify(full=True)
+        assert report.ok, report
+        # the provider deletes a chunk of drop 1: the next run's HEAD finds it gone and stores it again
+        victim = next(n for n in first if (root / "d" / cred.writer_id.hex() / "o" / n).stat().st_size > 1 << 20)
+        folder = root / "d" / cred.writer_id.hex() / "o"
+        (folder / victim).unlink()
+        before = drop_objects(root, cred)
+        await drop(root, cred, {**tree, "/web-1/small": b"third" * 500})
+        again = drop_objects(root, cred) - before
+        assert [n for n in again if (folder / n).stat().st_size > 1 << 20]  # the chunk, stored anew
+        await v.commit()
+        # another machine with the same credential has no index: it stores everything (an object that
+        # merely exists is never a hit, and names are keyed per drop anyway)
+        monkeypatch.setenv("SIGMAVAULT_HOME", str(tmp_path / "elsewhere"))
+        before = drop_objects(root, cred)
+        await drop(root, cred, tree)
+        fresh = drop_objects(root, cred) - before
+        assert len(fresh) == 3 and [n for n in fresh if (folder / n).stat().st_size > 1 << 20]  # chunk, 2 packs
+        await v.commit()
+        assert await v.read_bytes("/web-1/small") == b"s" * 3000
+    finally:
+        await v.aclose()
