@@ -5,8 +5,9 @@
 One random file of ``--size-mib`` MiB (and, with ``--small N``, N small files beside it); each run
 imports it with the ``sigmavault`` command (a child process, wall time) into a fresh local vault as
 the owner, and into another fresh vault with a writer credential; then times the owner's ``ingest``
-of that drop (it reads only the drop's pages, never its data). Prints MB/s, the ratio, and the
-bytes each stores (a drop stores what an import stores, plus its record).
+of that drop (it reads only the drop's pages, never its data), and a second drop of the same,
+unchanged data (the writer's dedup against its own earlier drop: what it adds to the store).
+Prints MB/s, the ratio, and the bytes stored after each step.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def main() -> None:
             (src / f"s{i:05}").write_bytes(os.urandom(4096))
         size = sum(p.stat().st_size for p in src.iterdir())
         env = {**os.environ, "SIGMAVAULT_HOME": str(work / "home"), "SIGMAVAULT_PASSPHRASE": PASSWORD}
-        times: dict[str, list[float]] = {"owner import": [], "writer import": [], "owner ingest": []}
+        times: dict[str, list[float]] = {"owner import": [], "writer import": [], "owner ingest": [],
+                                         "writer re-drop": []}
         sizes: dict[str, int] = {}
         for r in range(args.runs):
             owner, dropped = work / f"owner-{r}", work / f"dropped-{r}"
@@ -67,8 +69,11 @@ def main() -> None:
             writer_env = {k: v for k, v in env.items() if k != "SIGMAVAULT_PASSPHRASE"}
             times["writer import"].append(run([*SV, "--vault", str(dropped), "--writer-credential", str(cred),
                                                "import", str(src)], writer_env))
-            times["owner ingest"].append(run([*SV, "--vault", str(dropped), "ingest"], env))
             sizes = {"owner import": stored(owner), "writer import": stored(dropped)}
+            times["owner ingest"].append(run([*SV, "--vault", str(dropped), "ingest"], env))
+            times["writer re-drop"].append(run([*SV, "--vault", str(dropped), "--writer-credential", str(cred),
+                                                "import", str(src)], writer_env))
+            sizes["writer re-drop"] = stored(dropped)
             shutil.rmtree(owner)
             shutil.rmtree(dropped)
         mb = size / 1e6

@@ -102,19 +102,6 @@ class DropWriter(Edits):
         finally:
             await self.aclose()
 
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if self._mixer is not None:
-                await self._mixer.aclose()
-        finally:
-            try:
-                await self._backend.aclose()
-            finally:
-                await self._cache.aclose()
-
     async def commit(self, meta: dict[str, Any] | None = None) -> int:
         """Store the tree and write this run's signed drop record; returns its seq. ConcurrencyError
         if another run of the same writer took the seq meanwhile (run again: nothing is lost)."""
@@ -145,6 +132,8 @@ class DropWriter(Edits):
         node: Any = self._tree.root
         for i, name in enumerate(self.dest):
             kids = await self._tree.children(node)
+            if not kids:
+                raise UsageError(f"nothing was written to {show(self.dest)}: there is no drop to make")
             if set(kids) != {name}:
                 raise UsageError(f"a writer may write only inside {show(self.dest)}: "
                                  f"found {show(self.dest[:i] + [next(iter(set(kids) - {name}), b'?')])}")

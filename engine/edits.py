@@ -42,6 +42,24 @@ class Edits(View):
         self._mixer_lock = asyncio.Lock()
         self._ledger = StageLedger()  # the stage counters of every pipeline run (metrics)
 
+    async def aclose(self) -> None:
+        """Release the mixer, the backend and the cache. Does not commit. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._release()
+            if self._mixer is not None:
+                await self._mixer.aclose()
+        finally:
+            try:
+                await self._backend.aclose()
+            finally:
+                await self._parts.cache.aclose()
+
+    async def _release(self) -> None:
+        """What the front ends before its parts close (a vault: its writer lease)."""
+
     def _check_writable(self) -> None:
         self._check_open()
 

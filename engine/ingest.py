@@ -12,11 +12,11 @@ behind it). A removed writer's records are refused. A plan is made against one h
 if that head loses the commit race: the committer plans again against the new head.
 
 :meth:`Ingester.apply` merges each taken drop into the working tree: drop n replaces what drop
-n − 1 left at ``dest`` (its merge base is the tree of the generation that ingested drop n − 1), so
-a daily backup replaces what it replaced; the owner's own changes inside ``dest`` since then are
-kept unless the drop changed the same path, where the drop wins and the owner's version becomes a
-conflict copy. Ingested file refs carry their drop key; directory pages are rewritten as the
-vault's own.
+n − 1 left at ``dest`` (its merge base is the tree of the generation that ingested drop n − 1,
+with drop n − 1's own tree at its place), so a daily backup replaces what it replaced; the owner's
+own changes inside ``dest`` since then are kept unless the drop changed the same path, where the
+drop wins and the owner's version becomes a conflict copy. Ingested file refs carry their drop
+key; directory pages are rewritten as the vault's own.
 """
 
 from __future__ import annotations

@@ -135,20 +135,8 @@ class Vault(Edits):
         finally:
             await self.aclose()
 
-    async def aclose(self) -> None:
-        """Release the mixer, the backend and the cache. Does not commit. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            await self._guard.end()  # abort or close: the lease ends (uncommitted uploads become garbage)
-            if self._mixer is not None:
-                await self._mixer.aclose()
-        finally:
-            try:
-                await self._backend.aclose()
-            finally:
-                await self._cache.aclose()
+    async def _release(self) -> None:
+        await self._guard.end()  # abort or close: the lease ends (uncommitted uploads become garbage)
 
     # --- state (the committer's) ------------------------------------------------------------
 

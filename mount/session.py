@@ -124,7 +124,8 @@ class Session:
             await self.refresh()
 
     async def refresh(self) -> None:
-        """Adopt other clients' commits unless local data is still pending (merged at our commit)."""
+        """Adopt other clients' commits unless local data is still pending (merged at our commit),
+        and take in the drops of write-only clients (a commit of its own when there are any)."""
         self._last_refresh = time.monotonic()
         if self.content.pending or self.content.busy or self.vault.pending:
             return
@@ -132,6 +133,7 @@ class Session:
             before = self.vault.generation
             try:
                 gen = await self.vault.refresh()
+                gen = await self.vault.commit()  # write-only clients' drops waiting: taken in now
             except VaultError as exc:
                 log.warning("refresh failed: %s", exc.message)
                 return

@@ -38,6 +38,7 @@ from .engine.anomaly import GuardState
 from .engine.catalog.diff import Change
 from .engine.catalog.results import LogEntry, Stat, VerifyReport
 from .engine.content.writer import Source
+from .engine.format.dropmeta import Drops
 from .engine.keys.credentials import Credential, Passphrase
 from .engine.keys.keyring import Params
 from .engine.keys.keystore import SlotInfo
@@ -314,6 +315,10 @@ class SyncVault(_SyncView):
     def guard_state(self, *, scoring: bool = False) -> GuardState:
         """Blocking :meth:`sigmavault.Vault.guard_state`: the guard's marks, baseline and thresholds."""
         return self._lt.run(self._vault.guard_state(scoring=scoring))
+
+    def head_drops(self) -> Drops | None:
+        """:meth:`sigmavault.Vault.head_drops`: write-only clients' watermark and the head's ingest."""
+        return self._vault.head_drops()
 
     def guard_record(self, meta: dict[str, Any]) -> int:
         """Blocking :meth:`sigmavault.Vault.guard_record`: write a guard record (clear, tune); its generation."""

@@ -58,17 +58,24 @@ class BlobIndex:
             return None
         e, k, o, off, length, ol, committed = row
         ref = BlobRef(e, k, blob_id, o, off, length, ol)
-        if committed or o in self._trusted:
+        if committed or await self._present(blob_id, o, ol):
             return ref
+        return None
+
+    async def _present(self, blob_id: bytes, name: str, length: int) -> bool:
+        """Whether object ``name`` was checked by this instance, or a HEAD finds it with ``length``
+        now (then it is trusted from here on); a row whose object is gone is forgotten."""
+        if name in self._trusted:
+            return True
         try:
-            present = await self._backend.head(o) == ol
+            present = await self._backend.head(name) == length
         except NotFound:
             present = False
         if not present:
             self._cache.forget_blob(blob_id)
-            return None
-        self._trusted.add(o)
-        return ref
+            return False
+        self._trusted.add(name)
+        return True
 
     def stored(self, refs: list[BlobRef]) -> None:
         """Blobs whose objects this instance just wrote (provisional until a commit)."""
@@ -169,17 +176,8 @@ class DropIndex(BlobIndex):
         if not committed:
             return BlobRef(e, k, blob_id, o, off, length, ol) if o in self._run else None
         seq = await self._cache.get_meta("drop:" + o)
-        if seq < 1:
+        if seq < 1 or not await self._present(blob_id, o, ol):
             return None
-        if o not in self._trusted:
-            try:
-                present = await self._backend.head(o) == ol
-            except NotFound:
-                present = False
-            if not present:
-                self._cache.forget_blob(blob_id)
-                return None
-            self._trusted.add(o)
         return BlobRef(e, k, blob_id, o, off, length, ol, drop_seq=seq)
 
     def dropped(self, seq: int) -> None:

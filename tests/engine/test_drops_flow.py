@@ -401,3 +401,20 @@ async def test_a_writer_dedups_against_its_own_earlier_drops_and_the_owner_reads
         assert await v.read_bytes("/web-1/small") == b"s" * 3000
     finally:
         await v.aclose()
+
+
+async def test_a_writer_reads_back_only_what_it_wrote_in_this_run(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    v, cred = await owner_with_writer(root)
+    await v.aclose()
+    await drop(root, cred, {"/web-1/yesterday": b"from the last run"})
+    async with await sigmavault.open(str(root), writer_credential=cred) as w:
+        await w.put("/web-1/today", b"T" * 5000)
+        assert await w.read_bytes("/web-1/today") == b"T" * 5000
+        for path in ("/web-1/yesterday", "/owner/notes.txt"):
+            with pytest.raises(NotFound):
+                await w.read_bytes(path)
+        assert [s.name for s in await w.ls("/")] == ["web-1"]
+        with pytest.raises(UsageError, match="nothing was written"):
+            async with await sigmavault.open(str(root), writer_credential=cred) as empty:
+                await empty.commit()
