@@ -15,7 +15,8 @@ mapped in exactly one place (by class, never by message text)::
     │   └── VaultNotFound       4  ENOENT
     ├── AlreadyExists           5  EEXIST     destination exists (and --force was not given)
     ├── IntegrityError          6  EIO        tampered, corrupt, truncated or substituted data
-    │   └── RollbackError       7  EIO        the provider served an older or forked history
+    │   ├── RollbackError       7  EIO        the provider served an older or forked history
+    │   └── ObjectMissing       6  EIO        an object a reference needs is not in the storage
     ├── BackendError            8  EIO        the storage refused or failed a request
     │   ├── BackendUnavailable  9  EIO        unreachable / transient (retryable)
     │   │   └── EndpointUnreachable 9  EIO    nothing ever answered at the endpoint (not retried)
@@ -122,6 +123,12 @@ class IntegrityError(VaultError):
 class RollbackError(IntegrityError):
     exit_code = 7
     default_message = "rollback or fork detected: the storage served an older or diverging history"
+
+
+class ObjectMissing(IntegrityError):
+    """An object that an authenticated reference names is not in the storage (lost or withheld)."""
+
+    default_message = "an object the vault needs is missing from the storage"
 
 
 class BackendError(VaultError):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from ..backends.base import Backend, get_bounded
 from .catalog.pagestore import Catalog
 from .catalog.tree import Dir, File, Link, Meta, Node, Tree, merge, split_path
-from .errors import IntegrityError, NotADirectory, NotFound, UsageError
+from .errors import IntegrityError, NotADirectory, NotFound, ObjectMissing, UsageError
 from .format import drops as records
 from .format.commits import ChainHead, Commit
 from .format.dropmeta import Drops, Ingested, Mark, Refused
@@ -124,6 +124,8 @@ class Ingester:
             return False  # refused before: said once
         try:
             taken = await self._check(w, seq, name, data, last)
+        except ObjectMissing:
+            return False  # not there (yet, or withheld): the drop waits; verify says it waits
         except (IntegrityError, NotFound, NotADirectory, UsageError) as exc:  # not a BackendError: that one waits
             plan.refused.append(Refused(w.id, seq, "writer removed" if w.state != "active" else exc.message))
             plan.mark[w.id] = dataclasses.replace(last, skip=digest)  # the watermark stays: a gap

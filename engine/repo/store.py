@@ -16,7 +16,7 @@ import hmac
 from collections.abc import Mapping
 
 from ...backends.base import Backend, get_bounded
-from ..errors import IntegrityError, NotFound
+from ..errors import IntegrityError, NotFound, ObjectMissing
 from ..format.canonical import fail
 from ..format.envelope import Sealer, object_len
 from ..format.pages import BlobRef
@@ -78,7 +78,7 @@ class ObjectStore:
         try:
             data = await get_bounded(self.backend, name, limit)
         except NotFound:
-            raise IntegrityError(f"object {name} is missing from the storage") from None
+            raise ObjectMissing(f"object {name} is missing from the storage") from None
         if expected_len is not None and len(data) != expected_len:
             raise IntegrityError(f"object {name} has the wrong length (truncated or replaced)")
         return data

@@ -418,3 +418,24 @@ async def test_a_writer_reads_back_only_what_it_wrote_in_this_run(tmp_path: Path
         with pytest.raises(UsageError, match="nothing was written"):
             async with await sigmavault.open(str(root), writer_credential=cred) as empty:
                 await empty.commit()
+
+
+async def test_a_drop_whose_objects_are_withheld_waits_and_is_taken_in_when_they_are_back(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    v, cred = await owner_with_writer(root)
+    try:
+        await drop(root, cred, {"/web-1/a": b"A" * 3000})
+        folder = root / "d" / cred.writer_id.hex() / "o"
+        held = {p: p.read_bytes() for p in folder.iterdir()}
+        for p in held:
+            p.unlink()  # the provider withholds the drop's objects (its pages among them)
+        gen = await v.commit()
+        drops = v.head_drops()
+        assert drops is None or not drops.refused  # not refused: it waits
+        assert [n for n in (await v.verify()).notes if "wait to be taken in" in n]
+        for p, data in held.items():
+            p.write_bytes(data)
+        assert await v.commit() == gen + 1
+        assert await v.read_bytes("/web-1/a") == b"A" * 3000
+    finally:
+        await v.aclose()

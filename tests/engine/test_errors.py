@@ -23,6 +23,7 @@ EXPECTED = {
     "AlreadyExists": errno.EEXIST,
     "IntegrityError": errno.EIO,
     "RollbackError": errno.EIO,
+    "ObjectMissing": errno.EIO,
     "BackendError": errno.EIO,
     "BackendUnavailable": errno.EIO,
     "EndpointUnreachable": errno.EIO,
