@@ -45,12 +45,12 @@ EXAMPLES = examples(DOC.read_text())
 
 
 def test_every_part_of_the_page_has_an_example() -> None:
-    assert len(EXAMPLES) == 8
+    assert len(EXAMPLES) == 9
     sources = "\n".join(program for program, _ in EXAMPLES)
     for name in ("sigmavault.create(", "sigmavault.open(", ".put(", ".get(", ".read_bytes(", ".open_read(",
                  ".open(", ".walk(", ".ls(", ".stat(", ".commit(", ".refresh(", ".at(", ".diff(", ".log(",
                  ".verify(", ".forget(", ".audit(", ".keys", "VaultError", "Tuning(", "Places(", "sigmavault.sync",
-                 "fsspec.filesystem", "make_app(", '"lifespan"'):
+                 "fsspec.filesystem", "make_app(", '"lifespan"', "writer_credential=", ".head_drops("):
         assert name in sources, f"no example uses {name}"
 
 
