@@ -66,6 +66,9 @@ class AuditEntry:
     drop: int | None = None  # its seq
     dest: str | None = None  # drop: where it went
     why: str | None = None  # refused: the reason
+    #: keys: the slot changes the commit recorded ({"op", "slot" b64u, "type", "label"}); empty when
+    #: only the keystore generation moved (a change not recorded, e.g. by an older client)
+    keys: tuple[Mapping[str, str], ...] = ()
 
 
 def who(c: Commit) -> dict[str, Any]:
@@ -124,7 +127,10 @@ async def audit(history: History, since: int | None = None) -> list[AuditEntry]:
         c = await history.commit_at(g)
         a = c.audit
         base = dict(generation=g, time=c.time, keystore_generation=c.keystore_gen, **who(c))
-        if before is not None and c.keystore_gen > before and (since is None or c.time >= since):
+        shown = since is None or c.time >= since
+        if a.keys and shown:
+            out.append(AuditEntry("keys", keys=a.keys, **base))
+        elif before is not None and c.keystore_gen > before and shown:
             out.append(AuditEntry("keys", **base))
         before = c.keystore_gen
         if since is not None and c.time < since:
@@ -139,7 +145,7 @@ async def audit(history: History, since: int | None = None) -> list[AuditEntry]:
                     **base,
                 )
             )
-        else:
+        elif not (a.keys and a.counts is None):  # a record of key changes alone is its "keys" event
             out.append(
                 AuditEntry(
                     "commit",

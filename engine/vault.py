@@ -41,6 +41,7 @@ from .format.dropmeta import Drops
 from .format.meta import MAX_HOST, MAX_LABEL
 from .guard import WriteGuard
 from .ingest import Ingester
+from .keys.keystore import Unlocked
 from .keys.schedule import KIND_DATA_PACK, KIND_PAGE_PACK
 from .lifecycle import AuditEntry, ForgetReport, audit, decide, next_chunk, report
 from .local.cache import Cache
@@ -90,7 +91,9 @@ class Vault(Edits):
                                   ingester=self._ingester)
         #: the vault's key slots (list, add, remove, change a passphrase): the ``key …`` commands
         self.keys = keys
-        keys.on_change = history.adopt_keystore
+        keys.on_change = self._keys_changed
+        #: key slot changes made here and not yet recorded in the chain (``meta.keys``)
+        self._key_changes: list[dict[str, str]] = []
         #: shown once after ``create``: the recovery code (a secret; print it for the user, never log it)
         self.recovery_code: str | None = None
         self._audit_host = False
@@ -223,7 +226,25 @@ class Vault(Edits):
         RollbackError.
         """
         self._check_writable()
-        return await self._commits.commit(meta)
+        changes = list(self._key_changes)
+        gen = await self._commits.commit({**(meta or {}), "keys": changes} if changes else meta)
+        del self._key_changes[: len(changes)]
+        return gen
+
+    async def _keys_changed(self, u: Unlocked, what: dict[str, str]) -> None:
+        """The keys facet wrote keystore ``u``: adopt it, and record what changed in the chain (a
+        record of its own, or with the commit of the pending edits), so ``audit`` names it."""
+        self._history.adopt_keystore(u)
+        self._key_changes.append(what)
+        if self.pending:
+            return
+        changes = list(self._key_changes)
+
+        async def record(_head: ChainHead) -> dict[str, Any]:
+            return {"keys": changes}
+
+        await self._commits.record(record)
+        del self._key_changes[: len(changes)]
 
     async def refresh(self) -> int:
         """Adopt commits made by other clients now; returns the generation.

@@ -14,6 +14,8 @@ canonical bytes and re-encode unchanged) and ignores them, but the known keys ha
                    "suspect": true | false, "reasons": [short text, …],
                    "clear": [generation, …] (a record: these marks are cleared, each below this gen),
                    "tune": {threshold name: integer} (a record: the thresholds from here on)}
+    "keys":       [{"op": "add" | "remove" | "passwd", "slot": b64u(id), "type": slot type,
+                    "label": slot label}, …] (key slot changes made by the writer since its last commit)
     "drops":      write-only clients' watermark, and the drops this commit ingested or refused
                   (:mod:`.dropmeta`)
 
@@ -73,6 +75,25 @@ class Audit:
     forget: Forget | None = None
     guard: Guard | None = None
     drops: Drops | None = None
+    keys: tuple[Mapping[str, str], ...] = ()
+
+
+KEY_OPS = ("add", "remove", "passwd")
+
+
+def _keys(value: object) -> tuple[Mapping[str, str], ...]:
+    out = []
+    for item in array(value, MAX_REASONS):
+        if not isinstance(item, dict) or not {"op"} <= set(item) <= {"op", "slot", "type", "label"}:
+            fail("meta keys")
+        if string(item["op"], 16) not in KEY_OPS:
+            fail("meta keys op")
+        if "slot" in item and not 1 <= len(unb64u(item["slot"])) <= MAX_SLOT_ID:
+            fail("meta keys slot")
+        string(item.get("type", ""), 32)
+        string(item.get("label", ""), MAX_LABEL)
+        out.append(dict(item))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +205,8 @@ def check(value: object, gen: int) -> Audit:
     forget = _forget(value["forget"], gen) if "forget" in value else None
     guard = _guard(value["guard"], gen) if "guard" in value else None
     drops = dropmeta.parse(value["drops"], gen) if "drops" in value else None
-    return Audit(slot, label, host, counts, forget, guard, drops)
+    keys = _keys(value["keys"]) if "keys" in value else ()
+    return Audit(slot, label, host, counts, forget, guard, drops, keys)
 
 
 def audit_of(meta: Mapping[str, Any] | None, gen: int) -> Audit:

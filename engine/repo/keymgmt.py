@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...backends.base import Backend
 from ..errors import AlreadyExists, BackendError, ConcurrencyError, IntegrityError, NotFound, UsageError
+from ..format.canonical import b64u
 from ..keys import keystore, xwing
 from ..keys.credentials import DeviceKey, Passphrase
 from ..keys.keyring import Params
@@ -38,6 +39,10 @@ from ..keys.secret import Secret
 from ..keys.slots import INTERACTIVE, PROFILES, KdfProfile
 from ..keys.writers import Writer, WriterCredential
 from ..local import devstate, localstate
+
+
+async def _nothing(_u: Unlocked, _what: dict[str, str]) -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +159,7 @@ class Keys:
         self._backend = backend
         self._u = unlocked
         #: told of each keystore this facet writes (the vault's history adopts it: epochs, writers)
-        self.on_change: Callable[[Unlocked], None] = lambda _u: None
+        self.on_change: Callable[[Unlocked, dict[str, str]], Awaitable[None]] = _nothing
         self._folder = folder
         self.device_secret = device_secret
         self.device_key = device_key
@@ -203,9 +208,14 @@ class Keys:
         """(fingerprint, KSK, slot id) to hand to the unlock agent: a secret, never to be logged."""
         return self._u.fingerprint, self._u.ksk, self._u.opened_slot
 
-    def _apply(self, change: Changed) -> Changed:
+    async def _apply(self, change: Changed, op: str, slot: SlotInfo | None = None) -> Changed:
+        """Hold the new keystore and tell the vault what changed (its audit records it in the chain)."""
         self._u = change.vault
-        self.on_change(change.vault)
+        touched = slot or change.slot
+        what = {"op": op}
+        if touched is not None:
+            what.update(slot=b64u(touched.id), type=touched.type, label=touched.label[:256])
+        await self.on_change(change.vault, what)
         return change
 
     async def change_passphrase(self, new: Passphrase | str, *, slot_id: bytes | None = None,
@@ -223,7 +233,7 @@ class Keys:
         written = await asyncio.to_thread(keystore.change_passphrase, u, _passphrase(new), slot_id=slot,
                                           device_secret=device_secret,
                                           profile=None if profile is None else _profile(profile))
-        return self._apply(await _store(self._backend, self._folder, written, slot))
+        return await self._apply(await _store(self._backend, self._folder, written, slot), "passwd")
 
     async def add_passphrase(self, passphrase: Passphrase | str, label: str,
                              profile: KdfProfile | str = INTERACTIVE) -> Changed:
@@ -232,7 +242,8 @@ class Keys:
         await _check_newest(self._backend, u)
         written = await asyncio.to_thread(keystore.add_passphrase, u, _passphrase(passphrase), label,
                                           _profile(profile))
-        return self._apply(await _store(self._backend, self._folder, written, _new_slot(u, written.vault)))
+        return await self._apply(await _store(self._backend, self._folder, written, _new_slot(u, written.vault)),
+                                 "add")
 
     async def add_two_factor(self, passphrase: Passphrase | str, label: str,
                              profile: KdfProfile | str = INTERACTIVE) -> Changed:
@@ -242,7 +253,8 @@ class Keys:
         device = await asyncio.to_thread(_device_secret, self.device_secret)
         written, _ = await asyncio.to_thread(keystore.add_two_factor, u, _passphrase(passphrase), label, device,
                                              _profile(profile))
-        return self._apply(await _store(self._backend, self._folder, written, _new_slot(u, written.vault)))
+        return await self._apply(await _store(self._backend, self._folder, written, _new_slot(u, written.vault)),
+                                 "add")
 
     async def add_recipient(self, recipient: str, label: str) -> Changed:
         """Give the holder of an ``age1pq1…`` identity access. UsageError for a malformed recipient."""
@@ -252,7 +264,8 @@ class Keys:
             written = keystore.add_recipient(u, recipient, label)
         except IntegrityError as exc:  # from the bech32 and key checks: the user's input, not the vault
             raise UsageError("not a valid age1pq1… recipient") from exc
-        return self._apply(await _store(self._backend, self._folder, written, _new_slot(u, written.vault)))
+        return await self._apply(await _store(self._backend, self._folder, written, _new_slot(u, written.vault)),
+                                 "add")
 
     async def device_recipient(self) -> str:
         """This device's public key for this vault (``age1pq1…``), creating the device key on first use."""
@@ -273,7 +286,8 @@ class Keys:
         if any(getattr(s, "pk", None) == pk for s in u.slots):
             raise UsageError("this device (key) already has a slot in this vault")
         written = keystore.add_device(u, pk, label)
-        return self._apply(await _store(self._backend, self._folder, written, _new_slot(u, written.vault)))
+        return await self._apply(await _store(self._backend, self._folder, written, _new_slot(u, written.vault)),
+                                 "add")
 
     async def add_writer(self, label: str, prefix: str) -> WriterCredential:
         """Add a write-only client that may write under the vault folder ``prefix`` (such as ``/web-1``)
@@ -283,12 +297,13 @@ class Keys:
         u = self._u
         await _check_newest(self._backend, u)
         written, cred = keystore.add_writer(u, label, prefix)
-        self._apply(await _store(self._backend, self._folder, written, cred.writer_id))
+        await self._apply(await _store(self._backend, self._folder, written, cred.writer_id), "add")
         return cred
 
     async def remove(self, slot_id: bytes) -> Changed:
         """Remove a slot (a writer's: the writer is revoked, its keyring entry stays as a tombstone).
         Raises UsageError (see :func:`keystore.remove_slot`), ConcurrencyError."""
         await _check_newest(self._backend, self._u)
+        victim = next((s for s in self._u.list_slots() if s.id == slot_id), None)
         written = keystore.remove_slot(self._u, slot_id)
-        return self._apply(await _store(self._backend, self._folder, written, None))
+        return await self._apply(await _store(self._backend, self._folder, written, None), "remove", victim)

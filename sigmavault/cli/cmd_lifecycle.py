@@ -11,6 +11,7 @@ recorded (slot labels, host names) is printed escaped.
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib.util
 from collections.abc import Callable
 from datetime import datetime
@@ -186,10 +187,23 @@ def _entry_doc(e: AuditEntry) -> dict[str, Any]:
         "drop": e.drop,
         "dest": e.dest,
         "why": e.why,
+        "keys": [dict(k) for k in e.keys],
     }
 
 
+def _slot_hex(b64: str | None) -> str:
+    try:
+        return base64.urlsafe_b64decode((b64 or "") + "=" * (-len(b64 or "") % 4)).hex()[:8] or "?"
+    except ValueError:
+        return "?"
+
+
 def _entry_line(e: AuditEntry) -> str:
+    if e.event == "keys" and e.keys:  # recorded by the client that changed them
+        what = "; ".join(f"{k['op']} {k.get('type', '?')} slot {_slot_hex(k.get('slot'))}"
+                         + (f' "{shown(k["label"], 40)}"' if k.get("label") else "") for k in e.keys)
+        return (f"{e.generation:>6}  {iso_time(e.time)}  keys    {shown(what, 400)}  (by {who_text(e)}; "
+                f"keystore generation {e.keystore_generation})")
     if e.event == "keys":  # the commit that first names the new keystore, not necessarily who changed it
         return (
             f"{e.generation:>6}  {iso_time(e.time)}  keys    keystore generation {e.keystore_generation} "

@@ -55,6 +55,7 @@ def test_a_server_backs_up_with_only_its_writer_credential_and_the_owner_takes_i
     assert os.readlink(tmp_path / "out" / "deep" / "link") == "../a.txt"
     audit = owner.ok("audit").out
     assert "drop 1" in audit and "web-1" in audit
+    assert 'add writer slot' in audit and '"web-1"' in audit  # who made the writer, recorded in the chain
     assert "drop 1 of writer" in owner.ok("log").out
     assert owner.ok("verify", "--full").code == 0
     # the next day: backup of a changed tree replaces what it replaced
@@ -110,7 +111,8 @@ def test_a_removed_writers_later_drop_is_refused_and_shown_by_audit(owner: Cli, 
     took = owner.ok("--json", "ingest").json()
     assert took["ingested"] == [] and [r["drop"] for r in took["refused"]] == [2]
     assert owner.ok("cat", "/web-1/a.txt").out == "hello\n"
-    assert "refused" in owner.ok("audit").out
+    audit = owner.ok("audit").out
+    assert "refused" in audit and "remove writer slot" in audit
     assert "refused drop 2" in owner.ok("verify", "--full").out  # a record of it, exit 0: not damage
 
 

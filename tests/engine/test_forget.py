@@ -117,8 +117,12 @@ async def test_audit_reads_who_when_and_key_changes(tmp_path: Path) -> None:
         assert last.slot == v.keys.opened_slot.hex() and last.slot_label is not None
         assert last.host and last.counts == {"added": 1, "changed": 0, "removed": 0, "bytes": 10}
         assert events[3].keystore_generation == 2 and events[1].host is None  # host only once allowed
+        # the key change is a record of its own, naming the slot added, and who added it
+        assert events[3].generation == 3 and [(k["op"], k["type"], k["label"]) for k in events[3].keys] == [
+            ("add", "argon2id", "backup laptop")]
+        assert events[3].slot == v.keys.opened_slot.hex()
         # generation 0 was created at the real time (after T0): it is "since" too
-        assert [e.generation for e in await v.audit(since=T0 + DAY)] == [0, 2, 3, 3]
+        assert [e.generation for e in await v.audit(since=T0 + DAY)] == [0, 2, 3, 4]
         assert all(e.client == v._history.client_id.hex() for e in events)
 
 
