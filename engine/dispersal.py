@@ -105,8 +105,16 @@ def degraded(vault: Vault) -> list[str]:
 
 
 async def repair(vault: Vault, on_progress: Progress | None = None) -> RepairReport:
-    """``sigmavault repair``: every missing or corrupt shard and commit/keystore replica, rebuilt."""
-    return await repair_places(_need(vault), on_progress)
+    """``sigmavault repair``: every missing or corrupt shard and commit/keystore replica, rebuilt.
+    A repair that changed anything is recorded in the chain (``audit`` lists it) once every place
+    is reachable again."""
+    report = await repair_places(_need(vault), on_progress)
+    if not report.clean and not report.unreachable and not vault.pending:
+        await vault._record({"repair": {"objects": report.objects, "shards_written": report.shards_written,
+                                        "shards_replaced": report.shards_replaced,
+                                        "records_copied": report.records_copied,
+                                        "copies_removed": report.copies_removed}})
+    return report
 
 
 async def status(vault: Vault) -> list[PlaceStatus]:

@@ -46,8 +46,9 @@ class ForgetReport:
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
-    """One event of the history: ``commit``, ``forget``, ``keys`` (the keystore generation moved),
-    ``drop`` (a write-only client's drop taken in) or ``refused`` (a drop refused, and why)."""
+    """One event of the history: ``commit``, ``forget``, ``keys`` (slots changed, or the keystore
+    generation moved), ``prune`` and ``repair`` (runs, with their counts), ``drop`` (a write-only
+    client's drop taken in) or ``refused`` (a drop refused, and why)."""
 
     event: str
     generation: int
@@ -145,6 +146,9 @@ async def audit(history: History, since: int | None = None) -> list[AuditEntry]:
                     **base,
                 )
             )
+        elif a.prune is not None or a.repair is not None:
+            out.append(AuditEntry("prune" if a.prune is not None else "repair",
+                                  counts=dict(a.prune if a.prune is not None else a.repair or {}), **base))
         elif not (a.keys and a.counts is None):  # a record of key changes alone is its "keys" event
             out.append(
                 AuditEntry(

@@ -239,11 +239,7 @@ class Vault(Edits):
         if self.pending:
             return
         changes = list(self._key_changes)
-
-        async def record(_head: ChainHead) -> dict[str, Any]:
-            return {"keys": changes}
-
-        await self._commits.record(record)
+        await self._record({"keys": changes})
         del self._key_changes[: len(changes)]
 
     async def refresh(self) -> int:
@@ -360,13 +356,7 @@ class Vault(Edits):
         """Write a record (a commit of the head's own root) whose ``meta`` adds ``meta``: a guard clear
         or tune, or the score of a run that changed nothing. Commits pending edits first."""
         await self.commit()
-
-        async def same(_head: ChainHead) -> dict[str, Any]:
-            return meta
-
-        gen = await self._commits.record(same)
-        assert gen is not None
-        return gen
+        return await self._record(meta)
 
     async def audit(self, since: int | None = None) -> list[AuditEntry]:
         """Every commit record of the chain, oldest first, forgotten ones included: who (slot, client,
@@ -397,7 +387,23 @@ class Vault(Edits):
             if self.pending:  # our own uploads would be candidates, and our lease would make us wait for ourselves
                 raise UsageError("commit the pending changes before pruning")
             await self._guard.end()  # nothing pending: what this vault uploaded since its last commit is garbage
-        return await self._pruner(max_unused=max_unused, dry_run=dry_run, progress=progress).run()
+        report = await self._pruner(max_unused=max_unused, dry_run=dry_run, progress=progress).run()
+        if not dry_run:  # the run, in the chain: audit lists who pruned, when, and what went
+            await self._record({"prune": {"deleted": report.deleted, "bytes": report.deleted_bytes,
+                                          "candidates": report.candidates}})
+        return report
+
+    async def _record(self, meta: dict[str, Any]) -> int:
+        """Write a record: a commit of the head's own tree whose ``meta`` adds ``meta`` (a key change,
+        a prune or repair run, a guard clear or tune). UsageError with edits pending."""
+        self._check_writable()
+
+        async def same(_head: ChainHead) -> dict[str, Any]:
+            return meta
+
+        gen = await self._commits.record(same)
+        assert gen is not None
+        return gen
 
     def _pruner(self, **options: Any) -> Pruner:
         """A pruner over this vault (tests pass ``ttl``, ``clock``, ``poll`` and a step ``hook``)."""

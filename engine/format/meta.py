@@ -14,6 +14,8 @@ canonical bytes and re-encode unchanged) and ignores them, but the known keys ha
                    "suspect": true | false, "reasons": [short text, …],
                    "clear": [generation, …] (a record: these marks are cleared, each below this gen),
                    "tune": {threshold name: integer} (a record: the thresholds from here on)}
+    "prune":      {"deleted": objects, "bytes": bytes, "candidates": objects} (a record: a prune run)
+    "repair":     {count name: integer} (a record: a repair of a dispersed vault's places)
     "keys":       [{"op": "add" | "remove" | "passwd", "slot": b64u(id), "type": slot type,
                     "label": slot label}, …] (key slot changes made by the writer since its last commit)
     "drops":      write-only clients' watermark, and the drops this commit ingested or refused
@@ -76,6 +78,8 @@ class Audit:
     guard: Guard | None = None
     drops: Drops | None = None
     keys: tuple[Mapping[str, str], ...] = ()
+    prune: Mapping[str, int] | None = None
+    repair: Mapping[str, int] | None = None
 
 
 KEY_OPS = ("add", "remove", "passwd")
@@ -206,7 +210,9 @@ def check(value: object, gen: int) -> Audit:
     guard = _guard(value["guard"], gen) if "guard" in value else None
     drops = dropmeta.parse(value["drops"], gen) if "drops" in value else None
     keys = _keys(value["keys"]) if "keys" in value else ()
-    return Audit(slot, label, host, counts, forget, guard, drops, keys)
+    prune = _counts(value["prune"], "meta prune") if "prune" in value else None
+    repair = _counts(value["repair"], "meta repair") if "repair" in value else None
+    return Audit(slot, label, host, counts, forget, guard, drops, keys, prune, repair)
 
 
 def audit_of(meta: Mapping[str, Any] | None, gen: int) -> Audit:

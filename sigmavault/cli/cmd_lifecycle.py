@@ -215,6 +215,11 @@ def _entry_line(e: AuditEntry) -> str:
                 else f"drop {e.drop} refused: {shown(e.why or '?', 200)}")
         return f"{e.generation:>6}  {iso_time(e.time)}  {e.event:<7} {writer}  {what}  (by {who_text(e)})"
     head = f"{e.generation:>6}  {iso_time(e.time)}  {e.event:<6}  {who_text(e)}"
+    if e.event in ("prune", "repair"):
+        c = e.counts or {}
+        what = (f"deleted {c.get('deleted', 0)} objects ({human_size(c.get('bytes', 0))})" if e.event == "prune"
+                else ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(c.items())))
+        return f"{head}  {what}"
     if e.event == "forget":
         rules = " ".join(f"{k}={shown(str(v), 20)}" for k, v in e.rules.items())
         gens = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in e.forgot)

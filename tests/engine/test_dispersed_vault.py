@@ -108,6 +108,8 @@ async def test_a_deleted_place_is_rebuilt_by_repair(tmp_path: Path) -> None:
         assert report.shards_written > 0 and not report.unrecoverable and not report.unreachable
         assert (await dispersal.repair(v)).clean
         assert all(s.shards_missing == 0 and s.reachable for s in await dispersal.status(v))
+        repairs = [e for e in await v.audit() if e.event == "repair"]  # the run is in the chain, once
+        assert [(e.counts or {}).get("shards_written") for e in repairs] == [report.shards_written]
     shutil.rmtree(urls[1])  # now another place goes: the rebuilt one carries the vault with the third
     async with await sigmavault.open([urls[2], urls[0]], passphrase=PASS) as v:
         for path, body in data.items():
