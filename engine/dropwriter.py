@@ -29,7 +29,7 @@ from typing import Any
 from ..backends.base import Backend, get_bounded
 from . import locking
 from .catalog.pagestore import Catalog
-from .catalog.tree import Dir, File, Meta, Tree, show, split_path
+from .catalog.tree import Dir, File, Meta, Node, Tree, show, split_path
 from .content.index import DropIndex
 from .content.writer import ContentWriter
 from .edits import Edits
@@ -115,7 +115,7 @@ class DropWriter(Edits):
             await self._content.flush()
             root = await self._catalog.save(self._tree)
             await self._page_pack.flush()
-            body = records.DropBody(dest=show(self.dest).encode() if self.dest else b"/", root=tuple(root),
+            body = records.DropBody(dest=b"/" + b"/".join(self.dest), root=tuple(root),
                                     files=files, bytes=size, started=self._started, finished=int(time.time()))
             c = self._credential
             data = await asyncio.to_thread(records.seal_record, c.signing, self._keys, c.writer_id, self.seq,
@@ -127,10 +127,12 @@ class DropWriter(Edits):
             self._index.dropped(self.seq)
             return self.seq
 
-    async def _at_dest(self) -> Any:
+    async def _at_dest(self) -> Node:
         """The node at ``dest``, after checking that nothing was written beside the path to it."""
-        node: Any = self._tree.root
+        node: Node = self._tree.root
         for i, name in enumerate(self.dest):
+            if not isinstance(node, Dir):
+                raise UsageError(f"{show(self.dest[:i])} is not a folder: there is no drop to make")
             kids = await self._tree.children(node)
             if not kids:
                 raise UsageError(f"nothing was written to {show(self.dest)}: there is no drop to make")
@@ -140,7 +142,7 @@ class DropWriter(Edits):
             node = kids[name]
         return node
 
-    async def _count(self, top: Any) -> tuple[int, int]:
+    async def _count(self, top: Node) -> tuple[int, int]:
         files = size = 0
         stack = [top]
         while stack:

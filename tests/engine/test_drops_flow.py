@@ -439,3 +439,17 @@ async def test_a_drop_whose_objects_are_withheld_waits_and_is_taken_in_when_they
         assert await v.read_bytes("/web-1/a") == b"A" * 3000
     finally:
         await v.aclose()
+
+
+async def test_a_drop_to_a_folder_whose_name_is_not_utf8_lands_there(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    v, cred = await owner_with_writer(root)
+    try:
+        async with await sigmavault.open(str(root), writer_credential=cred, dest=b"/web-1/caf\xe9") as w:
+            await w.put(b"/web-1/caf\xe9/r\xe9sum\xe9", b"latin-1 names")
+        await v.commit()
+        assert await v.read_bytes(b"/web-1/caf\xe9/r\xe9sum\xe9") == b"latin-1 names"
+        drops = v.head_drops()
+        assert drops is not None and [i.dest for i in drops.ingested] == [b"/web-1/caf\xe9"]
+    finally:
+        await v.aclose()
