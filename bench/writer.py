@@ -16,20 +16,12 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-SV = [sys.executable, "-m", "sigmavault"]
-PASSWORD = "bench-passphrase-not-secret"
-
-
-def run(cmd: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import PASSWORD, SV, run
 
 
 def stored(path: Path) -> int:
@@ -53,37 +45,41 @@ def main() -> None:
         for i in range(args.small):
             (src / f"s{i:05}").write_bytes(os.urandom(4096))
         size = sum(p.stat().st_size for p in src.iterdir())
-        env = {**os.environ, "SIGMAVAULT_HOME": str(work / "home"), "SIGMAVAULT_PASSPHRASE": PASSWORD}
+        env = {"SIGMAVAULT_HOME": str(work / "home"), "SIGMAVAULT_PASSPHRASE": PASSWORD}
+        writer_env = {"SIGMAVAULT_HOME": str(work / "home")}  # a writer never takes a passphrase
         times: dict[str, list[float]] = {"owner import": [], "writer import": [], "owner ingest": [],
                                          "writer re-drop": []}
+        rss: dict[str, list[float]] = {name: [] for name in times}
         sizes: dict[str, int] = {}
+
+        def timed(name: str, cmd: list[str], how: dict[str, str]) -> None:
+            seconds, peak = run(cmd, how)
+            times[name].append(seconds)
+            rss[name].append(peak)
+
         for r in range(args.runs):
             owner, dropped = work / f"owner-{r}", work / f"dropped-{r}"
             for v in (owner, dropped):
-                subprocess.run([*SV, "--vault", str(v), "create", "--kdf", "minimum"], env=env, check=True,
-                               stdout=subprocess.DEVNULL)
+                run([SV, "--vault", str(v), "create", "--kdf", "minimum"], env)
             cred = work / f"w-{r}.cred"
-            subprocess.run([*SV, "--vault", str(dropped), "key", "add", "--writer", "--to", "/w", "--out", str(cred)],
-                           env=env, check=True, stdout=subprocess.DEVNULL)
-            times["owner import"].append(run([*SV, "--vault", str(owner), "import", str(src), "--to", "/w"], env))
-            writer_env = {k: v for k, v in env.items() if k != "SIGMAVAULT_PASSPHRASE"}
-            times["writer import"].append(run([*SV, "--vault", str(dropped), "--writer-credential", str(cred),
-                                               "import", str(src)], writer_env))
+            run([SV, "--vault", str(dropped), "key", "add", "--writer", "--to", "/w", "--out", str(cred)], env)
+            timed("owner import", [SV, "--vault", str(owner), "import", str(src), "--to", "/w"], env)
+            writer = [SV, "--vault", str(dropped), "--writer-credential", str(cred), "import", str(src)]
+            timed("writer import", writer, writer_env)
             sizes = {"owner import": stored(owner), "writer import": stored(dropped)}
-            times["owner ingest"].append(run([*SV, "--vault", str(dropped), "ingest"], env))
-            times["writer re-drop"].append(run([*SV, "--vault", str(dropped), "--writer-credential", str(cred),
-                                                "import", str(src)], writer_env))
+            timed("owner ingest", [SV, "--vault", str(dropped), "ingest"], env)
+            timed("writer re-drop", writer, writer_env)
             sizes["writer re-drop"] = stored(dropped)
             shutil.rmtree(owner)
             shutil.rmtree(dropped)
         mb = size / 1e6
         base = statistics.median(times["owner import"])
         print(f"{args.size_mib} MiB + {args.small} small files, {args.runs} runs (median wall time, child processes)")
-        print(f"{'':16} {'seconds':>8} {'MB/s':>8} {'vs owner':>9} {'stored MB':>10}")
+        print(f"{'':16} {'seconds':>8} {'MB/s':>8} {'vs owner':>9} {'stored MB':>10} {'RSS MiB':>8}")
         for name, ts in times.items():
             t = statistics.median(ts)
             kept = f"{sizes[name] / 1e6:10.1f}" if name in sizes else f"{'':>10}"
-            print(f"{name:16} {t:8.2f} {mb / t:8.1f} {base / t:8.2f}× {kept}")
+            print(f"{name:16} {t:8.2f} {mb / t:8.1f} {base / t:8.2f}× {kept} {max(rss[name]):8.0f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
