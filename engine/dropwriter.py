@@ -33,7 +33,15 @@ from .catalog.tree import Dir, File, Meta, Node, Tree, show, split_path
 from .content.index import DropIndex
 from .content.writer import ContentWriter
 from .edits import Edits
-from .errors import BackendAuthError, ConcurrencyError, IntegrityError, NotFound, UsageError, VaultNotFound
+from .errors import (
+    BackendAuthError,
+    ConcurrencyError,
+    IntegrityError,
+    NotFound,
+    RollbackError,
+    UsageError,
+    VaultNotFound,
+)
 from .format import drops as records
 from .keys import keystore, sign
 from .keys.schedule import KIND_DATA_PACK, KIND_PAGE_PACK, EpochKeys, expand
@@ -196,7 +204,7 @@ async def open_writer(url: str, credential: WriterCredential, *, dest: str | byt
     the credential's folder. ``state``: this machine's folder for the writer's dedup index (sealed
     under a key of the credential); None: no dedup against earlier drops. Raises UsageError (dest
     outside, another vault's credential), IntegrityError (a record under this writer's name it did
-    not sign), BackendError.
+    not sign), RollbackError (this machine's last drop is gone from the storage), BackendError.
     """
     prefix = split_path(credential.prefix)
     where = prefix if dest is None else split_path(dest)
@@ -211,14 +219,21 @@ async def open_writer(url: str, credential: WriterCredential, *, dest: str | byt
         except IntegrityError as exc:
             raise IntegrityError(f"a drop record under this writer's name was not written by it ({exc.message}): "
                                  "the storage was tampered with") from None
-        drop_key, enc = records.new_drop_key(credential.drop_pk, credential.vault_id, credential.writer_id,
-                                             seq + 1, credential.epoch)
-        keys = EpochKeys.for_drop(credential.vault_id, credential.epoch, credential.params.prf, credential.writer_id,
-                                  credential.key, drop_key)
         cache = await Cache.open(None if state is None else state / "cache.sqlite",
                                  Secret(expand(credential.key.reveal(), "writer/local-cache"), "writer cache key"))
-        return DropWriter(url=url, backend=backend, credential=credential, seq=seq + 1, prev=prev, keys=keys,
-                          enc=enc, cache=cache, tuning=tuning, dest=where)
+        try:
+            if (last := await cache.get_meta("last_seq", 0)) > seq:
+                raise RollbackError(f"this writer's drop {last} is gone from the storage (it shows {seq or 'none'}): "
+                                    "the storage lost or hides it; nothing was written")
+            drop_key, enc = records.new_drop_key(credential.drop_pk, credential.vault_id, credential.writer_id,
+                                                 seq + 1, credential.epoch)
+            keys = EpochKeys.for_drop(credential.vault_id, credential.epoch, credential.params.prf,
+                                      credential.writer_id, credential.key, drop_key)
+            return DropWriter(url=url, backend=backend, credential=credential, seq=seq + 1, prev=prev, keys=keys,
+                              enc=enc, cache=cache, tuning=tuning, dest=where)
+        except BaseException:
+            await cache.aclose()
+            raise
     except BaseException:
         with contextlib.suppress(Exception):
             await backend.aclose()

@@ -184,5 +184,6 @@ class DropIndex(BlobIndex):
         """This run's drop record ``seq`` landed: its objects may be reused by later runs."""
         for name in self._run:
             self._cache.set_meta("drop:" + name, seq)
+        self._cache.set_meta("last_seq", seq)  # a listing that later shows less is a rollback
         self._cache.mark_committed(self._run)
         self._cache.flush_soon()

@@ -453,3 +453,18 @@ async def test_a_drop_to_a_folder_whose_name_is_not_utf8_lands_there(tmp_path: P
         assert drops is not None and [i.dest for i in drops.ingested] == [b"/web-1/caf\xe9"]
     finally:
         await v.aclose()
+
+
+async def test_a_writer_notices_its_last_record_hidden_by_the_storage(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    v, cred = await owner_with_writer(root)
+    await v.aclose()
+    await drop(root, cred, {"/web-1/a": b"1"})
+    await drop(root, cred, {"/web-1/a": b"2"})
+    last = record_files(root, cred)[-1]
+    held = last.read_bytes()
+    last.unlink()  # the provider hides drop 2 (a rollback of the writer's own chain)
+    with pytest.raises(sigmavault.RollbackError, match="drop 2 is gone"):
+        await sigmavault.open(str(root), writer_credential=cred)
+    last.write_bytes(held)
+    assert await drop(root, cred, {"/web-1/a": b"3"}) == 3
