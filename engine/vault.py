@@ -227,8 +227,10 @@ class Vault(Edits):
         """
         self._check_writable()
         changes = list(self._key_changes)
+        before = self.generation
         gen = await self._commits.commit({**(meta or {}), "keys": changes} if changes else meta)
-        del self._key_changes[: len(changes)]
+        if gen != before:  # recorded (a commit of nothing leaves them for the next one)
+            del self._key_changes[: len(changes)]
         return gen
 
     async def _keys_changed(self, u: Unlocked, what: dict[str, str]) -> None:
