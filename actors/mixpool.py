@@ -269,9 +269,9 @@ class Pool:
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         try:
             w.conn.send((self._next_job, op, slot, kind, name, length, salt))
-        except OSError:
+        except OSError:  # the worker died before its reader noticed: the same report as the reader's
             self._died(w)
-            raise MixerError("an encryption worker died") from None
+            raise MixerError(self.error.message if self.error is not None else "an encryption worker died") from None
         w.pending[self._next_job] = fut
         return fut
 
