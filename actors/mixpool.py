@@ -271,7 +271,8 @@ class Pool:
             w.conn.send((self._next_job, op, slot, kind, name, length, salt))
         except OSError:  # the worker died before its reader noticed: the same report as the reader's
             self._died(w)
-            raise MixerError(self.error.message if self.error is not None else "an encryption worker died") from None
+            assert self.error is not None  # _died keeps the first error
+            raise MixerError(self.error.message) from None
         w.pending[self._next_job] = fut
         return fut
 

@@ -130,10 +130,10 @@ class Committer:
 
     async def _plan(self) -> Plan | None:
         """The drops the next commit on the head takes (None: the vault has no write-only clients),
-        against the newest keystore (a writer removed on another device is refused from then on)."""
+        with the keystore held now; each attempt rereads the keystore first and plans again when it
+        is newer (a writer removed on another device is refused from then on)."""
         if self._ingester is None or not self._ingester.any_writers():
             return None
-        await self._history.reread_keystore()
         return await self._ingester.plan(self.head, self._history.keystore_gen)
 
     async def _land(self, root: Sequence[BlobRef], meta: dict[str, Any]) -> bool:

@@ -104,7 +104,6 @@ class Ingester:
         mark = watermark(head.commit)
         plan = Plan(head, keystore_gen, mark, [], [])
         for w in self._writers():
-            self._store.writers[w.id] = w.key  # (a writer added since opening) ingested refs open
             for _ in range(MAX_PER_COMMIT):
                 if not await self._next(plan, w):
                     break

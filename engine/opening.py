@@ -85,7 +85,7 @@ async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, kee
     since = ChainState(st.max_gen, st.head_hash) if st.max_gen is not None and st.head_hash is not None else None
     head = await history.find_head(since)
     store = ObjectStore(backend, keys, unlocked.current_epoch, params.chunk_size, params.pad_floor,
-                        tuning.pack_cache, {w.id: w.key for w in unlocked.keyring.writers})
+                        tuning.pack_cache, lambda: ((w.id, w.key) for w in history.writers))
     cache = await Cache.open(keeper.folder / "cache.sqlite", unlocked.local_cache_key())
     slots = Keys(backend, unlocked, keeper.folder, places.device_secret, places.device_key)
     vault = Vault(url=url, backend=backend, history=history, store=store, cache=cache, head=head,

@@ -13,7 +13,7 @@ naming the object (callers add the file path).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable
 
 from ...backends.base import Backend, get_bounded
 from ..errors import IntegrityError, NotFound, ObjectMissing
@@ -29,10 +29,13 @@ class ObjectStore:
     """The sealers, bounded fetches, create-only puts and ref checks of one vault."""
 
     def __init__(self, backend: Backend, keys: dict[int, EpochKeys], epoch: int, chunk_size: int,
-                 pad_floor: int, pack_cache: int = 8, writers: Mapping[bytes, Secret] | None = None) -> None:
+                 pad_floor: int, pack_cache: int = 8,
+                 writers: Callable[[], Iterable[tuple[bytes, Secret]]] | None = None) -> None:
         self.backend = backend
         #: write-only clients' id keys by writer id (the keyring's, tombstones included): ingested drops
-        self.writers: dict[bytes, Secret] = dict(writers or {})
+        #: (writer id, id key) of the keyring's write-only clients as of now (the history's), asked
+        #: only when an ingested drop's key set is first needed
+        self.writers: Callable[[], Iterable[tuple[bytes, Secret]]] = writers or tuple
         self._drop_sealers: dict[tuple[bytes, int, bytes], Sealer] = {}
         self.epoch = epoch
         self.keys = keys[epoch]
@@ -61,7 +64,7 @@ class ObjectStore:
         writer, dk = ref.writer, ref.drop_key
         if writer is None or dk is None:
             fail("object outside the vault's names")
-        wk = self.writers.get(writer)
+        wk = dict(self.writers()).get(writer)
         if wk is None:
             fail("object of an unknown writer")
         key = (writer, ref.epoch, dk)
