@@ -47,7 +47,8 @@ from urllib.parse import parse_qsl, urlsplit
 from ..engine.errors import IntegrityError, UsageError
 
 _NAME = re.compile(r"(?:[kc]/[0-9a-f]{16}|[os]/[0-9a-f]{64}|l/[0-9a-z-]{1,64}"
-                   r"|d/[0-9a-f]{32}/(?:[0-9a-f]{16}|o/[0-9a-f]{64}))")  # d/: write-only clients' drops
+                   r"|d/[0-9a-f]{32}/(?:[0-9a-f]{16}|[og]/[0-9a-f]{64}|l/[0-9a-f]{16}-[0-9a-f]{8}))")
+# d/: write-only clients' records, objects (o/), gone-markers (g/) and leases (l/)
 PREFIXES = ("k/", "c/", "o/", "s/", "l/", "d/")
 
 
@@ -230,9 +231,10 @@ class LockingStore:
         self._retention = retention  # type: ignore[misc]  # the slot is the store's own
 
     def _lock_args(self, name: str) -> dict[str, Any]:
-        """The extra arguments of a put of ``name``. Leases and prune records (``l/``) are never
+        """The extra arguments of a put of ``name``. Leases and prune records (``l/``) and a
+        write-only client's lease beats and gone-markers (``d/<writer>/l/``, ``…/g/``) are never
         locked: they are bookkeeping that must go away when its run or writer ends."""
-        if self._retention is None or name.startswith("l/"):
+        if self._retention is None or name.startswith("l/") or name[34:37] in ("/l/", "/g/"):
             return {}
         return self._locked_put(self._retention)
 

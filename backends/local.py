@@ -47,7 +47,7 @@ from . import temps
 from .base import PREFIXES, Properties, check_name, check_prefix, is_valid_name
 
 _FANOUT = ("o/", "s/")
-_DROPS = "d/"  # d/<writer>/<seq> and d/<writer>/o/<hex>: a folder per writer, its objects below it
+_DROPS = "d/"  # d/<writer>/<seq>, d/<writer>/{o,g,l}/…: a folder per writer, its objects, markers, leases below it
 _TEMP = temps.PREFIX
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
@@ -325,7 +325,7 @@ class LocalBackend:
         for entry in self._scan(self._root / "d"):
             start = f"d/{entry.name}/"
             if entry.is_dir() and (start.startswith(prefix) or prefix.startswith(start)):
-                out += [(start, Path(entry.path)), (start + "o/", Path(entry.path) / "o")]
+                out += [(start, Path(entry.path))] + [(start + f"{sub}/", Path(entry.path) / sub) for sub in "ogl"]
         return out
 
     def _scan_drops(self, prefix: str) -> _Names:

@@ -50,6 +50,7 @@ from .keys.writers import WriterCredential
 from .local.cache import Cache
 from .local.settings import Tuning
 from .opening import DEFAULT_TUNING, _connect, _highest_keystore
+from .repo.dropleases import WriterLease, marked
 from .repo.packs import PackWriter
 from .repo.reader import BlobReader
 from .repo.store import ObjectStore
@@ -68,6 +69,8 @@ class DropWriter(Edits):
         store = ObjectStore(backend, {keys.epoch: keys}, keys.epoch, p.chunk_size, p.pad_floor, tuning.pack_cache)
         self._cache = cache
         self._index = DropIndex(cache, backend)  # the writer's own completed drops (kept on this machine)
+        #: W1 of models/dropgc.py: held from before the first dedup decision until the record is written
+        self._lease = WriterLease(backend, credential.signing, credential.vault_id, credential.writer_id)
         self._data_pack = PackWriter(store, KIND_DATA_PACK, self._seal, on_landed=self._index.stored)
         self._page_pack = PackWriter(store, KIND_PAGE_PACK, self._seal)
         reader = BlobReader(store, pending=self._data_pack.member_bytes)
@@ -110,6 +113,15 @@ class DropWriter(Edits):
         finally:
             await self.aclose()
 
+    async def _begin_write(self) -> None:
+        """W1, then the markers: what a pruner marked since is never reused (W2)."""
+        if not self._lease.held:
+            await self._lease.begin()
+            self._index.gone = await marked(self._backend, self._credential.writer_id)
+
+    async def _release(self) -> None:
+        await self._lease.end()
+
     async def commit(self, meta: dict[str, Any] | None = None) -> int:
         """Store the tree and write this run's signed drop record; returns its seq. ConcurrencyError
         if another run of the same writer took the seq meanwhile (run again: nothing is lost)."""
@@ -117,6 +129,7 @@ class DropWriter(Edits):
         self._check_open()
         if self.dropped:
             raise UsageError("this run's drop is written already: open the writer again for the next one")
+        await self._begin_write()  # the pages below are uploaded under the lease too
         async with self._lock:
             node = await self._at_dest()
             files, size = await self._count(node)
@@ -126,6 +139,9 @@ class DropWriter(Edits):
             body = records.DropBody(dest=b"/" + b"/".join(self.dest), root=tuple(root),
                                     files=files, bytes=size, started=self._started, finished=int(time.time()))
             c = self._credential
+            if not self._lease.valid():  # a pruner may have taken it for expired and deleted what we reuse
+                raise ConcurrencyError(f"writer {c.label!r} stalled past its lease (a prune may have collected "
+                                       "what this run reused); run again (nothing was lost)")
             data = await asyncio.to_thread(records.seal_record, c.signing, self._keys, c.writer_id, self.seq,
                                            self._prev, self._enc, body)
             if not await self._store.put(records.record_name(c.writer_id, self.seq), data):
@@ -133,6 +149,7 @@ class DropWriter(Edits):
                                        "run again (nothing was lost)")
             self.dropped = True
             self._index.dropped(self.seq)
+            await self._lease.end()  # W3: the record first, then the lease ends
             return self.seq
 
     async def _at_dest(self) -> Node:

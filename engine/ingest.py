@@ -21,10 +21,11 @@ key; directory pages are rewritten as the vault's own.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hmac
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from ..backends.base import Backend, get_bounded
@@ -142,8 +143,8 @@ class Ingester:
             raise IntegrityError("out of order or replayed")
         return await self._open(w, rec)
 
-    async def _open(self, w: Writer, rec: records.DropRecord) -> Taken:
-        """The drop of a parsed, verified record: its key, its body, its tree at ``dest``."""
+    def _unseal(self, w: Writer, rec: records.DropRecord) -> tuple[EpochKeys, records.DropBody, Secret]:
+        """The keys, body and drop key of a parsed, verified record."""
         if rec.vault_id != self._store.keys.vault_id or not self._epoch_ok(rec.epoch):
             raise IntegrityError("another vault or epoch")
         seed = self._drop_seed(rec.epoch)
@@ -152,7 +153,11 @@ class Ingester:
         dk = records.open_drop_key(rec, seed)
         own = self._store.keys
         keys = EpochKeys.for_drop(own.vault_id, rec.epoch, own.prf_name, w.id, w.key, dk)
-        body = records.open_body(rec, keys)
+        return keys, records.open_body(rec, keys), dk
+
+    async def _open(self, w: Writer, rec: records.DropRecord) -> Taken:
+        """The drop of a parsed, verified record: its key, its body, its tree at ``dest``."""
+        keys, body, dk = self._unseal(w, rec)
         dest = split_path(body.dest)
         prefix = split_path(w.prefix)
         if dest[: len(prefix)] != prefix:
@@ -196,17 +201,73 @@ class Ingester:
             raise IntegrityError("the head's catalog does not load")
         return head
 
-    async def _load(self, keys: EpochKeys, root: Sequence[BlobRef], dest: list[bytes], refkeys: _Keys
-                    ) -> tuple[Node, int, int]:
-        """The drop's node at ``dest``, loaded whole through a store that opens only this drop's
-        objects, checked like a co-writer's catalog, and rebuilt as dirty vault nodes."""
+    @contextlib.asynccontextmanager
+    async def _tree_of(self, keys: EpochKeys, root: Sequence[BlobRef]) -> AsyncIterator[Tree]:
+        """A drop's tree, read through a store that opens only this drop's objects."""
         store = ObjectStore(self._backend, {keys.epoch: keys}, keys.epoch, self._store.chunk_size,
                             self._store.sealer.pad_floor)
         reader = BlobReader(store)
         cache = await Cache.open(None)
         try:
             catalog = Catalog(store, PackWriter(store, KIND_PAGE_PACK, _no_seal), cache, 1 << 18, reader=reader)
-            drop = Tree(Dir(Meta(0o755, 0, 0, 0, 0), list(root)), lambda d: catalog.load(d, reader=reader))
+            yield Tree(Dir(Meta(0o755, 0, 0, 0, 0), list(root)), lambda d: catalog.load(d, reader=reader))
+        finally:
+            await cache.aclose()
+
+    async def held(self, head: ChainHead) -> tuple[set[str], set[str]]:
+        """What prune must keep of the writers' objects at ``head`` (models/dropgc.py, P1 and P5):
+        every object an active writer's pending drops and last ingested drop refer to (pages and
+        blobs; the last one is the next drop's merge base), and the writers (hex) one of whose
+        pending drops does not load whole (a drop that waits for its objects): all theirs stay.
+        A drop that will be refused keeps nothing."""
+        names: set[str] = set()
+        unsure: set[str] = set()
+        mark = watermark(head.commit)
+        for w in self._writers():
+            if not w.active:
+                continue  # a removed writer's drops are all refused
+            last = mark.get(w.id, NOTHING)
+            for seq in sorted(s for s in await self._seqs(w) if s >= max(1, last.seq)):
+                try:
+                    names |= await self._objects(w, seq, last)
+                except ObjectMissing:
+                    if seq > last.seq:
+                        unsure.add(w.id.hex())  # a drop that waits for its objects
+                except (IntegrityError, NotFound, NotADirectory, UsageError):
+                    pass  # refused at ingest (the last one: no longer a merge base): it keeps nothing
+        return names, unsure
+
+    async def _seqs(self, w: Writer) -> list[int]:
+        prefix = records.record_name(w.id, 1)[:35]
+        return [int(n[35:], 16) async for n in self._backend.list(prefix) if len(n) == 51]
+
+    async def _objects(self, w: Writer, seq: int, last: Mark) -> set[str]:
+        """Every object drop ``seq`` of ``w`` refers to; an empty set for a record refused before."""
+        name = records.record_name(w.id, seq)
+        data = await get_bounded(self._backend, name, MAX_RECORD)
+        if seq == last.seq + 1 and last.skip == records.record_hash(data):
+            return set()
+        rec = records.parse_record(data, name)
+        records.verify_record(rec, w.verify_key)
+        keys, body, _ = self._unseal(w, rec)
+        out = {r.object_name for r in body.root}
+        async with self._tree_of(keys, body.root) as drop:
+            stack: list[tuple[Dir, list[bytes]]] = [(drop.root, [])]
+            while stack:
+                d, where = stack.pop()
+                out.update(p.object_name for p in d.pages)
+                for name_, kid in (await drop.children(d, where)).items():
+                    if isinstance(kid, Dir):
+                        stack.append((kid, where + [name_]))
+                    elif isinstance(kid, File):
+                        out.update(b.object_name for b in kid.blobs if isinstance(b, BlobRef))
+        return out
+
+    async def _load(self, keys: EpochKeys, root: Sequence[BlobRef], dest: list[bytes], refkeys: _Keys
+                    ) -> tuple[Node, int, int]:
+        """The drop's node at ``dest``, loaded whole through a store that opens only this drop's
+        objects, checked like a co-writer's catalog, and rebuilt as dirty vault nodes."""
+        async with self._tree_of(keys, root) as drop:
             try:
                 top = await drop.lookup(dest)
             except NotFound:
@@ -226,8 +287,6 @@ class Ingester:
                     copy.children = {name: await refkeys.copy(kid, rebuilt) for name, kid in kids.items()}
                     stack.extend((kid, where + [name]) for name, kid in kids.items())
             return out, files, size
-        finally:
-            await cache.aclose()
 
     async def apply(self, plan: Plan, tree: Tree) -> tuple[Tree, Drops]:
         """``tree`` with every taken drop merged in (see the module doc), and the commit's ``drops``."""

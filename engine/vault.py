@@ -53,6 +53,7 @@ from .repo.packs import PackWriter
 from .repo.reader import BlobReader
 from .repo.store import ObjectStore
 from .retention import Rules
+from .transfer.dropgc import DropSource
 from .transfer.prune import ProgressFn, Pruner, PruneReport
 from .transfer.verify import Subject, verify_vault
 from .view import Parts, Snapshot
@@ -409,5 +410,8 @@ class Vault(Edits):
 
     def _pruner(self, **options: Any) -> Pruner:
         """A pruner over this vault (tests pass ``ttl``, ``clock``, ``poll`` and a step ``hook``)."""
-        return Pruner(history=self._history, catalog=self._catalog, records=self._guard.records,
-                      head=self._head, **options)
+        h = self._history
+        drops = None if not h.writers else DropSource(
+            self._store.keys.vault_id, lambda: {w.id.hex(): w.verify_key for w in h.writers}, self._ingester.held)
+        return Pruner(history=h, catalog=self._catalog, records=self._guard.records, head=self._head,
+                      drops=drops, **options)

@@ -1,7 +1,7 @@
-"""Model of garbage collection of write-only clients' objects (issue 18: not built yet).
+"""Model of garbage collection of write-only clients' objects (issue 18; built in
+engine/transfer/dropgc.py and engine/repo/dropleases.py, tested in tests/engine/test_drops_gc.py).
 
-This is the specification the code is to be built against: ``prune`` today never deletes ``d/``
-objects, so a drop's objects that no kept generation references any more stay forever. Deleting
+Without it a drop's objects that no kept generation references any more stay forever. Deleting
 them safely is hard because a writer deduplicates against its own earlier drops: it may decide to
 reuse an object (its HEAD finds it) just before a pruner deletes it, and the writer cannot read the
 vault's sealed deletion records. The protocol modelled here needs nothing the writer cannot read:

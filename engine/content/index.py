@@ -156,13 +156,16 @@ class BlobIndex:
 class DropIndex(BlobIndex):
     """A write-only client's dedup index (kept on the client, keyed per writer): blobs of its own
     completed drops, each reused with the seq of the drop that holds it (the owner opens it with
-    that drop's key, ``ds`` in the ref), after a HEAD shows the object is still there; rows of an
-    interrupted run are dropped (their key is gone). An object that merely exists is never a hit."""
+    that drop's key, ``ds`` in the ref), after a HEAD shows the object is still there and unless a
+    pruner marked it gone; rows of an interrupted run are dropped (their key is gone). An object
+    that merely exists is never a hit."""
 
     def __init__(self, cache: Cache, backend: Backend) -> None:
         super().__init__(cache, backend)
         cache.forget_provisional()
         self._run: set[str] = set()  # objects this run stored
+        #: objects carrying a gone-marker, listed once the run's lease exists: never reused
+        self.gone: set[str] = set()
 
     def stored(self, refs: list[BlobRef]) -> None:
         super().stored(refs)
@@ -176,7 +179,7 @@ class DropIndex(BlobIndex):
         if not committed:
             return BlobRef(e, k, blob_id, o, off, length, ol) if o in self._run else None
         seq = await self._cache.get_meta("drop:" + o)
-        if seq < 1 or not await self._present(blob_id, o, ol):
+        if seq < 1 or o in self.gone or not await self._present(blob_id, o, ol):
             return None
         return BlobRef(e, k, blob_id, o, off, length, ol, drop_seq=seq)
 

@@ -40,6 +40,7 @@ from ...backends.base import get_bounded
 from ..errors import ConcurrencyError, IntegrityError, NotFound, ObjectLocked, VaultError
 from ..format.canonical import fail
 from ..format.commits import peek_epoch
+from ..format.namelists import DROP_NAME_LEN, NAME_LEN, pack_names, unpack_names
 from ..keys.schedule import KIND_COMMIT
 from .store import ObjectStore
 
@@ -50,7 +51,7 @@ SWEPT, DONE = 0xFFFE, 0xFFFF  # the reserved parts of a record: its sweep mark (
 DEFAULT_TTL = 120.0  # seconds; a beat every ttl/4
 EXPIRY_FACTOR = 1.5  # a pruner waits this many TTLs without a new beat before a lease counts as expired
 _MAGIC = {LEASE: b"SVL1", RECORD: b"SVD1", RESCUE: b"SVR1"}
-_NAME_LEN = 32  # an o/ name's 64 hex digits, raw
+_MAGIC2 = {RECORD: b"SVD2", RESCUE: b"SVR2"}  # name lists of version 2 (with write-only clients' objects)
 _PAD_FLOOR = 1024  # as commits: a lease, mark or small record is one 1 KiB object
 
 Clock = Callable[[], float]
@@ -90,16 +91,6 @@ def parse_name(name: str) -> tuple[str, str, int] | None:
     return None
 
 
-def pack_names(names: Iterable[str]) -> bytes:
-    return b"".join(bytes.fromhex(n[2:]) for n in sorted(names))
-
-
-def unpack_names(raw: bytes) -> set[str]:
-    if len(raw) % _NAME_LEN:
-        fail("record length")
-    return {"o/" + raw[i : i + _NAME_LEN].hex() for i in range(0, len(raw), _NAME_LEN)}
-
-
 @dataclass
 class RecordState:
     parts: list[str] = field(default_factory=list)
@@ -118,24 +109,31 @@ class Records:
     @property
     def per_part(self) -> int:
         """How many names one deletion-record part holds."""
-        return max(1, (self.store.chunk_size - 64) // _NAME_LEN)
+        return max(1, (self.store.chunk_size - 64) // NAME_LEN)
 
-    async def put(self, name: str, prefix: str, body: bytes) -> bool:
-        stored = _MAGIC[prefix] + body
+    async def put(self, name: str, prefix: str, body: bytes, version: int = 1) -> bool:
+        stored = (_MAGIC2 if version == 2 else _MAGIC)[prefix] + body
         obj = await asyncio.to_thread(self.store.sealer.seal, KIND_COMMIT, name, stored, pad_floor=_PAD_FLOOR)
         return await self.backend.put_if_absent(name, obj)
 
     async def get(self, name: str, prefix: str) -> bytes | None:
         """The body of ``name``, authenticated; None if it is gone. IntegrityError if it does not open."""
+        got = await self.get_versioned(name, prefix)
+        return None if got is None else got[1]
+
+    async def get_versioned(self, name: str, prefix: str) -> tuple[int, bytes] | None:
+        """(version, body) of ``name`` (see :func:`pack_names`), as :meth:`get`."""
         try:
             data = await get_bounded(self.backend, name, self.store.max_object)
         except NotFound:
             return None
         sealer = self.store.sealer_for(peek_epoch(data))
         stored = bytes(await asyncio.to_thread(sealer.open, KIND_COMMIT, name, data))
-        if not stored.startswith(_MAGIC[prefix]):
-            fail("record kind")
-        return stored[4:]
+        if stored.startswith(_MAGIC[prefix]):
+            return 1, stored[4:]
+        if stored.startswith(_MAGIC2.get(prefix, b"-")):
+            return 2, stored[4:]
+        fail("record kind")
 
     async def names(self, prefix: str) -> list[str]:
         return [n async for n in self.backend.list(prefix)]
@@ -153,10 +151,10 @@ class Records:
         for name in parts:
             hit = self._parts.get(name)
             if hit is None:
-                body = await self.get(name, RECORD)
-                if body is None:
+                got = await self.get_versioned(name, RECORD)
+                if got is None:
                     continue
-                hit = self._parts[name] = unpack_names(body[24:])
+                hit = self._parts[name] = unpack_names(got[1][24:], got[0])
             out |= hit
         return out
 
@@ -165,10 +163,13 @@ class Records:
         in parts (part 0 last: a record is open while its part 0 exists); create-only."""
         ordered = sorted(names)
         n = self.per_part
+        if any(o.startswith("d/") for o in ordered):
+            n = max(1, n * NAME_LEN // DROP_NAME_LEN)
         chunks = [ordered[i : i + n] for i in range(0, len(ordered), n)] or [[]]
         for part in range(len(chunks) - 1, -1, -1):
-            body = struct.pack(">Q", when) + bytes.fromhex(owner) + pack_names(chunks[part])
-            await self.put(record_name(rid, part), RECORD, body)
+            version, packed = pack_names(chunks[part])
+            body = struct.pack(">Q", when) + bytes.fromhex(owner) + packed
+            await self.put(record_name(rid, part), RECORD, body, version)
 
     async def owner(self, part: str) -> str | None:
         """The lease id of the pruner that wrote record part ``part`` (None: it is gone)."""
@@ -213,9 +214,9 @@ class Records:
     async def rescues(self, rid: str) -> set[str]:
         out: set[str] = set()
         for name in await self.names(f"{RESCUE}{rid}-"):
-            body = await self.get(name, RESCUE)
-            if body is not None:
-                out |= unpack_names(body)
+            got = await self.get_versioned(name, RESCUE)
+            if got is not None:
+                out |= unpack_names(got[1], got[0])
         return out
 
 
@@ -225,12 +226,13 @@ class _Beat:
     started: float  # the writer's monotonic clock when the request that created ``seq`` started
 
 
-class Lease:
-    """A writer's lease (W1): created before its first upload or dedup decision, renewed on a
-    background task every ``ttl / 4``, ended at commit, abort or close."""
+class Heartbeat:
+    """A lease's life, whatever its objects: created (``begin``), renewed on a background task every
+    ``ttl / 4`` (each beat a new object), ended (``end``); ``valid`` while no beat came late."""
 
-    def __init__(self, records: Records, ttl: float = DEFAULT_TTL, clock: Clock = time.monotonic) -> None:
-        self._records = records
+    ID_HEX = 32  # hex digits of a lease id
+
+    def __init__(self, ttl: float = DEFAULT_TTL, clock: Clock = time.monotonic) -> None:
         self.ttl = ttl
         self._clock = clock
         self._id: str | None = None
@@ -238,10 +240,6 @@ class Lease:
         self._broken = False
         self._task: asyncio.Task[None] | None = None
         self._renewing = False
-        #: records that had ended before this lease began: none of its decisions can be marked by them
-        self.ignored: set[str] = set()
-        #: names the deletion records and their end marks seen at the lease's start (-1: none)
-        self.records_key = -1
 
     @property
     def held(self) -> bool:
@@ -259,19 +257,24 @@ class Lease:
         """W1: create the lease if none is held (idempotent)."""
         if self._id is not None:
             return
-        lid = secrets.token_hex(16)
+        lid = secrets.token_hex(self.ID_HEX // 2)
         started = self._clock()
         await self._put(lid, 0)
-        states = await self._records.state()
-        self.ignored = {rid for rid, st in states.items() if st.done}
-        seen = sorted((rid, st.done) for rid, st in states.items())
-        self.records_key = int.from_bytes(hashlib.sha256(repr(seen).encode()).digest()[:7]) if seen else -1
+        await self._started()
         self._id, self._beat, self._broken = lid, _Beat(0, started), False
         self._task = asyncio.get_running_loop().create_task(self._heartbeat(lid))
 
+    async def _started(self) -> None:
+        """After the first beat, before the lease counts as held."""
+
     async def _put(self, lid: str, seq: int) -> None:
-        body = struct.pack(">QQd", seq, int(time.time()), self.ttl)
-        await self._records.put(lease_name(lid, seq), LEASE, body)
+        raise NotImplementedError
+
+    async def _drop_beat(self, lid: str, seq: int) -> None:
+        """A beat superseded by the next one."""
+
+    async def _finish(self, lid: str, seq: int, cut: bool) -> None:
+        """The lease ended with beat ``seq`` (``cut``: a renewal was cut mid-way, ``seq + 1`` may exist)."""
 
     async def _heartbeat(self, lid: str) -> None:
         while True:
@@ -296,8 +299,7 @@ class Lease:
         if started - beat.started > self.ttl / 2:
             self._broken = True  # a gap a pruner may have taken for expiry: never commit on this lease
         self._beat = _Beat(beat.seq + 1, started)
-        with contextlib.suppress(VaultError):
-            await self._records.backend.delete(lease_name(lid, beat.seq))
+        await self._drop_beat(lid, beat.seq)
 
     async def end(self) -> None:
         """W4 (and abort, close): stop the heartbeat and delete the lease."""
@@ -313,9 +315,42 @@ class Lease:
             except Exception as exc:  # a beat that failed oddly (a closed connection): the lease ends anyway
                 log.warning("lease heartbeat ended with %s", type(exc).__name__)
         if lid is not None and beat is not None:
-            for seq in (beat.seq + 1, beat.seq) if cut else (beat.seq,):
-                with contextlib.suppress(NotFound, VaultError):
-                    await self._records.backend.delete(lease_name(lid, seq))
+            await self._finish(lid, beat.seq, cut)
+
+
+class Lease(Heartbeat):
+    """A writer's lease (W1): created before its first upload or dedup decision, renewed on a
+    background task every ``ttl / 4``, ended at commit, abort or close."""
+
+    def __init__(self, records: Records, ttl: float = DEFAULT_TTL, clock: Clock = time.monotonic) -> None:
+        super().__init__(ttl, clock)
+        self._records = records
+        #: records that had ended before this lease began: none of its decisions can be marked by them
+        self.ignored: set[str] = set()
+        #: names the deletion records and their end marks seen at the lease's start (-1: none)
+        self.records_key = -1
+
+    async def _started(self) -> None:
+        """After the first beat: note the deletion records that had ended before it."""
+        states = await self._records.state()
+        self.ignored = {rid for rid, st in states.items() if st.done}
+        seen = sorted((rid, st.done) for rid, st in states.items())
+        self.records_key = int.from_bytes(hashlib.sha256(repr(seen).encode()).digest()[:7]) if seen else -1
+
+    async def _put(self, lid: str, seq: int) -> None:
+        body = struct.pack(">QQd", seq, int(time.time()), self.ttl)
+        await self._records.put(lease_name(lid, seq), LEASE, body)
+
+    async def _drop_beat(self, lid: str, seq: int) -> None:
+        """A beat superseded by the next one."""
+        with contextlib.suppress(VaultError):
+            await self._records.backend.delete(lease_name(lid, seq))
+
+    async def _finish(self, lid: str, seq: int, cut: bool) -> None:
+        """The lease ended: its newest beat goes (and the next, if a renewal was cut mid-way)."""
+        for s in (seq + 1, seq) if cut else (seq,):
+            with contextlib.suppress(NotFound, VaultError):
+                await self._records.backend.delete(lease_name(lid, s))
 
 
 #: the object names a pending commit references that are not necessarily in a kept generation
@@ -347,7 +382,8 @@ async def check_marked(records: Records, lease: Lease, refs: RefsFn, *, wait: fl
         for rid, hits in sorted(marked.items()):
             st = states[rid]
             if not (st.swept or st.done):
-                await records.put(rescue_name(rid), RESCUE, pack_names(hits))  # W3: the rescue first
+                version, packed = pack_names(hits)
+                await records.put(rescue_name(rid), RESCUE, packed, version)  # W3: the rescue first
                 if hook is not None:
                     await hook("rescued")
                 # then look again: no sweep mark → the pruner reads the rescue at P5 (it marks first)

@@ -16,7 +16,8 @@ The pruner of models/prune.py, step for step (docs/format.md, "Prune beside writ
   it with its rescues: a writer that deduplicated against a candidate during the run finds D at
   its W3 however late it commits.
 
-Commit records ``c/`` and keystores ``k/`` are never candidates (only ``o/`` is listed). A
+Commit records ``c/`` and keystores ``k/`` are never candidates (only ``o/`` is listed, and the
+write-only clients' ``d/<writer>/o/`` by the protocol of :mod:`.dropgc` woven into these steps). A
 directory that does not load stops the run before anything is deleted: a reference we cannot read
 is a reference we cannot rule out. ``dry_run`` does P1 only and writes nothing.
 """
@@ -49,6 +50,8 @@ from ..repo.leases import (
     parse_name,
     sweep_name,
 )
+from . import dropgc
+from .dropgc import DropSource, Listing, WriterLeases
 
 #: progress: (stage, done, total) — stages "scan", "wait", "delete"
 ProgressFn = Callable[[str, int, int], None]
@@ -78,6 +81,10 @@ class PruneReport:
     stale_records_ended: int = 0  # records of killed runs, given their end mark
     records_cleared: int = 0  # records of earlier runs deleted
     locked: int = 0  # unreferenced but under a retention lock (create --lock-days): skipped
+    drop_deleted: int = 0  # of ``deleted``, write-only clients' objects (``d/``)
+    writers_held: int = 0  # write-only clients whose waiting drops keep all their objects for now
+    markers_cleared: int = 0  # write-only clients' gone-markers of objects that are gone
+    writer_leases_cleared: int = 0  # write-only clients' ended leases
     packs: int = 0
     packs_over_limit: int = 0  # packs whose unused share exceeds --max-unused (repacking: not built yet)
     unused_pack_bytes: int = 0
@@ -129,9 +136,10 @@ class _Leases:
     """The pruner's view of the leases: expired when the newest beat has not changed for
     ``EXPIRY_FACTOR × ttl`` of this clock (no clock agreement with the writers needed)."""
 
-    def __init__(self, records: Records, clock: Clock) -> None:
+    def __init__(self, records: Records, clock: Clock, writers: WriterLeases | None = None) -> None:
         self.records = records
         self.clock = clock
+        self.writers = writers  # write-only clients' leases (``writer hex/lease id``), when collecting theirs
         self.seen: dict[str, tuple[int, float, float]] = {}  # lease id -> (seq, first seen, ttl)
 
     async def poll(self) -> tuple[set[str], set[str]]:
@@ -141,20 +149,34 @@ class _Leases:
             parsed = parse_name(name)
             if parsed is not None:
                 newest[parsed[1]] = max(newest.get(parsed[1], -1), parsed[2])
+        if self.writers is not None:
+            newest.update(await self.writers.newest())
         live = set()
         now = self.clock()
         for lid, seq in newest.items():
             had = self.seen.get(lid)
             if had is None or had[0] != seq:
-                try:
-                    body = await self.records.get(f"{LEASE}{lid}-{seq:08x}", LEASE)
-                except VaultError:  # not ours (planted, damaged): waited for as long as a default lease
-                    body = None
-                ttl = struct.unpack(">QQd", body)[2] if body is not None and len(body) == 24 else DEFAULT_TTL
-                had = self.seen[lid] = (seq, now, min(max(ttl, 0.01), 86400.0))
+                had = self.seen[lid] = (seq, now, await self._ttl(lid, seq))
             if now - had[1] < EXPIRY_FACTOR * had[2]:
                 live.add(lid)
         return set(newest), live
+
+    async def _ttl(self, lid: str, seq: int) -> float:
+        if self.writers is not None and "/" in lid:
+            return await self.writers.ttl(lid, seq)
+        try:
+            body = await self.records.get(f"{LEASE}{lid}-{seq:08x}", LEASE)
+        except VaultError:  # not ours (planted, damaged): waited for as long as a default lease
+            body = None
+        ttl = struct.unpack(">QQd", body)[2] if body is not None and len(body) == 24 else DEFAULT_TTL
+        return float(min(max(ttl, 0.01), 86400.0))
+
+    async def drop(self, lid: str) -> None:
+        """Delete an expired lease."""
+        if self.writers is not None and "/" in lid:
+            await self.writers.drop(lid)
+        else:
+            await self.records.drop_lease(lid)
 
 
 class Pruner:
@@ -172,6 +194,7 @@ class Pruner:
         poll: float = 1.0,
         progress: ProgressFn | None = None,
         hook: StepHook | None = None,
+        drops: DropSource | None = None,
     ) -> None:
         self.history = history
         self.catalog = catalog
@@ -185,6 +208,10 @@ class Pruner:
         self.hook = hook
         self.lease = Lease(records, clock=clock) if ttl is None else Lease(records, ttl, clock)
         self.sizes: dict[str, int] = {}
+        #: write-only clients' objects, when the keyring has writers (dropgc.py)
+        self.drops = drops
+        self.listing = Listing()
+        self.writer_leases = None if drops is None else WriterLeases(self.backend, drops)
 
     async def _step(self, name: str) -> None:
         if self.hook is not None:
@@ -208,22 +235,27 @@ class Pruner:
                 running = {await self.records.owner(st.parts[0]) for st in states.values() if not st.done and st.parts}
                 if not r.dry_run and running:  # nothing to delete: wait out other runs, end a killed one's record
                     await self.settle(_Leases(self.records, self.clock), {o for o in running if o}, None)
+                if not r.dry_run:
+                    await self.tidy(set())
                 return r  # ended records stay: only a run that leaves its own record deletes them
             rid = secrets.token_hex(16)
             await self._step("P2")
             assert self.lease.lease_id is not None
             await self.records.write_record(rid, self.lease.lease_id, candidates, int(time.time()))
+            await dropgc.mark(self.backend, {n for n in candidates if n.startswith("d/")})
             await self.wait_leases(rid)  # P3
             await self.clear(ended)
             await self._step("P4")
             await self.records.mark(sweep_name(rid))
             await self._step("P5")
-            keep = await self.recheck(refs, rid)
+            keep = await self.recheck(refs, rid, candidates)
             doomed = candidates - keep
             r.kept_back = len(candidates) - len(doomed)
             await self._step("P6")
-            await self.delete(doomed)
+            deleted = await self.delete(doomed)
+            r.drop_deleted = sum(1 for n in deleted if n.startswith("d/"))
             await self.records.mark(done_name(rid))  # the run ended: writers waiting on it restore now
+            await self.tidy(deleted)
             r.objects_after = r.objects_before - r.deleted
             r.bytes_after = r.bytes_before - r.deleted_bytes
             return r
@@ -247,10 +279,19 @@ class Pruner:
             await refs.walk(self.catalog.tree(await self.history.commit_at(gen)).root)
         self.progress("scan", len(gens), len(gens))
         names = [n async for n in self.backend.list("o/")]
+        if self.drops is not None:
+            self.listing = await Listing.read(self.backend)
+            names += sorted(self.listing.objects)
         await self.measure(names)
         self.report.objects_before = len(self.sizes)
         self.report.bytes_before = sum(self.sizes.values())
-        return refs, {n for n in self.sizes if n not in refs.names}
+        out = {n for n in self.sizes if n.startswith("o/") and n not in refs.names}
+        if self.drops is not None:
+            held = await self.drops.held(self.head)
+            self.report.writers_held = len(held[1])
+            theirs = dropgc.candidates(self.listing, refs.names, self.drops, held)
+            out |= theirs & set(self.sizes)
+        return refs, out
 
     async def measure(self, names: list[str]) -> None:
         todo = iter(names)
@@ -283,7 +324,7 @@ class Pruner:
 
     async def wait_leases(self, rid: str) -> None:
         """P3: every lease present after D was written (it may be older than D) ends or expires."""
-        watch = _Leases(self.records, self.clock)
+        watch = _Leases(self.records, self.clock, self.writer_leases)
         present, _ = await watch.poll()
         self.report.leases_waited = len(present - {self.lease.lease_id})
         await self._step("P3")  # the leases that may be older than D are known: later ones see D at W3
@@ -298,7 +339,7 @@ class Pruner:
         while True:
             present, live = await watch.poll()
             for lid in present - live - {own}:
-                await self.records.drop_lease(lid)
+                await watch.drop(lid)
             for rid, st in (await self.records.state()).items():
                 if rid != own_rid and not st.done and st.parts:
                     owner = await self.records.owner(st.parts[0])
@@ -311,20 +352,36 @@ class Pruner:
                 return
             await asyncio.sleep(self.poll)
 
-    async def recheck(self, refs: _Refs, rid: str) -> set[str]:
-        """P5: what the commits added since P1 and the rescue records of D reference."""
+    async def recheck(self, refs: _Refs, rid: str, candidates: set[str]) -> set[str]:
+        """P5: what the commits added since P1, the rescue records of D and the writers' drops
+        (read again: those written meanwhile) reference."""
         newest = await self.history.find_head(self.head)
         fresh = _Refs(self.catalog)
         fresh.seen = refs.seen  # subtrees walked at P1 are known
         for gen in range(newest.gen, self.head.gen, -1):
             await fresh.walk(self.catalog.tree(await self.history.commit_at(gen)).root)
         self.head = newest
-        return fresh.names | await self.records.rescues(rid)
+        keep = fresh.names | await self.records.rescues(rid)
+        if self.drops is not None:
+            names, unsure = await self.drops.held(newest)
+            self.report.writers_held = max(self.report.writers_held, len(unsure))
+            keep |= names | {n for n in candidates if n[2:34] in unsure and n.startswith("d/")}
+        return keep
 
-    async def delete(self, doomed: set[str]) -> None:
-        """P6: one object at a time per worker (a few workers)."""
+    async def tidy(self, deleted: set[str]) -> None:
+        """The writers' markers whose objects are gone, and their ended leases."""
+        if self.writer_leases is None:
+            return
+        if self.listing.objects or self.listing.markers or self.listing.beats:
+            self.report.markers_cleared += await dropgc.tidy(self.backend, self.listing, deleted)
+        await self.writer_leases.newest()
+        self.report.writer_leases_cleared += await self.writer_leases.clear()
+
+    async def delete(self, doomed: set[str]) -> set[str]:
+        """P6: one object at a time per worker (a few workers); returns what went."""
         todo = iter(sorted(doomed))
         total = len(doomed)
+        gone: set[str] = set()
 
         async def worker() -> None:
             for name in todo:
@@ -335,6 +392,7 @@ class Pruner:
                 except ObjectLocked:  # create --lock-days: it goes once its lock expires (a later run)
                     self.report.locked += 1
                     continue
+                gone.add(name)
                 self.report.deleted += 1
                 self.report.deleted_bytes += self.sizes.get(name, 0)
                 self.progress("delete", self.report.deleted, total)
@@ -342,6 +400,7 @@ class Pruner:
         async with asyncio.TaskGroup() as tg:
             for _ in range(max(1, min(8, self.backend.properties.concurrency))):
                 tg.create_task(worker())
+        return gone
 
 
 __all__ = ["PruneReport", "Pruner", "kept_generations"]

@@ -256,7 +256,7 @@ class _Verifier:
         seqs: dict[str, list[int]] = {}
         async for name in self.backend.list("d/"):
             writer, _, rest = name[2:].partition("/")
-            if not rest.startswith("o/"):
+            if len(rest) == 16:  # a record (the rest: objects, gone-markers, lease beats)
                 seqs.setdefault(writer, []).append(int(rest, 16))
             else:
                 seqs.setdefault(writer, [])

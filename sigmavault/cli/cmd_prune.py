@@ -116,6 +116,8 @@ def _report(r: PruneReport, limit: float) -> tuple[dict[str, Any], list[str]]:
            "unreferenced": r.candidates, "kept_for_writers": r.kept_back, "deleted": r.deleted,
            "deleted_bytes": r.deleted_bytes, "locked": r.locked, "writers_waited_for": r.leases_waited,
            "records_cleared": r.records_cleared, "killed_runs_ended": r.stale_records_ended,
+           "write_only_clients": {"deleted": r.drop_deleted, "held": r.writers_held,
+                                  "markers_cleared": r.markers_cleared, "leases_cleared": r.writer_leases_cleared},
            "packs": {"count": r.packs, "over_max_unused": r.packs_over_limit, "unused_bytes": r.unused_pack_bytes,
                      "max_unused": limit, "repacked": 0}}
     verb = "would delete" if r.dry_run else "deleted"
@@ -124,6 +126,11 @@ def _report(r: PruneReport, limit: float) -> tuple[dict[str, Any], list[str]]:
              f"after:  {r.objects_after} objects ({human_size(r.bytes_after)})"
              + (" (if no writer takes any back)" if r.dry_run else ""),
              f"{verb} {gone} unreferenced objects ({human_size(r.bytes_before - r.bytes_after)})"]
+    if r.drop_deleted:
+        lines.append(f"{r.drop_deleted} of them stored by write-only clients")
+    if r.writers_held:
+        lines.append(f"kept every object of {r.writers_held} write-only clients whose drops wait for their objects "
+                     "(see `sigmavault verify`)")
     if r.locked:
         lines.append(f"skipped {r.locked} unreferenced objects under a retention lock (a later prune deletes them)")
     if r.kept_back:

@@ -162,7 +162,7 @@ async def test_writer_rescues_a_marked_object(tmp_path: Path, monkeypatch: pytes
 async def test_prune_rereads_the_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mutant: str | None) -> None:
     """P5: a writer that committed between P1 and D (no record to see) keeps its dedup hit."""
     if mutant:
-        async def rescues_only(self: prune_mod.Pruner, refs: object, rid: str) -> set[str]:
+        async def rescues_only(self: prune_mod.Pruner, refs: object, rid: str, candidates: object) -> set[str]:
             return await self.records.rescues(rid)
         monkeypatch.setattr(prune_mod.Pruner, "recheck", rescues_only)
     url, files = await _vault(tmp_path)

@@ -64,6 +64,18 @@ def test_a_server_backs_up_with_only_its_writer_credential_and_the_owner_takes_i
     owner.ok("ingest")
     assert owner.ok("cat", "/web-1/a.txt").out == "changed\n"
     assert not [n for n in owner.ok("ls", "/web-1").out.split() if "conflict" in n]
+    # a day when big.bin changes: once the owner forgets the older generations, prune collects the
+    # old chunk and the older drops' pages from the writer's folder
+    (src / "deep" / "big.bin").write_bytes(os.urandom(1_500_000))
+    server.ok("--writer-credential", str(cred), "backup", str(src), "--to", "/web-1", passphrase=None)
+    owner.ok("ingest")
+    owner.ok("forget", "--keep-last", "1")
+    pruned = owner.ok("--json", "prune").events()[-1]["write_only_clients"]
+    assert pruned["deleted"] >= 2 and pruned["held"] == 0 and pruned["leases_cleared"] == 3, pruned
+    assert owner.ok("cat", "/web-1/a.txt").out == "changed\n"
+    owner.ok("export", "/web-1", str(tmp_path / "out2"))
+    assert (tmp_path / "out2" / "deep" / "big.bin").read_bytes() == (src / "deep" / "big.bin").read_bytes()
+    assert owner.ok("verify", "--full").code == 0
 
 
 @pytest.mark.parametrize("command", READS, ids=lambda c: c[0] + ("-" + c[1] if c[0] == "key" else ""))

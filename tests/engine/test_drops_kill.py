@@ -41,7 +41,7 @@ async def put(self, name, data):
     if name.startswith("d/") and "/o/" in name:
         objects += 1
         die(f"object:{objects}")
-    record = name.startswith("d/") and "/o/" not in name
+    record = name.startswith("d/") and len(name) == 51  # d/<writer>/<seq>: not an object, marker or lease beat
     if record or name.startswith("c/"):
         die("before-record" if record else "before-commit")
     landed = await original(self, name, data)
