@@ -83,9 +83,14 @@ class WriterLeases:
         self._ended: set[tuple[str, str]] = set()
 
     async def newest(self) -> dict[str, int]:
-        listing = await Listing.read(self.backend)
+        """One LIST of each known writer's ``l/`` folder (only known writers' objects are collected)."""
+        beats: dict[tuple[str, str], list[int]] = {}
+        for w in sorted(self.source.verify_keys()):
+            async for name in self.backend.list(f"d/{w}/l/"):
+                if (lease := parse_lease_name(name)) is not None:
+                    beats.setdefault(lease[:2], []).append(lease[2])
         out = {}
-        for (w, lid), seqs in listing.beats.items():
+        for (w, lid), seqs in beats.items():
             if END in seqs:
                 self._ended.add((w, lid))
             else:
