@@ -8,11 +8,11 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from . import commit, disperse, dropgc, drops, prune, rekey
+from . import commit, disperse, dropgc, drops, prune, rekey, rewrite
 from .explore import Result, Spec, explore
 
 PROTOCOLS: dict[str, ModuleType] = {"commit": commit, "prune": prune, "disperse": disperse, "drops": drops,
-                                    "dropgc": dropgc, "rekey": rekey}
+                                    "dropgc": dropgc, "rekey": rekey, "rewrite": rewrite}
 
 
 def mutants() -> list[tuple[str, str, str]]:
