@@ -71,7 +71,7 @@ class Watch:
     def counters(self) -> dict[str, Any]:
         """What ``sigmavault stats`` shows of the guard."""
         return {"mode": self.mode, "frozen": self.frozen is not None, "trips": self.trips,
-                "read_warnings": self.read_warnings}
+                "read_warnings": self.read_warnings, "reads_counted": len(self._reads)}
 
     def recorded(self) -> None:
         self._unrecorded.clear()

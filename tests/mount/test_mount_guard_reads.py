@@ -35,13 +35,13 @@ def test_reading_half_the_vault_is_logged_and_counted_but_never_frozen(mounts: M
         for i in range(19):
             assert (docs / f"f{i:02}.txt").read_bytes().startswith(b"plain text")
     assert [p.name for p in sorted(docs.iterdir())][:2] == ["f00.txt", "f01.txt"]  # listing is not reading
-    assert guard_stats(m) == {"mode": "freeze", "frozen": False, "trips": 0, "read_warnings": 0}
+    assert guard_stats(m) == {"mode": "freeze", "frozen": False, "trips": 0, "read_warnings": 0, "reads_counted": 19}
     assert "suspicious" not in m.log.read_text()
     (docs / "f19.txt").read_bytes()  # the 20th distinct file: half of the vault
     assert guard_stats(m)["read_warnings"] == 1  # judged while the open was answered: no wait needed
     assert "guard: suspicious reads: 20 distinct files of 40 (50%)" in m.log.read_text()
     (docs / "written.txt").write_text("reads never freeze the mount\n")
-    assert guard_stats(m) == {"mode": "freeze", "frozen": False, "trips": 0, "read_warnings": 1}
+    assert guard_stats(m) == {"mode": "freeze", "frozen": False, "trips": 0, "read_warnings": 1, "reads_counted": 0}
     assert m.stop() == 0
 
     async def check() -> None:
