@@ -1,6 +1,6 @@
 """The guard's evaluation: scripted benign runs and attacks, through the real ``sigmavault backup``.
 
-    .venv/bin/python bench/guard.py [--seeds 3] [--work /tmp/sv-guard] [--out DIR]
+    .venv/bin/python bench/guard.py [--seeds 3] [--work /tmp/sv-guard] [--out DIR] [--compare-isolation-forest]
 
 A home-like tree (~250 files: plain-text notes, office documents (zip containers), JPEG-like photos,
 a Python and a C project, rotating logs, and a local git repository with two branches) is backed up
@@ -12,9 +12,17 @@ Benign: git branch switches (two), building the C and Python projects in place t
 an edit (two), re-saving office documents and editing notes (two), adding a photo folder, a
 ``pip install``-like tree of new files, log rotation with gzip (two).
 Attacks: encrypting 1 %, 5 %, 20 %, 100 % of the files in place, or renamed to ``.locked``; slow
-encryption (2 % per backup over five backups: detected if any of them is flagged); mass deletion (half
-the files). Prints the detection (attacks) and false-positive (benign) rate per class and mode and
-writes ``guard.json``. No network is needed (the git repository is built locally).
+encryption (2 % or 1 % per backup over five backups: detected if any of them is flagged); mass
+deletion (half the files). Reads through a real FUSE mount (benign reads and exfiltration-like copies) are scored by
+the mount's read signal: see ``bench/guardmount.py``. Prints the detection (attacks) and
+false-positive (benign) rate per class and mode and writes ``guard.json``. No network is needed
+(the git repository is built locally).
+
+``--compare-isolation-forest`` (needs scikit-learn, the ``bench`` extra) also fits scikit-learn's
+IsolationForest, per seed, on the per-run feature vectors the shipped baseline uses (each signal's
+share of the existing files, of the clean runs ``guard state`` returns: the seed's first backup and
+its six small benign runs) and scores the same scored runs (baseline mode) with it, side by side
+with the shipped robust z-scores (``engine/anomaly.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +37,9 @@ import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from guardmount import ATTACK_READS, BENIGN_READS, Reads, read_run
 
 ROOT = Path(__file__).resolve().parent.parent
 PASS = "bench guard passphrase"
@@ -197,16 +208,19 @@ def encrypt(share: float, rename: bool) -> Callable[[Path, random.Random], list[
     return scenario
 
 
-def slow(home: Path, rng: random.Random) -> list[Callable[[], None]]:
-    hit: set[Path] = set()
+def slow(share: float) -> Callable[[Path, random.Random], list[Callable[[], None]]]:
+    def scenario(home: Path, rng: random.Random) -> list[Callable[[], None]]:
+        hit: set[Path] = set()
 
-    def step() -> None:
-        left = [f for f in files(home) if f not in hit]
-        for f in rng.sample(left, round(0.02 * len(files(home)))):
-            f.write_bytes(rng.randbytes(f.stat().st_size + 16))
-            hit.add(f)
+        def step() -> None:
+            left = [f for f in files(home) if f not in hit]
+            for f in rng.sample(left, round(share * len(files(home)))):
+                f.write_bytes(rng.randbytes(f.stat().st_size + 16))
+                hit.add(f)
 
-    return [step] * 5
+        return [step] * 5
+
+    return scenario
 
 
 def delete(home: Path, rng: random.Random) -> list[Callable[[], None]]:
@@ -218,7 +232,8 @@ BENIGN = {"git branch switch": git_switch, "build in place": build, "office docs
 ATTACKS = {
     **{f"encrypt {int(p * 100)}% in place": encrypt(p, False) for p in (0.01, 0.05, 0.2, 1.0)},
     **{f"encrypt {int(p * 100)}% renamed": encrypt(p, True) for p in (0.01, 0.05, 0.2, 1.0)},
-    "slow encryption (2%/run x5)": slow, "mass deletion (50%)": delete,
+    "slow encryption (2%/run x5)": slow(0.02), "slow encryption (1%/run x5)": slow(0.01),
+    "mass deletion (50%)": delete,
 }
 
 
@@ -235,13 +250,17 @@ class Bench:
             raise SystemExit(f"sigmavault {' '.join(args)} failed: {p.stderr}")
         return p
 
-    def backup(self, state: Path) -> bool:
-        """One backup of the tree; True if it was flagged."""
+    def backup(self, state: Path) -> tuple[bool, dict[str, int] | None]:
+        """One backup of the tree: was it flagged, and its counts if the output says them (a flagged
+        run's; an empty dict when nothing changed, so no run was recorded; None: in the vault only)."""
         p = self.cli(state, "backup", str(self.work / "tree"))
         events = [json.loads(x) for x in p.stdout.splitlines() if x.strip()]
-        flagged = any(e.get("event") == "anomaly" for e in events)
-        assert flagged == ("suspicious change" in p.stderr)
-        return flagged
+        anomaly = [e for e in events if e.get("event") == "anomaly"]
+        assert bool(anomaly) == ("suspicious change" in p.stderr)
+        done = events[-1]
+        if anomaly:
+            return True, anomaly[0]["counts"]
+        return False, {} if done["generation"] == done["previous_generation"] else None
 
     def base(self, seed: int, warm: bool) -> Path:
         """The starting state (tree, vault, device) for one seed and mode, built once and copied."""
@@ -263,20 +282,73 @@ class Bench:
             shutil.copytree(tree, state / "tree", symlinks=True)
         return state
 
-    def run(self, seed: int, warm: bool, scenario: Callable[[Path, random.Random], list[Callable[[], None]]]
-            ) -> list[bool]:
+    def fresh(self, seed: int, warm: bool) -> Path:
+        """A copy of the seed's starting state as ``work/run``, its tree as ``work/tree``."""
         base = self.base(seed, warm)
         state = self.work / "run"
         shutil.rmtree(state, ignore_errors=True)
         shutil.rmtree(self.work / "tree", ignore_errors=True)
         shutil.copytree(base, state, symlinks=True, ignore=shutil.ignore_patterns("tree"))
         shutil.copytree(base / "tree", self.work / "tree", symlinks=True)
+        return state
+
+    def run(self, seed: int, warm: bool, scenario: Callable[[Path, random.Random], list[Callable[[], None]]],
+            counts: bool = False) -> list[tuple[bool, dict[str, int]]]:
+        """Each step and its backup: flagged, and (``counts``) the run's counts."""
+        state = self.fresh(seed, warm)
         rng = random.Random(seed * 7919 + 1)
         out = []
         for step in scenario(self.work / "tree", rng):
             step()
             out.append(self.backup(state))
-        return out
+        if counts and any(c is None for _, c in out):  # the clean runs' counts: from the vault, newest first
+            clean = iter(self.clean_runs(state))
+            out = [(f, next(clean) if c is None else c) for f, c in reversed(out)][::-1]
+        return [(f, c or {}) for f, c in out]
+
+    def clean_runs(self, state: Path) -> list[dict[str, int]]:
+        """The counts of the vault's clean scored runs (the baseline the shipped method uses), newest first."""
+        sys.path.insert(0, str(ROOT))
+        import asyncio
+
+        import sigmavault
+
+        os.environ["SIGMAVAULT_HOME"] = str(state / "home")
+
+        async def go() -> list[dict[str, int]]:
+            async with await sigmavault.open(str(state / "vault"), passphrase=PASS) as v:
+                return (await v.guard_state()).baseline
+
+        return asyncio.run(go())
+
+    def read(self, seed: int, reads: Reads) -> bool:
+        """One read workload through a mount of the seed's vault: did the mount warn?"""
+        state = self.fresh(seed, False)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SIGMAVAULT_")}
+        env.update(SIGMAVAULT_HOME=str(state / "home"), SIGMAVAULT_PASSPHRASE=PASS, PYTHONPATH=str(ROOT))
+        return read_run(state, env, reads, random.Random(seed * 7919 + 2),
+                        lambda mp: json.loads(self.cli(state, "stats", str(mp)).stdout))
+
+
+def rates(kind: str, flags: list[list[bool]]) -> tuple[int, int]:
+    """(runs, flagged): every benign run counts; an attack is caught if any of its runs is flagged."""
+    if kind == "benign":
+        return sum(len(f) for f in flags), sum(sum(f) for f in flags)
+    return len(flags), sum(any(f) for f in flags)
+
+
+def isolation_forest(train: list[dict[str, int]], runs: list[dict[str, int]], seed: int) -> list[bool]:
+    """Flags of ``runs`` by an IsolationForest fitted on ``train`` (the same features as the baseline)."""
+    sys.path.insert(0, str(ROOT))
+    from sklearn.ensemble import IsolationForest  # type: ignore[import-untyped]
+
+    from sigmavault.engine.anomaly import SIGNALS
+
+    def x(rs: list[dict[str, int]]) -> list[list[float]]:
+        return [[1000 * r.get(n, 0) / max(1, r.get("existing", 0)) for n in SIGNALS] for r in rs]
+
+    model = IsolationForest(random_state=seed).fit(x(train))
+    return [bool(v == -1) for v in model.predict(x(runs))] if runs else []
 
 
 def main() -> None:
@@ -285,32 +357,57 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/sv-guard"))
     ap.add_argument("--out", type=Path, default=Path("."))
     ap.add_argument("--only", metavar="TEXT", help="only the classes whose name contains TEXT (e.g. renamed)")
+    ap.add_argument("--compare-isolation-forest", action="store_true",
+                    help="also score the baseline-mode runs with scikit-learn's IsolationForest (the bench extra)")
+    ap.add_argument("--no-mount", action="store_true", help="leave out the reads through a FUSE mount")
     args = ap.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
     b = Bench(args.work)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, list[list[dict[str, int]]]] = {}  # class -> per seed, its baseline-mode runs' counts
+    train = {seed: b.clean_runs(b.fresh(seed, True)) for seed in range(args.seeds)} if args.compare_isolation_forest \
+        else {}
     for kind, table in (("benign", BENIGN), ("attack", ATTACKS)):
         for name, scenario in table.items():
             if args.only and args.only not in name:
                 continue
+            row: dict[str, Any] = {"kind": kind, "class": name}
             for warm in (False, True):
-                flags = [b.run(seed, warm, scenario) for seed in range(args.seeds)]
-                if kind == "benign":  # every scored run counts
-                    runs, hits = sum(len(f) for f in flags), sum(sum(f) for f in flags)
-                else:  # an attack is caught if any of its runs is flagged
-                    runs, hits = len(flags), sum(any(f) for f in flags)
-                rows.append({"kind": kind, "class": name, "mode": "baseline" if warm else "fixed", "runs": runs,
-                             "flagged": hits, "rate": hits / runs})
-                what = "false positives" if kind == "benign" else "detected"
-                print(f"{kind:<6}  {name:<30} {rows[-1]['mode']:<8}  {what}: {hits}/{runs}", flush=True)
+                mode = "baseline" if warm else "fixed"
+                results = [b.run(seed, warm, scenario, counts=warm and bool(train)) for seed in range(args.seeds)]
+                row[mode] = rates(kind, [[f for f, _ in r] for r in results])
+                if warm and train:
+                    row["isolation forest"] = rates(kind, [isolation_forest(train[seed], [c for _, c in r], seed)
+                                                           for seed, r in enumerate(results)])
+                    seen[name] = [[c for _, c in r] for r in results]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    for row in rows if train else []:  # trained on more: also the seed's runs of every other benign class
+
+        def more(s: int, name: str = row["class"]) -> list[dict[str, int]]:
+            return train[s] + [c for n, by_seed in seen.items() if n != name and n in BENIGN for c in by_seed[s]]
+
+        row["isolation forest, more history"] = rates(row["kind"], [
+            isolation_forest(more(s), seen[row["class"]][s], s) for s in range(args.seeds)])
+    if not args.no_mount:
+        for kind, reads in (("benign", BENIGN_READS), ("attack", ATTACK_READS)):
+            for name, fn in reads.items():
+                if args.only and args.only not in name:
+                    continue
+                row = {"kind": kind, "class": name, "mount": rates(kind, [[b.read(s, fn)] for s in range(args.seeds)])}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     (args.out / "guard.json").write_text(json.dumps(rows, indent=1))
-    print("\n| class | kind | fixed thresholds | baseline (6 earlier runs) |\n|---|---|---|---|")
-    for i in range(0, len(rows) - 1, 2):
-        f, w = rows[i], rows[i + 1]
-        label = "false positives" if f["kind"] == "benign" else "detected"
-        cells = [f"{label} {r['flagged']}/{r['runs']}" for r in (f, w)]
-        print(f"| {f['class']} | {f['kind']} | {cells[0]} | {cells[1]} |")
+    cols = ["fixed", "baseline", *(["isolation forest", "isolation forest, more history"] if train else [])]
+    print(f"\n| class | kind | {' | '.join(cols)} |\n|---|---|{'---|' * len(cols)}")
+    for r in rows:
+        label = "false positives" if r["kind"] == "benign" else "detected"
+        if "mount" in r:  # one signal, no baseline: the same cell in every column
+            cells = [f"{label} {r['mount'][1]}/{r['mount'][0]} (mount reads)"] + ["same"] * (len(cols) - 1)
+        else:
+            cells = [f"{label} {r[c][1]}/{r[c][0]}" for c in cols]
+        print(f"| {r['class']} | {r['kind']} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":

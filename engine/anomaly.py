@@ -21,6 +21,13 @@ earlier clean runs are recorded, a signal must also stand out from them: a robus
 least half the fixed share. The baseline is the ``guard.run`` counts in the ``meta`` of the last
 ``window`` clean scored runs: sealed in the chain, so every client of the vault shares it.
 
+Slow encryption (a few files per run, each run under the minimum): a run with ``jumped`` files is
+also suspect when its ``jumped`` plus that of the clean runs since the newest mark or clear record
+(at most ``slow_runs`` runs in all; 0 turns this off) reaches the fixed ``jumped`` threshold (count
+and share of this run's existing files), on a vault where such rewrites are not routine (fewer than
+``baseline_runs`` earlier runs, or a baseline median of 0 jumped files). The sum counts files per
+run: one file rewritten to random bytes on every run counts on each.
+
 A suspect run still commits; its commit's ``meta.guard`` says ``suspect`` and why, and records the
 thresholds it was scored with. ``clear`` records lift marks; ``tune`` records set thresholds
 (integers; the newest applies). ``forget`` keeps
@@ -47,7 +54,7 @@ DEFAULTS: dict[str, int] = {
     "renamed_min": 3, "renamed_permille": 20,
     "deleted_min": 10, "deleted_permille": 250,
     "truncated_min": 5, "truncated_permille": 50,
-    "baseline_runs": 5, "window": 20, "z10": 40, "z_floor": 5,
+    "baseline_runs": 5, "window": 20, "z10": 40, "z_floor": 5, "slow_runs": 10,
 }
 #: leading bytes of formats that are compressed or encrypted by design: near-random yet not ransomware
 MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"7z\xbc\xaf",
@@ -123,8 +130,10 @@ def thresholds(tune: Mapping[str, int] | None) -> dict[str, int]:
     return t
 
 
-def score(run: Mapping[str, int], baseline: Sequence[Mapping[str, int]], t: Mapping[str, int]) -> list[str]:
-    """The reasons ``run`` is suspect (empty: clean) given earlier clean runs' counts and thresholds."""
+def score(run: Mapping[str, int], baseline: Sequence[Mapping[str, int]], t: Mapping[str, int],
+          recent: Sequence[Mapping[str, int]] = ()) -> list[str]:
+    """The reasons ``run`` is suspect (empty: clean) given earlier clean runs' counts and thresholds;
+    ``recent``: the clean runs since the newest mark or clear record, newest first (slow encryption)."""
     from statistics import median  # here: statistics pulls in decimal and fractions, which most commands never need
 
     n = max(1, run.get("existing", 0))
@@ -143,6 +152,16 @@ def score(run: Mapping[str, int], baseline: Sequence[Mapping[str, int]], t: Mapp
             why = f"z={z:.1f} against {len(baseline)} earlier runs (median {med / 10:.1f}%)"
         if hit:
             reasons.append(f"{x} of {n} existing files ({share / 10:.1f}%) {WHAT[name]} ({why})")
+    jumped = run.get("jumped", 0)
+    if not reasons and jumped and t["slow_runs"] > 1:
+        past = [r.get("jumped", 0) for r in recent[: t["slow_runs"] - 1]]
+        total = jumped + sum(past)
+        quiet = len(baseline) < t["baseline_runs"] or median(r.get("jumped", 0) for r in baseline) == 0
+        if quiet and total > jumped and total >= t["jumped_min"] and 1000 * total >= t["jumped_permille"] * n:
+            runs = 1 + max(i + 1 for i, x in enumerate(past) if x)
+            reasons.append(f"{total} of {n} existing files ({100 * total / n:.1f}%) {WHAT['jumped']} over the last "
+                           f"{runs} runs (slow encryption; fixed threshold {t['jumped_min']} files and "
+                           f"{t['jumped_permille'] / 10:g}%)")
     return reasons
 
 
@@ -154,6 +173,7 @@ class GuardState:
     marks: dict[int, tuple[str, ...]] = field(default_factory=dict)
     cleared: dict[int, int] = field(default_factory=dict)  # mark -> the record that cleared it
     baseline: list[dict[str, int]] = field(default_factory=list)
+    recent: list[dict[str, int]] = field(default_factory=list)  # clean runs since the newest mark or clear
     tune: dict[str, int] | None = None
     tune_at: int = 0  # the generation of the record the thresholds in force come from (0: defaults)
     head: int = -1  # the head this state was read at
@@ -185,6 +205,7 @@ async def state(history: History, *, scoring: bool = False) -> GuardState:
         return st
     kept = frozenset() if scoring else await history.kept_generations()
     known_below = -1  # every tune record at or below this generation is accounted for
+    settled = False  # below the newest mark or clear record: no longer recent
     for gen in range(history.top, -1, -1):
         if scoring and gen <= known_below and len(st.baseline) >= st.thresholds["window"]:
             break
@@ -204,10 +225,14 @@ async def state(history: History, *, scoring: bool = False) -> GuardState:
                 st.tune, st.tune_at = dict(g.tune), at
         if g.suspect and gen not in st.cleared and gen in kept:
             st.marks[gen] = g.reasons
+        settled = settled or g.suspect or bool(g.clear)
+        if not settled and g.run is not None and "existing" in g.run:
+            st.recent.append(dict(g.run))
         if g.run is not None and "existing" in g.run and (not g.suspect or gen in st.cleared):  # a backup's
             st.baseline.append(dict(g.run))
     st.snapshots.reverse()
     st.baseline = st.baseline[: st.thresholds["window"]]
+    st.recent = st.recent[: st.thresholds["window"]]
     return st
 
 

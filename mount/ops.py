@@ -213,8 +213,8 @@ class Operations(AttrOps):
         self.inodes.opened(inode)
         if writable and st.size > 0:
             self.watch.opened(fh)  # an existing file's content may be rewritten
-        elif not writable:
-            self.watch.read(inode)
+        elif not writable and self.watch.read(inode):
+            self.watch.judge_reads(len(await self.vault.file_paths("/")))
         if writable and flags & os.O_TRUNC:  # libfuse enables atomic O_TRUNC: no separate setattr comes
             try:
                 await self.content.truncate(inode, 0)

@@ -28,5 +28,9 @@ class MountOptions:
     guard: str | None = None  # "warn" | "freeze": watch for bursts of mass encryption or deletion (mount/watch.py)
     guard_rewrites: int = 20  # opaque rewrites (or renames to a new extension) of existing files in the window
     guard_deletions: int = 50  # deletions in the window
-    guard_reads: int = 2000  # distinct files opened for reading in the window: logged as exfiltration-like
     guard_window: float = 60.0  # seconds
+    # exfiltration: distinct files opened for reading within guard_read_window, at least guard_reads of them
+    # and at least guard_reads_permille of the vault's files: logged (never frozen)
+    guard_reads: int = 50
+    guard_reads_permille: int = 500
+    guard_read_window: float = 600.0

@@ -7,9 +7,15 @@ buffer, no extra read): an existing file (not one created on this mount since it
 rewritten content is near-random without a known format signature at its release is a *rewrite*;
 a rename to a new extension (``a.docx`` → ``a.docx.locked``) counts as one too; an unlink of a file
 is a *deletion*. Events older than ``guard_window`` seconds drop out; ``guard_rewrites`` rewrites or
-``guard_deletions`` deletions inside the window trip the guard; ``guard_reads`` distinct files
-opened for reading inside it is logged as exfiltration-like (never frozen). Every trip is logged with the counts,
+``guard_deletions`` deletions inside the window trip the guard. Every trip is logged with the counts,
 and the mount's next commit carries it in ``meta.guard`` (suspect, the reasons), as a backup's does.
+
+Reads (exfiltration): files opened for reading within ``guard_read_window`` seconds, counted once
+each (by inode). At least ``guard_reads`` of them *and* at least ``guard_reads_permille`` ‰ of the
+files the vault holds is logged as exfiltration-like (a copy of most of the tree) and counted in
+:attr:`Watch.read_warnings`; then the count starts over. Reads never freeze the mount and never
+mark a commit (reading changes nothing). The vault's file count is taken only when the reads
+counted would reach the share of the last count taken (or that count is older than the window).
 """
 
 from __future__ import annotations
@@ -46,9 +52,13 @@ class Watch:
         self.frozen: str | None = None
         self.trips = 0
         self._unrecorded: list[str] = []  # trips not yet in a commit's meta
-        self.reads_limit = opts.guard_reads
+        self.reads_min = opts.guard_reads
+        self.reads_permille = opts.guard_reads_permille
+        self.read_window = opts.guard_read_window
         self._reads: dict[int, float] = {}  # inode -> when it was last opened for reading (in the window)
-        self._read_warned = False
+        self._total: tuple[int, float] | None = None  # the vault's file count and when it was taken
+        #: how many times reads looked like exfiltration (logged; never frozen)
+        self.read_warnings = 0
 
     def meta(self) -> dict[str, Any] | None:
         """``meta.guard`` for the mount's next commit: it is marked suspect if the guard tripped since
@@ -57,6 +67,11 @@ class Watch:
             return None
         return {"guard": {"run": {"mount_trips": len(self._unrecorded)}, "suspect": True,
                           "reasons": [f"mount: {r}"[:200] for r in self._unrecorded[-16:]]}}
+
+    def counters(self) -> dict[str, Any]:
+        """What ``sigmavault stats`` shows of the guard."""
+        return {"mode": self.mode, "frozen": self.frozen is not None, "trips": self.trips,
+                "read_warnings": self.read_warnings, "reads_counted": len(self._reads)}
 
     def recorded(self) -> None:
         self._unrecorded.clear()
@@ -78,22 +93,35 @@ class Watch:
         if sig.entropy >= RANDOM and not known_format(sig.head):
             self._event(self._rewrites, "rewrite")
 
-    def read(self, inode: int) -> None:
-        """A file opened for reading: ``guard_reads`` distinct files within the window looks like
-        exfiltration (a full copy of the tree). Logged, never frozen (reading changes nothing)."""
+    def read(self, inode: int) -> bool:
+        """A file was opened for reading. True: the caller must count the vault's files and pass the
+        count to :meth:`judge_reads` (the reads counted may be a large share of them)."""
         if self.mode is None:
-            return
+            return False
         now = self.clock()
         self._reads[inode] = now
-        if len(self._reads) < self.reads_limit:
+        if len(self._reads) < self.reads_min:
+            return False
+        self._reads = {i: t for i, t in self._reads.items() if t >= now - self.read_window}
+        if len(self._reads) < self.reads_min:
+            return False
+        if self._total is None or self._total[1] < now - self.read_window:
+            return True
+        return self._share_hit(self._total[0])
+
+    def judge_reads(self, total: int) -> None:
+        """``total``: the files the vault holds now. Warn if the reads counted are a large share of them."""
+        self._total = (total, self.clock())
+        if len(self._reads) < self.reads_min or not self._share_hit(total):
             return
-        self._reads = {i: t for i, t in self._reads.items() if t >= now - self.window}
-        if len(self._reads) >= self.reads_limit and not self._read_warned:
-            self._read_warned = True
-            log.warning("guard: suspicious reads: %d distinct files opened for reading within %g s "
-                        "(looks like exfiltration: a copy of the whole tree)", len(self._reads), self.window)
-        elif len(self._reads) < self.reads_limit:
-            self._read_warned = False
+        self.read_warnings += 1
+        log.warning("guard: suspicious reads: %d distinct files of %d (%.0f%%) opened for reading within %g s "
+                    "(looks like exfiltration: a copy of most of the tree; reads are never frozen)",
+                    len(self._reads), total, 100 * len(self._reads) / max(1, total), self.read_window)
+        self._reads.clear()
+
+    def _share_hit(self, total: int) -> bool:
+        return 1000 * len(self._reads) >= self.reads_permille * total
 
     def deleted(self) -> None:
         if self.mode is not None:

@@ -109,7 +109,7 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
                                         hook=hook, sample=True)
             counts = run_counts(existing, [b"/".join(i.dest) for i in files], report.signals, report.prior)
             guard = await vault.guard_state(scoring=True)
-            reasons = score(counts, guard.baseline, guard.thresholds)
+            reasons = score(counts, guard.baseline, guard.thresholds, guard.recent)
             meta = run_meta(counts, reasons, guard)
             gen = await vault.commit(meta)
             if reasons and gen == before:

@@ -80,8 +80,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--guard", choices=("warn", "freeze"),
                    help="watch for bursts that look like mass encryption or deletion: log them (warn), or also "
                         "switch the mount to read-only until `sigmavault guard unfreeze MOUNTPOINT` (freeze)")
-    p.add_argument("--guard-reads", type=int, default=2000, metavar="N",
-                   help="with --guard: log N distinct files opened for reading within 60 s as exfiltration-like (2000)")
+    p.add_argument("--guard-reads", type=int, default=50, metavar="N",
+                   help="with --guard: log reads of at least N distinct files that are also half of the vault's "
+                        "files, within 10 minutes, as exfiltration-like (50; never frozen)")
     p.add_argument("--pid-file", metavar="FILE", help="where the serving process writes its pid")
     p.add_argument("--log-file", metavar="FILE", help="log of a --background mount")
     metrics_opt.add_arguments(p)
@@ -167,8 +168,9 @@ async def run_mount(opts: Options, args: argparse.Namespace, out: Output) -> Non
         try:
             live = session.Session(vault, mopts)
             shown = os.path.realpath(mountpoint)  # now: once mounted, resolving it would ask this very process
+            doc = lambda: stats.document(vault, shown, live.ops.watch.counters())  # noqa: E731
             with metrics_opt.serving(vault, metrics_at):
-                async with stats.serving(stats_socket(mountpoint), lambda: stats.document(vault, shown)):
+                async with stats.serving(stats_socket(mountpoint), doc):
                     await live.serve(mountpoint)
         finally:
             with contextlib.suppress(OSError):

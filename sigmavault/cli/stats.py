@@ -31,10 +31,12 @@ MAX_DOC = 1 << 20
 SUFFIX = ".stats"
 
 
-def document(vault: Vault, mountpoint: str) -> dict[str, Any]:
-    """The stats document of a mount: the vault's metrics snapshot as plain JSON values.
-    ``mountpoint`` is resolved before mounting: resolving it in the mount would ask the mount itself."""
-    return {"mountpoint": mountpoint, "pid": os.getpid(), "vault": vault.url, **dataclasses.asdict(vault.metrics())}
+def document(vault: Vault, mountpoint: str, guard: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The stats document of a mount: the vault's metrics snapshot as plain JSON values, and the
+    mount guard's counters (``guard``). ``mountpoint`` is resolved before mounting: resolving it in
+    the mount would ask the mount itself."""
+    return {"mountpoint": mountpoint, "pid": os.getpid(), "vault": vault.url, **dataclasses.asdict(vault.metrics()),
+            **({"guard": guard} if guard is not None else {})}
 
 
 @contextlib.asynccontextmanager
@@ -142,6 +144,10 @@ def human(doc: dict[str, Any]) -> list[str]:
                      "queue", "high"], stages)
     lines.append(f"pipelines: {doc['pipelines_started']} started, {doc['pipelines_running']} running, "
                  f"{doc['pipelines_failed']} failed; commits lost to another client: {doc.get('commit_races', 0)}")
+    g = doc.get("guard")
+    if g and g.get("mode"):
+        lines.append(f"guard ({g['mode']}): {g['trips']} trips{', frozen' if g['frozen'] else ''}, "
+                     f"{g['read_warnings']} exfiltration-like read warnings")
     return lines
 
 

@@ -177,3 +177,22 @@ def test_the_storage_cannot_strip_a_mark(tmp_path: Path) -> None:
     assert r.code in (6, 7), r.err  # integrity or rollback: never a silently clean history
     (c / f"{bad:016x}").unlink()  # or withheld altogether: a rollback to a device that has seen the chain
     assert cli("log").code == 7  # (a device that never saw it is shown the history up to the gap: CRYPTO.md §5.3)
+
+
+def test_slow_encryption_under_the_per_run_minimum_is_marked_once_it_adds_up(tmp_path: Path) -> None:
+    cli, tree = fresh(tmp_path)  # 40 files: the per-run minimum is 3 files and 2 %
+    cli.ok("backup", str(tree))
+    files = notes(tree)
+    for i in range(2):  # one file a run: each run alone is under the minimum
+        encrypt([files[i]])
+        r = cli.ok("backup", str(tree))
+        assert suspicious(r.err) == []
+    encrypt([files[2]])  # the third file over three runs: 3 files, 7.5 %
+    r = cli.ok("--json", "backup", str(tree))
+    [warn] = suspicious(r.err)
+    assert "3 of 40 existing files (7.5%) rewritten to near-random content over the last 3 runs (slow encryption" \
+        in warn
+    [event] = [e for e in r.events() if e.get("event") == "anomaly"]
+    assert event["counts"]["jumped"] == 1
+    encrypt([files[3]])  # the mark starts the count over
+    assert suspicious(cli.ok("backup", str(tree)).err) == []

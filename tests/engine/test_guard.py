@@ -99,3 +99,19 @@ def test_meta_guard_is_checked_like_every_known_key() -> None:
                 {"reasons": ["x" * 201]}, {"other": 1}, {"tune": {"a": -1}}, []):
         with pytest.raises(IntegrityError):
             check({"guard": bad}, 5)
+
+
+def test_slow_encryption_under_the_per_run_minimum_adds_up_over_recent_runs() -> None:
+    t = dict(DEFAULTS)
+    one = counts(jumped=1)  # 1 file of 200 per run: far under the per-run minimum (3 files and 2 %)
+    assert score(one, [], t, []) == []
+    assert score(one, [], t, [one, one]) == []  # 3 files: 1.5 %, under the share
+    why = score(one, [], t, [one, one, counts(), one])  # 4 files over 5 runs: 2 %
+    assert len(why) == 1 and "4 of 200 existing files (2.0%) rewritten to near-random content over the last 5 runs" \
+        in why[0] and "slow encryption" in why[0]
+    assert score(counts(), [], t, [one] * 9) == []  # a run that rewrote nothing is never the one marked
+    assert score(one, [], t, [counts()] * 8 + [one] * 3) == []  # only the last slow_runs (10) runs count
+    assert score(one, [], {**t, "slow_runs": 0}, [one] * 5) == []  # turned off
+    assert score(one, [counts()] * 6, t, [one] * 5) != []  # a quiet baseline: still on
+    busy = [counts(jumped=j) for j in (1, 2, 1, 0, 1, 2)]  # this vault rewrites an opaque file most runs
+    assert score(one, busy, t, [one] * 9) == []

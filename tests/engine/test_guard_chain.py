@@ -61,3 +61,25 @@ async def test_forget_keeps_the_last_clean_snapshot_before_a_suspect_one(tmp_pat
     r = await v.forget(Rules(last=1), force=True)
     assert gens[1] in r.forgotten
     await v.aclose()
+
+
+async def test_recent_runs_for_slow_encryption_start_after_the_newest_mark_or_clear(tmp_path: Path) -> None:
+    v = await new_vault(tmp_path / "v")
+    slow = {**RUN, "jumped": 1}
+
+    async def run(counts: dict[str, int], reasons: list[str] | None = None) -> int:
+        await v.put(f"f{v.generation}", b"x")
+        return await v.commit(run_meta(counts, reasons or [], await v.guard_state(scoring=True)))
+
+    await run(slow)
+    marked = await run(slow, ["slow"])
+    await run(slow)
+    await run(RUN)
+    st = await v.guard_state(scoring=True)
+    assert [r["jumped"] for r in st.recent] == [0, 1]  # the runs above the mark, newest first
+    await v.guard_record({"guard": {"clear": [marked]}})
+    other = await reopen(tmp_path / "v")  # another client (a new device) reads the same from the chain
+    for s in (await v.guard_state(scoring=True), await other.guard_state()):
+        assert s.recent == [] and len(s.baseline) == 4  # the cleared run joins the baseline, not the recent runs
+    await other.aclose()
+    await v.aclose()

@@ -42,6 +42,19 @@ def make_vault(url: Path) -> None:
     asyncio.run(go())
 
 
+def put_files(vault: Path, n: int) -> None:
+    """``/docs/f00.txt``... ``n`` plain-text files (``plain text I`` repeated), committed."""
+
+    async def go() -> None:
+        v = await sigmavault.open(str(vault), passphrase=PASS)
+        for i in range(n):
+            await v.put(f"/docs/f{i:02}.txt", (f"plain text {i}\n" * 400).encode())
+        await v.commit()
+        await v.aclose()
+
+    asyncio.run(go())
+
+
 def is_mounted(mp: Path) -> bool:
     target = os.path.realpath(mp)
     with open("/proc/self/mounts") as f:

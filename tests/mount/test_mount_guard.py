@@ -13,22 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from mounttools import PASS, ROOT, Mounts, needs_fuse
+from mounttools import PASS, ROOT, Mounts, needs_fuse, put_files
 
 import sigmavault
 
 pytestmark = needs_fuse
-
-
-def put_files(vault: Path, n: int) -> None:
-    async def go() -> None:
-        v = await sigmavault.open(str(vault), passphrase=PASS)
-        for i in range(n):
-            await v.put(f"/docs/f{i:02}.txt", (f"plain text {i}\n" * 400).encode())
-        await v.commit()
-        await v.aclose()
-
-    asyncio.run(go())
 
 
 def wait_for(log: Path, text: str, start: int) -> None:
