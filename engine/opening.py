@@ -289,26 +289,38 @@ async def open(url: str | Sequence[str], *, places: Places, passphrase: str | No
         raise
 
 
-async def device_recipient(url: str, places: Places, **backend_opts: Any) -> str:
-    """This device's public key (``age1pq1…``) for the vault at ``url``, for an enrolled device to
-    add with ``key add --device --public-key``; creates the device key on first use. Reads only the
-    keystore's public vault id (no credential): a provider that lies about it only makes the
-    enrolment fail to open."""
-    backend = _connect(url, backend_opts)
-    try:
-        name, data = await _highest_keystore(backend, url)
-        vault_id = keystore.parse(data, name).vault_id
-        key = await asyncio.to_thread(keymgmt.device_key, places.device_key)
-        return xwing.recipient(key.public_key(vault_id))
-    finally:
-        await backend.aclose()
+async def device_recipient(url: str | Sequence[str], places: Places, **backend_opts: Any) -> str:
+    """This device's public key (``age1pq1…``) for the vault at ``url`` (or over several places, in
+    any order), for an enrolled device to add with ``key add --device --public-key``; creates the
+    device key on first use. Reads only the keystore's public vault id (no credential): a provider
+    that lies about it only makes the enrolment fail to open."""
+    _, vault_id = await _identify(url, places, backend_opts)
+    key = await asyncio.to_thread(keymgmt.device_key, places.device_key)
+    return xwing.recipient(key.public_key(vault_id))
 
 
-async def state_folder(url: str, places: Places, **backend_opts: Any) -> Path:
-    """This device's state folder for the vault at ``url`` (below ``places``). No I/O on the vault."""
-    backend = open_backend(url, **backend_opts)
+async def state_folder(url: str | Sequence[str], places: Places, **backend_opts: Any) -> Path:
+    """This device's state folder for the vault at ``url`` (below ``places``): no I/O on a
+    single-place vault; a dispersed vault's places are asked for its keystore (its id keys the
+    state, whichever places are named, in any order). VaultNotFound, BackendError."""
+    urls = dispersal.urls_of(url)
+    if len(urls) == 1:
+        backend = open_backend(urls[0], **backend_opts)
+        try:
+            return devstate.folder_for(places, backend)
+        finally:
+            await backend.aclose()
+    return (await _identify(urls, places, backend_opts))[0]
+
+
+async def _identify(url: str | Sequence[str], places: Places, backend_opts: dict[str, Any]) -> tuple[Path, bytes]:
+    """The state folder and the (unverified) vault id of the vault at ``url``, from its newest
+    keystore (a dispersed vault's read by majority of its places)."""
+    urls = dispersal.urls_of(url)
+    backend = dispersal.connect(urls, backend_opts) if len(urls) > 1 else _connect(urls[0], backend_opts)
     try:
-        return devstate.folder_for(places, backend)
+        name, data = await _highest_keystore(backend, ", ".join(urls))
+        return _folder_of(places, backend, name, data), keystore.parse(data, name).vault_id
     finally:
         await backend.aclose()
 
@@ -325,14 +337,6 @@ async def pinned(url: str | Sequence[str], places: Places, **backend_opts: Any) 
     """The pin this device keeps for ``url`` (read unverified, before unlock), or None. No I/O on a
     single-place vault; the places of a dispersed vault are asked for its keystore (its id keys the
     state). VaultNotFound and BackendError as :func:`open` raises them."""
-    urls = dispersal.urls_of(url)
-    if len(urls) == 1:
-        path = await state_folder(urls[0], places, **backend_opts) / devstate.STATE_FILE
-    else:
-        spread = dispersal.connect(urls, backend_opts)
-        try:
-            path = _folder_of(places, spread, *await _highest_keystore(spread, ", ".join(urls))) / devstate.STATE_FILE
-        finally:
-            await spread.aclose()
+    path = await state_folder(url, places, **backend_opts) / devstate.STATE_FILE
     known = localstate.load_unverified(path) if path.exists() else None
     return None if known is None else Pin(known.fingerprint, known.keystore_gen)

@@ -88,8 +88,9 @@ async def pinned(url: str | list[str]) -> Pin | None:
     return await opening.pinned(url, config.places())
 
 
-async def state_folder(url: str) -> Path:
-    """This device's state folder for the vault at ``url``."""
+async def state_folder(url: str | list[str]) -> Path:
+    """This device's state folder for the vault at ``url`` (a dispersed one's: by the vault id its
+    places' keystore holds)."""
     return await opening.state_folder(url, config.places())
 
 
@@ -98,8 +99,9 @@ def vault_state_folder(vault: Vault) -> Path:
     return devstate.folder_for(config.places(), vault.backend)
 
 
-async def forget_device(url: str) -> tuple[Path, list[Path]]:
-    """Delete this device's state for ``url``: its folder, and the folders removed (maybe none)."""
+async def forget_device(url: str | list[str]) -> tuple[Path, list[Path]]:
+    """Delete this device's state for ``url`` (or a dispersed vault's places): its folder, and the
+    folders removed (maybe none)."""
     folder = await state_folder(url)
     return folder, await asyncio.to_thread(devstate.forget, folder)
 
@@ -114,6 +116,7 @@ def device_key() -> DeviceKey | None:
     return load_device_key(config.places().device_key)
 
 
-async def device_recipient(url: str) -> str:
-    """This device's ``age1pq1…`` key for the vault at ``url`` (created on first use; no unlock)."""
+async def device_recipient(url: str | list[str]) -> str:
+    """This device's ``age1pq1…`` key for the vault at ``url`` or over several places (created on
+    first use; no unlock)."""
     return await opening.device_recipient(url, config.places())

@@ -202,29 +202,33 @@ async def probe(opts: Options) -> None:
 async def open_vault(opts: Options, *, use_agent: bool = True) -> sigmavault.Vault:
     """Open and unlock the chosen vault: the agent's key if it has one, else the credential."""
     await probe(opts)
+    vault = await without_asking(opts) if use_agent else None
+    return vault if vault is not None else (await unlock(opts))[0]
+
+
+async def without_asking(opts: Options) -> sigmavault.Vault | None:
+    """The vault opened with the agent's key, else this device's key (unless a credential is named),
+    or None: then the credential must be asked for."""
     explicit = opts.recovery_code or opts.recovery_code_file or opts.identity_file
-    if use_agent and not opts.no_agent and not explicit:
+    vault = None
+    if not opts.no_agent and not explicit:
         vault = await from_agent(opts.target, fingerprint=opts.fingerprint, single_writer=opts.single_writer,
                                  on_notice=notice, write_quorum=opts.write_quorum)
-        if vault is not None:
-            return _one_generation(vault, opts)
-    if use_agent and not explicit and not opts.passphrase_file:
+    if vault is None and not explicit and not opts.passphrase_file:
         vault = await from_device(opts)
-        if vault is not None:
-            return _one_generation(vault, opts)
-    return (await unlock(opts))[0]
+    return None if vault is None else _one_generation(vault, opts)
 
 
 async def from_device(opts: Options) -> sigmavault.Vault | None:
     """The vault opened with this device's key, or None (no device key, no device slot for it, or no
     pin: a public-key slot never pins a vault on first use)."""
     device = internal.device_key()
-    if len(opts.urls) > 1 or device is None or (
-            opts.fingerprint is None and await internal.pinned(opts.url) is None):
+    if device is None or (opts.fingerprint is None and await internal.pinned(opts.target) is None):
         return None
     try:
-        return await sigmavault.open(opts.url, credential=device, fingerprint=opts.fingerprint,
-                                     single_writer=opts.single_writer, on_notice=notice)
+        return await sigmavault.open(opts.target, credential=device, fingerprint=opts.fingerprint,
+                                     single_writer=opts.single_writer, on_notice=notice,
+                                     write_quorum=opts.write_quorum)
     except AuthError:
         return None
 

@@ -182,10 +182,8 @@ async def add_writer(opts: Options, args: argparse.Namespace, out: Output) -> No
 
 
 async def device(opts: Options, args: argparse.Namespace, out: Output) -> None:
-    if len(opts.urls) > 1:
-        raise UsageError("device slots are not available for dispersed vaults yet: use a passphrase")
     await probe(opts)
-    key = await internal.device_recipient(opts.url)
+    key = await internal.device_recipient(opts.target)
     out.result({"url": opts.url, "public_key": key}, key)
 
 

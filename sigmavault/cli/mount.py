@@ -32,7 +32,7 @@ from typing import Any
 from .. import LocalIOError, NotFound, UsageError, VaultError, config
 from .._internal import Passphrase, TwoFactor, harden
 from . import metrics_opt, stats
-from .access import Options, interactive, open_vault, probe, unlock
+from .access import Options, interactive, open_vault, probe, unlock, without_asking
 from .output import Output
 
 MIB = 1 << 20
@@ -193,6 +193,10 @@ def _child_argv(opts: Options, args: argparse.Namespace, mountpoint: Path, log_f
         argv.append("--no-agent")
     if opts.single_writer:
         argv.append("--single-writer")
+    if opts.audit_host:
+        argv.append("--audit-host")
+    if opts.write_quorum is not None:
+        argv += ["--write-quorum", str(opts.write_quorum)]
     argv += ["mount", os.path.abspath(mountpoint), "--child", "--log-file", str(log_file)]
     for name in ("read_only", "allow_other", "metrics_public"):
         if getattr(args, name):
@@ -210,13 +214,18 @@ def _child_argv(opts: Options, args: argparse.Namespace, mountpoint: Path, log_f
 async def _checked_passphrase(opts: Options, mountpoint: Path) -> bytes | None:
     """A passphrase typed for a background mount, checked here (asking again for a mistyped one, as
     every command does) so the detached child gets one that opens the vault; None when the child
-    reads its credential itself (a file, the environment, a recovery code or an identity)."""
+    reads its credential itself (a file, the environment, a recovery code or an identity) or needs
+    none (the unlock agent or this device's key opens the vault, as they do for every command)."""
     from ..mount.session import prepare
 
     if not interactive(opts) or opts.recovery_code or opts.recovery_code_file or opts.identity_file:
         return None
     prepare(mountpoint)  # fail before asking for a passphrase
     await probe(opts)
+    opened = await without_asking(opts)
+    if opened is not None:
+        await opened.aclose()
+        return None
     vault, cred = await unlock(opts)
     await vault.aclose()
     typed = cred.passphrase if isinstance(cred, TwoFactor) else cred
@@ -307,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(flag)
     parser.add_argument("--no-agent", action="store_true")
     parser.add_argument("--single-writer", action="store_true")
+    parser.add_argument("--audit-host", action="store_true")
+    parser.add_argument("--write-quorum", type=int)
     parser.add_argument("--debug", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub, argparse.ArgumentParser(add_help=False))
@@ -314,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = Options(vault=tuple(args.vault or ()), passphrase_file=args.passphrase_file,
                    recovery_code_file=args.recovery_code_file, identity_file=args.identity_file,
                    fingerprint=args.fingerprint, no_agent=args.no_agent, single_writer=args.single_writer,
-                   debug=args.debug)
+                   audit_host=args.audit_host, write_quorum=args.write_quorum, debug=args.debug)
     try:
         import uvloop
 
