@@ -74,13 +74,15 @@ async def _holds(url: str, prefix: str) -> bool:
         await backend.aclose()
 
 
-async def destroy_vault(url: str, progress: DestroyProgress | None = None) -> DestroyReport:
-    """Crypto-shred the vault at ``url`` (keystores first, then every object); resumable, needs no key."""
-    backend = open_backend(url)
+async def destroy_vault(url: str | list[str], progress: DestroyProgress | None = None) -> DestroyReport:
+    """Crypto-shred the vault at ``url``, or a dispersed vault at its places (every place's keystores
+    first, then every object); resumable, needs no key."""
+    backends = [open_backend(u) for u in ([url] if isinstance(url, str) else url)]
     try:
-        return await destroy(backend, progress)
+        return await destroy(backends, progress)
     finally:
-        await backend.aclose()
+        for backend in backends:
+            await backend.aclose()
 
 
 async def pinned(url: str | list[str]) -> Pin | None:

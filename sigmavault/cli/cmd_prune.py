@@ -147,7 +147,7 @@ async def destroy(opts: Options, args: argparse.Namespace, out: Output) -> None:
                          "nothing can bring it back. Add --yes-destroy-vault to do it")
     stages = _Stages(out)
     try:
-        r = await destroy_vault(opts.url, stages)
+        r = await destroy_vault(opts.urls if len(opts.urls) > 1 else opts.url, stages)
     finally:
         stages.close()
     out.result({"destroyed": True, "keystores": r.keystores, "objects": r.objects},

@@ -111,3 +111,20 @@ def test_places_replace_moves_a_lost_place(tmp_path: Path) -> None:
     r = cli(home, [new, places[2]], "export", "/docs", str(out))
     assert r.code == 0, r.err
     assert same_tree(src, out)
+
+
+def test_destroy_shreds_every_places_keystores_then_empties_every_place(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    places = [tmp_path / f"place{i}" for i in range(3)]
+    assert cli(home, places, "create", "--kdf", "minimum", "--needed", "2").code == 0
+    assert cli(home, places, "import", str(make_tree(tmp_path / "src")), "--to", "/docs").code == 0
+    refused = cli(home, places, "destroy")
+    assert refused.code == 2 and "--yes-destroy-vault" in refused.err
+    assert all(list((p / "k").iterdir()) for p in places)  # nothing went without the flag
+    r = cli(home, places, "--json", "destroy", "--yes-destroy-vault")
+    assert r.code == 0, r.err
+    assert r.events()[-1]["keystores"] == 3  # one replica on each place
+    left = [f for p in places for f in p.rglob("*") if f.is_file()]
+    assert left == []
+    gone = cli(home, places, "ls", "/")
+    assert gone.code != 0 and "Traceback" not in gone.err

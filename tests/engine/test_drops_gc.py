@@ -17,6 +17,7 @@ from vaulttools import reopen
 
 import sigmavault
 from sigmavault import Rules, Vault, WriterCredential
+from sigmavault._internal import destroy_vault
 from sigmavault.engine.errors import ConcurrencyError
 from sigmavault.engine.format import namelists
 from sigmavault.engine.repo import leases
@@ -275,3 +276,13 @@ def test_deletion_records_name_write_only_clients_objects_in_version_2_only() ->
         except sigmavault.IntegrityError:
             continue
         raise AssertionError(f"{bad!r} parsed")
+
+
+async def test_destroy_takes_the_write_only_clients_folders_too(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    v, cred = await owner_with_writer(root)
+    await v.aclose()
+    await drop(root, cred, {"/web-1/a": b"A" * 3000})
+    assert names(root, cred, "o") and names(root, cred, "l")
+    report = await destroy_vault(str(root))
+    assert report.keystores >= 1 and not [p for p in root.rglob("*") if p.is_file()]
