@@ -22,7 +22,7 @@ import asyncio
 import hmac
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from .catalog.diff import file_counts
@@ -44,6 +44,19 @@ def backoff(lost: int) -> float:
     """Seconds to wait after the ``lost``-th lost race in a row (0-based): full jitter, uniform in
     [0, 5 ms × 2^lost], capped at 1 s."""
     return secrets.randbelow(min(1000, 5 << min(lost, 8)) + 1) / 1000
+
+
+RACE_BUDGET = 600.0  # seconds a commit keeps merging and retrying lost races before it gives up
+
+
+def attempts(budget: float = RACE_BUDGET) -> Iterator[int]:
+    """Attempt numbers for a commit racing other writers: at least 64, and on for ``budget``
+    seconds (a busy machine with many writers loses many races; a count alone would give up)."""
+    deadline = time.monotonic() + budget
+    n = 0
+    while n < 64 or time.monotonic() < deadline:
+        yield n
+        n += 1
 
 
 class Committer:
@@ -98,7 +111,7 @@ class Committer:
             base = self._tree_at(self.head.commit)
             if self._guard is not None:
                 await self._guard.begin()  # W1: a metadata-only commit uploads page packs too
-            for _attempt in range(64):
+            for _attempt in attempts():
                 # a keystore rewritten elsewhere must be seen before we commit under it (CRYPTO.md §5.2 step 3)
                 await self._history.reread_keystore()
                 if plan is not None and (plan.head is not self.head or plan.keystore_gen != self._history.keystore_gen):
@@ -165,7 +178,7 @@ class Committer:
         async with self.lock:
             if self.pending:
                 raise UsageError("commit the pending edits first")
-            for _attempt in range(64):
+            for _attempt in attempts():
                 await self._history.reread_keystore()
                 extra = await decide(self.head)
                 if extra is None:

@@ -38,6 +38,7 @@ from typing import Any
 
 from .. import IntegrityError, config
 from .._internal import LockedError, Secret, b64u, harden, unb64u
+from .unixpath import reachable
 
 MAX_LINE = 4096
 START_GRACE = 30.0  # seconds an agent that was handed nothing waits before it exits
@@ -184,7 +185,8 @@ def _alive(path: Path) -> bool:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(1)
         try:
-            s.connect(os.fspath(path))
+            with reachable(path) as name:
+                s.connect(name)
         except OSError:
             return False
     return True
@@ -198,7 +200,8 @@ async def serve(path: Path) -> None:
         path.unlink()
     old_umask = os.umask(0o177)
     try:
-        server = await asyncio.start_unix_server(agent.handle, path=os.fspath(path), limit=MAX_LINE + 2)
+        with reachable(path) as name:
+            server = await asyncio.start_unix_server(agent.handle, path=name, limit=MAX_LINE + 2)
     finally:
         os.umask(old_umask)
     os.chmod(path, 0o600)

@@ -21,6 +21,7 @@ from typing import Any
 from .. import IntegrityError
 from .._internal import LockedError, Secret, b64u, harden, unb64u
 from .agent import MAX_LINE, MAX_TTL, peer_uid, private_dir, socket_path
+from .unixpath import reachable
 
 TIMEOUT = 3.0
 _DURATION = re.compile(r"(\d+)\s*([smhd]?)")
@@ -48,8 +49,8 @@ async def request(doc: dict[str, Any]) -> dict[str, Any] | None:
     if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.getuid():
         return None
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(os.fspath(path), limit=MAX_LINE + 2),
-                                                TIMEOUT)
+        with reachable(path) as name:
+            reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(name, limit=MAX_LINE + 2), TIMEOUT)
     except (OSError, TimeoutError):
         return None
     try:

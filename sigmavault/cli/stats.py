@@ -25,6 +25,7 @@ from typing import Any
 from .. import NotFound, Vault, VaultError
 from .agent import peer_uid
 from .output import Output, human_size
+from .unixpath import reachable
 
 log = logging.getLogger(__name__)
 MAX_DOC = 1 << 20
@@ -64,7 +65,8 @@ async def serving(path: Path, make: Callable[[], dict[str, Any]]) -> AsyncIterat
             path.unlink()  # left by a killed mount of this mount point (this one is not mounted yet)
         old_umask = os.umask(0o177)
         try:
-            server = await asyncio.start_unix_server(answer, path=os.fspath(path))
+            with reachable(path) as name:
+                server = await asyncio.start_unix_server(answer, path=name)
         finally:
             os.umask(old_umask)
     except OSError as exc:
@@ -81,7 +83,8 @@ async def serving(path: Path, make: Callable[[], dict[str, Any]]) -> AsyncIterat
 async def fetch(path: Path) -> dict[str, Any] | None:
     """The document the mount at ``path`` serves, or None when no mount answers there."""
     try:
-        reader, writer = await asyncio.open_unix_connection(os.fspath(path), limit=MAX_DOC)
+        with reachable(path) as name:
+            reader, writer = await asyncio.open_unix_connection(name, limit=MAX_DOC)
     except OSError:
         return None
     try:

@@ -27,7 +27,7 @@ def _tasks() -> set[asyncio.Task[object]]:
     """Tasks alive now but this one and the vault's writer lease heartbeat (it lives from the first
     write until the commit or close, by design: a prune must see the writer; see engine/repo/leases.py)."""
     return {t for t in asyncio.all_tasks()
-            if t is not asyncio.current_task() and "Lease._heartbeat" not in t.get_coro().__qualname__}
+            if t is not asyncio.current_task() and "Heartbeat._heartbeat" not in t.get_coro().__qualname__}
 
 
 def _open_fds() -> int:

@@ -255,3 +255,17 @@ def test_a_lost_race_pauses_a_random_while_that_grows_to_one_second() -> None:
     for lost, cap in ((0, 0.005), (1, 0.010), (5, 0.160), (8, 1.0), (60, 1.0)):
         pauses = [backoff(lost) for _ in range(200)]
         assert all(0 <= p <= cap for p in pauses) and len(set(pauses)) > 1, (lost, max(pauses))
+
+
+def test_a_commit_keeps_retrying_lost_races_for_its_time_budget_not_a_fixed_count() -> None:
+    import time
+
+    from sigmavault.engine.committer import attempts
+
+    assert len(list(attempts(0.0))) == 64  # at least 64 tries even with no time left
+    start = time.monotonic()
+    tries = 0
+    for _ in attempts(0.2):  # a busy machine: tries go on until the budget is spent
+        tries += 1
+        time.sleep(0.001)
+    assert tries > 64 and 0.2 <= time.monotonic() - start < 5
