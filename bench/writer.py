@@ -53,6 +53,7 @@ def main() -> None:
         sizes: dict[str, int] = {}
 
         def timed(name: str, cmd: list[str], how: dict[str, str]) -> None:
+            os.sync()  # the previous run's writeback must not land on this one's clock
             seconds, peak = run(cmd, how)
             times[name].append(seconds)
             rss[name].append(peak)
@@ -63,9 +64,13 @@ def main() -> None:
                 run([SV, "--vault", str(v), "create", "--kdf", "minimum"], env)
             cred = work / f"w-{r}.cred"
             run([SV, "--vault", str(dropped), "key", "add", "--writer", "--to", "/w", "--out", str(cred)], env)
-            timed("owner import", [SV, "--vault", str(owner), "import", str(src), "--to", "/w"], env)
             writer = [SV, "--vault", str(dropped), "--writer-credential", str(cred), "import", str(src)]
-            timed("writer import", writer, writer_env)
+            first = ["owner import", "writer import"] if r % 2 == 0 else ["writer import", "owner import"]
+            for name in first:  # alternate which goes first: neither gets the warmer machine every time
+                if name == "owner import":
+                    timed(name, [SV, "--vault", str(owner), "import", str(src), "--to", "/w"], env)
+                else:
+                    timed(name, writer, writer_env)
             sizes = {"owner import": stored(owner), "writer import": stored(dropped)}
             timed("owner ingest", [SV, "--vault", str(dropped), "ingest"], env)
             timed("writer re-drop", writer, writer_env)
