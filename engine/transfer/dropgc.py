@@ -39,11 +39,10 @@ class DropSource:
 
 @dataclass
 class Listing:
-    """One LIST of ``d/``: the writers' objects, markers and lease beats."""
+    """One LIST of ``d/``: the writers' objects and gone-markers."""
 
     objects: set[str] = field(default_factory=set)
     markers: set[str] = field(default_factory=set)  # marker names
-    beats: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (writer hex, lease id) -> seqs
 
     @classmethod
     async def read(cls, backend: Backend) -> Listing:
@@ -54,8 +53,6 @@ class Listing:
                 out.objects.add(name)
             elif kind == "g/":
                 out.markers.add(name)
-            elif (lease := parse_lease_name(name)) is not None:
-                out.beats.setdefault(lease[:2], []).append(lease[2])
         return out
 
 

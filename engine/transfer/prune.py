@@ -372,8 +372,7 @@ class Pruner:
         """The writers' markers whose objects are gone, and their ended leases."""
         if self.writer_leases is None:
             return
-        if self.listing.objects or self.listing.markers or self.listing.beats:
-            self.report.markers_cleared += await dropgc.tidy(self.backend, self.listing, deleted)
+        self.report.markers_cleared += await dropgc.tidy(self.backend, self.listing, deleted)
         await self.writer_leases.newest()
         self.report.writer_leases_cleared += await self.writer_leases.clear()
 
