@@ -50,7 +50,7 @@ from .keys.writers import WriterCredential
 from .local.cache import Cache
 from .local.settings import Tuning
 from .opening import DEFAULT_TUNING, _connect, _highest_keystore
-from .repo.dropleases import WriterLease, marked
+from .repo.dropleases import WriterLease, marked, record_seqs
 from .repo.packs import PackWriter
 from .repo.reader import BlobReader
 from .repo.store import ObjectStore
@@ -183,13 +183,7 @@ class DropWriter(Edits):
 async def _last_record(backend: Backend, cred: WriterCredential) -> tuple[int, bytes]:
     """(seq, hash) of this writer's newest record (0 and zeros for none), checked against its own
     verify key: a record it did not sign under its own name means the storage was tampered with."""
-    prefix = records.record_name(cred.writer_id, 1).rpartition("/")[0] + "/"
-    seqs = []
-    async for name in backend.list(prefix):
-        tail = name[len(prefix):]
-        if len(tail) == 16 and all(ch in "0123456789abcdef" for ch in tail):
-            seqs.append(int(tail, 16))
-    for seq in sorted(seqs, reverse=True):
+    for seq in reversed(await record_seqs(backend, cred.writer_id)):
         name = records.record_name(cred.writer_id, seq)
         try:
             data = await get_bounded(backend, name, MAX_RECORD)
@@ -227,8 +221,9 @@ async def open_writer(url: str, credential: WriterCredential, *, dest: str | byt
     where = prefix if dest is None else split_path(dest)
     if where[: len(prefix)] != prefix:
         raise UsageError(f"this writer may write only inside {credential.prefix}, not {show(where)}")
-    backend = _connect(url, dict(backend_opts))
-    try:
+    async with contextlib.AsyncExitStack() as undo:  # on any failure: what was opened is closed again
+        backend = _connect(url, dict(backend_opts))
+        undo.push_async_callback(_close_quietly, backend)
         await _same_vault(backend, url, credential)
         locking.apply(backend, credential.params.lock, None)
         try:
@@ -238,20 +233,20 @@ async def open_writer(url: str, credential: WriterCredential, *, dest: str | byt
                                  "the storage was tampered with") from None
         cache = await Cache.open(None if state is None else state / "cache.sqlite",
                                  Secret(expand(credential.key.reveal(), "writer/local-cache"), "writer cache key"))
-        try:
-            if (last := await cache.get_meta("last_seq", 0)) > seq:
-                raise RollbackError(f"this writer's drop {last} is gone from the storage (it shows {seq or 'none'}): "
-                                    "the storage lost or hides it; nothing was written")
-            drop_key, enc = records.new_drop_key(credential.drop_pk, credential.vault_id, credential.writer_id,
-                                                 seq + 1, credential.epoch)
-            keys = EpochKeys.for_drop(credential.vault_id, credential.epoch, credential.params.prf,
-                                      credential.writer_id, credential.key, drop_key)
-            return DropWriter(url=url, backend=backend, credential=credential, seq=seq + 1, prev=prev, keys=keys,
-                              enc=enc, cache=cache, tuning=tuning, dest=where)
-        except BaseException:
-            await cache.aclose()
-            raise
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await backend.aclose()
-        raise
+        undo.push_async_callback(cache.aclose)
+        if (last := await cache.get_meta("last_seq", 0)) > seq:
+            raise RollbackError(f"this writer's drop {last} is gone from the storage (it shows {seq or 'none'}): "
+                                "the storage lost or hides it; nothing was written")
+        drop_key, enc = records.new_drop_key(credential.drop_pk, credential.vault_id, credential.writer_id,
+                                             seq + 1, credential.epoch)
+        keys = EpochKeys.for_drop(credential.vault_id, credential.epoch, credential.params.prf,
+                                  credential.writer_id, credential.key, drop_key)
+        writer = DropWriter(url=url, backend=backend, credential=credential, seq=seq + 1, prev=prev, keys=keys,
+                            enc=enc, cache=cache, tuning=tuning, dest=where)
+        undo.pop_all()  # the writer owns them now
+        return writer
+
+
+async def _close_quietly(backend: Backend) -> None:
+    with contextlib.suppress(Exception):
+        await backend.aclose()

@@ -41,9 +41,11 @@ from .keys.schedule import KIND_PAGE_PACK, EpochKeys
 from .keys.secret import Secret
 from .keys.writers import Writer
 from .local.cache import Cache
+from .repo.dropleases import record_seqs
 from .repo.packs import PackWriter
 from .repo.reader import BlobReader
 from .repo.store import ObjectStore
+from .transfer.prune import Refs
 
 MAX_RECORD = 1 << 20
 MAX_PER_COMMIT = 16  # drops of one writer taken into one commit (the rest wait for the next)
@@ -202,15 +204,14 @@ class Ingester:
         return head
 
     @contextlib.asynccontextmanager
-    async def _tree_of(self, keys: EpochKeys, root: Sequence[BlobRef]) -> AsyncIterator[Tree]:
-        """A drop's tree, read through a store that opens only this drop's objects."""
+    async def _catalog_of(self, keys: EpochKeys) -> AsyncIterator[tuple[Catalog, BlobReader]]:
+        """A catalog and a reader over a store that opens only this drop's objects."""
         store = ObjectStore(self._backend, {keys.epoch: keys}, keys.epoch, self._store.chunk_size,
                             self._store.sealer.pad_floor)
         reader = BlobReader(store)
         cache = await Cache.open(None)
         try:
-            catalog = Catalog(store, PackWriter(store, KIND_PAGE_PACK, _no_seal), cache, 1 << 18, reader=reader)
-            yield Tree(Dir(Meta(0o755, 0, 0, 0, 0), list(root)), lambda d: catalog.load(d, reader=reader))
+            yield Catalog(store, PackWriter(store, KIND_PAGE_PACK, _no_seal), cache, 1 << 18, reader=reader), reader
         finally:
             await cache.aclose()
 
@@ -227,7 +228,7 @@ class Ingester:
             if not w.active:
                 continue  # a removed writer's drops are all refused
             last = mark.get(w.id, NOTHING)
-            for seq in sorted(s for s in await self._seqs(w) if s >= max(1, last.seq)):
+            for seq in (s for s in await record_seqs(self._backend, w.id) if s >= max(1, last.seq)):
                 try:
                     names |= await self._objects(w, seq, last)
                 except ObjectMissing:
@@ -236,10 +237,6 @@ class Ingester:
                 except (IntegrityError, NotFound, NotADirectory, UsageError):
                     pass  # refused at ingest (the last one: no longer a merge base): it keeps nothing
         return names, unsure
-
-    async def _seqs(self, w: Writer) -> list[int]:
-        prefix = records.record_name(w.id, 1)[:35]
-        return [int(n[35:], 16) async for n in self._backend.list(prefix) if len(n) == 51]
 
     async def _objects(self, w: Writer, seq: int, last: Mark) -> set[str]:
         """Every object drop ``seq`` of ``w`` refers to; an empty set for a record refused before."""
@@ -250,24 +247,17 @@ class Ingester:
         rec = records.parse_record(data, name)
         records.verify_record(rec, w.verify_key)
         keys, body, _ = self._unseal(w, rec)
-        out = {r.object_name for r in body.root}
-        async with self._tree_of(keys, body.root) as drop:
-            stack: list[tuple[Dir, list[bytes]]] = [(drop.root, [])]
-            while stack:
-                d, where = stack.pop()
-                out.update(p.object_name for p in d.pages)
-                for name_, kid in (await drop.children(d, where)).items():
-                    if isinstance(kid, Dir):
-                        stack.append((kid, where + [name_]))
-                    elif isinstance(kid, File):
-                        out.update(b.object_name for b in kid.blobs if isinstance(b, BlobRef))
-        return out
+        async with self._catalog_of(keys) as (catalog, _):
+            refs = Refs(catalog)  # prune's own walk: every page and blob the drop's tree refers to
+            await refs.walk(Dir(Meta(0o755, 0, 0, 0, 0), list(body.root)))
+        return refs.names
 
     async def _load(self, keys: EpochKeys, root: Sequence[BlobRef], dest: list[bytes], refkeys: _Keys
                     ) -> tuple[Node, int, int]:
         """The drop's node at ``dest``, loaded whole through a store that opens only this drop's
         objects, checked like a co-writer's catalog, and rebuilt as dirty vault nodes."""
-        async with self._tree_of(keys, root) as drop:
+        async with self._catalog_of(keys) as (catalog, reader):
+            drop = Tree(Dir(Meta(0o755, 0, 0, 0, 0), list(root)), lambda d: catalog.load(d, reader=reader))
             try:
                 top = await drop.lookup(dest)
             except NotFound:

@@ -13,6 +13,7 @@ the engine calls that take them as arguments.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 from . import config
@@ -77,12 +78,12 @@ async def _holds(url: str, prefix: str) -> bool:
 async def destroy_vault(url: str | list[str], progress: DestroyProgress | None = None) -> DestroyReport:
     """Crypto-shred the vault at ``url``, or a dispersed vault at its places (every place's keystores
     first, then every object); resumable, needs no key."""
-    backends = [open_backend(u) for u in ([url] if isinstance(url, str) else url)]
-    try:
+    async with contextlib.AsyncExitStack() as opened:
+        backends = []
+        for u in [url] if isinstance(url, str) else url:
+            backends.append(backend := open_backend(u))
+            opened.push_async_callback(backend.aclose)
         return await destroy(backends, progress)
-    finally:
-        for backend in backends:
-            await backend.aclose()
 
 
 async def pinned(url: str | list[str]) -> Pin | None:

@@ -1,6 +1,6 @@
-"""Collecting write-only clients' objects: the writer's lease and the gone-markers (models/dropgc.py).
-
-Both live under the writer's own prefix, the only place its storage credential may reach:
+"""A write-only client's folder ``d/<writer>/``, the only place its storage credential may reach:
+its records listed, and what collecting its objects needs (models/dropgc.py), its lease and the
+gone-markers:
 
 - ``d/<writer>/l/<lease id, 16 hex>-<seq, 8 hex>`` a beat of a writer's lease. A writer cannot
   delete, so every beat (each ``ttl / 4``) is a new create-only object, and the beat numbered
@@ -95,6 +95,13 @@ class WriterLease(Heartbeat):
             await self._put(lid, END)
 
 
+async def record_seqs(backend: Backend, writer_id: bytes) -> list[int]:
+    """The seqs of the records ``d/<writer>/<seq:016x>`` listed in the writer's folder, ascending."""
+    prefix = f"d/{writer_id.hex()}/"
+    tails = [n[len(prefix):] async for n in backend.list(prefix)]
+    return sorted(int(t, 16) for t in tails if len(t) == 16 and not t.strip("0123456789abcdef"))
+
+
 async def marked(backend: Backend, writer_id: bytes) -> set[str]:
     """The writer's objects that carry a gone-marker (W2 reuses none of them)."""
     prefix = f"d/{writer_id.hex()}/g/"
@@ -111,4 +118,4 @@ async def delete_quietly(backend: Backend, names: set[str]) -> int:
     return gone
 
 
-__all__ = ["END", "WriterLease", "beat_ttl", "lease_name", "marked", "marker_name", "parse_lease_name"]
+__all__ = ["END", "WriterLease", "beat_ttl", "lease_name", "marked", "marker_name", "parse_lease_name", "record_seqs"]

@@ -64,12 +64,12 @@ class ObjectStore:
         writer, dk = ref.writer, ref.drop_key
         if writer is None or dk is None:
             fail("object outside the vault's names")
-        wk = dict(self.writers()).get(writer)
-        if wk is None:
-            fail("object of an unknown writer")
         key = (writer, ref.epoch, dk)
         sealer = self._drop_sealers.get(key)
-        if sealer is None:
+        if sealer is None:  # a writer stays in the keyring (removed: a tombstone), so a made sealer stays good
+            wk = dict(self.writers()).get(writer)
+            if wk is None:
+                fail("object of an unknown writer")
             own = self.sealer_for(ref.epoch).keys
             keys = EpochKeys.for_drop(own.vault_id, ref.epoch, own.prf_name, writer, wk, Secret(dk, "drop key"))
             sealer = self._drop_sealers[key] = Sealer(keys, self.chunk_size, self.sealer.pad_floor)

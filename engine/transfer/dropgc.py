@@ -21,7 +21,16 @@ from dataclasses import dataclass, field
 from ...backends.base import Backend, get_bounded
 from ..errors import VaultError
 from ..format.commits import ChainHead
-from ..repo.dropleases import END, MAX_LEASE, beat_ttl, delete_quietly, lease_name, marker_name, parse_lease_name
+from ..repo.dropleases import (
+    END,
+    MAX_LEASE,
+    beat_ttl,
+    delete_quietly,
+    lease_name,
+    marked_object,
+    marker_name,
+    parse_lease_name,
+)
 from ..repo.leases import DEFAULT_TTL
 
 #: (names the writers' pending and last ingested drops refer to, writers (hex) to leave alone)
@@ -77,6 +86,7 @@ class WriterLeases:
     def __init__(self, backend: Backend, source: DropSource) -> None:
         self.backend = backend
         self.source = source
+        self._beats: dict[tuple[str, str], list[int]] = {}  # (writer hex, lease id) -> seqs, as last listed
         self._ended: set[tuple[str, str]] = set()
 
     async def newest(self) -> dict[str, int]:
@@ -86,6 +96,7 @@ class WriterLeases:
             async for name in self.backend.list(f"d/{w}/l/"):
                 if (lease := parse_lease_name(name)) is not None:
                     beats.setdefault(lease[:2], []).append(lease[2])
+        self._beats = beats
         out = {}
         for (w, lid), seqs in beats.items():
             if END in seqs:
@@ -114,10 +125,9 @@ class WriterLeases:
         await self._delete(w, lid)
 
     async def _delete(self, w: str, lid: str) -> None:
-        names = set()
-        async for name in self.backend.list(f"d/{w}/l/{lid}-"):
-            names.add(name)
-        await delete_quietly(self.backend, names)
+        """The beats of that lease listed last (one a revived writer made since stays: still its lease)."""
+        writer = bytes.fromhex(w)
+        await delete_quietly(self.backend, {lease_name(writer, lid, s) for s in self._beats.get((w, lid), ())})
 
     async def clear(self) -> int:
         """Delete the beats of every ended lease seen; how many leases."""
@@ -130,7 +140,7 @@ class WriterLeases:
 async def tidy(backend: Backend, listing: Listing, deleted: set[str]) -> int:
     """After P6: the markers whose objects are gone (deleted now, or absent at P1). A marker goes
     only after its object: a writer that no longer sees it finds the object gone too."""
-    stale = {m for m in listing.markers if m[:35] + "o/" + m[37:] not in listing.objects}
+    stale = {m for m in listing.markers if marked_object(m) not in listing.objects}
     stale |= {marker_name(n) for n in deleted if n.startswith("d/")}
     return await delete_quietly(backend, stale)
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from ..catalog.pagestore import Catalog
 from ..catalog.tree import Dir, File
-from ..errors import IntegrityError, NotFound, ObjectLocked, VaultError
+from ..errors import IntegrityError, NotFound, ObjectLocked, ObjectMissing, VaultError
 from ..format.commits import ChainHead
 from ..format.pages import BlobRef
 from ..keys.schedule import KIND_CHUNK
@@ -92,7 +92,7 @@ class PruneReport:
     candidate_names: list[str] = field(default_factory=list, repr=False)
 
 
-class _Refs:
+class Refs:
     """What the kept generations reference: object names, and the used bytes of each pack."""
 
     def __init__(self, catalog: Catalog) -> None:
@@ -118,8 +118,8 @@ class _Refs:
                 self.add(ref)
             try:
                 kids = await self.catalog.load(d)
-            except VaultError as exc:
-                raise IntegrityError(
+            except VaultError as exc:  # a missing object stays ObjectMissing (a drop's walk waits on it)
+                raise (ObjectMissing if isinstance(exc, ObjectMissing) else IntegrityError)(
                     f"prune stopped, nothing deleted: a directory does not load ({exc.message}); "
                     "run `sigmavault verify`"
                 ) from None
@@ -268,11 +268,11 @@ class Pruner:
             await self.records.close(rid)
             self.report.records_cleared += 1
 
-    async def scan(self) -> tuple[_Refs, set[str]]:
+    async def scan(self) -> tuple[Refs, set[str]]:
         """P1: what every kept generation references, and the listed objects nothing references."""
         self.head = await self.history.find_head(self.head)
         self.report.generation = self.head.gen
-        refs = _Refs(self.catalog)
+        refs = Refs(self.catalog)
         gens = await kept_generations(self.history, self.head)
         for i, gen in enumerate(gens):
             self.progress("scan", i, len(gens))
@@ -305,7 +305,7 @@ class Pruner:
             for _ in range(max(1, min(8, self.backend.properties.concurrency))):
                 tg.create_task(worker())
 
-    def pack_stats(self, refs: _Refs) -> None:
+    def pack_stats(self, refs: Refs) -> None:
         r = self.report
         for name, blobs in refs.used.items():
             size = self.sizes.get(name)
@@ -352,11 +352,11 @@ class Pruner:
                 return
             await asyncio.sleep(self.poll)
 
-    async def recheck(self, refs: _Refs, rid: str, candidates: set[str]) -> set[str]:
+    async def recheck(self, refs: Refs, rid: str, candidates: set[str]) -> set[str]:
         """P5: what the commits added since P1, the rescue records of D and the writers' drops
         (read again: those written meanwhile) reference."""
         newest = await self.history.find_head(self.head)
-        fresh = _Refs(self.catalog)
+        fresh = Refs(self.catalog)
         fresh.seen = refs.seen  # subtrees walked at P1 are known
         for gen in range(newest.gen, self.head.gen, -1):
             await fresh.walk(self.catalog.tree(await self.history.commit_at(gen)).root)
@@ -402,4 +402,4 @@ class Pruner:
         return gone
 
 
-__all__ = ["PruneReport", "Pruner", "kept_generations"]
+__all__ = ["PruneReport", "Pruner", "Refs", "kept_generations"]
