@@ -117,11 +117,11 @@ class View:
         path may be another client's newer work)."""
         await self._adopt_newer(only_if_due=True)
         try:
-            return await self._tree.lookup(parts)
+            return await self._tree.peek(parts)
         except NotFound:
             if not await self._adopt_newer(only_if_due=False):
                 raise
-            return await self._tree.lookup(parts)
+            return await self._tree.peek(parts)
 
     async def stat(self, path: str | bytes) -> Stat:
         """The metadata of a file, directory or symlink (``"/"`` is the root). Raises NotFound."""
