@@ -94,14 +94,14 @@ class BlobRef:
         for value in (self.off, self.length):
             if type(value) is not int or not 0 <= value <= MAX_I64:
                 raise ValueError("offset or length out of range")
+        if self.zlen is not None and (type(self.zlen) is not int or self.kind != KIND_DATA_PACK
+                                      or not 0 < self.zlen < self.length):
+            raise ValueError("only a data-pack member is compressed, and then to fewer bytes")
         if self.kind == KIND_PAGE_PACK:
             if self.object_len is not None:
                 raise ValueError("a page-pack ref carries no object length")
         else:
             ol = self.object_len
-            if self.zlen is not None and (type(self.zlen) is not int or self.kind != KIND_DATA_PACK
-                                          or not 0 < self.zlen < self.length):
-                raise ValueError("only a data-pack member is compressed, and then to fewer bytes")
             if type(ol) is not int or not 0 <= ol <= MAX_I64 or self.off + self.stored_len + MIN_OVERHEAD > ol:
                 raise ValueError("object length missing or too small for the blob")
             if self.kind == KIND_CHUNK and self.off != 0:
