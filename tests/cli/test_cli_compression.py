@@ -172,3 +172,22 @@ def test_a_bad_compression_value_is_a_usage_error(tmp_path: Path, isolated_home:
     assert r.code == 2
     assert "--compression" in r.err and "fast" in r.err
     assert not (tmp_path / "vault").exists()
+
+
+def test_a_write_only_client_compresses_too_and_the_owner_reads_its_drop(tmp_path: Path,
+                                                                          isolated_home: Path) -> None:
+    src = make_src(tmp_path)
+    owner = created(tmp_path, isolated_home / "owner", "auto")
+    cred = tmp_path / "web.cred"
+    owner.ok("key", "add", "--writer", "--label", "web", "--to", "/web", "--out", str(cred))
+    server = Cli(isolated_home / "server", owner.vault)  # only the credential: its params say zstd-auto
+    done = server.ok("--json", "--writer-credential", str(cred), "import", str(src), "--to", "/web",
+                     passphrase=None).events()[-1]
+    assert done["drop"] == 1
+    drops = Path(str(owner.vault)) / "d"
+    stored = sum(p.stat().st_size for p in drops.rglob("*") if p.is_file())
+    assert stored < (MIB + 30_000) + 2 * MIB // 4  # the random file as it is, the text compressed
+    owner.ok("ingest")
+    owner.ok("export", "/web", str(tmp_path / "out"))
+    assert same_tree(src, tmp_path / "out")
+    assert "no problems found" in owner.ok("verify", "--full").out
