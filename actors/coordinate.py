@@ -62,6 +62,25 @@ def coordinate(p: Placement) -> Callable[[ReceiveChannel[Piece], SendChannel[ToS
             await outbox.send(closed)
         return member
 
+    async def decide(piece: Piece, data: bytes, blob_id: bytes, claim: asyncio.Future[BlobRef | PendingRef],
+                     outbox: SendChannel[ToSeal | Placed]) -> None:
+        """Place a new full chunk: found in the index, packed (compressed), or sealed as its own object."""
+        n = len(data)
+        # the index's ref: the vault's own is this same content address (or a packed member); a
+        # write-only client's names the earlier drop that holds the chunk
+        found = await p.known(blob_id)
+        if found is not None:
+            claim.set_result(found)
+            await outbox.send(Placed(piece.token, piece.index, piece.final, n, found, deduped=True))
+        elif (member := await packed(data, blob_id, outbox)) is not None:
+            claim.set_result(member)
+            await outbox.send(Placed(piece.token, piece.index, piece.final, n, member))
+        else:
+            ref = p.full_ref(blob_id)
+            claim.set_result(ref)
+            await outbox.send(ToSeal(KIND_CHUNK, ref.object_name, data,
+                                     piece=Placed(piece.token, piece.index, piece.final, n, ref)))
+
     async def run(inbox: ReceiveChannel[Piece], outbox: SendChannel[ToSeal | Placed]) -> None:
         async for piece in inbox:
             data, n = piece.data, len(piece.data)
@@ -78,20 +97,12 @@ def coordinate(p: Placement) -> Callable[[ReceiveChannel[Piece], SendChannel[ToS
                     await outbox.send(Placed(piece.token, piece.index, piece.final, n, await claim, deduped=True))
                     continue
                 claim = in_flight[blob_id] = asyncio.get_running_loop().create_future()
-                # the index's ref: the vault's own is this same content address (or a packed
-                # member); a write-only client's names the earlier drop that holds the chunk
-                found = await p.known(blob_id)
-                if found is not None:
-                    claim.set_result(found)
-                    await outbox.send(Placed(piece.token, piece.index, piece.final, n, found, deduped=True))
-                elif (member := await packed(data, blob_id, outbox)) is not None:
-                    claim.set_result(member)
-                    await outbox.send(Placed(piece.token, piece.index, piece.final, n, member))
-                else:
-                    ref = p.full_ref(blob_id)
-                    claim.set_result(ref)
-                    await outbox.send(ToSeal(KIND_CHUNK, ref.object_name, data,
-                                             piece=Placed(piece.token, piece.index, piece.final, n, ref)))
+                try:
+                    await decide(piece, data, blob_id, claim, outbox)
+                except BaseException:
+                    if not claim.done():  # a waiter for the same chunk must not wait forever
+                        claim.cancel()
+                    raise
             else:
                 blob_id = p.chunk_id(data) if n < 65536 else await asyncio.to_thread(p.chunk_id, data)
                 found = await p.known(blob_id)
