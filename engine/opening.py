@@ -29,6 +29,7 @@ from ..backends.retrying import RetryingBackend
 from ..backends.urls import open_backend
 from . import dispersal, locking
 from .errors import AlreadyExists, AuthError, IntegrityError, NotFound, UsageError, VaultError, VaultNotFound
+from .format import squeeze
 from .format.canonical import MAX_DOCUMENT, b64u
 from .format.commits import ChainState, Commit, commit_name, seal_commit
 from .format.envelope import Sealer
@@ -85,7 +86,7 @@ async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, kee
     since = ChainState(st.max_gen, st.head_hash) if st.max_gen is not None and st.head_hash is not None else None
     head = await history.find_head(since)
     store = ObjectStore(backend, keys, unlocked.current_epoch, params.chunk_size, params.pad_floor,
-                        tuning.pack_cache, lambda: ((w.id, w.key) for w in history.writers))
+                        tuning.pack_cache, lambda: ((w.id, w.key) for w in history.writers), params.compression)
     cache = await Cache.open(keeper.folder / "cache.sqlite", unlocked.local_cache_key())
     slots = Keys(backend, unlocked, keeper.folder, places.device_secret, places.device_key)
     vault = Vault(url=url, backend=backend, history=history, store=store, cache=cache, head=head,
@@ -98,7 +99,7 @@ async def create(url: str | Sequence[str], *, places: Places, passphrase: str, k
                  tuning: Tuning = DEFAULT_TUNING, create_bucket: bool = False, single_writer: bool = False,
                  on_notice: Callable[[str], None] | None = None, needed: int | None = None,
                  write_quorum: int | None = None, lock_days: int | None = None, lock_mode: str = "governance",
-                 **backend_opts: Any) -> Vault:
+                 compression: str = "off", **backend_opts: Any) -> Vault:
     """Create a new vault at ``url`` and return it open (this device's state goes below ``places``).
 
     ``create_bucket`` first creates the S3 bucket or Azure container if it is missing (else a
@@ -113,7 +114,8 @@ async def create(url: str | Sequence[str], *, places: Places, passphrase: str, k
     Several URLs create a dispersed vault over them (:mod:`.dispersal`): ``needed`` of them (default
     all but one) rebuild every object; ``write_quorum`` places must take each write. ``lock_days``
     writes every object under a retention lock (``lock_mode`` governance or compliance) that even
-    the vault's own credentials cannot lift (:mod:`.locking`).
+    the vault's own credentials cannot lift (:mod:`.locking`). ``compression`` is ``off``, ``auto``
+    or ``max`` (:mod:`.format.squeeze`; a vault parameter, fixed at creation).
     """
     profile = _profile(kdf)
     urls = dispersal.urls_of(url)
@@ -121,7 +123,10 @@ async def create(url: str | Sequence[str], *, places: Places, passphrase: str, k
     lock = None if lock_days is None else Lock(lock_days, lock_mode)
     if lock is not None and not lock.valid():
         raise UsageError("--lock-days takes 1 to 36500 days, --lock-mode governance or compliance")
-    params = Params(chunk_size=chunk_size, prf=prf, dispersal=layout, lock=lock)  # type: ignore[arg-type]
+    if compression not in squeeze.CLI_NAMES:
+        raise UsageError(f"--compression takes off, auto or max, not {compression!r}")
+    params = Params(chunk_size=chunk_size, prf=prf, dispersal=layout, lock=lock,  # type: ignore[arg-type]
+                    compression=squeeze.CLI_NAMES[compression])
     if not params.valid():
         raise UsageError("chunk size must be a power of two from 1 MiB to 16 MiB; prf blake3-keyed-256 or hmac-sha256")
     url = ", ".join(urls)
