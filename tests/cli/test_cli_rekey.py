@@ -103,6 +103,10 @@ def test_key_remove_rekey_revokes_a_passphrase(vault: Cli, tmp_path: Path) -> No
     assert vault.ok("ls").out == "old.bin\n"
     kinds = [(s["type"], s["label"]) for s in vault.ok("--json", "key", "list").json()["slots"]]
     assert kinds == [("argon2id", "passphrase"), ("xwing", "recovery code")]
+    events = vault.ok("--json", "audit").json()["events"]
+    assert [(e["generation"], e["epoch"]) for e in events if e["event"] == "rekey"] == [(3, 2)]
+    assert [k["op"] for e in events if e["event"] == "keys" and e["generation"] == 3 for k in e["keys"]] == ["remove"]
+    assert "key epoch 2 starts" in vault.ok("audit").out
 
 
 def test_rekey_will_not_drop_passphrase_slots_unasked(vault: Cli, tmp_path: Path) -> None:
