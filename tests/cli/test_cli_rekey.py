@@ -219,3 +219,16 @@ def test_rekey_json_and_help_are_documented(vault: Cli) -> None:
     assert "--drop-passphrase-slots" in helped
     assert "--rekey" in vault.ok("key", "remove", "--help").out
     assert json.loads(vault.ok("--json", "rekey").out)["keystore_generation"] >= 3
+
+
+def test_bad_rekey_requests_are_refused_and_change_nothing(vault: Cli) -> None:
+    stores = sorted(os.listdir(root(vault) / "k"))
+    own = next(s["id"] for s in vault.ok("--json", "key", "list").json()["slots"] if s["unlocked_with"])
+    refused = vault("key", "remove", own, "--rekey")
+    assert refused.code == 2 and "used to unlock" in refused.one_line_error()
+    missing = vault("key", "remove", "abcdef0123", "--rekey")
+    assert missing.code == 4 and "abcdef0123" in missing.one_line_error()
+    alone = vault("key", "remove", own, "--drop-passphrase-slots")
+    assert alone.code == 2 and "--rekey" in alone.one_line_error()
+    assert sorted(os.listdir(root(vault) / "k")) == stores and epochs(vault) == {1: ("active", None)}
+    assert vault.ok("ls").out == "old.bin\n"
