@@ -26,7 +26,7 @@ from typing import Any
 
 from .catalog.tree import Tree
 from .content.writer import ContentWriter
-from .errors import UsageError
+from .errors import ConcurrencyError, UsageError
 from .format.canonical import b64u
 from .format.commits import ChainHead
 from .format.refs import Blob
@@ -143,5 +143,12 @@ class Epochs:
                 meta["keys"] = [{"op": "remove", "slot": b64u(removed.id), "type": removed.type,
                                  "label": removed.label[:256]}]
             record = await self._record(meta)  # R2, R3 (the record path reloads: it lands under e+1)
-        retired = await self.finish()
+        pending = self._keys.unfinished()
+        try:
+            await self.finish()
+        except ConcurrencyError:  # another client wrote a keystore first (a finisher, maybe): read it, go on
+            await self._history.reread_keystore()
+            await self.finish()
+        retired = {e.epoch: e.retired_at_gen for e in self._history.epochs or ()
+                   if e.epoch in pending and e.retired_at_gen is not None}
         return Rekeyed(epoch, record, retired, self._keys.generation, removed, dropped, stale, resumed)

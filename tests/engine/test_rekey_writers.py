@@ -99,3 +99,36 @@ async def test_a_drop_sealed_to_the_old_epoch_is_taken_in_re_sealed(tmp_path: Pa
         assert all(r.epoch == 2 for r in await blobs(v, "/web-1/b.bin"))
         report = await v.verify(full=True)
         assert report.ok, report
+
+
+async def test_a_writer_that_finishes_first_leaves_the_rekeyer_nothing_to_retire(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "v"
+    async with await new_vault(root) as v:
+        await v.put("/a.bin", b"a" * 5000)
+    writer = await reopen(root)
+    rekeyer = await reopen(root)
+    try:
+        await writer.put("/w.bin", b"w" * (MIB + 10))
+        original = LocalBackend.put_if_absent
+        fired: list[bool] = []
+
+        async def put(self: LocalBackend, name: str, obj: bytes) -> bool:
+            landed = await original(self, name, obj)
+            if name.startswith("c/") and not fired:  # the rekey record landed (R3): W commits and finishes R4
+                fired.append(True)
+                assert await writer.commit() == 3
+            return landed
+
+        monkeypatch.setattr(LocalBackend, "put_if_absent", put)
+        done = await rekeyer.rekey(Passphrase.of(PASS))
+        monkeypatch.setattr(LocalBackend, "put_if_absent", original)
+        assert fired and done.record == 2 and done.retired == {1: 1} and done.exposed_through == 1
+        assert {b.epoch for b in await blobs(writer, "/w.bin")} == {2}
+    finally:
+        await writer.aclose()
+        await rekeyer.aclose()
+    async with await reopen(root) as v:
+        assert [(e.epoch, e.state, e.retired_at_gen) for e in v._history.epochs or ()] == [
+            (1, "retired", 1), (2, "active", None)]
+        assert await v.read_bytes("/w.bin") == b"w" * (MIB + 10)
