@@ -42,7 +42,7 @@ from .format.dropmeta import Drops
 from .format.meta import MAX_HOST, MAX_LABEL
 from .guard import WriteGuard
 from .ingest import Ingester
-from .keys.credentials import Credential
+from .keys.credentials import Credential, Passphrase
 from .keys.keystore import Unlocked
 from .keys.schedule import KIND_DATA_PACK, KIND_PAGE_PACK
 from .lifecycle import AuditEntry, ForgetReport, audit, decide, next_chunk, report
@@ -243,7 +243,7 @@ class Vault(Edits):
             await self.finish_rekey()
         return gen
 
-    async def rekey(self, credential: Credential | None = None, *, remove: bytes | None = None,
+    async def rekey(self, credential: Credential | str | None = None, *, remove: bytes | None = None,
                     drop_passphrase_slots: bool = False) -> Rekeyed:
         """Start a new key epoch under a new KSK (revoking slot ``remove`` in the same step), beside
         other writers; or finish a rekey that was killed. ``credential``: the one that unlocked this
@@ -252,7 +252,8 @@ class Vault(Edits):
         self._check_writable()
         if self.pending:
             raise UsageError("commit the pending changes before a rekey")
-        return await self._epochs.rekey(credential, remove=remove, drop_passphrase_slots=drop_passphrase_slots)
+        cred = Passphrase.of(credential) if isinstance(credential, str) else credential
+        return await self._epochs.rekey(cred, remove=remove, drop_passphrase_slots=drop_passphrase_slots)
 
     async def finish_rekey(self) -> None:
         """The finisher: R4 of a rekey killed after R1 or R3, once a commit of the new epoch exists.
