@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 
-from .catalog.tree import Dir, File, Tree
+from .catalog.tree import Dir, File, Node, Tree
 from .errors import NotADirectory, NotFound
 from .format.refs import Blob
 
@@ -23,30 +23,38 @@ Copy = Callable[[Blob], Awaitable[Blob]]
 """Read one blob and store its bytes again under the current epoch; returns the new blob."""
 
 
-async def _held(base: Tree, path: list[bytes], node: File) -> bool:
-    """Whether ``base`` holds the very same blobs at ``path`` (the parent referred to them there)."""
+async def _base_children(base: Tree, where: list[bytes]) -> dict[bytes, Node]:
+    """The entries ``base`` holds in the directory at ``where`` (none if it is no directory there)."""
     try:
-        old = await base.lookup(path)
+        d = await base.lookup(where) if where else base.root
     except (NotFound, NotADirectory):
-        return False
-    return isinstance(old, File) and [b.object_name for b in old.blobs] == [b.object_name for b in node.blobs] \
-        and [b.id for b in old.blobs] == [b.id for b in node.blobs]
+        return {}
+    return dict(await base.children(d, where)) if isinstance(d, Dir) else {}
+
+
+def _same_blobs(old: Node | None, node: File) -> bool:
+    """Whether ``old`` is a file with the very same blobs (the parent referred to them there)."""
+    return isinstance(old, File) and [(b.object_name, b.id) for b in old.blobs] == \
+        [(b.object_name, b.id) for b in node.blobs]
 
 
 async def reseal(tree: Tree, base: Tree, epoch: int, copy: Copy) -> int:
     """Re-seal, in ``tree``'s dirty part, every file with a blob of an epoch older than ``epoch``
-    that ``base`` does not hold at the same path; returns how many files were re-sealed."""
+    that ``base`` does not hold at the same path; returns how many files were re-sealed. ``base``
+    is read once per directory that has such a file."""
     done = 0
     stack: list[tuple[Dir, list[bytes]]] = [(tree.root, [])]
     while stack:
         d, where = stack.pop()
         kids = d.children or {}
+        held: dict[bytes, Node] | None = None
         for name, node in list(kids.items()):
-            path = [*where, name]
             if isinstance(node, Dir) and node.dirty:
-                stack.append((node, path))
+                stack.append((node, [*where, name]))
             elif isinstance(node, File) and any(b.epoch < epoch for b in node.blobs):
-                if await _held(base, path, node):
+                if held is None:
+                    held = await _base_children(base, where)
+                if _same_blobs(held.get(name), node):
                     continue
                 blobs = [await copy(b) if b.epoch < epoch else b for b in node.blobs]
                 kids[name] = dataclasses.replace(node, blobs=blobs)

@@ -132,3 +132,20 @@ async def test_a_writer_that_finishes_first_leaves_the_rekeyer_nothing_to_retire
         assert [(e.epoch, e.state, e.retired_at_gen) for e in v._history.epochs or ()] == [
             (1, "retired", 1), (2, "active", None)]
         assert await v.read_bytes("/w.bin") == b"w" * (MIB + 10)
+
+
+async def test_what_the_parent_holds_stays_under_its_epoch_and_a_moved_file_is_re_sealed(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    async with await new_vault(root) as v:
+        await v.put("/d/kept.bin", b"k" * 5000)
+        await v.put("/d/moved.bin", b"m" * 5000)
+    async with await reopen(root) as v:
+        await v.rekey(PASS)
+        await v.put("/d/new.bin", b"n" * 5000)  # /d is dirty: kept.bin is in a changed directory
+        await v.mkdir("/e")
+        await v.mv("/d/moved.bin", "/e/moved.bin")
+        await v.commit()
+        assert {b.epoch for b in await blobs(v, "/d/kept.bin")} == {1}  # the parent held it there: no copy
+        assert {b.epoch for b in await blobs(v, "/d/new.bin")} == {2}
+        assert {b.epoch for b in await blobs(v, "/e/moved.bin")} == {2}  # a new path: re-sealed
+        assert await v.read_bytes("/e/moved.bin") == b"m" * 5000
