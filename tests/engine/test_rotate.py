@@ -76,3 +76,15 @@ def test_a_two_factor_slot_is_wrapped_again_with_both_factors() -> None:
     assert keystore.unlock(w.data, w.name, TwoFactor(pw2, device), pin).opened_slot == u.opened_slot
     with pytest.raises(AuthError):
         keystore.unlock(w.data, w.name, pw2, pin)
+
+
+def test_revoking_a_writer_with_a_rekey_keeps_its_tombstone() -> None:
+    u, _ = fresh()
+    written, cred = keystore.add_writer(u, "web-1", "/web-1")
+    done = rotate.rekey(written.vault, PW, remove=cred.writer_id)
+    assert done.removed is not None and done.removed.type == "writer"
+    ring = done.written.vault.keyring
+    assert [(w.label, w.state) for w in ring.writers] == [("web-1", "removed")]
+    assert all(s.type != "writer" for s in done.written.vault.slots)
+    again = keystore.unlock(done.written.data, done.written.name, PW, Pin(u.fingerprint, 0))
+    assert [w.state for w in again.writers] == ["removed"]
