@@ -9,6 +9,7 @@ index, the vault's open data pack — and takes back from its collector what was
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Mapping
 
@@ -47,6 +48,20 @@ class ContentWriter:
         mode, cs = store.compression, store.chunk_size
         return Placement(cs, inline_max, store.keys.chunk_id_of, full_ref, self._index.known, self._pack_add,
                          None if mode == squeeze.NONE else lambda data: squeeze.squeeze(data, mode, cs))
+
+    async def reseal(self, data: bytes) -> Blob:
+        """Store one blob's bytes again under the current epoch (W2 of a rekey): a full chunk as its
+        own object, anything shorter as a member of the open data pack. Returns the new blob."""
+        store = self._store
+        blob_id = await asyncio.to_thread(store.keys.chunk_id_of, data)
+        if len(data) < store.chunk_size:
+            return await self._pack.put(data, blob_id)
+        name = store.keys.chunk_name(blob_id)
+        obj = await asyncio.to_thread(store.sealer.seal, KIND_CHUNK, name, data)
+        await store.put(name, obj)
+        ref = BlobRef(store.epoch, KIND_CHUNK, blob_id, name, 0, store.chunk_size, len(obj))
+        self.stored(ref, len(obj))
+        return ref
 
     def stored(self, ref: BlobRef, size: int) -> None:
         """The writer stage stored ``ref``'s object (``size`` bytes)."""

@@ -50,6 +50,19 @@ class ObjectStore:
         #: no object of kinds 1, 2, 4 is longer: a sealed message is at most ``8 + chunk_size``
         self.max_object = object_len(chunk_size, chunk_size, pad_floor)
 
+    def add_epoch(self, keys: EpochKeys) -> Sealer:
+        """Read objects of ``keys``' epoch too (a newer keystore read or written): its sealer."""
+        sealer = self._sealers.get(keys.epoch)
+        if sealer is None:
+            sealer = self._sealers[keys.epoch] = Sealer(keys, self.chunk_size, self.sealer.pad_floor)
+        return sealer
+
+    def use_epoch(self, epoch: int) -> None:
+        """Seal new objects under ``epoch`` from now on (added before; W2 of a rekey)."""
+        self.sealer = self.sealer_for(epoch)
+        self.epoch = epoch
+        self.keys = self.sealer.keys
+
     def sealer_for(self, epoch: int) -> Sealer:
         try:
             return self._sealers[epoch]
