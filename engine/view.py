@@ -204,7 +204,8 @@ class View:
         absent or empty ``dest``; a non-empty one raises AlreadyExists unless ``overwrite`` (merge,
         replacing files of the same name). Symlinks on the disk below ``dest`` are never followed;
         setuid/setgid/sticky bits are dropped. Files are written unnamed (or under a temporary
-        name) and put in place when complete, so an interrupted export never leaves a truncated file under the real name.
+        name) and put in place when complete, so an interrupted export never leaves a truncated
+        file under the real name.
         """
         self._check_open()
         return (await export_tree(self, path, Path(os.fspath(dest)), ExportOptions(force=overwrite))).bytes
