@@ -48,6 +48,7 @@ from .engine.keys.writers import Writer, WriterCredential
 from .engine.lifecycle import AuditEntry, ForgetReport
 from .engine.local.settings import Places, Tuning
 from .engine.metrics import VaultMetrics
+from .engine.rekeying import Rekeyed
 from .engine.repo.keymgmt import Changed, Keys
 from .engine.retention import Rules
 from .engine.transfer.prune import ProgressFn, PruneReport
@@ -337,6 +338,16 @@ class SyncVault(_SyncView):
         """Blocking :meth:`sigmavault.Vault.prune`: delete what no kept generation references
         (``progress`` is called on the vault's loop thread)."""
         return self._lt.run(self._vault.prune(max_unused=max_unused, dry_run=dry_run, progress=progress))
+
+    def rekey(self, credential: Credential | str | None = None, *, remove: bytes | None = None,
+              drop_passphrase_slots: bool = False) -> Rekeyed:
+        """Blocking :meth:`sigmavault.Vault.rekey`: a new key epoch under a new KSK (revoking slot
+        ``remove`` in the same step), or finish a rekey that was killed."""
+        return self._lt.run(self._vault.rekey(credential, remove=remove, drop_passphrase_slots=drop_passphrase_slots))
+
+    def finish_rekey(self) -> None:
+        """Blocking :meth:`sigmavault.Vault.finish_rekey`: finish a rekey killed after R1 or R3 (best effort)."""
+        self._lt.run(self._vault.finish_rekey())
 
 
 class SyncKeys:

@@ -23,8 +23,8 @@ def test_no_false_negatives_as_it_grows_and_few_false_positives() -> None:
     assert false < 50_000 * 0.01  # about 0.2 % per table, a few tables
 
 
-def row(blob_id: bytes) -> tuple[bytes, int, int, str, int, int, int]:
-    return (blob_id, 1, 1, "o/" + blob_id.hex()[:8], 0, 100, 200)
+def row(blob_id: bytes) -> tuple[bytes, int, int, str, int, int, int, int]:
+    return (blob_id, 1, 1, "o/" + blob_id.hex()[:8], 0, 100, 200, 0)
 
 
 async def test_unknown_ids_skip_the_worker_and_known_ones_are_found(tmp_path: Path) -> None:
