@@ -360,14 +360,6 @@ class SyncKeys:
     def __repr__(self) -> str:
         return f"<SyncKeys {self._keys!r}>"
 
-    def unfinished(self) -> tuple[int, ...]:
-        """Older epochs still active beside the current one (see :meth:`sigmavault.Keys.unfinished`)."""
-        return self._keys.unfinished()
-
-    def retire(self, first: dict[int, int]) -> Changed | None:
-        """Blocking :meth:`sigmavault.Keys.retire`: R4 of a rekey (``SyncVault.finish_rekey`` runs it)."""
-        return self._lt.run(self._keys.retire(first))
-
     @property
     def generation(self) -> int:
         """The keystore generation (see :attr:`sigmavault.Keys.generation`)."""
