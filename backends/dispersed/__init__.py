@@ -277,6 +277,8 @@ class DispersedBackend:
             raise BackendUnavailable(f"cannot delete {name} on enough places ({names(places)})")
 
     async def aclose(self) -> None:
+        for rest in self._rest.values():  # uploads of objects no commit names (each commit settled first)
+            rest.cancel()
         await self.settle()
         bad = self.degraded()
         if bad and self.on_notice is not None:  # one warning line per session, naming the places

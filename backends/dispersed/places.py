@@ -242,8 +242,14 @@ async def first_quorum(uploads: Sequence[asyncio.Future[bool]], quorum: int) -> 
 
 async def finish(uploads: set[asyncio.Future[bool]]) -> None:
     """Wait for ``uploads``; a failure has marked its place already (:meth:`Place.call`), as in a put
-    that waited for it: the warning names the place and repair fills it."""
-    await asyncio.wait(uploads)
+    that waited for it: the warning names the place and repair fills it. Cancelled, it cancels them."""
+    try:
+        await asyncio.wait(uploads)
+    except BaseException:
+        for upload in uploads:
+            upload.cancel()
+        await asyncio.wait(uploads)
+        raise
     for upload in uploads:
         upload.exception()  # retrieved
 

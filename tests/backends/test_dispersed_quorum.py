@@ -133,3 +133,12 @@ async def test_a_delete_waits_for_the_uploads_of_its_object(urls: list[str]) -> 
         held.set()
         await asyncio.wait_for(delete, GUARD)
         assert await shards_on(b) == [False, False, False]  # no held shard landed after the delete
+
+
+async def test_closing_without_a_commit_cancels_the_uploads_past_the_quorum(urls: list[str]) -> None:  # noqa: F811
+    log: list[tuple[str, str]] = []
+    held = asyncio.Event()  # never set: a close that waited for the held upload would hang (GUARD)
+    b = await dispersed(places(urls, log, held))
+    assert await asyncio.wait_for(b.put_if_absent(OBJ, b"x" * 100_000), GUARD)
+    await asyncio.wait_for(b.aclose(), GUARD)  # no commit names the object: its held upload is dropped
+    assert ("azure", "o/ stored") not in log
