@@ -10,7 +10,12 @@ deleted. Also prints the bytes stored per layout (the target: n/k × the data, w
 
 starts SeaweedFS and Azurite on 127.0.0.1 (as the tests do) and imports the file into a local
 folder, a SeaweedFS bucket and an Azurite container alone, then into a 2-of-3 vault over all three
-(the target: no slower than the slowest place alone).
+(the target: no slower than the slowest place alone). Each run takes the layouts in a rotated order
+after a sync; it prints each layout's median MB/s with every run's figure, the CPU seconds the
+import command and the two servers spent (medians), and each run's ratio against that run's
+slowest place, since on a shared machine only ratios measured side by side mean much.
+``--profile DIR`` adds one untimed import of each layout under py-spy (the ``bench`` extra) and
+writes its samples to ``DIR/<layout>.txt`` (py-spy's raw format: one line per stack, with a count).
 """
 
 from __future__ import annotations
@@ -30,16 +35,42 @@ PASSWORD = "bench-passphrase-not-secret"
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:
+    return timed_cpu(cmd, env)[0]
+
+
+def timed_cpu(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and the command's own CPU seconds (user + system, its children included)."""
     start = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by process ``pid`` and its live descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def stored(paths: list[Path]) -> int:
     return sum(f.stat().st_size for p in paths if p.exists() for f in p.rglob("*") if f.is_file())
 
 
-def on_servers(work: Path, data: Path, size: int, runs: int) -> None:
+def on_servers(work: Path, data: Path, size: int, runs: int, profile: Path | None = None) -> None:
     """Import ``data`` into each place alone and into 2-of-3 over all three; prints MB/s."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "backends"))
     from servers import AzuriteServer, SeaweedServer, running
@@ -48,24 +79,54 @@ def on_servers(work: Path, data: Path, size: int, runs: int) -> None:
         env = {**os.environ, "SIGMAVAULT_HOME": str(work / "home"), "SIGMAVAULT_PASSPHRASE": PASSWORD,
                "AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_REGION": s3.region,
                "AZURE_STORAGE_CONNECTION_STRING": az.connection_string}
-        results: dict[str, list[float]] = {}
+        servers = [s3.proc.pid, az.proc.pid]  # type: ignore[union-attr]
+        results: dict[str, list[tuple[float, float, float]]] = {}
+        loads: list[float] = []
+
+        def places(tag: str) -> dict[str, str]:
+            return {"local": str(work / f"local-{tag}"),
+                    "s3": f"s3://{s3.new_bucket()}/v?endpoint={s3.endpoint}&path_style=true",
+                    "azure": f"az://{az.new_container()}/v"}
+
         for run in range(runs):
-            def places(tag: str, run: int = run) -> dict[str, str]:
-                return {"local": str(work / f"local-{tag}-{run}"),
-                        "s3": f"s3://{s3.new_bucket()}/v?endpoint={s3.endpoint}&path_style=true",
-                        "azure": f"az://{az.new_container()}/v"}
-            layouts = {name: [url] for name, url in places("alone").items()}
-            layouts["2-of-3 over all three"] = list(places("spread").values())
-            for name, urls in layouts.items():
+            layouts = {name: [url] for name, url in places(f"alone-{run}").items()}
+            layouts["2-of-3 over all three"] = list(places(f"spread-{run}").values())
+            order = list(layouts)
+            order = order[run % len(order):] + order[:run % len(order)]  # each layout takes its turn first
+            for name in order:
+                vault = [a for u in layouts[name] for a in ("--vault", u)]
+                subprocess.run([*SV, *vault, "create", "--kdf", "minimum"], env=env, check=True,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                os.sync()  # the previous run's writeback is not this one's to pay
+                before = sum(tree_cpu(p) for p in servers)
+                wall, cpu = timed_cpu([*SV, *vault, "import", str(data)], env)
+                served = sum(tree_cpu(p) for p in servers) - before
+                results.setdefault(name, []).append((size / wall / 1e6, cpu, served))
+                loads.append(os.getloadavg()[0])
+        medians = {name: statistics.median(v[0] for v in runs_) for name, runs_ in results.items()}
+        for name, runs_ in results.items():
+            each = " ".join(f"{v[0]:.0f}" for v in runs_)
+            print(f"import into {name:24} {medians[name]:8.1f} MB/s (runs: {each}); CPU s: client "
+                  f"{statistics.median(v[1] for v in runs_):.1f}, servers {statistics.median(v[2] for v in runs_):.1f}")
+        slowest = min(v for k, v in medians.items() if not k.startswith("2-of-3"))
+        print(f"2-of-3 over all three vs the slowest place alone: {medians['2-of-3 over all three'] / slowest:.2f}x")
+        ratios = []
+        for i in range(runs):
+            alone = min(results[k][i][0] for k in results if not k.startswith("2-of-3"))
+            ratios.append(results["2-of-3 over all three"][i][0] / alone)
+        print("per run (same run's slowest alone): " + " ".join(f"{r:.2f}x" for r in ratios))
+        print(f"load average during the runs: {min(loads):.1f} to {max(loads):.1f} ({os.cpu_count()} cores)")
+        if profile is not None:
+            profile.mkdir(parents=True, exist_ok=True)
+            for name, urls in {**{n: [u] for n, u in places("profile").items()},
+                               "spread": list(places("profile-spread").values())}.items():
                 vault = [a for u in urls for a in ("--vault", u)]
                 subprocess.run([*SV, *vault, "create", "--kdf", "minimum"], env=env, check=True,
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-                results.setdefault(name, []).append(size / timed([*SV, *vault, "import", str(data)], env) / 1e6)
-        medians = {name: statistics.median(v) for name, v in results.items()}
-        for name, mbps in medians.items():
-            print(f"import into {name:24} {mbps:8.1f} MB/s")
-        slowest = min(v for k, v in medians.items() if not k.startswith("2-of-3"))
-        print(f"2-of-3 over all three vs the slowest place alone: {medians['2-of-3 over all three'] / slowest:.2f}x")
+                spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--rate", "250", "--threads",
+                       "--format", "raw", "--output", str(profile / f"{name}.txt"), "--"]
+                subprocess.run([*spy, *SV, *vault, "import", str(data)], env=env, check=True,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
 
 def main() -> None:
@@ -74,6 +135,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
     ap.add_argument("--servers", action="store_true", help="local + SeaweedFS + Azurite instead of local folders")
+    ap.add_argument("--profile", default=None, help="with --servers: py-spy profiles of one more import each, here")
     args = ap.parse_args()
     work = Path(args.dir or tempfile.mkdtemp(prefix="sv-disperse-bench-"))
     data = work / "data" / "random.bin"
@@ -84,7 +146,7 @@ def main() -> None:
     size = args.size_mib << 20
     if args.servers:
         try:
-            on_servers(work, data, size, args.runs)
+            on_servers(work, data, size, args.runs, Path(args.profile) if args.profile else None)
         finally:
             if args.dir is None:
                 shutil.rmtree(work, ignore_errors=True)

@@ -11,7 +11,10 @@ place holds which index, from each place's tagged id record), and only then are 
 Reads ask the k fastest places for shards, skip a shard whose tag fails, and ask another place
 when one fails or is slower than the hedge delay. A ranged ``get`` decodes the whole object (the
 shard tags cover whole shards) and keeps the last two decoded objects for the next range. Writes
-succeed when a write quorum of places (default max(k, ⌊n/2⌋+1)) took their shard. Coding and
+succeed when a write quorum of places (default max(k, ⌊n/2⌋+1)) took their shard; a put returns
+then, while the other places' uploads go on (:data:`STRAGGLERS` objects at most), and every record
+but a lease (a commit above all) is written only after all of them have answered (:meth:`settle`),
+so a commit finds each object on every place that took it, as if each put had waited. Coding and
 tag checks run on the backend's own threads (zfec and the MACs release the GIL), never on the event loop
 nor queued behind the places' blocking writes in the loop's default executor.
 """
@@ -30,10 +33,11 @@ from typing import TypeVar
 from ...engine.errors import BackendUnavailable, IntegrityError, NotFound, UsageError, VaultError
 from ...engine.format import shards as fmt
 from ..base import Backend, Properties, check_name, check_prefix
-from .places import Place, Replicas, names, reachable
+from .places import Place, Replicas, finish, first_quorum, names, reachable
 
 HEDGE_DELAY = 0.5  # seconds before a slow shard read is also asked of another place
 _CACHE = 2
+STRAGGLERS = 16  # objects whose uploads to the places past the write quorum may still run
 Shards = list[fmt.Shard]
 Groups = dict[bytes, Shards]
 T = TypeVar("T")
@@ -76,6 +80,9 @@ class DispersedBackend:
         self.ids: tuple[bytes, ...] = ()
         self._decoded: OrderedDict[str, bytes] = OrderedDict()
         self._coders: ThreadPoolExecutor | None = None
+        self._rest: dict[str, asyncio.Future[None]] = {}  # object name → its uploads past the quorum
+        #: called when a record write starts waiting for those uploads (tests order on it)
+        self.on_settle: Callable[[], None] | None = None
         # until configure() knows the layout, the places given are all there is (k/ reads only)
         self._layout(len(backends) if needed is None else needed, len(backends) if count is None else count)
 
@@ -182,10 +189,23 @@ class DispersedBackend:
     async def put_if_absent(self, name: str, data: bytes | bytearray | memoryview) -> bool:
         check_name(name)
         if name.startswith("o/"):
+            await self.settle(name)
             return await self._put_object(name, data)
         if name == fmt.PLACE_NAME:
             raise UsageError(f"{name} is the dispersed backend's own record")
+        if not name.startswith("l/"):  # a lease's beat references nothing and must not wait
+            await self.settle()
         return await self.replicas.put_if_absent(name, bytes(data))
+
+    async def settle(self, name: str | None = None) -> None:
+        """Wait until every place asked has answered for the objects already put (or for ``name``):
+        the uploads a put left running past the write quorum. A place that failed is marked, as
+        when a put waited for it (the warning names it, repair fills it)."""
+        rest = list(self._rest.values()) if name is None else [self._rest[name]] if name in self._rest else []
+        if rest:
+            if name is None and self.on_settle is not None:
+                self.on_settle()
+            await asyncio.wait(rest)
 
     async def get(self, name: str, start: int = 0, end: int | None = None) -> bytes:
         check_name(name)
@@ -246,6 +266,7 @@ class DispersedBackend:
         if not name.startswith("o/"):
             await self.replicas.delete(name)
             return
+        await self.settle(name)
         self._decoded.pop(name, None)
         keys = self._shard_keys()
         places = reachable(self.slots, self.quorum)
@@ -256,6 +277,9 @@ class DispersedBackend:
             raise BackendUnavailable(f"cannot delete {name} on enough places ({names(places)})")
 
     async def aclose(self) -> None:
+        for rest in self._rest.values():  # uploads of objects no commit names (each commit settled first)
+            rest.cancel()
+        await self.settle()
         bad = self.degraded()
         if bad and self.on_notice is not None:  # one warning line per session, naming the places
             self.on_notice(f"warning: degraded dispersed vault ({'; '.join(bad)}): run `sigmavault repair`")
@@ -279,7 +303,14 @@ class DispersedBackend:
         async def put(p: Place) -> bool:
             return await p.call(p.backend.put_if_absent(keys.shard_name(name, p.index), shards[p.index]))
 
-        results = await asyncio.gather(*(put(p) for p in places), return_exceptions=True)
+        tasks = [asyncio.ensure_future(put(p)) for p in places]
+        rest = await first_quorum(tasks, self.quorum) if len(self._rest) < STRAGGLERS else None
+        if rest:  # the quorum took its shards; the other places' uploads go on until settle()
+            self._rest[name] = done = asyncio.ensure_future(finish(rest))
+            done.add_done_callback(lambda f: self._rest.pop(name) if self._rest.get(name) is f else None)
+            self._remember(name, data)
+            return True
+        results = await asyncio.gather(*tasks, return_exceptions=True)
         created = [p for p, r in zip(places, results, strict=True) if r is True]
         if all(r is True or isinstance(r, BaseException) for r in results):
             if len(created) >= self.quorum:

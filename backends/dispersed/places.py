@@ -220,6 +220,40 @@ class Replicas:
             raise BackendUnavailable(f"cannot delete {name}: unreachable: {self._absent(answered)}")
 
 
+async def first_quorum(uploads: Sequence[asyncio.Future[bool]], quorum: int) -> set[asyncio.Future[bool]]:
+    """The uploads still running once ``quorum`` of ``uploads`` created their object; an empty set if
+    one failed or found its object first, or all ended first (the caller then waits for every answer,
+    and decides on all of them). Cancelled, it cancels them all."""
+    pending, created = set(uploads), 0
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if any(t.exception() is not None or t.result() is not True for t in done):
+                return set()
+            created += len(done)
+            if created >= quorum:
+                return pending
+    except BaseException:
+        for upload in uploads:
+            upload.cancel()
+        raise
+    return set()
+
+
+async def finish(uploads: set[asyncio.Future[bool]]) -> None:
+    """Wait for ``uploads``; a failure has marked its place already (:meth:`Place.call`), as in a put
+    that waited for it: the warning names the place and repair fills it. Cancelled, it cancels them."""
+    try:
+        await asyncio.wait(uploads)
+    except BaseException:
+        for upload in uploads:
+            upload.cancel()
+        await asyncio.wait(uploads)
+        raise
+    for upload in uploads:
+        upload.exception()  # retrieved
+
+
 async def gather_places(places: Sequence[Place], call: Callable[[Place], Awaitable[Any]]) -> list[Any]:
     """``call(p)`` on every place at once; each result or the exception it raised."""
     return list(await asyncio.gather(*(call(p) for p in places), return_exceptions=True))
