@@ -35,20 +35,28 @@ class Placement:
     full_ref: Callable[[bytes], BlobRef]  # id -> the blob ref of its full-chunk object once stored
     known: Callable[[bytes], Awaitable[BlobRef | None]]  # id -> blob ref if the vault already holds it
     pack: Callable[[bytes, bytes], tuple[PendingRef, ToSeal | None]]  # (blob, id) -> member, closed pack
+    #: waits after a pack closed until few enough closed packs are still on their way (memory)
+    pack_room: Callable[[], Awaitable[None]] | None = None
 
 
-def coordinate(p: Placement) -> Callable[[ReceiveChannel[Piece], SendChannel[ToSeal | Placed]], Awaitable[None]]:
+def coordinate(p: Placement, settled: SendChannel[Placed] | None = None
+               ) -> Callable[[ReceiveChannel[Piece], SendChannel[ToSeal | Placed]], Awaitable[None]]:
+    """The stage. With ``settled`` (the collector's inbox), a piece that needs nothing sealed — kept,
+    inline, empty, found in the index, or a member of the open pack — goes straight there instead of
+    through the mixer and writer stages (two hops per small file); a full chunk deduplicated
+    against one still on its way keeps to that route, behind it. The caller closes ``settled``."""
     in_flight: set[bytes] = set()  # full chunks already sent on in this pipeline
 
     async def run(inbox: ReceiveChannel[Piece], outbox: SendChannel[ToSeal | Placed]) -> None:
+        done: SendChannel[Placed] | SendChannel[ToSeal | Placed] = outbox if settled is None else settled
         async for piece in inbox:
             data, n = piece.data, len(piece.data)
             if piece.kept is not None:
-                await outbox.send(Placed(piece.token, piece.index, piece.final, piece.kept.length, piece.kept))
+                await done.send(Placed(piece.token, piece.index, piece.final, piece.kept.length, piece.kept))
             elif piece.index == 0 and piece.final and n <= p.inline_max:
-                await outbox.send(Placed(piece.token, 0, True, n, inline=data))
+                await done.send(Placed(piece.token, 0, True, n, inline=data))
             elif n == 0:
-                await outbox.send(Placed(piece.token, piece.index, piece.final, 0))
+                await done.send(Placed(piece.token, piece.index, piece.final, 0))
             elif n == p.chunk_size:
                 blob_id = await asyncio.to_thread(p.chunk_id, data)
                 found = None if blob_id in in_flight else await p.known(blob_id)
@@ -56,8 +64,10 @@ def coordinate(p: Placement) -> Callable[[ReceiveChannel[Piece], SendChannel[ToS
                 # client's names the earlier drop that holds the chunk (its names are keyed per drop)
                 ref = found or p.full_ref(blob_id)
                 placed = Placed(piece.token, piece.index, piece.final, n, ref)
-                if blob_id in in_flight or found is not None:
+                if blob_id in in_flight:  # behind its chunk: the file waits until that is stored
                     await outbox.send(dataclasses.replace(placed, deduped=True))
+                elif found is not None:
+                    await done.send(dataclasses.replace(placed, deduped=True))
                 else:
                     in_flight.add(blob_id)
                     await outbox.send(ToSeal(KIND_CHUNK, ref.object_name, data, piece=placed))
@@ -65,11 +75,13 @@ def coordinate(p: Placement) -> Callable[[ReceiveChannel[Piece], SendChannel[ToS
                 blob_id = p.chunk_id(data) if n < 65536 else await asyncio.to_thread(p.chunk_id, data)
                 found = await p.known(blob_id)
                 if found is not None:
-                    await outbox.send(Placed(piece.token, piece.index, piece.final, n, found, deduped=True))
+                    await done.send(Placed(piece.token, piece.index, piece.final, n, found, deduped=True))
                     continue
                 member, closed = p.pack(data, blob_id)
                 if closed is not None:
                     await outbox.send(closed)
-                await outbox.send(Placed(piece.token, piece.index, piece.final, n, member))
+                    if p.pack_room is not None:
+                        await p.pack_room()
+                await done.send(Placed(piece.token, piece.index, piece.final, n, member))
 
     return run

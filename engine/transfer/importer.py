@@ -221,7 +221,7 @@ async def import_items(vault: Target, items: list[Item], dest_parts: list[bytes]
             seen = unpack((await cache.file_stats([key(item)], extra=True))[0])  # type: ignore[arg-type]
             if seen is not None:
                 report.prior[path] = seen
-        await ing.add(item.dest, Path(item.local), item.meta, item.size)
+        await ing.add(item.dest, item.local, item.meta, item.size)  # a str: a Path per file cost more than its read
         report.bytes_read += item.size
         if st is None:
             report.added += 1
