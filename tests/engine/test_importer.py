@@ -62,6 +62,7 @@ async def test_backup_skips_unchanged_files_and_picks_up_changes(tmp_path: Path)
     async with await reopen(url) as v:
         second = await import_paths(v, [src], "/", incremental=True)
         assert second.skipped == 4 and second.bytes_read == 0  # nothing was even read
+        assert v._mixer is None and v._ledger.started == 0  # nor a pipeline started (no mixer, no lease)
         (src / "a.txt").write_bytes(b"alpha, changed")
         third = await import_paths(v, [src], "/", incremental=True)
         assert third.skipped == 3 and third.bytes_read == len(b"alpha, changed")
