@@ -200,12 +200,13 @@ async def import_items(vault: Target, items: list[Item], dest_parts: list[bytes]
 
     def progress(prog: Progress, parts: list[bytes] | None) -> None:
         report.uploaded, report.deduped = prog.uploaded, prog.deduped
-        if parts is not None:
-            item = by_dest.get(b"/".join(parts))
+        path = None if parts is None else b"/".join(parts)
+        if path is not None:
+            item = by_dest.pop(path, None)  # each file completes once
             if item is not None:
-                stored.append((key(item), item.size, item.meta.mtime_ns, item.ino, b"/".join(parts)))
+                stored.append((key(item), item.size, item.meta.mtime_ns, item.ino, path))
         if hook:
-            hook(report, prog, os.fsdecode(b"/".join(parts)) if parts else None)
+            hook(report, prog, os.fsdecode(path) if path else None)
 
     started: list[Ingest] = []
 
