@@ -6,6 +6,7 @@ file; a full chunk gets its keyed id off the event loop (keyed BLAKE3 releases t
 content-addressed name, and is either found — in the local index, or already on its way in this
 pipeline — or sent on to be sealed; a shorter piece is appended to the open data pack unless the
 index knows it, and a pack that the append closed is sent on to be sealed and stored like a chunk.
+A small file read whole may arrive with its id already computed (the chunker's reading thread).
 
 The engine injects what it owns (the keyed id and name functions, the index lookup, the pack), so
 this stage holds no keys of its own and never touches the catalog.
@@ -72,7 +73,10 @@ def coordinate(p: Placement, settled: SendChannel[Placed] | None = None
                     in_flight.add(blob_id)
                     await outbox.send(ToSeal(KIND_CHUNK, ref.object_name, data, piece=placed))
             else:
-                blob_id = p.chunk_id(data) if n < 65536 else await asyncio.to_thread(p.chunk_id, data)
+                if piece.blob_id is not None:  # hashed by the chunker's reading thread
+                    blob_id = piece.blob_id
+                else:
+                    blob_id = p.chunk_id(data) if n < 65536 else await asyncio.to_thread(p.chunk_id, data)
                 found = await p.known(blob_id)
                 if found is not None:
                     await done.send(Placed(piece.token, piece.index, piece.final, n, found, deduped=True))
