@@ -83,13 +83,14 @@ class Sampler:
             return
         samples = self._samples.setdefault(token, [])
         samples.append(bytes(data[:SAMPLE]))
+        added = len(samples[-1])
         if len(data) > 2 * SAMPLE:
             mid = len(data) // 2
             samples.append(bytes(data[mid : mid + SAMPLE]))
-        held = self._held[token] = self._held.get(token, 0) + sum(map(len, samples[-2:]))
-        if held >= HOLD_BYTES:
-            hist = self._histograms([token])
-            self._hist[token] = hist[0] if hist is not None else hist
+            added += SAMPLE
+        held = self._held[token] = self._held.get(token, 0) + added
+        if held >= HOLD_BYTES:  # a long file: count what it holds now, keep the histogram
+            self._hist[token] = self._histograms([token])[0]
 
     def _histograms(self, tokens: list[int]) -> np.ndarray:
         """The histograms of ``tokens`` (rows, in order), their held samples counted in one bincount;
