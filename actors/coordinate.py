@@ -8,6 +8,11 @@ pipeline — or sent on to be sealed; a shorter piece is appended to the open da
 index knows it, and a pack that the append closed is sent on to be sealed and stored like a chunk.
 A small file read whole may arrive with its id already computed (the chunker's reading thread).
 
+With compression on (``squeeze``), a new piece — a full chunk too — whose zstd frame is worth
+keeping goes into the open data pack as that frame (its ref says so): compressed pieces are packed
+like small files, so object sizes keep hiding content. The id is always over the plaintext, so the
+same content dedups whether it was stored compressed or not.
+
 The engine injects what it owns (the keyed id and name functions, the index lookup, the pack), so
 this stage holds no keys of its own and never touches the catalog.
 """
@@ -15,7 +20,6 @@ this stage holds no keys of its own and never touches the catalog.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -35,7 +39,10 @@ class Placement:
     chunk_id: Callable[[bytes], bytes]  # keyed PRF of the plaintext
     full_ref: Callable[[bytes], BlobRef]  # id -> the blob ref of its full-chunk object once stored
     known: Callable[[bytes], Awaitable[BlobRef | None]]  # id -> blob ref if the vault already holds it
-    pack: Callable[[bytes, bytes], tuple[PendingRef, ToSeal | None]]  # (blob, id) -> member, closed pack
+    #: (stored bytes, id, plaintext length if those are a zstd frame) -> member, closed pack
+    pack: Callable[[bytes, bytes, int | None], tuple[PendingRef, ToSeal | None]]
+    #: plaintext -> the zstd frame to store instead, or None (as it is); None: compression off
+    squeeze: Callable[[bytes], bytes | None] | None = None
     #: waits after a pack closed until few enough closed packs are still on their way (memory)
     pack_room: Callable[[], Awaitable[None]] | None = None
 
@@ -46,7 +53,44 @@ def coordinate(p: Placement, settled: SendChannel[Placed] | None = None
     inline, empty, found in the index, or a member of the open pack — goes straight there instead of
     through the mixer and writer stages (two hops per small file); a full chunk deduplicated
     against one still on its way keeps to that route, behind it. The caller closes ``settled``."""
-    in_flight: set[bytes] = set()  # full chunks already sent on in this pipeline
+    #: full chunks already seen in this pipeline: their place (a ref or a pack member) once decided
+    in_flight: dict[bytes, asyncio.Future[BlobRef | PendingRef]] = {}
+
+    async def packed(data: bytes, blob_id: bytes, outbox: SendChannel[ToSeal | Placed]) -> PendingRef | None:
+        """Append ``data`` to the open data pack, compressed if that is worth it (None: a full chunk
+        not worth compressing, for the caller to seal as its own object)."""
+        n = len(data)
+        z = None
+        if p.squeeze is not None:
+            z = p.squeeze(data) if n < 65536 else await asyncio.to_thread(p.squeeze, data)
+        if z is None and n == p.chunk_size:
+            return None
+        member, closed = p.pack(data, blob_id, None) if z is None else p.pack(z, blob_id, n)
+        if closed is not None:
+            await outbox.send(closed)
+            if p.pack_room is not None:
+                await p.pack_room()
+        return member
+
+    async def decide(piece: Piece, data: bytes, blob_id: bytes, claim: asyncio.Future[BlobRef | PendingRef],
+                     outbox: SendChannel[ToSeal | Placed],
+                     done: SendChannel[Placed] | SendChannel[ToSeal | Placed]) -> None:
+        """Place a new full chunk: found in the index, packed (compressed), or sealed as its own object."""
+        n = len(data)
+        # the index's ref: the vault's own is this same content address (or a packed member); a
+        # write-only client's names the earlier drop that holds the chunk
+        found = await p.known(blob_id)
+        if found is not None:
+            claim.set_result(found)
+            await done.send(Placed(piece.token, piece.index, piece.final, n, found, deduped=True))
+        elif (member := await packed(data, blob_id, outbox)) is not None:
+            claim.set_result(member)
+            await done.send(Placed(piece.token, piece.index, piece.final, n, member))
+        else:
+            ref = p.full_ref(blob_id)
+            claim.set_result(ref)
+            await outbox.send(ToSeal(KIND_CHUNK, ref.object_name, data,
+                                     piece=Placed(piece.token, piece.index, piece.final, n, ref)))
 
     async def run(inbox: ReceiveChannel[Piece], outbox: SendChannel[ToSeal | Placed]) -> None:
         done: SendChannel[Placed] | SendChannel[ToSeal | Placed] = outbox if settled is None else settled
@@ -60,18 +104,18 @@ def coordinate(p: Placement, settled: SendChannel[Placed] | None = None
                 await done.send(Placed(piece.token, piece.index, piece.final, 0))
             elif n == p.chunk_size:
                 blob_id = await asyncio.to_thread(p.chunk_id, data)
-                found = None if blob_id in in_flight else await p.known(blob_id)
-                # the index's ref: the vault's own is this same content address; a write-only
-                # client's names the earlier drop that holds the chunk (its names are keyed per drop)
-                ref = found or p.full_ref(blob_id)
-                placed = Placed(piece.token, piece.index, piece.final, n, ref)
-                if blob_id in in_flight:  # behind its chunk: the file waits until that is stored
-                    await outbox.send(dataclasses.replace(placed, deduped=True))
-                elif found is not None:
-                    await done.send(dataclasses.replace(placed, deduped=True))
-                else:
-                    in_flight.add(blob_id)
-                    await outbox.send(ToSeal(KIND_CHUNK, ref.object_name, data, piece=placed))
+                claim = in_flight.get(blob_id)
+                if claim is not None:  # the same chunk earlier in this pipeline: its place, once decided,
+                    # and the long route, behind that chunk (the file waits until it is stored)
+                    await outbox.send(Placed(piece.token, piece.index, piece.final, n, await claim, deduped=True))
+                    continue
+                claim = in_flight[blob_id] = asyncio.get_running_loop().create_future()
+                try:
+                    await decide(piece, data, blob_id, claim, outbox, done)
+                except BaseException:
+                    if not claim.done():  # a waiter for the same chunk must not wait forever
+                        claim.cancel()
+                    raise
             else:
                 if piece.blob_id is not None:  # hashed by the chunker's reading thread
                     blob_id = piece.blob_id
@@ -81,11 +125,8 @@ def coordinate(p: Placement, settled: SendChannel[Placed] | None = None
                 if found is not None:
                     await done.send(Placed(piece.token, piece.index, piece.final, n, found, deduped=True))
                     continue
-                member, closed = p.pack(data, blob_id)
-                if closed is not None:
-                    await outbox.send(closed)
-                    if p.pack_room is not None:
-                        await p.pack_room()
+                member = await packed(data, blob_id, outbox)
+                assert member is not None  # a short piece always goes into the pack
                 await done.send(Placed(piece.token, piece.index, piece.final, n, member))
 
     return run

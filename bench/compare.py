@@ -9,8 +9,9 @@ back; runs are interleaved (tool by tool within each round) so a noisy moment hu
 Each command runs as a child process; its wall time gives MB/s and ``wait4`` its peak RSS.
 sigmavault runs once per mixer executor kind (process / thread / inline).
 
-Prints a table of median MB/s, ratios against each peer and peak RSS, writes ``results.json`` and a
-PNG chart into ``--out``.
+Prints a table of median MB/s, ratios against each peer, peak RSS and median CPU seconds (user +
+system of the command and its waited-for children: steadier than wall time when other work shares the
+cores; gocryptfs's FUSE daemon is not among them), writes ``results.json`` and a PNG chart into ``--out``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Result:
     op: str
     seconds: list[float] = field(default_factory=list)
     rss_mib: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # user + system CPU seconds (steadier than wall on a busy box)
     nbytes: int = 0
 
     @property
@@ -48,6 +50,12 @@ class Result:
 
 def run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, float]:
     """Run ``cmd``; returns (seconds, peak RSS MiB of the child and its waited-for descendants)."""
+    seconds, rss, _ = measure(cmd, env, cwd)
+    return seconds, rss
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, float, float]:
+    """Like :func:`run`, adding the user + system CPU seconds of the child and its waited-for descendants."""
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
@@ -56,7 +64,7 @@ def run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = No
     if os.waitstatus_to_exitcode(status) != 0:
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         raise RuntimeError(f"{' '.join(cmd)} failed: {err[-2000:]}")
-    return dt, usage.ru_maxrss / 1024
+    return dt, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def tree_size(path: Path) -> int:
@@ -108,10 +116,10 @@ class Tool:
         shutil.rmtree(self.work, ignore_errors=True)
         self.work.mkdir(parents=True)
 
-    def import_(self, src: Path) -> tuple[float, float]:
+    def import_(self, src: Path) -> tuple[float, float, float]:
         raise NotImplementedError
 
-    def export(self, dst: Path) -> tuple[float, float]:
+    def export(self, dst: Path) -> tuple[float, float, float]:
         raise NotImplementedError
 
 
@@ -130,11 +138,11 @@ class Sigmavault(Tool):
         super().fresh()
         run([SV, "create", "--kdf", "minimum"], self.env)
 
-    def import_(self, src: Path) -> tuple[float, float]:
-        return run([SV, "import", str(src), "--to", "/data"], self.env)
+    def import_(self, src: Path) -> tuple[float, float, float]:
+        return measure([SV, "import", str(src), "--to", "/data"], self.env)
 
-    def export(self, dst: Path) -> tuple[float, float]:
-        return run([SV, "export", "/data", str(dst)], self.env)
+    def export(self, dst: Path) -> tuple[float, float, float]:
+        return measure([SV, "export", "/data", str(dst)], self.env)
 
 
 class Restic(Tool):
@@ -149,11 +157,11 @@ class Restic(Tool):
         super().fresh()
         run(["restic", "init"], self.env)
 
-    def import_(self, src: Path) -> tuple[float, float]:
-        return run(["restic", "backup", "--quiet", "."], self.env, cwd=src)
+    def import_(self, src: Path) -> tuple[float, float, float]:
+        return measure(["restic", "backup", "--quiet", "."], self.env, cwd=src)
 
-    def export(self, dst: Path) -> tuple[float, float]:
-        return run(["restic", "restore", "latest", "--target", str(dst)], self.env)
+    def export(self, dst: Path) -> tuple[float, float, float]:
+        return measure(["restic", "restore", "latest", "--target", str(dst)], self.env)
 
 
 class Borg(Tool):
@@ -168,12 +176,12 @@ class Borg(Tool):
         super().fresh()
         run(["borg", "init", "-e", "repokey-blake2"], self.env)
 
-    def import_(self, src: Path) -> tuple[float, float]:
-        return run(["borg", "create", "::a", "."], self.env, cwd=src)
+    def import_(self, src: Path) -> tuple[float, float, float]:
+        return measure(["borg", "create", "::a", "."], self.env, cwd=src)
 
-    def export(self, dst: Path) -> tuple[float, float]:
+    def export(self, dst: Path) -> tuple[float, float, float]:
         dst.mkdir(parents=True, exist_ok=True)
-        return run(["borg", "extract", "::a"], self.env, cwd=dst)
+        return measure(["borg", "extract", "::a"], self.env, cwd=dst)
 
 
 class RcloneCrypt(Tool):
@@ -185,11 +193,11 @@ class RcloneCrypt(Tool):
         self.env = {"RCLONE_CONFIG_SVB_TYPE": "crypt", "RCLONE_CONFIG_SVB_REMOTE": str(work / "remote"),
                     "RCLONE_CONFIG_SVB_PASSWORD": obscured.stdout.strip(), "RCLONE_CONFIG": "/dev/null"}
 
-    def import_(self, src: Path) -> tuple[float, float]:
-        return run(["rclone", "copy", str(src), "svb:data"], self.env)
+    def import_(self, src: Path) -> tuple[float, float, float]:
+        return measure(["rclone", "copy", str(src), "svb:data"], self.env)
 
-    def export(self, dst: Path) -> tuple[float, float]:
-        return run(["rclone", "copy", "svb:data", str(dst)], self.env)
+    def export(self, dst: Path) -> tuple[float, float, float]:
+        return measure(["rclone", "copy", "svb:data", str(dst)], self.env)
 
 
 class Age(Tool):
@@ -203,14 +211,14 @@ class Age(Tool):
         out = subprocess.run(["age-keygen", "-y", str(self.work / "key")], capture_output=True, text=True, check=True)
         self.recipient = out.stdout.strip()
 
-    def import_(self, src: Path) -> tuple[float, float]:
+    def import_(self, src: Path) -> tuple[float, float, float]:
         cmd = f"tar -C {src} -cf - . | age -r {self.recipient} -o {self.work / 'data.age'}"
-        return run(["bash", "-o", "pipefail", "-c", cmd])
+        return measure(["bash", "-o", "pipefail", "-c", cmd])
 
-    def export(self, dst: Path) -> tuple[float, float]:
+    def export(self, dst: Path) -> tuple[float, float, float]:
         dst.mkdir(parents=True, exist_ok=True)
         cmd = f"age -d -i {self.work / 'key'} {self.work / 'data.age'} | tar -C {dst} -xf -"
-        return run(["bash", "-o", "pipefail", "-c", cmd])
+        return measure(["bash", "-o", "pipefail", "-c", cmd])
 
 
 class Gocryptfs(Tool):
@@ -230,12 +238,12 @@ class Gocryptfs(Tool):
         if (self.work / "mnt").is_mount():
             subprocess.run(["fusermount3", "-u", str(self.work / "mnt")], check=False)
 
-    def import_(self, src: Path) -> tuple[float, float]:
-        return run(["cp", "-a", f"{src}/.", str(self.work / "mnt")])
+    def import_(self, src: Path) -> tuple[float, float, float]:
+        return measure(["cp", "-a", f"{src}/.", str(self.work / "mnt")])
 
-    def export(self, dst: Path) -> tuple[float, float]:
+    def export(self, dst: Path) -> tuple[float, float, float]:
         dst.mkdir(parents=True, exist_ok=True)
-        return run(["cp", "-a", f"{self.work / 'mnt'}/.", str(dst)])
+        return measure(["cp", "-a", f"{self.work / 'mnt'}/.", str(dst)])
 
 
 def chart(results: list[Result], path: Path) -> None:
@@ -261,7 +269,7 @@ def chart(results: list[Result], path: Path) -> None:
 
 def table(results: list[Result], peers: list[str]) -> str:
     lines = []
-    head = f"{'dataset':<12} {'op':<7} {'tool':<22} {'MB/s':>8} {'RSS MiB':>8}  " + " ".join(
+    head = f"{'dataset':<12} {'op':<7} {'tool':<22} {'MB/s':>8} {'RSS MiB':>8} {'CPU s':>6}  " + " ".join(
         f"{'vs ' + p:>14}" for p in peers)
     lines.append(head)
     lines.append("-" * len(head))
@@ -272,7 +280,9 @@ def table(results: list[Result], peers: list[str]) -> str:
             ratios.append(f"{r.mbps / peer.mbps:>13.2f}x" if peer and peer.mbps and r.tool.startswith("sigma")
                           else f"{'':>14}")
         rss = max(r.rss_mib) if r.rss_mib else 0
-        lines.append(f"{r.dataset:<12} {r.op:<7} {r.tool:<22} {r.mbps:>8.1f} {rss:>8.1f}  " + " ".join(ratios))
+        cpu = statistics.median(r.cpu) if r.cpu else 0
+        lines.append(f"{r.dataset:<12} {r.op:<7} {r.tool:<22} {r.mbps:>8.1f} {rss:>8.1f} {cpu:>6.2f}  "
+                     + " ".join(ratios))
     return "\n".join(lines)
 
 
@@ -308,12 +318,13 @@ def main() -> None:
                 shutil.rmtree(out, ignore_errors=True)
                 for op, fn in (("import", lambda t=tool, s=src: t.import_(s)),
                                ("export", lambda t=tool, o=out: t.export(o))):
-                    dt, rss = fn()
+                    dt, rss, cpu = fn()
                     r = results.setdefault((tool.name, name, op), Result(tool.name, name, op, nbytes=nbytes))
                     r.seconds.append(dt)
                     r.rss_mib.append(rss)
+                    r.cpu.append(cpu)
                     print(f"round {round_no + 1} {name:<12} {op:<7} {tool.name:<22} {nbytes / 1e6 / dt:8.1f} MB/s"
-                          f"  rss {rss:6.1f} MiB", flush=True)
+                          f"  rss {rss:6.1f} MiB  cpu {cpu:6.2f} s", flush=True)
                 if isinstance(tool, Gocryptfs):
                     tool.unmount()
     ordered = sorted(results.values(), key=lambda r: (r.dataset, r.op, not r.tool.startswith("sigma"), r.tool))
@@ -325,7 +336,7 @@ def main() -> None:
     (args.out / "table.txt").write_text(text + "\n")
     (args.out / "results.json").write_text(json.dumps(
         [{"tool": r.tool, "dataset": r.dataset, "op": r.op, "seconds": r.seconds, "rss_mib": r.rss_mib,
-          "bytes": r.nbytes, "mbps": r.mbps} for r in ordered], indent=1))
+          "cpu_seconds": r.cpu, "bytes": r.nbytes, "mbps": r.mbps} for r in ordered], indent=1))
     chart(ordered, args.out / "chart.png")
     print(f"\nwrote {args.out / 'table.txt'}, results.json and chart.png")
 

@@ -35,6 +35,7 @@ from .format.dropmeta import Drops
 from .format.pages import BlobRef
 from .guard import WriteGuard
 from .ingest import Ingester, Plan
+from .rekeying import Epochs
 from .repo.history import History
 from .repo.packs import PackWriter
 from .repo.store import ObjectStore
@@ -65,7 +66,8 @@ class Committer:
     def __init__(self, *, history: History, store: ObjectStore, catalog: Catalog, page_pack: PackWriter,
                  index: BlobIndex, head: ChainHead, lock: asyncio.Lock,
                  flush_content: Callable[[], Awaitable[None]], refresh_interval: float | None,
-                 guard: WriteGuard | None = None, ingester: Ingester | None = None) -> None:
+                 guard: WriteGuard | None = None, ingester: Ingester | None = None,
+                 epochs: Epochs | None = None) -> None:
         self._history = history
         self._store = store
         self._catalog = catalog
@@ -74,6 +76,7 @@ class Committer:
         self._flush_content = flush_content
         self._guard = guard  # prune beside writers: the lease and the W3 check (models/prune.py)
         self._ingester = ingester  # write-only clients' drops, taken into each commit (models/drops.py)
+        self._epochs = epochs  # a rekey beside writers: W2's reload and re-seal (models/rekey.py)
         self.head = head
         self.tree = catalog.tree(head.commit)
         self.lock = lock  # the vault's edit lock: a commit sees no half-made edit
@@ -114,6 +117,8 @@ class Committer:
             for _attempt in attempts():
                 # a keystore rewritten elsewhere must be seen before we commit under it (CRYPTO.md §5.2 step 3)
                 await self._history.reread_keystore()
+                if self._epochs is not None:
+                    await self._epochs.reload()  # W2: a newer epoch's keys seal from now on
                 if plan is not None and (plan.head is not self.head or plan.keystore_gen != self._history.keystore_gen):
                     plan = await self._plan()  # a lost race or new keys: plan again from the head's watermark
                 tree, extra = self.tree, dict[str, Any]()
@@ -121,6 +126,8 @@ class Committer:
                     assert self._ingester is not None
                     tree, drops = await self._ingester.apply(plan, self.tree)
                     extra = {"drops": drops.to_json()}
+                if self._epochs is not None:
+                    await self._epochs.reseal(tree, base)  # W2: nothing newly referred to of an older epoch
                 counts = await file_counts(base, tree)  # ``base`` is the head's tree here
                 await self._flush_content()
                 root = await self._catalog.save(tree)
@@ -180,6 +187,8 @@ class Committer:
                 raise UsageError("commit the pending edits first")
             for _attempt in attempts():
                 await self._history.reread_keystore()
+                if self._epochs is not None:
+                    await self._epochs.reload()
                 extra = await decide(self.head)
                 if extra is None:
                     return None

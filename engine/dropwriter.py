@@ -66,7 +66,8 @@ class DropWriter(Edits):
     def __init__(self, *, url: str, backend: Backend, credential: WriterCredential, seq: int, prev: bytes,
                  keys: EpochKeys, enc: bytes, cache: Cache, tuning: Tuning, dest: list[bytes]) -> None:
         p = credential.params
-        store = ObjectStore(backend, {keys.epoch: keys}, keys.epoch, p.chunk_size, p.pad_floor, tuning.pack_cache)
+        store = ObjectStore(backend, {keys.epoch: keys}, keys.epoch, p.chunk_size, p.pad_floor, tuning.pack_cache,
+                            compression=p.compression)
         self._cache = cache
         self._index = DropIndex(cache, backend)  # the writer's own completed drops (kept on this machine)
         #: W1 of models/dropgc.py: held from before the first dedup decision until the record is written

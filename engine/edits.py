@@ -94,6 +94,13 @@ class Edits(View):
                 self._mixer = mixer
             return self._mixer
 
+    async def _drop_mixer(self) -> None:
+        """The store seals under a new epoch: the next write starts a mixer for it (the mixer is keyed per epoch)."""
+        async with self._mixer_lock:
+            old, self._mixer = self._mixer, None
+        if old is not None:
+            await old.aclose()
+
     async def _seal(self, kind: int, name: str, stored: bytes, pad_floor: int | None) -> bytes:
         """Seal a pack off the event loop: in the mixer once content started it, else (a commit of
         catalog pages alone) in a thread, so a metadata-only commit spawns no mixer workers."""

@@ -185,7 +185,8 @@ class Ingester:
     async def _base(self, plan: Plan, w: Writer) -> Tree:
         """The merge base of ``w``'s next drop: the tree of the generation that ingested its last
         drop, with that drop's own tree at its place (what the writer last said, not what the owner
-        has done there since); the head's tree for a first drop, or when that drop no longer loads
+        has done there since; for a drop sealed to an older epoch, which its ingest re-sealed, that
+        generation's tree as it is); the head's tree for a first drop, or when that drop no longer loads
         (its objects pruned, its generation forgotten): the new drop then replaces its destination."""
         last = watermark(plan.head.commit).get(w.id, NOTHING)
         if last.seq:
@@ -194,7 +195,10 @@ class Ingester:
             try:
                 data = await get_bounded(self._backend, name, MAX_RECORD)
                 if then is not None and hmac.compare_digest(records.record_hash(data), last.hash):
-                    prev = await self._open(w, records.parse_record(data, name))
+                    rec = records.parse_record(data, name)
+                    if rec.epoch < self._store.epoch:
+                        return then  # sealed to an older epoch: that generation holds it re-sealed (reseal.py)
+                    prev = await self._open(w, rec)
                     return await _with(then, prev.dest, prev.node)
             except (IntegrityError, NotFound, NotADirectory, UsageError):
                 pass

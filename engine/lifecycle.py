@@ -70,6 +70,7 @@ class AuditEntry:
     #: keys: the slot changes the commit recorded ({"op", "slot" b64u, "type", "label"}); empty when
     #: only the keystore generation moved (a change not recorded, e.g. by an older client)
     keys: tuple[Mapping[str, str], ...] = ()
+    epoch: int | None = None  # rekey: the key epoch the record started
 
 
 def who(c: Commit) -> dict[str, Any]:
@@ -146,6 +147,8 @@ async def audit(history: History, since: int | None = None) -> list[AuditEntry]:
                     **base,
                 )
             )
+        elif a.rekey is not None:
+            out.append(AuditEntry("rekey", epoch=a.rekey, **base))
         elif a.prune is not None or a.repair is not None:
             out.append(AuditEntry("prune" if a.prune is not None else "repair",
                                   counts=dict(a.prune if a.prune is not None else a.repair or {}), **base))

@@ -29,6 +29,7 @@ from ..backends.retrying import RetryingBackend
 from ..backends.urls import open_backend
 from . import dispersal, locking
 from .errors import AlreadyExists, AuthError, IntegrityError, NotFound, UsageError, VaultError, VaultNotFound
+from .format import squeeze
 from .format.canonical import MAX_DOCUMENT, b64u
 from .format.commits import ChainState, Commit, commit_name, seal_commit
 from .format.envelope import Sealer
@@ -72,22 +73,33 @@ async def _highest_keystore(backend: Backend, url: str) -> tuple[str, bytes]:
 
 
 async def _assemble(url: str, backend: Backend, unlocked: keystore.Unlocked, keeper: StateKeeper,
-                    places: Places, tuning: Tuning) -> Vault:
+                    places: Places, tuning: Tuning, credential: Credential | None = None) -> Vault:
     params = unlocked.params
     keys = {e.epoch: unlocked.epoch_keys(e.epoch) for e in unlocked.keyring.epochs if e.root_key is not None}
     sealers = {e: Sealer(k, params.chunk_size, params.pad_floor) for e, k in keys.items()}
     pin = Pin(unlocked.fingerprint, unlocked.generation)
+    slots = Keys(backend, unlocked, keeper.folder, places.device_secret, places.device_key)
+
+    def reauth(name: str, data: bytes) -> keystore.Unlocked:
+        """A newer keystore: with the KSK held now, else (a rekey elsewhere drew a new KSK) with the
+        credential that opened this vault, if it still opens a slot there."""
+        _, ksk, slot = slots.agent_key()
+        try:
+            return keystore.unlock_with_ksk(data, name, ksk, pin, slot)
+        except AuthError:
+            if credential is None:
+                raise
+            return keystore.unlock(data, name, credential, pin)
+
     history = History(backend, sealers, unlocked.vault_id, unlocked.fingerprint, unlocked.generation,
                       keeper.state.client_id, keeper.advance, epochs=unlocked.keyring.epochs,
-                      reauth=lambda name, data: keystore.unlock_with_ksk(data, name, unlocked.ksk, pin),
-                      writer_epoch=unlocked.current_epoch, writers=unlocked.keyring.writers)
+                      reauth=reauth, writers=unlocked.keyring.writers)
     st = keeper.state
     since = ChainState(st.max_gen, st.head_hash) if st.max_gen is not None and st.head_hash is not None else None
     head = await history.find_head(since)
     store = ObjectStore(backend, keys, unlocked.current_epoch, params.chunk_size, params.pad_floor,
-                        tuning.pack_cache, lambda: ((w.id, w.key) for w in history.writers))
+                        tuning.pack_cache, lambda: ((w.id, w.key) for w in history.writers), params.compression)
     cache = await Cache.open(keeper.folder / "cache.sqlite", unlocked.local_cache_key())
-    slots = Keys(backend, unlocked, keeper.folder, places.device_secret, places.device_key)
     vault = Vault(url=url, backend=backend, history=history, store=store, cache=cache, head=head,
                   inline_max=params.inline_max, tuning=tuning, keys=slots)
     return vault  # opening never walks the tree: a new or deleted dedup index refills on the first write
@@ -98,7 +110,7 @@ async def create(url: str | Sequence[str], *, places: Places, passphrase: str, k
                  tuning: Tuning = DEFAULT_TUNING, create_bucket: bool = False, single_writer: bool = False,
                  on_notice: Callable[[str], None] | None = None, needed: int | None = None,
                  write_quorum: int | None = None, lock_days: int | None = None, lock_mode: str = "governance",
-                 **backend_opts: Any) -> Vault:
+                 compression: str = "off", **backend_opts: Any) -> Vault:
     """Create a new vault at ``url`` and return it open (this device's state goes below ``places``).
 
     ``create_bucket`` first creates the S3 bucket or Azure container if it is missing (else a
@@ -113,7 +125,8 @@ async def create(url: str | Sequence[str], *, places: Places, passphrase: str, k
     Several URLs create a dispersed vault over them (:mod:`.dispersal`): ``needed`` of them (default
     all but one) rebuild every object; ``write_quorum`` places must take each write. ``lock_days``
     writes every object under a retention lock (``lock_mode`` governance or compliance) that even
-    the vault's own credentials cannot lift (:mod:`.locking`).
+    the vault's own credentials cannot lift (:mod:`.locking`). ``compression`` is ``off``, ``auto``
+    or ``max`` (:mod:`.format.squeeze`; a vault parameter, fixed at creation).
     """
     profile = _profile(kdf)
     urls = dispersal.urls_of(url)
@@ -121,7 +134,10 @@ async def create(url: str | Sequence[str], *, places: Places, passphrase: str, k
     lock = None if lock_days is None else Lock(lock_days, lock_mode)
     if lock is not None and not lock.valid():
         raise UsageError("--lock-days takes 1 to 36500 days, --lock-mode governance or compliance")
-    params = Params(chunk_size=chunk_size, prf=prf, dispersal=layout, lock=lock)  # type: ignore[arg-type]
+    if compression not in squeeze.CLI_NAMES:
+        raise UsageError(f"--compression takes off, auto or max, not {compression!r}")
+    params = Params(chunk_size=chunk_size, prf=prf, dispersal=layout, lock=lock,  # type: ignore[arg-type]
+                    compression=squeeze.CLI_NAMES[compression])
     if not params.valid():
         raise UsageError("chunk size must be a power of two from 1 MiB to 16 MiB; prf blake3-keyed-256 or hmac-sha256")
     url = ", ".join(urls)
@@ -170,7 +186,7 @@ async def create(url: str | Sequence[str], *, places: Places, passphrase: str, k
         keeper.save(state)
         if safe:
             await asyncio.to_thread(probe.remember, folder)
-        vault = await _assemble(url, backend, u, keeper, places, tuning)
+        vault = await _assemble(url, backend, u, keeper, places, tuning, Passphrase.of(passphrase))
         vault.recovery_code = recovery.text().reveal().decode()
         return vault
     except BaseException:
@@ -283,7 +299,13 @@ async def open(url: str | Sequence[str], *, places: Places, passphrase: str | No
             on_notice(f"this device now pins vault {url} to fingerprint {u.fingerprint.hex()} ({how}); "
                       "compare it with `sigmavault info` on a device you trust")
         backend = probe.ProbedBackend(backend, folder, single_writer=single_writer, on_notice=on_notice)
-        return await _assemble(url, backend, u, keeper, places, tuning)
+        vault = await _assemble(url, backend, u, keeper, places, tuning, credential)
+        try:
+            await vault.finish_rekey()  # the finisher: a rekey killed after R1 or R3 (models/rekey.py)
+        except BaseException:
+            await vault.aclose()
+            raise
+        return vault
     except BaseException:
         await backend.aclose()
         raise

@@ -15,6 +15,7 @@ environment is :func:`sigmavault.open`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -34,19 +35,21 @@ from .committer import Committer
 from .content.index import BlobIndex
 from .content.writer import ContentWriter
 from .edits import Edits
-from .errors import IntegrityError, NotFound, UsageError
+from .errors import BackendError, ConcurrencyError, IntegrityError, NotFound, UsageError
 from .format.canonical import b64u
 from .format.commits import ChainHead
 from .format.dropmeta import Drops
 from .format.meta import MAX_HOST, MAX_LABEL
 from .guard import WriteGuard
 from .ingest import Ingester
+from .keys.credentials import Credential, Passphrase
 from .keys.keystore import Unlocked
 from .keys.schedule import KIND_DATA_PACK, KIND_PAGE_PACK
 from .lifecycle import AuditEntry, ForgetReport, audit, decide, next_chunk, report
 from .local.cache import Cache
 from .local.settings import Tuning
 from .metrics import CacheCounts, VaultMetrics, snapshot
+from .rekeying import Epochs, Rekeyed
 from .repo.history import History
 from .repo.keymgmt import Keys
 from .repo.packs import PackWriter
@@ -82,14 +85,19 @@ class Vault(Edits):
         #: write-only clients' drops, taken into each commit
         self._ingester = Ingester(backend=backend, store=store, writers=lambda: history.writers,
                                   drop_seed=lambda e: store.sealer_for(e).keys.drop_kem,
-                                  epoch_ok=lambda e: history.epoch_allowed(e, history.top + 1),
+                                  epoch_ok=lambda e: e in history.sealers,  # an old epoch's: re-sealed
                                   tree_at=self._tree_of, client_id=history.client_id)
         #: prune beside writers: this vault's lease and the W3 check before each commit
         self._guard = WriteGuard(store, self._index)
+        #: rekey beside writers (models/rekey.py): new epochs' keys, W2's reload and re-seal, R1–R4
+        self._epochs = Epochs(store=store, history=history, keys=keys, head=lambda: self._commits.head,
+                              content=content, reader=reader, page_pack=self._page_pack,
+                              new_mixer=self._drop_mixer, record=self._record)
+        history.on_keystore = self._epochs.read
         self._commits = Committer(history=history, store=store, catalog=catalog, page_pack=self._page_pack,
                                   index=self._index, head=head, lock=self._lock, flush_content=content.flush,
                                   refresh_interval=tuning.refresh_interval, guard=self._guard,
-                                  ingester=self._ingester)
+                                  ingester=self._ingester, epochs=self._epochs)
         #: the vault's key slots (list, add, remove, change a passphrase): the ``key …`` commands
         self.keys = keys
         keys.on_change = self._keys_changed
@@ -232,7 +240,27 @@ class Vault(Edits):
         gen = await self._commits.commit({**(meta or {}), "keys": changes} if changes else meta)
         if gen != before:  # recorded (a commit of nothing leaves them for the next one)
             del self._key_changes[: len(changes)]
+            await self.finish_rekey()
         return gen
+
+    async def rekey(self, credential: Credential | str | None = None, *, remove: bytes | None = None,
+                    drop_passphrase_slots: bool = False) -> Rekeyed:
+        """Start a new key epoch under a new KSK (revoking slot ``remove`` in the same step), beside
+        other writers; or finish a rekey that was killed. ``credential``: the one that unlocked this
+        vault (its passphrase slot is re-wrapped). See :mod:`.rekeying`. UsageError (edits pending,
+        passphrase slots that cannot be re-wrapped), ConcurrencyError, BackendError."""
+        self._check_writable()
+        if self.pending:
+            raise UsageError("commit the pending changes before a rekey")
+        cred = Passphrase.of(credential) if isinstance(credential, str) else credential
+        return await self._epochs.rekey(cred, remove=remove, drop_passphrase_slots=drop_passphrase_slots)
+
+    async def finish_rekey(self) -> None:
+        """The finisher: R4 of a rekey killed after R1 or R3, once a commit of the new epoch exists.
+        Best effort (another client may finish it first; a read-only storage credential cannot)."""
+        if self.keys.unfinished():
+            with contextlib.suppress(ConcurrencyError, BackendError):
+                await self._epochs.finish()
 
     async def _keys_changed(self, u: Unlocked, what: dict[str, str]) -> None:
         """The keys facet wrote keystore ``u``: adopt it, and record what changed in the chain (a

@@ -117,11 +117,11 @@ class View:
         path may be another client's newer work)."""
         await self._adopt_newer(only_if_due=True)
         try:
-            return await self._tree.lookup(parts)
+            return await self._tree.peek(parts)
         except NotFound:
             if not await self._adopt_newer(only_if_due=False):
                 raise
-            return await self._tree.lookup(parts)
+            return await self._tree.peek(parts)
 
     async def stat(self, path: str | bytes) -> Stat:
         """The metadata of a file, directory or symlink (``"/"`` is the root). Raises NotFound."""
@@ -203,8 +203,9 @@ class View:
         Named like ``cp -r``: a file into an existing directory lands inside it; a tree becomes an
         absent or empty ``dest``; a non-empty one raises AlreadyExists unless ``overwrite`` (merge,
         replacing files of the same name). Symlinks on the disk below ``dest`` are never followed;
-        setuid/setgid/sticky bits are dropped. Files are written to a temporary name and renamed
-        into place, so an interrupted export never leaves a truncated file under the real name.
+        setuid/setgid/sticky bits are dropped. Files are written unnamed (or under a temporary
+        name) and put in place when complete, so an interrupted export never leaves a truncated
+        file under the real name.
         """
         self._check_open()
         return (await export_tree(self, path, Path(os.fspath(dest)), ExportOptions(force=overwrite))).bytes

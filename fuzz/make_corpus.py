@@ -23,7 +23,7 @@ from sigmavault.engine.keys.schedule import KIND_CHUNK, KIND_COMMIT, KIND_DATA_P
 from sigmavault.engine.keys.secret import Secret
 from sigmavault.engine.local import localstate
 
-from . import fuzz_drops, fuzz_keystore, fuzz_objects
+from . import fuzz_blobrefs, fuzz_drops, fuzz_keystore, fuzz_objects
 from .common import EPOCH, LOCAL_KEY, SEALER, VAULT_ID
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -124,6 +124,11 @@ def seeds() -> dict[str, list[bytes]]:
             bytes([0, 1, 0, 0]) + _u32(100, 500, 0) + bytes([1, 1, 0, 0]) + _u32(0, 2000, 0) + _u32(150),
             bytes([2, 1, 0, 0]) + _u32(0, 3000, 0) + bytes([0, 1, 2, 0]) + _u32(0, 10, 0xFFFFFF00),
             bytes([0x80, 1, 0, 0]) + _u32(0xFFFFFFF0, 0xFFFF, 0),
+            # compressed members: the real frame, the bomb, the real frame with a short claim, a plain pack
+            bytes([6, 1, 0, 1]) + _u32(0, len(fuzz_blobrefs.FRAME), 0)
+            + bytes([6, 1, 0, 1]) + _u32(len(fuzz_blobrefs.FRAME), len(fuzz_blobrefs.ZPACK_DATA), 0)
+            + bytes([6, 1, 0, 3]) + _u32(0, len(fuzz_blobrefs.FRAME), 5000)
+            + bytes([0, 1, 0, 1]) + _u32(0, 100, 0) + _u32(20),
         ],
         "commits": [b"\0" + _commit(0), b"\0" + body, b"\1\1" + body, b"\2\4\0\0\0\0",
                     b"\2\4\0\1\2\3" + body,

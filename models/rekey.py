@@ -1,5 +1,9 @@
-"""Model of ``rekey`` (issue 13; specified here before it is built): a new key epoch beside writers
-that still use the old one.
+"""Model of ``rekey`` (issue 13): a new key epoch beside writers that still use the old one.
+
+Mirror of the code: a change to ``engine/rekeying.py`` (``Epochs.rekey``, ``finish``, ``reload``,
+``reseal``), ``engine/reseal.py``, ``engine/keys/rotate.py``, the committer's calls to them, the
+chain rule ``check_epoch_order`` or the drop merge base in ``engine/ingest.py`` must be made here
+too (and in ``docs/format.md``, "Rekey beside writers").
 
 The rekeyer R: (R1) writes keystore kg+1 whose current epoch is e+1; e stays readable and is not yet
 retired; (R2) reads the head g; (R3) creates the rekey record ``c/{g+1}`` under epoch e+1 (lost

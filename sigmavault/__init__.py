@@ -48,6 +48,7 @@ from .engine.errors import (
 from .engine.keys.writers import WriterCredential
 from .engine.lifecycle import AuditEntry, ForgetReport
 from .engine.local.settings import Places, Tuning
+from .engine.rekeying import Rekeyed
 from .engine.repo.keymgmt import Keys
 from .engine.retention import Rules
 from .engine.transfer.prune import PruneReport
@@ -91,6 +92,7 @@ __all__ = [
     "ObjectLocked",
     "Places",
     "PruneReport",
+    "Rekeyed",
     "RollbackError",
     "Rules",
     "Snapshot",

@@ -38,6 +38,7 @@ from .engine.keys.slots import PROFILES, passphrase_from_file
 from .engine.keys.writers import Writer, WriterCredential, normalize_prefix
 from .engine.keys.xwing import parse_identity
 from .engine.local import devstate
+from .engine.rekeying import Rekeyed
 from .engine.repo.destroy import DestroyProgress, DestroyReport, destroy
 from .engine.repo.keymgmt import Changed, load_device_key, load_device_secret
 from .engine.transfer.exporter import ExportOptions, ExportReport, export_tree
@@ -46,12 +47,12 @@ from .engine.vault import Vault
 
 __all__ = [
     "GUARD_DEFAULTS", "PROFILES", "Changed", "Credential", "DeviceKey", "ExportOptions", "ExportReport", "GuardState",
-    "ImportReport", "Item", "LockedError", "Passphrase", "Pin", "Progress", "RecoveryCode", "Secret", "SlotInfo",
-    "TwoFactor", "Writer", "WriterCredential", "XwingKey", "b64u", "degraded", "destroy_vault", "device_key",
-    "device_recipient", "device_secret", "export_tree", "first_error", "forget_device", "harden", "has_objects",
-    "has_vault", "import_items", "normalize_prefix", "parse_identity", "passphrase_from_file", "pinned",
-    "places_status", "protected_in", "repair_places", "run_counts", "run_meta", "scan", "score", "secret_env", "show",
-    "split_path", "state_folder", "tolerated", "unb64u", "vault_state_folder",
+    "ImportReport", "Item", "LockedError", "Passphrase", "Pin", "Progress", "RecoveryCode", "Rekeyed", "Secret",
+    "SlotInfo", "TwoFactor", "Writer", "WriterCredential", "XwingKey", "b64u", "degraded", "destroy_vault",
+    "device_key", "device_recipient", "device_secret", "export_tree", "first_error", "forget_device", "harden",
+    "has_objects", "has_vault", "import_items", "normalize_prefix", "parse_identity", "passphrase_from_file",
+    "pinned", "places_status", "protected_in", "repair_places", "run_counts", "run_meta", "scan", "score",
+    "secret_env", "show", "split_path", "state_folder", "tolerated", "unb64u", "vault_state_folder",
 ]
 
 

@@ -109,7 +109,8 @@ async def create(url: str | Sequence[str] | None = None, *, passphrase: str, kdf
                  places: Places | Sequence[str] | None = None, needed: int | None = None,
                  write_quorum: int | None = None, folders: Places | None = None, create_bucket: bool = False,
                  single_writer: bool = False, on_notice: Callable[[str], None] | None = None,
-                 lock_days: int | None = None, lock_mode: str = "governance", **backend_opts: Any) -> Vault:
+                 lock_days: int | None = None, lock_mode: str = "governance", compression: str = "off",
+                 **backend_opts: Any) -> Vault:
     """Create a new vault at ``url`` and return it open; ``url=None`` creates the default vault
     (``$SIGMAVAULT_VAULT``, else ``default`` in the data folder), as :func:`open` opens it. The
     recovery code is available once as ``vault.recovery_code``. The rest is
@@ -120,6 +121,8 @@ async def create(url: str | Sequence[str] | None = None, *, passphrase: str, kdf
     refused with a UsageError). ``places`` may also be this device's folders (a
     :class:`Places`, as ``folders``). ``lock_days``: every object is written under a retention
     lock (S3 Object Lock, Azure immutability; ``lock_mode`` governance or compliance).
+    ``compression``: ``off`` (the library's default), ``auto`` (the command line's default) or
+    ``max``: zstd per chunk, fixed for the vault's life (README, "Threat model", for what it leaks).
     """
     if places is not None and not isinstance(places, Places):
         if url is not None:
@@ -131,4 +134,4 @@ async def create(url: str | Sequence[str] | None = None, *, passphrase: str, kdf
                                 passphrase=passphrase, kdf=kdf, chunk_size=chunk_size, prf=prf,
                                 tuning=tuning or default_tuning(), create_bucket=create_bucket,
                                 single_writer=single_writer, on_notice=on_notice, lock_days=lock_days,
-                                lock_mode=lock_mode, **backend_opts)
+                                lock_mode=lock_mode, compression=compression, **backend_opts)

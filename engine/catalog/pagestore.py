@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 from ..errors import IntegrityError
 from ..format.commits import Commit
-from ..format.pages import DIR, FILE, LINK, BlobRef, Entry, decode_page, encoded_page_runs
+from ..format.pages import DIR, FILE, LINK, BlobRef, Entry, PageView, encoded_page_runs, view_page
 from ..format.refs import final_ref
 from ..local.cache import Cache
 from ..repo.packs import PackWriter
@@ -74,10 +74,11 @@ class Catalog:
         self._target = min(page_target, store.chunk_size // 2)
         #: page loads answered by the local cache (and verified), and those fetched instead (metrics)
         self.page_hits = self.page_misses = 0
-        #: pages decoded lately, by keyed page id (immutable entries: every load builds fresh nodes from
+        #: pages read lately, by keyed page id (immutable entries: every load builds fresh nodes from
         #: them), bounded by their encoded bytes; a commit's diff and save reread the big directories it
-        #: edited from here rather than decoding them again (10,000 entries: ~0.3 s)
-        self._decoded: OrderedDict[bytes, tuple[Entry, ...]] = OrderedDict()
+        #: edited from here rather than decoding them again (10,000 entries: ~0.3 s), and a path lookup
+        #: bisects the pages it read before again
+        self._decoded: OrderedDict[bytes, PageView] = OrderedDict()
         self._decoded_sizes: dict[bytes, int] = {}
         self._decoded_bytes = 0
 
@@ -109,15 +110,48 @@ class Catalog:
                 out[e.name] = node_from_entry(e)
         return out
 
+    async def find(self, d: Dir, name: bytes) -> Node | None:
+        """The entry ``name`` of ``d`` without loading the whole directory (a read's path lookup).
+
+        The pages hold ascending, disjoint name ranges, so a bisection over them reads a few pages and
+        decodes a few names in each (a 10,000-entry root: 4 of its 12 pages, one entry). The found
+        entry passes the checks :meth:`load` makes of it; those of the whole directory (the order of
+        every page and entry) are made when it is loaded whole (a listing, an edit, ``verify``).
+        """
+        refs = d.pages
+        lo, hi = 0, len(refs)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            view = await self._view(refs[mid])
+            if not len(view):
+                raise IntegrityError("the directory has an empty catalog page (a hostile or damaged catalog)")
+            if name < view.name(0):
+                hi = mid
+            elif name > view.name(len(view) - 1):
+                lo = mid + 1
+            else:
+                e = view.find(name)
+                if e is None:
+                    return None
+                if e.blobs and not _aligned(e.blobs, self._store.chunk_size):
+                    raise IntegrityError(f"file {os.fsdecode(e.name)!r} has blobs that are not chunk-aligned "
+                                         "(a hostile or damaged catalog)")
+                return node_from_entry(e)
+        return None
+
     async def _entries(self, ref: BlobRef, reader: BlobReader | None) -> tuple[Entry, ...]:
-        """The decoded entries of one page: from the memo of decoded pages, the local cache or the store."""
+        """The decoded entries of one page: from the memo of read pages, the local cache or the store."""
         if reader is not None:
-            return decode_page(await reader.read(ref), chunk_size=self._store.chunk_size).entries
-        entries = self._decoded.get(ref.id)
-        if entries is not None:
+            return view_page(await reader.read(ref), chunk_size=self._store.chunk_size).entries()
+        return (await self._view(ref)).entries()
+
+    async def _view(self, ref: BlobRef) -> PageView:
+        """One page, checked as a document: from the memo of read pages, the local cache or the store."""
+        view = self._decoded.get(ref.id)
+        if view is not None:
             self._decoded.move_to_end(ref.id)
             self.page_hits += 1
-            return entries
+            return view
         data = await self._cache.get_page(ref.id)
         keys = self._store.sealer_of(ref).keys
         if data is None or not hmac.compare_digest(keys.page_id_of(data), ref.id):
@@ -126,14 +160,14 @@ class Catalog:
             self._cache.put_page(ref.id, data)
         else:
             self.page_hits += 1
-        entries = decode_page(data, chunk_size=self._store.chunk_size).entries
-        self._remember(ref.id, entries, len(data))
-        return entries
+        view = view_page(data, chunk_size=self._store.chunk_size)
+        self._remember(ref.id, view, len(data))
+        return view
 
-    def _remember(self, page_id: bytes, entries: tuple[Entry, ...], size: int) -> None:
+    def _remember(self, page_id: bytes, view: PageView, size: int) -> None:
         if page_id in self._decoded or size > DECODED_MEMO_BYTES // 4:
             return
-        self._decoded[page_id] = entries
+        self._decoded[page_id] = view
         self._decoded_sizes[page_id] = size
         self._decoded_bytes += size
         while self._decoded_bytes > DECODED_MEMO_BYTES:
@@ -180,7 +214,7 @@ class Catalog:
                 page_id = keys.page_id_of(data)
                 refs.append((await self._pages.put(data, page_id)).ref())
                 self._cache.put_page(page_id, data)
-                self._remember(page_id, tuple(run[at:at + n]), len(data))
+                self._remember(page_id, PageView.of(tuple(run[at:at + n])), len(data))
                 at += n
         d.pages = refs
         return refs
@@ -188,7 +222,9 @@ class Catalog:
     def _runs(self, old: list[BlobRef], entries: list[Entry]) -> list[tuple[list[Entry], BlobRef | None]]:
         """``entries`` cut at the first names of the ``old`` pages: a page whose share is unchanged is
         kept (its ref), adjacent changed shares are joined into one run to encode."""
-        pages = [self._decoded.get(ref.id) for ref in old]
+        # every old page was read whole when the (now dirty) directory loaded
+        views = [self._decoded.get(ref.id) for ref in old]
+        pages = [v.entries() if v is not None else () for v in views]
         if not pages or not all(pages):
             return [(entries, None)]
         firsts = [p[0].name for p in pages if p]
@@ -208,7 +244,7 @@ class Catalog:
     def tree(self, c: Commit, load: Loader | None = None) -> Tree:
         """The tree commit ``c`` names; its pages are loaded on demand by ``load`` (default: :meth:`load`)."""
         root = Dir(Meta(0o755, 0, 0, c.time * 10**9, c.time * 10**9), list(c.root))
-        return Tree(root, load or self.load)
+        return Tree(root, load or self.load, None if load else self.find)
 
 
 def _dirty_subdirs(d: Dir) -> Iterator[Dir]:

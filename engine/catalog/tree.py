@@ -71,6 +71,8 @@ class Dir:
     pages: list[BlobRef] = field(default_factory=list)
     children: dict[bytes, Node] | None = None  # None: not loaded yet
     dirty: bool = False
+    #: entries a read found before the directory was loaded whole (Tree.peek); the load keeps these nodes
+    found: dict[bytes, Node] | None = None
 
     def key(self) -> tuple[object, ...]:
         return ("d", self.meta.key(), [p.id for p in self.pages], self.dirty and id(self))
@@ -78,6 +80,7 @@ class Dir:
 
 Node = File | Link | Dir
 Loader = Callable[[Dir], Awaitable[dict[bytes, Node]]]
+Finder = Callable[[Dir, bytes], Awaitable[Node | None]]
 
 
 def split_path(path: str | bytes) -> list[bytes]:
@@ -101,9 +104,11 @@ def show(parts: list[bytes]) -> str:
 class Tree:
     """One generation's catalog, being edited. Callers serialize edits (the vault's lock)."""
 
-    def __init__(self, root: Dir, load: Loader) -> None:
+    def __init__(self, root: Dir, load: Loader, find: Finder | None = None) -> None:
         self.root = root
         self.loader = load
+        #: one entry of a directory not loaded yet (:meth:`peek`); None: reads load directories whole
+        self.finder = find
         # where each loaded page is stored: a writer never places one page at two paths of a tree,
         # and a co-writer who does (a 12 KB catalog implying 10^5 files) is refused at the second
         self._page_owner: dict[tuple[str, int], int] = {}  # (object, offset) → id() of the Dir that loads it
@@ -123,7 +128,10 @@ class Tree:
                         raise IntegrityError("a catalog page is referenced twice in one generation "
                                              "(a hostile or damaged catalog)")
                     claimed.append(place)
-                d.children = await self.loader(d)
+                kids = await self.loader(d)
+                if d.found:  # nodes a read already handed out stay the tree's own (an edit may follow)
+                    kids.update((name, node) for name, node in d.found.items() if name in kids)
+                d.children, d.found = kids, None
             except BaseException as exc:
                 if d.children is None:  # not loaded: a retry (after a transient error) may claim again
                     for place in claimed:
@@ -136,14 +144,39 @@ class Tree:
         return d.children
 
     async def lookup(self, parts: list[bytes]) -> Node:
+        """The node at ``parts``, every directory on the way loaded whole (an edit's lookup: a
+        directory it marks dirty must hold all its entries)."""
+        return await self._walk(parts, peek=False)
+
+    async def peek(self, parts: list[bytes]) -> Node:
+        """The node at ``parts`` for a read: a directory not loaded yet is searched for the one entry
+        (the finder bisects its pages) rather than loaded whole; a later load keeps the found nodes."""
+        return await self._walk(parts, peek=self.finder is not None)
+
+    async def _walk(self, parts: list[bytes], *, peek: bool) -> Node:
         node: Node = self.root
         for i, name in enumerate(parts):
             if not isinstance(node, Dir):
                 raise NotFound(f"{show(parts[:i])} is not a directory")
-            kids = await self.children(node, parts[:i])
-            if name not in kids:
+            child = await self._find(node, name, parts[:i]) if peek and node.children is None else \
+                (await self.children(node, parts[:i])).get(name)
+            if child is None:
                 raise NotFound(f"{show(parts)}: no such file or directory")
-            node = kids[name]
+            node = child
+        return node
+
+    async def _find(self, d: Dir, name: bytes, where: list[bytes]) -> Node | None:
+        assert self.finder is not None
+        found = d.found if d.found is not None else {}
+        node = found.get(name)
+        if node is None:
+            try:
+                node = await self.finder(d, name)
+            except IntegrityError as exc:
+                raise type(exc)(f"{show(where)}: {exc.message}") from None
+            if node is not None:
+                found[name] = node
+                d.found = found
         return node
 
     async def _dir_chain(self, parts: list[bytes], create: bool) -> list[Dir]:
@@ -271,7 +304,7 @@ async def merge(base: Tree, ours: Tree, theirs: Tree, client_id: bytes, *, ours_
         return dict(await t.children(d)) if isinstance(d, Dir) else {}
 
     if not ours.root.dirty:
-        return Tree(theirs.root, theirs.loader)
+        return Tree(theirs.root, theirs.loader, theirs.finder)
     top: dict[bytes, Node] = {}
     root = Dir(ours.root.meta, children=top, dirty=True)
     # iterative (a tree may be deeper than Python's recursion limit): each item fills one merged directory
@@ -299,7 +332,7 @@ async def merge(base: Tree, ours: Tree, theirs: Tree, client_id: bytes, *, ours_
                     out[conflict_name(name, client_id)] = copy
             if pick is not None:
                 out[name] = pick
-    merged = Tree(root, theirs.loader)
+    merged = Tree(root, theirs.loader, theirs.finder)
     merged.fresh_pages = True
     return merged
 

@@ -23,12 +23,16 @@ from ...backends.base import Backend
 from ..catalog.tree import Dir, File, Node, Tree
 from ..errors import IntegrityError, NotFound
 from ..format.pages import BlobRef
-from ..local.cache import Cache
+from ..local.cache import Cache, NewBlob
 
 log = logging.getLogger(__name__)
 
 #: the head generation and its catalog tree, for a refill (a fresh tree: never the one being edited)
 HeadTree = Callable[[], tuple[int, Tree]]
+
+
+def _row(r: BlobRef) -> NewBlob:
+    return r.id, r.epoch, r.kind, r.object_name, r.off, r.length, r.object_len or 0, r.zlen or 0
 
 
 class BlobIndex:
@@ -56,8 +60,8 @@ class BlobIndex:
         row = await self._cache.find_blob(blob_id)
         if row is None:
             return None
-        e, k, o, off, length, ol, committed = row
-        ref = BlobRef(e, k, blob_id, o, off, length, ol)
+        e, k, o, off, length, ol, committed, z = row
+        ref = BlobRef(e, k, blob_id, o, off, length, ol, zlen=z or None)
         if committed or await self._present(blob_id, o, ol):
             return ref
         return None
@@ -79,8 +83,7 @@ class BlobIndex:
 
     def stored(self, refs: list[BlobRef]) -> None:
         """Blobs whose objects this instance just wrote (provisional until a commit)."""
-        self._cache.add_blobs((r.id, r.epoch, r.kind, r.object_name, r.off, r.length, r.object_len or 0)
-                              for r in refs)
+        self._cache.add_blobs(map(_row, refs))
         self._trusted.update(r.object_name for r in refs)
 
     def untrust(self) -> None:
@@ -108,8 +111,7 @@ class BlobIndex:
 
     def rebuild(self, refs: list[BlobRef]) -> None:
         """Refs read from a commit's catalog: trusted."""
-        self._cache.add_blobs(((r.id, r.epoch, r.kind, r.object_name, r.off, r.length, r.object_len or 0)
-                               for r in refs), committed=True)
+        self._cache.add_blobs(map(_row, refs), committed=True)
 
     async def fill(self, force: bool = False) -> int:
         """Refill the index from the head's catalog if the cache never saw one (or ``force``).
@@ -175,13 +177,13 @@ class DropIndex(BlobIndex):
         row = await self._cache.find_blob(blob_id)
         if row is None:
             return None
-        e, k, o, off, length, ol, committed = row
+        e, k, o, off, length, ol, committed, z = row
         if not committed:
-            return BlobRef(e, k, blob_id, o, off, length, ol) if o in self._run else None
+            return BlobRef(e, k, blob_id, o, off, length, ol, zlen=z or None) if o in self._run else None
         seq = await self._cache.get_meta("drop:" + o)
         if seq < 1 or o in self.gone or not await self._present(blob_id, o, ol):
             return None
-        return BlobRef(e, k, blob_id, o, off, length, ol, drop_seq=seq)
+        return BlobRef(e, k, blob_id, o, off, length, ol, drop_seq=seq, zlen=z or None)
 
     def dropped(self, seq: int) -> None:
         """This run's drop record ``seq`` landed: its objects may be reused by later runs."""

@@ -266,12 +266,12 @@ class Ingest:
         self._files[token] = _Pending(parts, meta)
         await self._jobs.send(FileJob(token, source, size_hint))
 
-    def _counted(self, pack: Callable[[bytes, bytes], tuple[PendingRef, ToSeal | None]]
-                 ) -> Callable[[bytes, bytes], tuple[PendingRef, ToSeal | None]]:
+    def _counted(self, pack: Callable[[bytes, bytes, int | None], tuple[PendingRef, ToSeal | None]]
+                 ) -> Callable[[bytes, bytes, int | None], tuple[PendingRef, ToSeal | None]]:
         """The placement's ``pack``, counting the packs it closes (the collector counts them landed)."""
 
-        def counted(data: bytes, blob_id: bytes) -> tuple[PendingRef, ToSeal | None]:
-            member, closed = pack(data, blob_id)
+        def counted(data: bytes, blob_id: bytes, plain_len: int | None) -> tuple[PendingRef, ToSeal | None]:
+            member, closed = pack(data, blob_id, plain_len)
             self._packs_out += closed is not None
             return member, closed
 

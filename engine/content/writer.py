@@ -9,6 +9,7 @@ index, the vault's open data pack — and takes back from its collector what was
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Mapping
 
@@ -17,6 +18,7 @@ from ...actors.messages import Source as Source
 from ...actors.messages import ToSeal
 from ..catalog.tree import File
 from ..errors import UsageError
+from ..format import squeeze
 from ..format.envelope import object_len
 from ..format.pages import BlobRef
 from ..format.refs import Blob, PendingRef
@@ -43,8 +45,23 @@ class ContentWriter:
             name = store.keys.chunk_name(blob_id)
             return BlobRef(store.epoch, KIND_CHUNK, blob_id, name, 0, store.chunk_size, self._full_len)
 
-        return Placement(store.chunk_size, inline_max, store.keys.chunk_id_of, full_ref, self._index.known,
-                         self._pack_add)
+        mode, cs = store.compression, store.chunk_size
+        return Placement(cs, inline_max, store.keys.chunk_id_of, full_ref, self._index.known, self._pack_add,
+                         None if mode == squeeze.NONE else lambda data: squeeze.squeeze(data, mode, cs))
+
+    async def reseal(self, data: bytes) -> Blob:
+        """Store one blob's bytes again under the current epoch (W2 of a rekey): a full chunk as its
+        own object, anything shorter as a member of the open data pack. Returns the new blob."""
+        store = self._store
+        blob_id = await asyncio.to_thread(store.keys.chunk_id_of, data)
+        if len(data) < store.chunk_size:
+            return await self._pack.put(data, blob_id)
+        name = store.keys.chunk_name(blob_id)
+        obj = await asyncio.to_thread(store.sealer.seal, KIND_CHUNK, name, data)
+        await store.put(name, obj)
+        ref = BlobRef(store.epoch, KIND_CHUNK, blob_id, name, 0, store.chunk_size, len(obj))
+        self.stored(ref, len(obj))
+        return ref
 
     def stored(self, ref: BlobRef, size: int) -> None:
         """The writer stage stored ``ref``'s object (``size`` bytes)."""
@@ -54,8 +71,8 @@ class ContentWriter:
         """The writer stage stored data pack ``name`` (``size`` bytes)."""
         self._pack.landed(name, size)
 
-    def _pack_add(self, piece: bytes, blob_id: bytes) -> tuple[PendingRef, ToSeal | None]:
-        member, closed = self._pack.add(piece, blob_id)
+    def _pack_add(self, piece: bytes, blob_id: bytes, plain_len: int | None) -> tuple[PendingRef, ToSeal | None]:
+        member, closed = self._pack.add(piece, blob_id, plain_len)
         if closed is None:
             return member, None
         return member, ToSeal(closed.kind, closed.name, closed.data, closed.pad_floor)

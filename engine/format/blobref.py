@@ -3,6 +3,8 @@ which re-exports them::
 
     ref   = {"e":epoch,"k":1|2|4,"id":b64u(32 B),"o":"o/<64 lowercase hex>","off":int,"len":int,
              "ol":int}                                      # "ol" for kinds 1 and 4, never for kind 2
+    zstd  = {…a kind-4 ref, plus "z":int}    # a compressed member: "z" bytes of zstd frame at "off",
+                                            # which inflate to exactly "len" (<= chunk_size) bytes
     drop  = {…a data ref (kind 1 or 4) with "o":"d/<32 hex writer id>/o/<64 hex>", and one of
              "dk": b64u(32 B drop key)   in the vault's own pages: an ingested drop's object
              "ds": seq                   in a drop's own pages: an object of that writer's earlier drop seq}
@@ -12,7 +14,7 @@ which re-exports them::
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +44,8 @@ class BlobRef:
 
     ``object_len`` is the total object length for kinds 1 and 4 (ranged reads check the
     server's length against it) and ``None`` for kind 2 (page packs are fetched whole).
+    ``zlen`` (JSON ``z``) marks a zstd-compressed member of a data pack: the pack holds ``zlen``
+    bytes at ``off`` that inflate to the ``length`` plaintext bytes the id is computed over.
     """
 
     epoch: int
@@ -55,6 +59,13 @@ class BlobRef:
     drop_key: bytes | None = field(default=None, repr=False)
     #: in a drop's own pages: the seq of the writer's earlier drop that holds this object (its dedup)
     drop_seq: int | None = None
+    #: a compressed data-pack member: the length of its zstd frame inside the pack (None: stored as is)
+    zlen: int | None = None
+
+    @property
+    def stored_len(self) -> int:
+        """The bytes this blob takes in its object: its zstd frame's or its plaintext's."""
+        return self.length if self.zlen is None else self.zlen
 
     @property
     def writer(self) -> bytes | None:
@@ -83,12 +94,15 @@ class BlobRef:
         for value in (self.off, self.length):
             if type(value) is not int or not 0 <= value <= MAX_I64:
                 raise ValueError("offset or length out of range")
+        if self.zlen is not None and (type(self.zlen) is not int or self.kind != KIND_DATA_PACK
+                                      or not 0 < self.zlen < self.length):
+            raise ValueError("only a data-pack member is compressed, and then to fewer bytes")
         if self.kind == KIND_PAGE_PACK:
             if self.object_len is not None:
                 raise ValueError("a page-pack ref carries no object length")
         else:
             ol = self.object_len
-            if type(ol) is not int or not 0 <= ol <= MAX_I64 or self.off + self.length + MIN_OVERHEAD > ol:
+            if type(ol) is not int or not 0 <= ol <= MAX_I64 or self.off + self.stored_len + MIN_OVERHEAD > ol:
                 raise ValueError("object length missing or too small for the blob")
             if self.kind == KIND_CHUNK and self.off != 0:
                 raise ValueError("a full chunk starts at offset 0")
@@ -105,6 +119,8 @@ def ref_to_json(ref: BlobRef) -> dict[str, Any]:
         out["dk"] = b64u(ref.drop_key)
     if ref.drop_seq is not None:
         out["ds"] = ref.drop_seq
+    if ref.zlen is not None:
+        out["z"] = ref.zlen
     return out
 
 
@@ -125,7 +141,9 @@ def ref_from_json(value: object, kinds: Sequence[int]) -> BlobRef:
     kind = value.get("k")
     if type(kind) is not int or kind not in kinds:
         fail("ref kind")
-    keys = value.keys()
+    keys: Set[str] = value.keys()
+    if "z" in value:  # a compressed data-pack member (BlobRef checks the rest)
+        keys = keys - {"z"}
     if keys != (_PAGE_REF_KEYS if kind == KIND_PAGE_PACK else _DATA_REF_KEYS) and (
         kind == KIND_PAGE_PACK or keys not in _DROP_REF_KEYS
     ):
@@ -133,7 +151,8 @@ def ref_from_json(value: object, kinds: Sequence[int]) -> BlobRef:
     dk = value.get("dk")
     try:
         return BlobRef(value["e"], kind, unb64u(value["id"], ID_LEN), value["o"], value["off"], value["len"],
-                       value.get("ol"), None if dk is None else unb64u(dk, DROP_KEY_LEN), value.get("ds"))
+                       value.get("ol"), None if dk is None else unb64u(dk, DROP_KEY_LEN), value.get("ds"),
+                       value.get("z"))
     except ValueError:
         fail("ref")
 

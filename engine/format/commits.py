@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import RollbackError
+from ..errors import IntegrityError, RollbackError
 from ..keys.schedule import KIND_COMMIT, KIND_PAGE_PACK
 from .canonical import array, b64u, dumps, fail, integer, loads, obj, unb64u
 from .envelope import FORMAT, HDR, SUITE, Sealer
@@ -235,7 +235,17 @@ def _link(prev: ChainHead | None, gen: int, data: bytes, open_at: Opener) -> Cha
             raise RollbackError()
     elif c.parent is None or not hmac.compare_digest(c.parent, prev.hash):
         raise RollbackError()  # does not extend the history we hold: a fork
+    else:
+        check_epoch_order(prev.commit, c)
     return ChainHead(gen, object_hash(data), c)
+
+
+def check_epoch_order(parent: Commit, child: Commit) -> None:
+    """A commit's key epoch is at least its parent's: the chain never goes back to an older epoch
+    (docs/format.md, "Rekey beside writers"). IntegrityError otherwise."""
+    if child.epoch < parent.epoch:
+        raise IntegrityError(f"commit {child.gen} goes back to key epoch {child.epoch} after epoch {parent.epoch} "
+                             "(a commit by someone who holds only old keys): refused")
 
 
 async def verify_chain(state: ChainState | None, head: int, fetch: Fetch, open_at: Opener) -> ChainHead:
@@ -297,6 +307,7 @@ __all__ = [
     "EpochAllowed",
     "Fetch",
     "Opener",
+    "check_epoch_order",
     "commit_name",
     "decode_commit",
     "encode_commit",

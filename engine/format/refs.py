@@ -16,13 +16,19 @@ from .pages import BlobRef
 class PendingRef:
     """A blob in a pack that may not be stored yet; ``ref()`` works once it is (``done``)."""
 
-    __slots__ = ("_ol", "_ref", "epoch", "id", "kind", "length", "object_name", "off")
+    __slots__ = ("_ol", "_ref", "epoch", "id", "kind", "length", "object_name", "off", "zlen")
 
-    def __init__(self, epoch: int, kind: int, blob_id: bytes, object_name: str, off: int, length: int) -> None:
+    def __init__(self, epoch: int, kind: int, blob_id: bytes, object_name: str, off: int, length: int,
+                 zlen: int | None = None) -> None:
         self.epoch, self.kind, self.id, self.object_name = epoch, kind, blob_id, object_name
-        self.off, self.length = off, length
+        self.off, self.length, self.zlen = off, length, zlen  # zlen: a compressed member's frame length
         self._ol: int | None = None
         self._ref: BlobRef | None = None  # built once: the index takes it at landing, the page at the commit
+
+    @property
+    def stored_len(self) -> int:
+        """The bytes this blob takes in its pack (see :attr:`BlobRef.stored_len`)."""
+        return self.length if self.zlen is None else self.zlen
 
     @property
     def done(self) -> bool:
@@ -38,7 +44,8 @@ class PendingRef:
         if not self.done:
             raise RuntimeError("pack not stored yet")
         ol = None if self.kind == KIND_PAGE_PACK else self._ol
-        self._ref = BlobRef(self.epoch, self.kind, self.id, self.object_name, self.off, self.length, ol)
+        self._ref = BlobRef(self.epoch, self.kind, self.id, self.object_name, self.off, self.length, ol,
+                            zlen=self.zlen)
         return self._ref
 
 

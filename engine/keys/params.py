@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..format.canonical import b64u, fail, integer, obj, string, unb64u
+from ..format.squeeze import MODES as COMPRESSIONS
 from .schedule import PRFS, PrfName
 
 SUITE = "c2sp-chunked-v1/AES-256-GCM"
@@ -76,7 +77,10 @@ class Lock:
 @dataclass(frozen=True, slots=True)
 class Params:
     """Vault parameters; v1 accepts exactly these choices (``dispersal``: None for a single place,
-    where it is absent from the JSON, so single-place keyrings are byte-for-byte as before)."""
+    where it is absent from the JSON, so single-place keyrings are byte-for-byte as before).
+
+    ``compression`` is ``none`` (every vault made before compression: nothing is compressed),
+    ``zstd-auto`` or ``zstd-max`` (:mod:`..format.squeeze`); it is authenticated with the rest."""
 
     prf: PrfName = "blake3-keyed-256"
     chunk_size: int = 4 * MIB
@@ -101,7 +105,7 @@ class Params:
             and self.padding == "padme"
             and self.pad_floor == 4096
             and self.inline_max == 1024
-            and self.compression == "none"
+            and self.compression in COMPRESSIONS
             and (self.dispersal is None or self.dispersal.valid())
             and (self.lock is None or self.lock.valid())
         )

@@ -68,9 +68,12 @@ CREATE TABLE IF NOT EXISTS files (path BLOB PRIMARY KEY, v BLOB NOT NULL);
 """
 _OLD_TABLES = ("meta", "blobs", "pages", "files")
 _BLOB = struct.Struct(">IBQQQ")  # epoch, kind, off, len, ol
+_BLOB_Z = struct.Struct(">IBQQQQ")  # the same and zlen: a compressed pack member (rows of others stay as they were)
 _STAT = struct.Struct(">QqQ")  # size, mtime_ns, ino
 
-BlobRow = tuple[int, int, str, int, int, int, bool]  # e, k, o, off, len, ol, committed
+BlobRow = tuple[int, int, str, int, int, int, bool, int]  # e, k, o, off, len, ol, committed, zlen (0: none)
+#: what the index adds: id, e, k, o, off, len, ol, zlen (0: stored as is)
+NewBlob = tuple[bytes, int, int, str, int, int, int, int]
 BATCH = 1024  # queued rows that start a commit in the background
 
 _Write = Callable[[sqlite3.Connection], object]  # what it returns is ignored
@@ -283,15 +286,15 @@ class Cache:
                 return None
             o = str(row[0])
             plain = self._s.open(bytes(row[1]), b"blob\0" + blob_id + o.encode())
-            if plain is None or len(plain) != _BLOB.size:
+            if plain is None or len(plain) not in (_BLOB.size, _BLOB_Z.size):
                 db.execute("DELETE FROM blobs WHERE id=?", (blob_id,))
                 return None
-            e, k, off, length, ol = _BLOB.unpack(plain)
-            return e, k, o, off, length, ol, bool(row[2])
+            e, k, off, length, ol, *z = (_BLOB if len(plain) == _BLOB.size else _BLOB_Z).unpack(plain)
+            return e, k, o, off, length, ol, bool(row[2]), z[0] if z else 0
 
         return await self._call(lambda: self._read((("blob", blob_id), _ALL_BLOBS), read))
 
-    def add_blobs(self, rows: Iterable[tuple[bytes, int, int, str, int, int, int]], committed: bool = False) -> None:
+    def add_blobs(self, rows: Iterable[NewBlob], committed: bool = False) -> None:
         items = list(rows)
         if not items:
             return
@@ -302,8 +305,9 @@ class Cache:
             db.executemany(
                 "INSERT INTO blobs(id, o, v, committed) VALUES (?,?,?,?) "
                 "ON CONFLICT(id) DO UPDATE SET committed = max(committed, excluded.committed)",
-                ((i, o, seal(_BLOB.pack(e, k, off, n, ol), b"blob\0" + i + o.encode()), flag)
-                 for i, e, k, o, off, n, ol in items))
+                ((i, o, seal(_BLOB_Z.pack(e, k, off, n, ol, z) if z else _BLOB.pack(e, k, off, n, ol),
+                             b"blob\0" + i + o.encode()), flag)
+                 for i, e, k, o, off, n, ol, z in items))
 
         self._enqueue(write, [("blob", r[0]) for r in items], len(items))
         if self._ids is not None:

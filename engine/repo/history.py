@@ -10,9 +10,10 @@ commit above it (walking down from the head and remembering each verified hash),
 replaced ``c/{g}`` under an honest head is a RollbackError, never a snapshot to restore.
 
 The reader rules of CRYPTO.md §5.1 are applied to every commit opened: the epoch must be active, or
-retired with ``gen ≤ retired_at_gen``; ``keystore_gen`` must not exceed the keystore held (a higher
-one makes this client re-read ``k/`` once; if no newer keystore authenticates, the commit names a
-keystore that is withheld: IntegrityError).
+retired with ``gen ≤ retired_at_gen``, and at least its parent's (docs/format.md, "Rekey beside
+writers"); ``keystore_gen`` must not exceed the keystore held (a higher one, or a commit sealed
+under an epoch this client has no key for, makes it re-read ``k/`` once; if no newer keystore
+authenticates, the commit names a keystore that is withheld: IntegrityError).
 
 Forgetting (v2 commits whose ``meta`` carries ``forget``) hides generations: a forget names only
 generations older than itself, so whether ``g`` is forgotten depends on the commits above ``g``
@@ -25,14 +26,24 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ...backends.base import Backend, get_bounded
 from ..errors import AuthError, IntegrityError, NotFound, RollbackError
 from ..format import aead as chunked
 from ..format.canonical import MAX_DOCUMENT
-from ..format.commits import MAX_COMMIT, ChainHead, ChainState, Commit, find_head, object_hash, opener
+from ..format.commits import (
+    MAX_COMMIT,
+    ChainHead,
+    ChainState,
+    Commit,
+    check_epoch_order,
+    find_head,
+    object_hash,
+    opener,
+    peek_epoch,
+)
 from ..format.commits import commit_name as _name
 from ..format.envelope import HDR, Sealer
 from ..format.framing import FRAME_HEADER, padme
@@ -47,7 +58,8 @@ MAX_COMMIT_OBJECT = HDR + chunked.sealed_len(padme(FRAME_HEADER + MAX_COMMIT))
 _BATCH = 32  # commits fetched at once when walking down the chain to an old generation
 
 Reauth = Callable[[str, bytes], Unlocked]
-"""Authenticate keystore object ``(name, bytes)`` with the held KSK and pin; AuthError if it does not fit."""
+"""Authenticate keystore object ``(name, bytes)`` with the held KSK (or the credential that opened the
+vault, after a rekey elsewhere drew a new KSK) and the pin; AuthError if neither fits. Blocking."""
 
 
 def keystore_generation(name: str) -> int | None:
@@ -61,7 +73,7 @@ def keystore_generation(name: str) -> int | None:
 @dataclass
 class History:
     backend: Backend
-    sealers: Mapping[int, Sealer]
+    sealers: dict[int, Sealer]
     vault_id: bytes
     fingerprint: bytes
     keystore_gen: int
@@ -71,10 +83,10 @@ class History:
     epochs: tuple[Epoch, ...] | None = None
     #: re-reads a newer keystore with the held key (None: never re-read)
     reauth: Reauth | None = field(default=None, repr=False)
-    #: the epoch this client writes with
-    writer_epoch: int | None = None
     #: the keyring's write-only clients (tombstones included), as of the keystore read last
     writers: tuple[Writer, ...] = ()
+    #: told of each newer keystore read from the storage (the vault adds its epochs' keys)
+    on_keystore: Callable[[Unlocked], None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.open_commit = opener(self.sealers, self.epoch_allowed)
@@ -94,9 +106,16 @@ class History:
 
     async def fetch(self, gen: int) -> bytes | None:
         try:
-            return await get_bounded(self.backend, _name(gen), MAX_COMMIT_OBJECT)
+            data = await get_bounded(self.backend, _name(gen), MAX_COMMIT_OBJECT)
         except NotFound:
             return None
+        try:
+            epoch = peek_epoch(data)
+        except IntegrityError:
+            return data  # opening it says so
+        if epoch not in self.sealers:
+            await self.reread_keystore()  # W1: a commit of a newer epoch (a rekey elsewhere): its keys
+        return data
 
     async def find_head(self, since: ChainHead | ChainState | None) -> ChainHead:
         """The newest verified head at or after ``since``. Raises RollbackError, IntegrityError."""
@@ -183,6 +202,7 @@ class History:
                 raise RollbackError(f"commit {g} does not belong to the verified history "
                                     "(a forked or replaced commit)")
             c = self.open_commit(g, data)
+            check_epoch_order(c, self._verified[g + 1][1])
             await self._check_keystore_gen(c)
             self._remember(g, digest, c)
         return self._verified[gen][1]
@@ -210,9 +230,10 @@ class History:
     async def reread_keystore(self) -> None:
         """Adopt a newer keystore generation from the storage if the held key authenticates it.
 
-        A newer keystore whose current epoch is not the one this client writes with, or that the
-        held key no longer opens (a revocation or a passphrase reset elsewhere), raises AuthError:
-        the vault must be opened again with a credential before this client may commit.
+        A newer keystore that neither the held key nor the credential that opened the vault opens
+        (a revocation elsewhere) raises AuthError: the vault must be opened again with a credential
+        before this client may commit. A newer epoch is adopted (W2 of a rekey: the committer
+        re-seals what it uploaded under an older one).
         """
         if self.reauth is None:
             return
@@ -225,12 +246,11 @@ class History:
             except NotFound:
                 continue  # deleted while we looked: an older one may still be there
             try:
-                u = self.reauth(name, data)
+                u = await asyncio.to_thread(self.reauth, name, data)
             except AuthError:
                 raise AuthError(f"the vault's keys were changed on another device (keystore generation {gen}): "
                                 "open the vault again with your credential") from None
-            if self.writer_epoch is not None and u.current_epoch != self.writer_epoch:
-                raise AuthError(f"the vault's key epoch changed on another device (keystore generation {gen}): "
-                                "open the vault again to write with the new keys")
             self.adopt_keystore(u)
+            if self.on_keystore is not None:
+                self.on_keystore(u)
             return

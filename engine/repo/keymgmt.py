@@ -16,8 +16,9 @@ nothing else. Every change:
 
 No data object is re-encrypted: slots wrap only the KSK. The device secret of a two-factor slot
 lives at ``Places.device_secret`` (mode 0600, never uploaded; one per device and reused by every
-vault of this user); its path is handed in, never looked up here. Revocation (a new KSK and epoch)
-is not done here.
+vault of this user); its path is handed in, never looked up here. A rekey (a new KSK and epoch,
+:mod:`..keys.rotate`) writes its keystores here too (:meth:`Keys.rekey`, :meth:`Keys.retire`); the
+protocol around them is :mod:`..rekeying`'s.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from pathlib import Path
 from ...backends.base import Backend
 from ..errors import AlreadyExists, BackendError, ConcurrencyError, IntegrityError, NotFound, UsageError
 from ..format.canonical import b64u
-from ..keys import keystore, xwing
-from ..keys.credentials import DeviceKey, Passphrase
+from ..keys import keystore, rotate, xwing
+from ..keys.credentials import Credential, DeviceKey, Passphrase
 from ..keys.keyring import Params
 from ..keys.keystore import SlotInfo, Unlocked, Written, keystore_name
 from ..keys.secret import Secret
@@ -307,3 +308,42 @@ class Keys:
         victim = next((s for s in self._u.list_slots() if s.id == slot_id), None)
         written = keystore.remove_slot(self._u, slot_id)
         return await self._apply(await _store(self._backend, self._folder, written, None), "remove", victim)
+
+    def unfinished(self) -> tuple[int, ...]:
+        """Older epochs still active beside the current one: a rekey whose R4 has not run yet."""
+        return rotate.pending_epochs(self._u)
+
+    def adopt(self, u: Unlocked) -> None:
+        """A newer keystore this vault read (another client's rekey or key change): hold it from now on."""
+        if u.generation > self._u.generation:
+            self._u = u
+            devstate.record_keystore(self._folder, u)  # a provider serving the older one later: a rollback
+
+    async def rekey(self, credential: Credential | None, *, remove: bytes | None = None,
+                    drop_passphrase_slots: bool = False) -> tuple[Changed, rotate.Rotated]:
+        """R1 of a rekey: store keystore generation + 1 under a new KSK with a new current epoch
+        (see :func:`..keys.rotate.rekey`). The caller records the rekey in the chain and retires
+        the old epoch. UsageError, ConcurrencyError."""
+        u = self._u
+        await _check_newest(self._backend, u)
+        device = None
+        if any(s.id == u.opened_slot and s.type == "argon2id+device" for s in u.slots):
+            device = load_device_secret(self.device_secret)
+        rotated = await asyncio.to_thread(rotate.rekey, u, credential, device_secret=device, remove=remove,
+                                          drop_passphrase_slots=drop_passphrase_slots)
+        change = await _store(self._backend, self._folder, rotated.written, None)
+        self._u = change.vault
+        return change, rotated
+
+    async def retire(self, first: dict[int, int]) -> Changed | None:
+        """R4 of a rekey: store keystore generation + 1 retiring each older active epoch e at
+        ``first[e] - 1``; None when nothing is left to retire. ConcurrencyError (another client
+        changed the keys, maybe finishing the same rekey)."""
+        u = self._u
+        written = rotate.retire(u, first)
+        if written is None:
+            return None
+        await _check_newest(self._backend, u)
+        change = await _store(self._backend, self._folder, written, None)
+        self._u = change.vault
+        return change

@@ -61,15 +61,20 @@ class PackWriter:
         """Members wait in the open pack or in a closed one not stored yet."""
         return bool(self._members or self._closed)
 
-    def add(self, blob: bytes | bytearray | memoryview, blob_id: bytes) -> tuple[PendingRef, ClosedPack | None]:
-        """Append ``blob``; returns its ref and the pack this closed (the caller stores it), if any."""
+    def add(self, blob: bytes | bytearray | memoryview, blob_id: bytes,
+            plain_len: int | None = None) -> tuple[PendingRef, ClosedPack | None]:
+        """Append ``blob``; returns its ref and the pack this closed (the caller stores it), if any.
+
+        With ``plain_len``, ``blob`` is the zstd frame of a blob of that many plaintext bytes (its
+        ref then carries both lengths)."""
         size = self._store.chunk_size
         if len(blob) >= size:
             raise ValueError("a full chunk is its own object, not a pack member")
         closed = self._close(FRAME_HEADER + size) if len(self._buf) + len(blob) > size else None
         if self._name is None:
             self._name = self._store.keys.pack_name(self._kind, secrets.token_bytes(32))
-        member = PendingRef(self._store.epoch, self._kind, blob_id, self._name, len(self._buf), len(blob))
+        member = PendingRef(self._store.epoch, self._kind, blob_id, self._name, len(self._buf),
+                            len(blob) if plain_len is None else plain_len, None if plain_len is None else len(blob))
         self._buf += blob
         self._members.append(member)
         return member, closed
@@ -115,14 +120,16 @@ class PackWriter:
         return pack
 
     def member_bytes(self, member: PendingRef) -> bytes | None:
-        """The bytes of ``member`` while they are in memory (its pack open, or closed and not stored
-        yet), else None. Lets readers serve blobs of unstored packs without a flush."""
+        """The stored bytes of ``member`` (a compressed one's zstd frame) while they are in memory (its
+        pack open, or closed and not stored yet), else None. Lets readers serve blobs of unstored
+        packs without a flush."""
         if member.object_name == self._name:
             buf: bytes | bytearray = self._buf
         elif (pack := self._closed.get(member.object_name)) is not None:
             buf = pack.data
         else:
             return None
-        if member.off + member.length > len(buf):
+        end = member.off + member.stored_len
+        if end > len(buf):
             return None
-        return bytes(buf[member.off : member.off + member.length])
+        return bytes(buf[member.off : end])

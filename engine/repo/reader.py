@@ -25,6 +25,9 @@ readers of one object share one fetch. A blob still in the open data pack (a :cl
 not yet sealed) is served from the pack writer's memory (``pending``) and verified like any other:
 reading never flushes (uploads) the open pack.
 
+A compressed data-pack member (its ref carries ``zlen``) is inflated before the id check, never
+past the length its ref declares (:func:`~..format.squeeze.inflate`).
+
 A server that withholds, truncates, swaps or flips an object gets the one :class:`IntegrityError`
 (callers add the file path).
 """
@@ -43,6 +46,7 @@ from ..format.canonical import fail
 from ..format.envelope import Sealer
 from ..format.pages import BlobRef
 from ..format.refs import Blob, PendingRef
+from ..format.squeeze import inflate
 from ..keys.schedule import KIND_CHUNK, KIND_PAGE_PACK, EpochKeys
 from .store import ObjectStore
 
@@ -135,9 +139,10 @@ class BlobReader:
         if blob.kind == KIND_CHUNK:
             return await self._shared(self._key(blob), lambda: self._open_chunk(blob, keys))
         stored = await self._pack(blob)
-        if blob.off + blob.length > len(stored):
+        end = blob.off + blob.stored_len
+        if end > len(stored):
             fail("blob range")
-        data = stored[blob.off : blob.off + blob.length]
+        data = await self._inflated(blob, stored[blob.off : end])
         await self._verify(keys, blob.kind, blob.id, data)
         return data
 
@@ -156,10 +161,20 @@ class BlobReader:
         data = self._pending(member) if self._pending is not None else None
         if data is None:  # the pack writer keeps a member's bytes until its pack is stored (done)
             raise RuntimeError("a pack member is neither in the open pack nor stored")
-        if len(data) != member.length:
+        if len(data) != member.stored_len:
             fail("blob range")
+        data = await self._inflated(member, data)
         await self._verify(self.store.sealer_of(member).keys, member.kind, member.id, data)
         return data
+
+    async def _inflated(self, blob: Blob, data: bytes) -> bytes:
+        """A compressed member's plaintext, inflated at most to its declared length (a bigger frame —
+        a bomb a key holder wrote — is an IntegrityError); any other blob's bytes as they are."""
+        if blob.zlen is None:
+            return data
+        if blob.length <= _HASH_INLINE:
+            return inflate(data, blob.length, self.store.chunk_size)
+        return await asyncio.to_thread(inflate, data, blob.length, self.store.chunk_size)
 
     @staticmethod
     def _key(ref: BlobRef) -> str:

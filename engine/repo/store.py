@@ -30,8 +30,11 @@ class ObjectStore:
 
     def __init__(self, backend: Backend, keys: dict[int, EpochKeys], epoch: int, chunk_size: int,
                  pad_floor: int, pack_cache: int = 8,
-                 writers: Callable[[], Iterable[tuple[bytes, Secret]]] | None = None) -> None:
+                 writers: Callable[[], Iterable[tuple[bytes, Secret]]] | None = None,
+                 compression: str = "none") -> None:
         self.backend = backend
+        #: the vault parameter ``compression`` (:mod:`..format.squeeze`): how new blobs are stored
+        self.compression = compression
         #: write-only clients' id keys by writer id (the keyring's, tombstones included): ingested drops
         #: (writer id, id key) of the keyring's write-only clients as of now (the history's), asked
         #: only when an ingested drop's key set is first needed
@@ -46,6 +49,19 @@ class ObjectStore:
         self.pack_cache = pack_cache
         #: no object of kinds 1, 2, 4 is longer: a sealed message is at most ``8 + chunk_size``
         self.max_object = object_len(chunk_size, chunk_size, pad_floor)
+
+    def add_epoch(self, keys: EpochKeys) -> Sealer:
+        """Read objects of ``keys``' epoch too (a newer keystore read or written): its sealer."""
+        sealer = self._sealers.get(keys.epoch)
+        if sealer is None:
+            sealer = self._sealers[keys.epoch] = Sealer(keys, self.chunk_size, self.sealer.pad_floor)
+        return sealer
+
+    def use_epoch(self, epoch: int) -> None:
+        """Seal new objects under ``epoch`` from now on (added before; W2 of a rekey)."""
+        self.sealer = self.sealer_for(epoch)
+        self.epoch = epoch
+        self.keys = self.sealer.keys
 
     def sealer_for(self, epoch: int) -> Sealer:
         try:
@@ -101,7 +117,7 @@ class ObjectStore:
         """A store over the same backend and keys with nothing cached: every read downloads anew."""
         keys = {e: s.keys for e, s in self._sealers.items()}
         return ObjectStore(self.backend, keys, self.epoch, self.chunk_size, self.sealer.pad_floor, self.pack_cache,
-                           self.writers)
+                           self.writers, self.compression)
 
     async def put(self, name: str, obj: bytes | bytearray | memoryview) -> bool:
         return await self.backend.put_if_absent(name, obj)

@@ -331,7 +331,7 @@ def _exists(fd: int, name: bytes) -> bool:
 
 async def _write_file(handles: ld.DirHandles, parent: int, name: bytes, attrs: ld.Attrs,
                       stream: AsyncIterator[bytes]) -> int:
-    """Write ``stream`` to ``rel`` through a temporary name; returns the bytes written.
+    """Write ``stream`` to ``rel`` unnamed until complete (:mod:`.localdest`); returns the bytes written.
 
     A file that arrives in one piece (every small file) is written, given its metadata and renamed
     in a single thread hop. A larger one is written with up to WRITERS ``pwrite`` calls in flight at

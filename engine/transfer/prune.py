@@ -104,7 +104,7 @@ class Refs:
     def add(self, ref: BlobRef) -> None:
         self.names.add(ref.object_name)
         if ref.kind != KIND_CHUNK:
-            self.used.setdefault(ref.object_name, set()).add((ref.off, ref.length))
+            self.used.setdefault(ref.object_name, set()).add((ref.off, ref.stored_len))
 
     async def walk(self, root: Dir) -> None:
         stack = [root]

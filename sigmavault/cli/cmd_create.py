@@ -41,6 +41,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--lock-mode", choices=("governance", "compliance"), default="governance",
                    help="governance: an administrator with the bypass right can lift a lock; compliance: nobody "
                         "can (default governance)")
+    p.add_argument("--compression", choices=("off", "auto", "max"), default="auto",
+                   help="zstd per chunk: auto (default) keeps what a quick probe finds compressible, max tries "
+                        "harder and is slow, off stores everything as it is; compressed chunks ride in padded "
+                        "packs, but how well the data compresses shows in the total stored (README, threat model)")
     p.add_argument("--unlock", metavar="DURATION", default=None,
                    help="keep the new vault unlocked for DURATION (unlock agent), e.g. 15m")
     p.set_defaults(handler=run)
@@ -74,12 +78,12 @@ async def run(opts: Options, args: argparse.Namespace, out: Output) -> None:
     vault = await sigmavault.create(opts.target, passphrase=pw.secret.reveal().decode("utf-8"), kdf=args.kdf,
                                     chunk_size=args.chunk_size << 20, create_bucket=args.create_bucket,
                                     single_writer=opts.single_writer, on_notice=notice, lock_days=args.lock_days,
-                                    lock_mode=args.lock_mode, **extra)
+                                    lock_mode=args.lock_mode, compression=args.compression, **extra)
     async with vault:
         code = vault.recovery_code or ""
         folder = internal.vault_state_folder(vault)
         doc = {"url": opts.url, "fingerprint": vault.fingerprint, "generation": vault.generation,
-               "recovery_code": code, "kdf": args.kdf, "state_dir": str(folder)}
+               "recovery_code": code, "kdf": args.kdf, "state_dir": str(folder), "compression": args.compression}
         lines = [f"created vault {opts.url}"]
         if dispersed:
             n = len(opts.urls)

@@ -4,8 +4,8 @@ Naming is ``cp -r``'s: a file exported to an existing directory lands inside it;
 an absent or empty LOCAL_DEST becomes LOCAL_DEST; a non-empty one is refused (exit 5) unless
 ``--force``, which merges into it, replacing files of the same name (directories there are kept;
 nothing is deleted unless ``--delete``, which then removes what the vault does not have —
-``--delete --dry-run`` only lists that). Files are written to a temporary name and renamed into
-place when complete, so an interrupted or failed export (disk full, damaged data) never leaves a
+``--delete --dry-run`` only lists that). Files are written unnamed (or under a temporary name) and put
+in place when complete, so an interrupted or failed export (disk full, damaged data) never leaves a
 truncated file under the real name. Mode (without setuid/setgid/sticky unless
 ``--keep-special-bits``) and mtime are restored, the owner only as root with ``--same-owner``;
 symlinks are recreated as symlinks, and a symlink already on the disk below LOCAL_DEST is

@@ -20,6 +20,7 @@ from typing import Any
 from .. import LocalIOError, UsageError
 from .. import _internal as internal
 from .._internal import PROFILES, Changed, SlotInfo, normalize_prefix
+from . import cmd_rekey
 from .access import Options, ask_new_passphrase, open_vault, probe
 from .output import Output
 
@@ -69,6 +70,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = ks.add_parser("remove", parents=[common], help="remove a key slot (a writer's: revoke that writer)")
     p.add_argument("slot", metavar="SLOT", help="hex id (or a unique prefix of at least 4 digits)")
+    p.add_argument("--rekey", action="store_true",
+                   help="revoke for real: remove the slot and rekey in one step (a new vault key and key epoch, "
+                        "see `sigmavault rekey`); prints what the revoked party may still hold")
+    cmd_rekey.drop_option(p)
     p.set_defaults(handler=remove)
 
 
@@ -188,6 +193,11 @@ async def device(opts: Options, args: argparse.Namespace, out: Output) -> None:
 
 
 async def remove(opts: Options, args: argparse.Namespace, out: Output) -> None:
+    if args.rekey:
+        await cmd_rekey.run(opts, out, remove=args.slot, drop=args.drop_passphrase_slots)
+        return
+    if args.drop_passphrase_slots:
+        raise UsageError("--drop-passphrase-slots goes with --rekey")
     async with await open_vault(opts) as v:
         slot = v.keys.find(args.slot)
         writer = any(s.id == slot and s.type == "writer" for s in v.keys.slots())

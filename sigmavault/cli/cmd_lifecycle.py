@@ -188,6 +188,7 @@ def _entry_doc(e: AuditEntry) -> dict[str, Any]:
         "dest": e.dest,
         "why": e.why,
         "keys": [dict(k) for k in e.keys],
+        "epoch": e.epoch,
     }
 
 
@@ -220,6 +221,8 @@ def _entry_line(e: AuditEntry) -> str:
         what = (f"deleted {c.get('deleted', 0)} objects ({human_size(c.get('bytes', 0))})" if e.event == "prune"
                 else ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(c.items())))
         return f"{head}  {what}"
+    if e.event == "rekey":
+        return f"{head}  key epoch {e.epoch} starts (a new vault key; keystore generation {e.keystore_generation})"
     if e.event == "forget":
         rules = " ".join(f"{k}={shown(str(v), 20)}" for k, v in e.rules.items())
         gens = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in e.forgot)

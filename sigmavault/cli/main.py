@@ -44,6 +44,7 @@ from . import (
     cmd_lifecycle,
     cmd_places,
     cmd_prune,
+    cmd_rekey,
     cmd_serve,
     cmd_vaults,
     mount,
@@ -52,7 +53,8 @@ from .access import Options
 from .output import Output
 
 COMMANDS = (cmd_create, cmd_import, cmd_export, cmd_files, cmd_inspect, cmd_history, cmd_lifecycle, cmd_prune,
-            cmd_guard, cmd_key, cmd_agent, cmd_device, mount, cmd_serve, cmd_vaults, cmd_places, cmd_completion)
+            cmd_guard, cmd_key, cmd_rekey, cmd_agent, cmd_device, mount, cmd_serve, cmd_vaults, cmd_places,
+            cmd_completion)
 _GLOBAL = ("vault", "json", "debug", "passphrase_file", "recovery_code", "recovery_code_file", "identity_file",
            "fingerprint", "no_agent", "single_writer", "audit_host",
            "write_quorum", "writer_credential")

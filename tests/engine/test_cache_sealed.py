@@ -38,10 +38,10 @@ def test_values_round_trip_and_never_reach_the_disk_in_the_clear(tmp_path: Path)
     c = Cache(path, key)
     c.put_page(b"p" * 32, MARK + b" page")
     c.set_file_stats([(b"/dest\0/home/me/" + MARK, 123456789, 42, 7)])
-    c.add_blobs([(b"b" * 32, 1, 2, "o/" + "ab" * 32, 4096, 987654, 1 << 20)])
+    c.add_blobs([(b"b" * 32, 1, 2, "o/" + "ab" * 32, 4096, 987654, 1 << 20, 0)])
     assert run(c.get_page(b"p" * 32)) == MARK + b" page"
     assert run(c.file_stats([b"/dest\0/home/me/" + MARK])) == [(123456789, 42, 7)]
-    assert run(c.find_blob(b"b" * 32)) == (1, 2, "o/" + "ab" * 32, 4096, 987654, 1 << 20, False)
+    assert run(c.find_blob(b"b" * 32)) == (1, 2, "o/" + "ab" * 32, 4096, 987654, 1 << 20, False, 0)
     c.close()
     data = _disk(path)
     assert MARK not in data and b"/home/me" not in data
@@ -56,7 +56,7 @@ def test_another_key_reads_nothing(tmp_path: Path) -> None:
     c = Cache(path, _key())
     c.put_page(b"p" * 32, b"page")
     c.set_file_stats([(b"/x", 1, 2, 3)])
-    c.add_blobs([(b"b" * 32, 1, 2, "o/" + "ab" * 32, 0, 10, 100)])
+    c.add_blobs([(b"b" * 32, 1, 2, "o/" + "ab" * 32, 0, 10, 100, 0)])
     c.close()
     other = Cache(path, _key())
     assert run(other.get_page(b"p" * 32)) is None

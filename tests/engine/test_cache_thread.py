@@ -96,7 +96,7 @@ def test_no_sqlite_call_runs_on_the_event_loop_thread(tmp_path: Path, trace: Tra
 
 def test_queued_rows_survive_close_and_reopen(tmp_path: Path) -> None:
     path, key = tmp_path / "cache.sqlite", _key()
-    blobs = [(os.urandom(32), 1, 2, "o/" + os.urandom(32).hex(), i, 100, 1 << 20) for i in range(50)]
+    blobs = [(os.urandom(32), 1, 2, "o/" + os.urandom(32).hex(), i, 100, 1 << 20, i % 2 * 40) for i in range(50)]
 
     async def write() -> None:
         c = await Cache.open(path, key)
@@ -114,8 +114,8 @@ def test_queued_rows_survive_close_and_reopen(tmp_path: Path) -> None:
     async def read() -> None:
         c = await Cache.open(path, key)
         try:
-            for i, e, k, o, off, n, ol in blobs:
-                assert await c.find_blob(i) == (e, k, o, off, n, ol, o == blobs[0][3])
+            for i, e, k, o, off, n, ol, z in blobs:  # half of them compressed members (zlen 40)
+                assert await c.find_blob(i) == (e, k, o, off, n, ol, o == blobs[0][3], z)
             assert await c.get_page(b"p" * 32) == b"page bytes"
             assert (await c.file_stats([b"/a\0/home/a"]))[0] == (1, 2, 3)
             assert await c.get_meta("indexed_gen") == 7
@@ -133,7 +133,7 @@ def test_writes_are_batched_and_a_read_sees_what_it_needs(tmp_path: Path, trace:
         before = trace.commits()
         ids = [os.urandom(32) for _ in range(200)]
         for i in ids:  # as the writer stage reports stored blobs: one row at a time
-            c.add_blobs([(i, 1, 2, "o/" + i.hex(), 0, 10, 100)])
+            c.add_blobs([(i, 1, 2, "o/" + i.hex(), 0, 10, 100, 0)])
         assert trace.commits() == before  # queued, not written yet
         assert await c.find_blob(os.urandom(32)) is None  # a read that needs none of them: no commit
         assert trace.commits() == before
@@ -157,7 +157,7 @@ def test_a_full_batch_is_committed_in_the_background(tmp_path: Path, trace: Trac
     async def main() -> None:
         c = await Cache.open(tmp_path / "cache.sqlite", _key())
         before = trace.commits()
-        c.add_blobs([(os.urandom(32), 1, 2, "o/x", 0, 10, 100) for _ in range(cache_mod.BATCH)])
+        c.add_blobs([(os.urandom(32), 1, 2, "o/x", 0, 10, 100, 0) for _ in range(cache_mod.BATCH)])
         for _ in range(200):  # the worker commits without being asked
             if trace.commits() > before:
                 break

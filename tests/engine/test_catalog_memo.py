@@ -10,18 +10,18 @@ from vaulttools import new_vault, reopen
 
 from sigmavault.engine.catalog import pagestore
 from sigmavault.engine.catalog.tree import Dir
-from sigmavault.engine.format.pages import Page
+from sigmavault.engine.format.pages import PageView
 
 
 def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls = [0]
-    real = pagestore.decode_page
+    real = pagestore.view_page
 
-    def counting(data: bytes, **kw: int) -> Page:
+    def counting(data: bytes, **kw: int) -> PageView:
         calls[0] += 1
         return real(data, **kw)
 
-    monkeypatch.setattr(pagestore, "decode_page", counting)
+    monkeypatch.setattr(pagestore, "view_page", counting)
     return calls
 
 

@@ -138,8 +138,10 @@ async def test_a_commit_is_refused_when_the_keys_were_rotated_elsewhere(tmp_path
     v = await three_generations(root)
     try:
         u = unlocked(root)
-        # a revocation elsewhere: a new KSK (this device's key no longer authenticates the keystore)
-        store_keystore(root, keystore._write(replace(u, ksk=Secret(secrets.token_bytes(32), "ksk")), u.slots))
+        # a revocation elsewhere: a new KSK (this device's key no longer authenticates the keystore) and
+        # no slot for this passphrase (the credential that opened the vault cannot re-open it either)
+        kept = tuple(s for s in u.slots if s.type == "xwing")
+        store_keystore(root, keystore._write(replace(u, ksk=Secret(secrets.token_bytes(32), "ksk")), kept))
         await v.put("late", b"x" * 5000)
         with pytest.raises(AuthError, match="keys were changed on another device"):
             await v.commit()

@@ -1,0 +1,85 @@
+"""``sigmavault rekey`` and ``key remove SLOT --rekey``: a new KSK and key epoch beside other writers.
+
+Always asks for the credential (never the agent's key): the passphrase slot it opens is re-wrapped
+under the new KSK. Device, recovery and recipient slots are re-wrapped from their public keys;
+other passphrase slots cannot be (their passphrases are not known here) and are dropped only with
+``--drop-passphrase-slots``. Run again after a kill, ``rekey`` finishes the rekey it began. The
+protocol is docs/format.md, "Rekey beside writers"; the library call is :meth:`Vault.rekey`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .._internal import Rekeyed, SlotInfo
+from .access import Options, probe, unlock
+from .output import Output
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("rekey", parents=[common],
+                       help="start a new key epoch under a new vault key (revocation; safe beside other writers)",
+                       description="Draw a new vault key (KSK) and start key epoch e+1: new writes use it, and e "
+                                   "is retired at the last generation written under it. Whoever held the old keys "
+                                   "(a removed slot's holder) cannot read anything written afterwards. Objects "
+                                   "already written stay under their epoch (not re-encrypted).")
+    drop_option(p)
+    p.set_defaults(handler=rekey)
+
+
+def drop_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--drop-passphrase-slots", action="store_true",
+                   help="drop the passphrase slots other than yours (their passphrases are not known here, so "
+                        "they cannot be re-wrapped under the new key); without it such slots stop the rekey")
+
+
+def _slot(s: SlotInfo) -> dict[str, Any]:
+    return {"id": s.id_hex, "type": s.type, "label": s.label}
+
+
+async def run(opts: Options, out: Output, *, remove: str | None, drop: bool) -> Rekeyed:
+    """Open with the credential, rekey (revoking ``remove``), report; shared with ``key remove --rekey``."""
+    await probe(opts)
+    vault, cred = await unlock(opts)
+    async with vault:
+        slot = vault.keys.find(remove) if remove is not None else None
+        done = await vault.rekey(cred, remove=slot, drop_passphrase_slots=drop)
+        writers = [w.label for w in vault.keys.writers() if w.active]
+    report(out, done)
+    if writers:
+        out.warn(f"write-only clients ({', '.join(writers)}) still seal their drops to the old epoch's key (their "
+                 "drops are re-sealed when taken in): re-issue their credentials (`key add --writer`) so that "
+                 "whoever held the old keys cannot read what they send")
+    return done
+
+
+def report(out: Output, done: Rekeyed) -> None:
+    exposed = done.exposed_through
+    doc: dict[str, Any] = {
+        "epoch": done.epoch, "record": done.record, "keystore_generation": done.keystore_generation,
+        "retired": {str(e): g for e, g in sorted(done.retired.items())}, "exposed_through": exposed,
+        "removed": None if done.removed is None else _slot(done.removed),
+        "dropped": [_slot(s) for s in done.dropped], "resumed": done.resumed, "stale_copies": done.stale,
+    }
+    lines = [("finished an earlier rekey: " if done.resumed else "") + f"key epoch {done.epoch} is current"
+             + (f" (rekey record: generation {done.record})" if done.record is not None else "")
+             + f"; keystore generation {done.keystore_generation} under a new vault key"]
+    for e, g in sorted(done.retired.items()):
+        lines.append(f"epoch {e} retired at generation {g}")
+    if not done.retired:
+        lines.append("the old epoch is retired once a commit of the new one exists (the next commit does it)")
+    if done.removed is not None:
+        lines.append(f"slot {done.removed.id.hex()} ({done.removed.type}) {done.removed.label} revoked")
+        lines.append("what its holder may still hold: whatever they copied of generations up to "
+                     f"{exposed if exposed is not None else 'the rekey'} (the keys to read them); nothing written "
+                     "after that. Rotate the storage credentials too: they could still delete or replace objects")
+    for s in done.dropped:
+        lines.append(f"dropped passphrase slot {s.id.hex()} ({s.label}): add it again with `sigmavault key add`")
+    out.result(doc, lines)
+    if done.stale:
+        out.warn(f"{done.stale} older keystore copies could not be deleted; they open the old keys only")
+
+
+async def rekey(opts: Options, args: argparse.Namespace, out: Output) -> None:
+    await run(opts, out, remove=None, drop=args.drop_passphrase_slots)
