@@ -92,34 +92,44 @@ def _is_small(job: FileJob) -> bool:
     return 0 <= job.size_hint <= SMALL and isinstance(job.source, (str, os.PathLike))
 
 
-def _read_small(paths: list[object]) -> list[bytes | BaseException | None]:
-    """Read whole small files in one thread hop; ``None`` for one that grew past SMALL since the scan."""
-    out: list[bytes | BaseException | None] = []
+def _read_small(paths: list[object], chunk_id: Callable[[bytes], bytes] | None = None
+                ) -> list[tuple[bytes, bytes | None] | BaseException | None]:
+    """Read whole small files in one thread hop, with the keyed id of each one shorter than a chunk
+    when ``chunk_id`` is given (hashed here, not on the event loop); ``None`` for a file that grew
+    past SMALL since the scan."""
+    out: list[tuple[bytes, bytes | None] | BaseException | None] = []
     for p in paths:
         path = os.fspath(p)  # type: ignore[call-overload]
         try:
             with open(path, "rb") as f:
                 data = f.read(SMALL + 1)
-            out.append(None if len(data) > SMALL else data)
         except OSError as exc:
             out.append(_source_error(path, exc))
+            continue
+        if len(data) > SMALL:
+            out.append(None)
+        else:
+            out.append((data, chunk_id(data) if chunk_id is not None and data else None))
     return out
 
 
-def chunker(chunk_size: int) -> Callable[[ReceiveChannel[FileJob], SendChannel[Piece]], Awaitable[None]]:
+def chunker(chunk_size: int, chunk_id: Callable[[bytes], bytes] | None = None
+            ) -> Callable[[ReceiveChannel[FileJob], SendChannel[Piece]], Awaitable[None]]:
     """The stage: ``FileJob`` in, ``Piece`` out.
 
     Small files named by path are read whole, up to BATCH_FILES / BATCH_BYTES of them per thread
     hop (a thread hop per open, read and close made 10,000 small files cost seconds); everything
-    else streams chunk by chunk.
+    else streams chunk by chunk. With ``chunk_id`` (the keyed id function the engine lends), the
+    reading thread also computes the id of every small file shorter than a chunk and the piece
+    carries it: the event loop no longer hashes them (nor waits to get the GIL back after each hash).
     """
 
-    async def emit(job: FileJob, source: Source, outbox: SendChannel[Piece]) -> None:
+    async def emit(job: FileJob, source: Source, outbox: SendChannel[Piece], blob_id: bytes | None = None) -> None:
         if isinstance(source, Planned):
             await planned(job.token, source, outbox)
             return
         if isinstance(source, bytes) and len(source) < chunk_size:  # a small file read whole: one piece
-            await outbox.send(Piece(job.token, 0, True, source))
+            await outbox.send(Piece(job.token, 0, True, source, blob_id=blob_id))
             return
         index = 0
         held: bytes | None = None  # one piece of lookahead, to mark the last one final
@@ -172,10 +182,13 @@ def chunker(chunk_size: int) -> Callable[[ReceiveChannel[FileJob], SendChannel[P
                     break
                 batch.append(nxt)
                 total += nxt.size_hint
-            contents = await asyncio.to_thread(_read_small, [j.source for j in batch])
-            for j, data in zip(batch, contents, strict=True):
-                if isinstance(data, BaseException):
-                    raise data
-                await emit(j, j.source if data is None else data, outbox)
+            contents = await asyncio.to_thread(_read_small, [j.source for j in batch], chunk_id)
+            for j, got in zip(batch, contents, strict=True):
+                if isinstance(got, BaseException):
+                    raise got
+                if got is None:
+                    await emit(j, j.source, outbox)
+                else:
+                    await emit(j, got[0], outbox, got[1])
 
     return run

@@ -148,12 +148,13 @@ class _Endpoint(Generic[T]):
     def closed(self) -> bool:
         return self._closed
 
-    def _weigh(self, item: T) -> int:
+    def _weigh(self, item: T, weight: int | None = None) -> int:
+        """Count ``item`` in this endpoint's stats; ``weight`` if the caller weighed it already."""
         self.stats.items += 1
-        weight = 0
-        if self._state.weigh is not None:
-            weight = self._state.weigh(item)
-            self.stats.bytes += weight
+        if weight is None:
+            weigh = self._state.weigh
+            weight = 0 if weigh is None else weigh(item)
+        self.stats.bytes += weight
         return weight
 
     async def aclose(self) -> None:
@@ -180,7 +181,7 @@ class SendChannel(_Endpoint[T]):
         if this endpoint is closed. If cancelled while waiting, the item is not sent.
         """
         st = self._state
-        weight = st.weigh(item) if st.max_bytes is not None and st.weigh is not None else 0
+        weight = st.weigh(item) if st.weigh is not None else 0  # once: for the bound and the stats
         while True:
             if self._closed:
                 raise ClosedChannel("send on a closed channel")
@@ -191,15 +192,15 @@ class SendChannel(_Endpoint[T]):
             await _wait(st.send_waiters, self.stats)
             if _room(st, weight) and st.receivers and not self._closed:
                 break  # woken for our turn: take it even though others may queue behind us
-        self._put(item)
+        self._put(item, weight)
         if len(st.buffer) < st.maxsize:
             _wake_one(st.send_waiters)
 
-    def _put(self, item: T) -> None:
+    def _put(self, item: T, weight: int) -> None:
         st = self._state
         st.buffer.append(item)
         st.high_water = max(st.high_water, len(st.buffer))
-        weight = self._weigh(item)
+        self._weigh(item, weight)
         if st.max_bytes is not None:
             st.weights.append(weight)
             st.held += weight
@@ -212,10 +213,10 @@ class SendChannel(_Endpoint[T]):
             raise ClosedChannel("send on a closed channel")
         if st.receivers == 0:
             raise BrokenChannel("the receiving side is closed")
-        weight = st.weigh(item) if st.max_bytes is not None and st.weigh is not None else 0
+        weight = st.weigh(item) if st.weigh is not None else 0
         if not _room(st, weight) or st.send_waiters:
             raise asyncio.QueueFull
-        self._put(item)
+        self._put(item, weight)
 
     def clone(self) -> SendChannel[T]:
         """Another sender on the same channel; the stream ends when all senders are closed."""
@@ -284,9 +285,12 @@ class ReceiveChannel(_Endpoint[T]):
     def _take(self) -> T:
         st = self._state
         item = st.buffer.popleft()
-        self._weigh(item)
         if st.max_bytes is not None:
-            st.held -= st.weights.popleft()
+            weight = st.weights.popleft()  # weighed when it was sent
+            st.held -= weight
+            self._weigh(item, weight)
+        else:
+            self._weigh(item)
         _wake_one(st.send_waiters)
         if st.buffer:
             _wake_one(st.recv_waiters)

@@ -49,6 +49,7 @@ class Piece:
     final: bool
     data: bytes
     kept: Blob | None = None  # a blob the file keeps as it is (``data`` is then empty)
+    blob_id: bytes | None = None  # its keyed id, when the chunker computed it in its reading thread
 
     def __len__(self) -> int:
         return len(self.data)

@@ -26,8 +26,10 @@ def mixing(mixer: Mixer) -> Callable[[ReceiveChannel[ToSeal | Placed], SendChann
                 await outbox.send(item)
                 continue
             sealed = await mixer.seal(item.kind, item.name, item.data, pad_floor=item.pad_floor)
+            name, piece = item.name, item.piece
+            del item  # its plaintext (a closed pack: 4 MiB) is not kept while this copy waits for the next
             try:
-                await outbox.send(SealedObject(item.name, sealed, item.piece))
+                await outbox.send(SealedObject(name, sealed, piece))
             except BaseException:
                 sealed.release()
                 raise

@@ -3,7 +3,8 @@
 ::
 
     add() ─► chunker ─► coordinate ×2 ─► mixer ×N ─► writer ×U ─► collector ─► tree
-              FileJob     Piece            ToSeal     SealedObject   Stored, Placed
+              FileJob     Piece      │     ToSeal     SealedObject   Stored   ▲
+                                     └──────────────────────────────────────┘ Placed (settled)
 
 Every stage runs in this pipeline's TaskGroup, joined by bounded channels: a slow backend fills
 the writer's inbox, which stops the mixer, the coordinate stage and at last the chunker, so memory
@@ -39,7 +40,7 @@ from ...backends.base import Backend
 from ..catalog.tree import File, Meta
 from ..errors import first_error
 from ..format.pages import BlobRef
-from ..format.refs import Blob
+from ..format.refs import Blob, PendingRef
 from .signals import FileSignal, Sampler
 
 
@@ -70,6 +71,9 @@ class _Pending:
 
 #: items a channel between two stages may hold (their bytes are bounded too: see ``Ingest``)
 DEEP = 256
+
+#: data packs closed by one run that may be on their way to the store at once
+PACKS_OUT = 1
 
 #: the stages of every pipeline, in order (the names in the stats and the metrics)
 STAGES = ("chunker", "coordinate", "mixer", "writer", "collector")
@@ -182,10 +186,14 @@ class Ingest:
                            | Stage[ToSeal | Placed, SealedObject | Placed]
                            | Stage[SealedObject | Placed, Stored | Placed] | Stage[Stored | Placed, None]] = []
         self._jobs: SendChannel[FileJob] | None = None
+        self._packs_out = 0  # data packs closed by this run and not stored yet
+        self._pack_waiters: list[asyncio.Future[None]] = []
+        self._settled: SendChannel[Placed] | None = None  # the coordinate stage's way round mixer and writer
         self._tg: asyncio.TaskGroup | None = None
         self.progress = Progress()
         #: with ``sample``: each completed file's content signals (the guard's), by path, as the chunker's
-        #: pieces pass (no extra read); filled just before ``file_done`` is called for the file
+        #: pieces pass (no extra read); filled just before ``file_done`` is called for the file, its
+        #: entropy in batches (all of them once the pipeline has ended)
         self._sampler = Sampler() if sample else None
         self.signals: dict[bytes, FileSignal] | None = {} if sample else None
 
@@ -196,7 +204,7 @@ class Ingest:
         # Channels are bounded by items and by bytes: small pieces queue deep (a stage takes turns
         # with the next once per burst, not once per piece), while the data held stays that of
         # ``depth`` full chunks per channel.
-        p = self._placement
+        p = dataclasses.replace(self._placement, pack=self._counted(self._placement.pack), pack_room=self._pack_room)
         deep, held = DEEP, d * p.chunk_size
         pieces_send: SendChannel[Piece]
         pieces_recv: ReceiveChannel[Piece]
@@ -211,9 +219,12 @@ class Ingest:
         placed_recv: ReceiveChannel[Stored | Placed]
         placed_send, placed_recv = open_channel(deep, _weight)
         chunk, coord, mix, write, collect = STAGES
+        settled: SendChannel[Placed] = placed_send.clone()  # type: ignore[assignment]  # a Placed is a Stored | Placed
+        self._settled = settled
         self._stages = [
-            Stage(chunk, self._tapped(chunker(p.chunk_size)), jobs_recv, pieces_send),
-            Stage(coord, coordinate(p), pieces_recv, mix_send, concurrency=2),
+            Stage(chunk, self._tapped(chunker(p.chunk_size, p.chunk_id)), jobs_recv, pieces_send),
+            Stage(coord, self._closing(coordinate(p, settled), settled, copies=2), pieces_recv, mix_send,
+                  concurrency=2),
             Stage(mix, mixing(self._mixer), mix_recv, sealed_send, concurrency=self._mixers),
             Stage(write, writer(self._backend), sealed_recv, placed_send, concurrency=self._uploads),
             Stage(collect, self._collect, placed_recv, None),
@@ -238,6 +249,10 @@ class Ingest:
         except BaseExceptionGroup as eg:
             raise first_error(eg) from None
         finally:
+            if self._settled is not None:
+                self._settled.close()  # in case the coordinate stage never ran
+            if self._sampler is not None:
+                self._sampler.settle()  # the entropies of the last files (the rest settled in batches)
             if self._ledger is not None:
                 self._ledger.end(self, ok)
 
@@ -250,6 +265,44 @@ class Ingest:
         token = next(self._tokens)
         self._files[token] = _Pending(parts, meta)
         await self._jobs.send(FileJob(token, source, size_hint))
+
+    def _counted(self, pack: Callable[[bytes, bytes, int | None], tuple[PendingRef, ToSeal | None]]
+                 ) -> Callable[[bytes, bytes, int | None], tuple[PendingRef, ToSeal | None]]:
+        """The placement's ``pack``, counting the packs it closes (the collector counts them landed)."""
+
+        def counted(data: bytes, blob_id: bytes, plain_len: int | None) -> tuple[PendingRef, ToSeal | None]:
+            member, closed = pack(data, blob_id, plain_len)
+            self._packs_out += closed is not None
+            return member, closed
+
+        return counted
+
+    async def _pack_room(self) -> None:
+        """Wait while more than :data:`PACKS_OUT` packs this run closed are not stored (each coordinate
+        copy closes at most one more before it waits here): the coordinate stage, no longer paced by
+        settled pieces going through the mixer, would otherwise close pack after pack (4 MiB each,
+        held until stored) ahead of the mixer and the writer."""
+        while self._packs_out > PACKS_OUT:
+            fut = asyncio.get_running_loop().create_future()
+            self._pack_waiters.append(fut)
+            await fut
+
+    @staticmethod
+    def _closing(run: Callable[[ReceiveChannel[Piece], SendChannel[ToSeal | Placed]], Awaitable[None]],
+                 extra: SendChannel[Placed], copies: int
+                 ) -> Callable[[ReceiveChannel[Piece], SendChannel[ToSeal | Placed]], Awaitable[None]]:
+        """``run`` as ``copies`` copies that share a second outbox, closed when the last copy stops."""
+        left = [copies]
+
+        async def closing(inbox: ReceiveChannel[Piece], outbox: SendChannel[ToSeal | Placed]) -> None:
+            try:
+                await run(inbox, outbox)
+            finally:
+                left[0] -= 1
+                if not left[0]:
+                    extra.close()
+
+        return closing
 
     def _tapped(self, run: Callable[[ReceiveChannel[FileJob], SendChannel[Piece]], Awaitable[None]]
                 ) -> Callable[[ReceiveChannel[FileJob], SendChannel[Piece]], Awaitable[None]]:
@@ -281,6 +334,10 @@ class Ingest:
                 prog.uploaded += got.size if got.created else 0
                 if got.piece is None:
                     self._landed(got.name, got.size)
+                    self._packs_out -= 1
+                    while self._pack_waiters:
+                        if not (fut := self._pack_waiters.pop()).done():
+                            fut.set_result(None)
                     continue
                 assert isinstance(got.piece.blob, BlobRef)
                 self._stored(got.piece.blob, got.size)
@@ -300,7 +357,7 @@ class Ingest:
             if f.count is not None and (f.inline is not None or len(f.blobs) == f.count):
                 del self._files[item.token]
                 if self._sampler is not None and self.signals is not None:
-                    self.signals[b"/".join(f.parts)] = self._sampler.take(item.token)
+                    self.signals[b"/".join(f.parts)] = self._sampler.defer(item.token)
                 blobs = [f.blobs[i] for i in range(len(f.blobs))]
                 inline = f.inline if f.inline is not None else (b"" if f.size == 0 else None)
                 await self._file_done(f.parts, File(f.meta, f.size, [] if inline is not None else blobs, inline))

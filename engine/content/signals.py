@@ -22,17 +22,23 @@ HEAD = 8  # leading bytes kept per file: the format signature
 MIN_SAMPLE = 256  # fewer sampled bytes: no estimate
 
 
+def entropies(hists: np.ndarray) -> np.ndarray:
+    """:func:`entropy` of each row of an ``(n, 256)`` array of histograms, in one vectorised pass."""
+    import numpy as np
+
+    n = hists.sum(axis=1)
+    nonzero = hists > 0
+    p = hists / np.maximum(n, 1)[:, None]
+    terms = np.where(nonzero, p * np.log2(np.where(nonzero, p, 1.0)), 0.0)
+    k = nonzero.sum(axis=1)
+    h = -terms.sum(axis=1) + (k - 1) / (2 * np.maximum(n, 1) * math.log(2))
+    return np.where(n < MIN_SAMPLE, -1.0, np.minimum(8.0, h))
+
+
 def entropy(hist: np.ndarray) -> float:
     """Shannon entropy in bits per byte of a 256-bin histogram, Miller–Madow corrected, capped at 8;
     ``-1`` below :data:`MIN_SAMPLE` bytes."""
-    import numpy as np
-
-    n = int(hist.sum())
-    if n < MIN_SAMPLE:
-        return -1.0
-    p = hist[hist > 0] / n
-    h = float(-(p * np.log2(p)).sum()) + (len(p) - 1) / (2 * n * math.log(2))
-    return min(8.0, h)
+    return float(entropies(hist.reshape(1, 256))[0])
 
 
 @dataclass(slots=True)
@@ -47,35 +53,91 @@ class FileSignal:
     old_size: int = -1
 
 
+#: files whose entropy :meth:`Sampler.defer` leaves to one pass (numpy costs microseconds a call: a
+#: few calls per small file were most of sampling 10,000 of them), and the sampled bytes of one file
+#: held before they are counted into its histogram (a long file's many pieces)
+SETTLE_FILES = 64
+HOLD_BYTES = 64 << 10
+
+
 class Sampler:
-    """Histograms per pipeline token, fed piece by piece (the chunker's output), taken once a file completes."""
+    """Histograms per pipeline token, fed piece by piece (the chunker's output), taken once a file completes.
+
+    A file's samples are kept as bytes (up to :data:`HOLD_BYTES`, then counted into its histogram)
+    and counted for many files in one pass: :meth:`take` gives a file's signal at once,
+    :meth:`defer` gives it with the entropy filled in by the next :meth:`settle` (which runs by
+    itself every :data:`SETTLE_FILES` deferred files).
+    """
 
     def __init__(self) -> None:
-        self._hist: dict[int, np.ndarray] = {}
+        self._samples: dict[int, list[bytes]] = {}
+        self._held: dict[int, int] = {}
+        self._hist: dict[int, np.ndarray] = {}  # counted samples of long files
         self._head: dict[int, bytes] = {}
+        self._deferred: list[tuple[int, FileSignal]] = []
 
     def piece(self, token: int, index: int, data: bytes) -> None:
-        import numpy as np
-
-        hist = self._hist.get(token)
-        if hist is None:
-            hist = self._hist[token] = np.zeros(256, dtype=np.int64)
         if index == 0:
             self._head[token] = bytes(data[:HEAD])
         if not data:
             return
-        buf = np.frombuffer(data, dtype=np.uint8)
-        hist += np.bincount(buf[:SAMPLE], minlength=256)
-        if len(buf) > 2 * SAMPLE:
-            mid = len(buf) // 2
-            hist += np.bincount(buf[mid : mid + SAMPLE], minlength=256)
+        samples = self._samples.setdefault(token, [])
+        samples.append(bytes(data[:SAMPLE]))
+        added = len(samples[-1])
+        if len(data) > 2 * SAMPLE:
+            mid = len(data) // 2
+            samples.append(bytes(data[mid : mid + SAMPLE]))
+            added += SAMPLE
+        held = self._held[token] = self._held.get(token, 0) + added
+        if held >= HOLD_BYTES:  # a long file: count what it holds now, keep the histogram
+            self._hist[token] = self._histograms([token])[0]
+
+    def _histograms(self, tokens: list[int]) -> np.ndarray:
+        """The histograms of ``tokens`` (rows, in order), their held samples counted in one bincount;
+        the tokens' state is dropped."""
+        import numpy as np
+
+        lengths: list[int] = []
+        chunks: list[bytes] = []
+        ids: list[int] = []
+        for row, token in enumerate(tokens):
+            self._held.pop(token, None)
+            for sample in self._samples.pop(token, ()):
+                ids.append(row)
+                lengths.append(len(sample))
+                chunks.append(sample)
+        data = np.frombuffer(b"".join(chunks), dtype=np.uint8)
+        keys = np.repeat(np.array(ids, dtype=np.intp) * 256, lengths) + data
+        counts = np.bincount(keys, minlength=len(tokens) * 256).reshape(len(tokens), 256)
+        for row, token in enumerate(tokens):
+            had = self._hist.pop(token, None)
+            if had is not None:
+                counts[row] += had
+        return counts
 
     def take(self, token: int) -> FileSignal:
-        hist = self._hist.pop(token, None)
         head = self._head.pop(token, b"")
-        return FileSignal(-1.0 if hist is None else entropy(hist), head)
+        if token not in self._samples and token not in self._hist:
+            return FileSignal(-1.0, head)
+        return FileSignal(entropy(self._histograms([token])[0]), head)
 
+    def defer(self, token: int) -> FileSignal:
+        """The file's signal now, its entropy (``-1`` until then) once :meth:`settle` ran."""
+        sig = FileSignal(-1.0, self._head.pop(token, b""))
+        if token in self._samples or token in self._hist:  # else no bytes: no estimate
+            self._deferred.append((token, sig))
+            if len(self._deferred) >= SETTLE_FILES:
+                self.settle()
+        return sig
 
+    def settle(self) -> None:
+        """Fill in the entropy of every deferred signal."""
+        if not self._deferred:
+            return
+        values = entropies(self._histograms([token for token, _ in self._deferred])).tolist()
+        for (_, sig), value in zip(self._deferred, values, strict=True):
+            sig.entropy = value
+        self._deferred.clear()
 
 
 def pack(sig: FileSignal) -> bytes:
@@ -92,4 +154,4 @@ def unpack(data: bytes | None) -> FileSignal | None:
     return FileSignal(-1.0 if data[1] == 255 else data[1] / 31.75, data[2 : 2 + min(HEAD, data[-1])])
 
 
-__all__ = ["HEAD", "MIN_SAMPLE", "SAMPLE", "FileSignal", "Sampler", "entropy", "pack", "unpack"]
+__all__ = ["HEAD", "MIN_SAMPLE", "SAMPLE", "FileSignal", "Sampler", "entropies", "entropy", "pack", "unpack"]

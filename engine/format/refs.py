@@ -16,13 +16,14 @@ from .pages import BlobRef
 class PendingRef:
     """A blob in a pack that may not be stored yet; ``ref()`` works once it is (``done``)."""
 
-    __slots__ = ("_ol", "epoch", "id", "kind", "length", "object_name", "off", "zlen")
+    __slots__ = ("_ol", "_ref", "epoch", "id", "kind", "length", "object_name", "off", "zlen")
 
     def __init__(self, epoch: int, kind: int, blob_id: bytes, object_name: str, off: int, length: int,
                  zlen: int | None = None) -> None:
         self.epoch, self.kind, self.id, self.object_name = epoch, kind, blob_id, object_name
         self.off, self.length, self.zlen = off, length, zlen  # zlen: a compressed member's frame length
         self._ol: int | None = None
+        self._ref: BlobRef | None = None  # built once: the index takes it at landing, the page at the commit
 
     @property
     def stored_len(self) -> int:
@@ -35,13 +36,17 @@ class PendingRef:
 
     def landed(self, object_len: int) -> None:
         """Its pack is stored as an object of ``object_len`` bytes."""
-        self._ol = object_len
+        self._ol, self._ref = object_len, None
 
     def ref(self) -> BlobRef:
+        if self._ref is not None:
+            return self._ref
         if not self.done:
             raise RuntimeError("pack not stored yet")
         ol = None if self.kind == KIND_PAGE_PACK else self._ol
-        return BlobRef(self.epoch, self.kind, self.id, self.object_name, self.off, self.length, ol, zlen=self.zlen)
+        self._ref = BlobRef(self.epoch, self.kind, self.id, self.object_name, self.off, self.length, ol,
+                            zlen=self.zlen)
+        return self._ref
 
 
 #: a blob of a file: stored (a :class:`BlobRef`) or maybe still in the open pack

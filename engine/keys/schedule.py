@@ -41,10 +41,16 @@ def epoch_prk(root_key: bytes, vault_id: bytes, epoch: int) -> bytes:
     return HKDF.extract(hashes.SHA256(), salt, root_key)
 
 
+#: inputs from this size on are hashed by BLAKE3 on several threads; below it the thread pool costs
+#: more than it saves (measured: 8 KiB 44 us threaded against 5 us on one thread, 60 KiB 237 against 13)
+PRF_THREADED_FROM = 1 << 20
+
+
 def prf(name: PrfName, key: bytes, data: bytes | bytearray | memoryview) -> bytes:
     if name == "blake3-keyed-256":
-        # max_threads lets blake3 hash large chunks on several cores; it releases the GIL.
-        return blake3.blake3(data, key=key, max_threads=blake3.blake3.AUTO).digest()
+        # max_threads lets blake3 hash large chunks on several cores (the digest is the same); it releases the GIL.
+        threads = blake3.blake3.AUTO if len(data) >= PRF_THREADED_FROM else 1
+        return blake3.blake3(data, key=key, max_threads=threads).digest()
     if name == "hmac-sha256":
         return hmac.new(key, data, hashlib.sha256).digest()
     raise ValueError(f"unknown PRF {name!r}")

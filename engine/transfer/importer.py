@@ -17,7 +17,7 @@ import asyncio
 import os
 import stat as stat_mod
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -200,14 +200,27 @@ async def import_items(vault: Target, items: list[Item], dest_parts: list[bytes]
 
     def progress(prog: Progress, parts: list[bytes] | None) -> None:
         report.uploaded, report.deduped = prog.uploaded, prog.deduped
-        if parts is not None:
-            item = by_dest.get(b"/".join(parts))
+        path = None if parts is None else b"/".join(parts)
+        if path is not None:
+            item = by_dest.pop(path, None)  # each file completes once
             if item is not None:
-                stored.append((key(item), item.size, item.meta.mtime_ns, item.ino, b"/".join(parts)))
+                stored.append((key(item), item.size, item.meta.mtime_ns, item.ino, path))
         if hook:
-            hook(report, prog, os.fsdecode(b"/".join(parts)) if parts else None)
+            hook(report, prog, os.fsdecode(path) if path else None)
 
-    async def add_file(ing: Ingest, item: Item, path: bytes) -> None:
+    started: list[Ingest] = []
+
+    async def pipeline(stack: AsyncExitStack) -> Ingest:
+        """The write pipeline, started for the first file read: an unchanged backup starts none
+        (no mixer, no slots, no writer lease)."""
+        if not started:
+            ing = await stack.enter_async_context(vault.ingest(progress=progress, sample=sample))
+            if ing.signals is not None:
+                report.signals = ing.signals  # filled as files complete
+            started.append(ing)
+        return started[0]
+
+    async def add_file(stack: AsyncExitStack, item: Item, path: bytes) -> None:
         st = await present(item)
         await replace_kind(item, st)
         report.files += 1
@@ -221,7 +234,8 @@ async def import_items(vault: Target, items: list[Item], dest_parts: list[bytes]
             seen = unpack((await cache.file_stats([key(item)], extra=True))[0])  # type: ignore[arg-type]
             if seen is not None:
                 report.prior[path] = seen
-        await ing.add(item.dest, Path(item.local), item.meta, item.size)
+        # the path as a str: a Path per file cost more than its read
+        await (await pipeline(stack)).add(item.dest, item.local, item.meta, item.size)
         report.bytes_read += item.size
         if st is None:
             report.added += 1
@@ -229,9 +243,7 @@ async def import_items(vault: Target, items: list[Item], dest_parts: list[bytes]
             report.changed += 1
 
     try:
-        async with vault.ingest(progress=progress, sample=sample) as ing:
-            if ing.signals is not None:
-                report.signals = ing.signals  # filled as files complete
+        async with AsyncExitStack() as stack:
             for item in items:
                 path = b"/".join(item.dest)
                 if item.kind == "dir":
@@ -253,7 +265,7 @@ async def import_items(vault: Target, items: list[Item], dest_parts: list[bytes]
                         await vault.set_meta(path, uid=item.meta.uid, gid=item.meta.gid)
                     report.symlinks += 1
                 else:
-                    await add_file(ing, item, path)
+                    await add_file(stack, item, path)
     finally:
         got = report.signals
         if stored:  # only files the pipeline completed; the guard's signal rides along in the row

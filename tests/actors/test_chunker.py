@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,13 +19,13 @@ from sigmavault.engine.errors import NotFound
 CS = 1 << 20
 
 
-async def run_chunker(jobs: list[FileJob]) -> list[Piece]:
+async def run_chunker(jobs: list[FileJob], chunk_id: Callable[[bytes], bytes] | None = None) -> list[Piece]:
     jobs_send, jobs_recv = open_channel(1000)
     out_send, out_recv = open_channel(10_000)
     for j in jobs:
         jobs_send.send_nowait(j)
     jobs_send.close()
-    await chunker(CS)(jobs_recv, out_send)
+    await chunker(CS, chunk_id)(jobs_recv, out_send)
     out_send.close()
     return [p async for p in out_recv]
 
@@ -71,3 +73,20 @@ async def test_a_small_file_that_grew_since_the_scan_is_streamed_whole(tmp_path:
     (tmp_path / "grew").write_bytes(os.urandom(2 * CS + 5))  # scanned at 10 bytes
     pieces = await run_chunker([FileJob(0, tmp_path / "grew", 10)])
     assert b"".join(p.data for p in pieces) == (tmp_path / "grew").read_bytes()
+
+
+async def test_small_files_come_with_their_id_computed_in_the_reading_thread(tmp_path: Path) -> None:
+    """Given the id function, every small file read whole (up to SMALL, not empty) carries its id;
+    streamed pieces and empty files carry none (the coordinate stage computes those)."""
+    def chunk_id(data: bytes) -> bytes:
+        return hashlib.sha256(b"k" + data).digest()
+
+    sizes = [0, 1, 5000, chunker_mod.SMALL, chunker_mod.SMALL + 1, CS - 1, CS, CS + 7]
+    for i, n in enumerate(sizes):
+        (tmp_path / str(i)).write_bytes(os.urandom(n))
+    jobs = [FileJob(i, tmp_path / str(i), n) for i, n in enumerate(sizes)]
+    pieces = await run_chunker(jobs, chunk_id)
+    for p in pieces:
+        small = 0 < sizes[p.token] <= chunker_mod.SMALL
+        assert p.blob_id == (chunk_id(p.data) if small else None)
+    assert all(p.blob_id is None for p in await run_chunker(jobs))  # no id function: no ids

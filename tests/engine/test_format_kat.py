@@ -235,3 +235,15 @@ def test_chunk_object_through_reused_buffers(kat: dict[str, Any]) -> None:
     assert hashlib.sha256(out[:n]).hexdigest() == co["object_sha256"]
     back = bytearray(b"\xff" * (8 + co["chunk_size"]))
     assert bytes(sealer.open_into(keys.KIND_CHUNK, co["name"], out[:n], back)) == data
+
+
+def test_the_chunk_prf_is_the_same_digest_threaded_or_not() -> None:
+    """Large inputs are hashed on several threads, small ones on one: the keyed digest never changes."""
+    import blake3
+
+    from sigmavault.engine.keys.schedule import PRF_THREADED_FROM, prf
+
+    key = bytes(range(32))
+    for n in (0, 1, 8000, PRF_THREADED_FROM - 1, PRF_THREADED_FROM, 2 * PRF_THREADED_FROM + 5):
+        data = bytes(i % 251 for i in range(n))
+        assert prf("blake3-keyed-256", key, data) == blake3.blake3(data, key=key).digest()

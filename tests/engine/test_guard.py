@@ -115,3 +115,31 @@ def test_slow_encryption_under_the_per_run_minimum_adds_up_over_recent_runs() ->
     assert score(one, [counts()] * 6, t, [one] * 5) != []  # a quiet baseline: still on
     busy = [counts(jumped=j) for j in (1, 2, 1, 0, 1, 2)]  # this vault rewrites an opaque file most runs
     assert score(one, busy, t, [one] * 9) == []
+
+
+def test_deferred_signals_settle_in_batches_to_what_take_gives() -> None:
+    """The pipeline's batched sampling (defer, settle) gives each file the entropy a file-by-file
+    take gives, for tiny, empty, text, random and long multi-piece files (past HOLD_BYTES)."""
+    from sigmavault.engine.content.signals import HOLD_BYTES, SETTLE_FILES
+
+    files = [os.urandom(100), b"", TEXT, os.urandom(5000), b"\x89PNG" + os.urandom(20_000)]
+    files += [os.urandom(1000 + 37 * i) for i in range(SETTLE_FILES + 5)]  # one automatic settle, then the rest
+    long_pieces = [os.urandom(3 * 2048) for _ in range(HOLD_BYTES // 2048)]  # counted before it ends
+    one, batched = Sampler(), Sampler()
+    expected, deferred = [], []
+    for token, data in enumerate(files):
+        for s in (one, batched):
+            s.piece(token, 0, data)
+        expected.append(one.take(token))
+        deferred.append(batched.defer(token))
+    token = len(files)
+    for i, piece in enumerate(long_pieces):
+        for s in (one, batched):
+            s.piece(token, i, piece)
+    expected.append(one.take(token))
+    deferred.append(batched.defer(token))
+    assert all(d.entropy == -1.0 for d in deferred[SETTLE_FILES + 1:])  # not settled yet (the empty one never counts)
+    batched.settle()
+    assert [d.head for d in deferred] == [e.head for e in expected]
+    assert [d.entropy for d in deferred] == pytest.approx([e.entropy for e in expected], abs=1e-9)
+    assert deferred[0].entropy == -1.0 and deferred[1].entropy == -1.0 and deferred[-1].entropy > 7.9

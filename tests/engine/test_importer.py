@@ -62,6 +62,7 @@ async def test_backup_skips_unchanged_files_and_picks_up_changes(tmp_path: Path)
     async with await reopen(url) as v:
         second = await import_paths(v, [src], "/", incremental=True)
         assert second.skipped == 4 and second.bytes_read == 0  # nothing was even read
+        assert v._mixer is None and v._ledger.started == 0  # nor a pipeline started (no mixer, no lease)
         (src / "a.txt").write_bytes(b"alpha, changed")
         third = await import_paths(v, [src], "/", incremental=True)
         assert third.skipped == 3 and third.bytes_read == len(b"alpha, changed")
@@ -115,3 +116,23 @@ async def test_two_sources_of_one_name_merge_into_the_tree_the_first_made(tmp_pa
         assert await v.read_bytes("d/x/sub/new") == b"4"
         assert await v.read_bytes("d/x/only_first") == b"3"
         assert report.files == 6
+
+
+async def test_a_small_file_that_vanished_after_the_scan_fails_the_import_by_name(tmp_path: Path) -> None:
+    """Small files are read many per thread hop: one removed between the scan and its read still
+    fails the import with its own name, and nothing is committed."""
+    from sigmavault.engine.transfer.importer import import_items, scan
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(300):
+        (src / f"f{i:03}").write_bytes(os.urandom(2000 + i))
+    items, _ = scan([src], [b"data"])
+    (src / "f150").unlink()
+    v = await new_vault(tmp_path / "v")
+    try:
+        with pytest.raises(NotFound, match=r"f150: no such file \(it may have disappeared"):
+            await import_items(v, items, [b"data"])
+        assert v.generation == 0
+    finally:
+        await v.aclose()

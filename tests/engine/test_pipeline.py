@@ -19,6 +19,7 @@ from vaulttools import MIB, PASS, new_vault, reopen
 from sigmavault import BackendUnavailable, LocalIOError
 from sigmavault.backends.faulty import FaultyBackend
 from sigmavault.engine.catalog.tree import Meta
+from sigmavault.engine.content.pipeline import PACKS_OUT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -169,3 +170,46 @@ async def test_kill_9_at_a_random_point_then_rerun_completes(tmp_path: Path, iso
         for name, data in files.items():
             assert await v.read_bytes(f"tree/{name}") == data
         assert (await v.verify(full=True)).ok
+
+
+async def test_settled_pieces_skip_the_mixer_and_closed_packs_wait_for_the_store(tmp_path: Path) -> None:
+    """Small files go from the coordinate stage straight to the collector (only closed packs are
+    sealed and uploaded), and while the store holds the uploads the coordinate stage stops after
+    closing a bounded number of packs instead of closing pack after pack in memory."""
+    v = await new_vault(tmp_path / "v")
+    try:
+        faulty = FaultyBackend(v._backend)
+        release = asyncio.Event()
+        held = asyncio.Event()
+
+        async def gate(name: str) -> None:
+            held.set()
+            await release.wait()
+
+        faulty.hold("put_if_absent", gate)
+        v._backend = faulty
+        blobs = [os.urandom(9000) for _ in range(2000)]  # ~18 MB of pack members: 4 or more packs
+        async with v.ingest() as ing:
+
+            async def feed() -> None:
+                for i, data in enumerate(blobs):
+                    await ing.add([f"f{i:04}".encode()], data, Meta.now(0o644))
+
+            feeding = asyncio.ensure_future(feed())
+            await held.wait()
+            while not ing._pack_waiters:  # the coordinate stage parks once too many packs are out
+                await asyncio.sleep(0)
+            for _ in range(200):  # let everything else run that can: the bound holds whatever ran
+                await asyncio.sleep(0)
+            assert PACKS_OUT < ing._packs_out <= PACKS_OUT + 2  # each of the two coordinate copies closed one
+            assert not feeding.done()
+            release.set()
+            await feeding
+        stats = {s.name: s for s in ing.stats()}
+        packs = stats["writer"].items_in
+        assert 4 <= packs < 40  # closed packs only (2,000 files): no file's piece went through the mixer or the writer
+        assert stats["mixer"].items_in == packs and stats["collector"].items_in == packs + len(blobs)
+        for i in (0, 999, 1999):
+            assert await v.read_bytes(f"f{i:04}") == blobs[i]
+    finally:
+        await v.aclose()
