@@ -2,10 +2,11 @@
 
 Keys are ``epoch (4 bytes) ‖ keyed chunk id`` so equal content is cached once and a chunk can
 never be served for another file's content (ids are content hashes checked by the engine).
-Memory holds at most ``memory_limit`` bytes in LRU order, less what ``reserved()`` says others hold
-(the mount's dirty chunks: clean and dirty chunks share the one memory setting). An entry evicted from memory is written
-to the spill folder unless it was only streamed through (sequential reads do not pollute the
-disk); the spill folder holds at most ``disk_limit`` bytes, also LRU.
+Memory holds at most ``memory_limit`` bytes in LRU order, less what ``reserved()`` says others
+hold (the mount's dirty chunks and its readahead fetches: they all share the one memory setting).
+An entry evicted from memory is written to the spill folder unless it was only streamed through
+(sequential reads do not pollute the disk); the spill folder holds at most ``disk_limit`` bytes,
+also LRU.
 
 Spill file layout (one file per chunk, named by the key in hex, mode 0600)::
 

@@ -5,7 +5,7 @@ each read touches only the chunks it overlaps, clean ones through the chunk cach
 vault's one blob reader: ``Vault.read_chunk``, which authenticates every byte; a blob still in the
 vault's open pack is read from its memory), dirty ones from their memory slot, the blob stored
 ahead for them, or the spool. A handle that reads sequentially starts fetches of the next chunks
-by the fetcher's window rule (``actors.fetcher.ahead``; as many as ``readahead`` and as half the
+by the fetcher's window rule (``actors.fetcher.ahead``; as many as ``readahead`` and a third of the
 memory setting allow, owned by the mount's task group), so a streaming reader finds them in memory.
 A read that falls in one clean chunk answers with a view of the cached chunk (no copy).
 
@@ -68,8 +68,10 @@ class FileContent(Flushing):
         self._scratch = make_private(opts.cache_dir)  # never DIR/chunks itself: only what the mount made
         self.slots = Slots(max(opts.memory_cache // 2, 2 * self.cs), self.cs)  # dirty chunks in memory
         self.cache = ChunkCache(opts.memory_cache, self._scratch / "chunks", opts.disk_cache,
-                                reserved=lambda: self.slots.used)
-        self._ahead = max(1, min(opts.readahead, opts.memory_cache // (2 * self.cs)))  # chunks read ahead
+                                reserved=lambda: self.slots.used + 2 * self.cs * self._prefetching)
+        # chunks read ahead: a fetch holds about two chunks (the object and its plaintext) until it lands in
+        # the cache, so the cache, the current chunk and a full window of fetches fit in the memory setting
+        self._ahead = max(1, min(opts.readahead, opts.memory_cache // (3 * self.cs)))
         vault.meter_cache("chunk", self.cache.counts)  # in the vault's metrics (exporter, `sigmavault stats`)
         self._spool_dir = self._scratch / "spool"
         self.states: dict[int, FileState] = {}
