@@ -45,7 +45,7 @@ class Flushing:
 
     def dirty_bytes(self) -> int:
         """Bytes of dirty chunks held here (in memory or the spool; not those stored ahead)."""
-        return self.cs * sum(1 for fs in self.states.values() if not fs.orphan for i in fs.dirty if fs.blob(i) is None)
+        return self.cs * sum(len(fs.dirty) - len(fs.stored) for fs in self.states.values() if not fs.orphan)
 
     async def flush(self, ino: int, *, final: bool = True) -> int:
         """Store the file's dirty chunks (``final``: all of them and its size; else only full chunks).

@@ -183,7 +183,8 @@ class FileState:
     spool: Spool
     dirty: dict[int, int] = field(default_factory=dict)  # chunk index -> version
     mem: dict[int, Slot] = field(default_factory=dict)  # chunk index -> its bytes in memory
-    stored: dict[int, tuple[int, Blob]] = field(default_factory=dict)  # index -> (version, blob stored ahead)
+    # index -> (version, blob stored ahead); only ever of the chunk's current version: a change drops it
+    stored: dict[int, tuple[int, Blob]] = field(default_factory=dict)
     uploading: int = 0  # chunks of this file the write-behind is storing now
     draining: bool = False  # a final flush runs: no new write-behind (it takes every chunk itself)
     mtime_ns: int | None = None  # set by writes and utimens while data is pending

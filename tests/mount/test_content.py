@@ -165,6 +165,8 @@ async def _random_model_run(tmp: Path, seed: int, *, uploader: bool, **kw: int) 
             model += bytes(off - len(model))
         model[off : off + len(buf)] = buf
         assert content.slots.used <= content.slots.limit, f"seed={seed} step={step}"
+        fs = content.states[ino]  # a blob stored ahead is only ever of the chunk's current version
+        assert all(fs.dirty.get(i) == v for i, (v, _) in fs.stored.items()), f"seed={seed} step={step}"
         pos = rng.randrange(len(model) + 1)
         got = await content.read(Handle(ino, False), pos, 2 * MIB + 5)
         assert bytes(got) == bytes(model[pos : pos + 2 * MIB + 5]), f"seed={seed} step={step}"
