@@ -157,7 +157,7 @@ class FileContent(Flushing):
     async def _dirty(self, fs: FileState, i: int, lo: int, hi: int) -> bytes:
         slot = fs.mem.get(i)
         if slot is not None:
-            return bytes(slot.buf[lo:hi])
+            return slot.read(lo, hi)
         blob = fs.blob(i)
         if blob is not None:
             return (await self._fetch(blob))[lo:hi]
@@ -208,7 +208,7 @@ class FileContent(Flushing):
         if i in fs.dirty:
             slot = fs.mem.get(i)
             if slot is not None:
-                return bytes(slot.view)
+                return slot.data()
             blob = fs.blob(i)
             data = await (self._fetch(blob) if blob is not None else fs.spool.pread(i * self.cs, n))
         else:
@@ -218,9 +218,9 @@ class FileContent(Flushing):
         return data
 
     async def _slot(self, fs: FileState, i: int) -> Slot:
-        """Chunk ``i`` in a memory slot that may be changed (loaded first when it has none)."""
+        """Chunk ``i`` in a memory slot that may be changed in place (loaded first when it has none)."""
         if i in fs.mem:
-            return self.slots.unlend(fs, i)
+            return self.slots.solid(fs, i)
         return self.slots.fill(fs, i, await self._current(fs, i), want(fs.size, i, self.cs))
 
     async def _grow(self, fs: FileState, new: int) -> None:
@@ -228,7 +228,8 @@ class FileContent(Flushing):
         if old % self.cs:
             i = old // self.cs
             if i in fs.mem or i not in fs.dirty or fs.blob(i) is not None:  # spooled: zeros past the size already
-                await self._slot(fs, i)
+                if i not in fs.mem:
+                    await self._slot(fs, i)
                 self.slots.resize(fs, i, want(new, i, self.cs))
             fs.mark(i)
         for i in range(n_chunks(old, self.cs), n_chunks(new, self.cs)):
@@ -247,11 +248,19 @@ class FileContent(Flushing):
             for i in range(off // cs, (end - 1) // cs + 1):
                 lo, hi = max(off, i * cs) - i * cs, min(end, (i + 1) * cs) - i * cs
                 n = want(fs.size, i, cs)
-                if i in fs.mem or lo or hi < n:
+                part = src[i * cs + lo - off : i * cs + hi - off]
+                slot = fs.mem.get(i)
+                appending = slot is not None and slot.parts is not None and lo == slot.filled
+                if appending or (slot is None and not lo and hi >= n):  # keep the write's buffer (immutable)
+                    kept = data if type(data) is bytes and len(part) == len(data) else bytes(part)
+                    if appending:
+                        self.slots.append(fs, i, kept)
+                        slot = fs.mem[i]
+                    else:  # the whole chunk is new: nothing to load
+                        slot = self.slots.start(fs, i, n, kept)
+                else:
                     slot = await self._slot(fs, i)
-                else:  # the whole chunk is new: nothing to load
-                    slot = self.slots.new(fs, i, n, hi - lo)
-                slot.buf[lo:hi] = src[i * cs + lo - off : i * cs + hi - off]
+                    slot.buf[lo:hi] = part
                 fs.mark(i)
                 if hi == cs and self._uploader is not None and not fs.orphan and not fs.draining:
                     self._uploader.add(fs, i, slot)  # a full chunk the writer is done with: store it now
@@ -285,7 +294,7 @@ class FileContent(Flushing):
             slot = fs.mem.get(i)
             if slot is None or slot.lent:
                 return
-            await fs.spool.pwrite(i * self.cs, slot.view)
+            await fs.spool.pwrite(i * self.cs, slot.data())
             self.slots.drop(fs, i, slot)
 
     async def truncate(self, ino: int, size: int) -> None:
@@ -303,7 +312,8 @@ class FileContent(Flushing):
                 if size % cs:
                     i = size // cs
                     if i in fs.mem or i not in fs.dirty or fs.blob(i) is not None:
-                        await self._slot(fs, i)
+                        if i not in fs.mem:
+                            await self._slot(fs, i)
                         self.slots.resize(fs, i, want(size, i, cs))
                     fs.mark(i)
                 await fs.spool.truncate(size)

@@ -124,7 +124,7 @@ class Flushing:
         if blob is not None:
             return blob
         slot = fs.mem.get(i)
-        return bytes(slot.view) if slot is not None else await fs.spool.pread(i * self.cs, want(size, i, self.cs))
+        return slot.data() if slot is not None else await fs.spool.pread(i * self.cs, want(size, i, self.cs))
 
     def settle(self, ino: int) -> None:
         """Drop the local state of a file that is stored and closed (or unlinked and closed)."""

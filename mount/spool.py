@@ -164,15 +164,29 @@ class Spool:
 
 @dataclass(slots=True, eq=False)
 class Slot:
-    """A dirty chunk's bytes: ``buf[:n]`` (``n`` its length at the file's local size); ``buf[n:]`` is zero."""
+    """A dirty chunk's bytes at ``n``, its length at the file's local size: ``buf[:n]`` (``buf[n:]`` is
+    zero), or, for a chunk written so far only by appends from its start, the writes' own buffers
+    ``parts`` (``filled`` bytes, zeros from there to ``n``), joined once when the chunk is stored."""
 
     buf: bytearray
     n: int
     lent: bool = False  # being stored (an upload or a patch): copied before any change
+    parts: list[bytes] | None = None
+    filled: int = 0  # the bytes in ``parts``
 
     @property
-    def view(self) -> memoryview:
-        return memoryview(self.buf)[: self.n]
+    def held(self) -> int:
+        """Bytes of memory it holds."""
+        return len(self.buf) if self.parts is None else self.filled
+
+    def data(self) -> bytes:
+        if self.parts is None:
+            return bytes(memoryview(self.buf)[: self.n])
+        joined = b"".join(self.parts)
+        return joined + bytes(self.n - self.filled) if self.n > self.filled else joined
+
+    def read(self, lo: int, hi: int) -> bytes:
+        return bytes(self.buf[lo:hi]) if self.parts is None else self.data()[lo:hi]
 
 
 @dataclass(slots=True, eq=False)

@@ -61,6 +61,18 @@ class Slots:
         cap = self.cs if hint >= BIG or n >= self.cs else n
         return self._set(fs, i, Slot(bytearray(cap), n))
 
+    def start(self, fs: FileState, i: int, n: int, first: bytes) -> Slot:
+        """A slot of length ``n`` whose bytes so far are ``first`` (kept as it is, not copied)."""
+        return self._set(fs, i, Slot(bytearray(), n, parts=[first], filled=len(first)))
+
+    def append(self, fs: FileState, i: int, more: bytes) -> None:
+        """Add ``more`` at the end of chunk ``i``'s appended bytes (its slot has ``parts``)."""
+        slot = self.unlend(fs, i)
+        assert slot.parts is not None
+        slot.parts.append(more)
+        slot.filled += len(more)
+        self.used += len(more)
+
     def fill(self, fs: FileState, i: int, data: bytes, n: int) -> Slot:
         """A slot holding ``data`` (the chunk's current bytes) at length ``n`` (zeros past ``data``)."""
         buf = bytearray(max(n, len(data)))
@@ -68,18 +80,39 @@ class Slots:
         return self._set(fs, i, Slot(buf, n))
 
     def unlend(self, fs: FileState, i: int) -> Slot:
-        """Chunk ``i``'s slot, copied first if it is lent (the copy replaces it)."""
+        """Chunk ``i``'s slot, copied first if it is lent (the copy replaces it; appended parts are shared)."""
         slot = fs.mem[i]
         if slot.lent:
-            slot = self._set(fs, i, Slot(bytearray(slot.buf), slot.n))
+            if slot.parts is not None:
+                slot = self._set(fs, i, Slot(bytearray(), slot.n, parts=list(slot.parts), filled=slot.filled))
+            else:
+                slot = self._set(fs, i, Slot(bytearray(slot.buf), slot.n))
+        return slot
+
+    def solid(self, fs: FileState, i: int) -> Slot:
+        """Chunk ``i``'s slot as one buffer that may be changed in place."""
+        slot = self.unlend(fs, i)
+        if slot.parts is not None:
+            buf = bytearray(self.cs if slot.n >= self.cs or slot.filled >= BIG else max(slot.n, slot.filled))
+            at = 0
+            for part in slot.parts:
+                buf[at : at + len(part)] = part
+                at += len(part)
+            self.used += len(buf) - slot.filled
+            slot.buf, slot.parts, slot.filled = buf, None, 0
         return slot
 
     def resize(self, fs: FileState, i: int, n: int) -> None:
         """Chunk ``i``'s slot at length ``n``: zeros added past the old length, or the tail dropped."""
         slot = self.unlend(fs, i)
+        if slot.parts is not None:
+            if n >= slot.filled:
+                slot.n = n
+                return
+            slot = self.solid(fs, i)
         if n > len(slot.buf):
             grown = bytearray(max(n, min(self.cs, 2 * len(slot.buf))))
-            grown[: slot.n] = slot.view
+            grown[: slot.n] = memoryview(slot.buf)[: slot.n]
             self.used += len(grown) - len(slot.buf)
             slot.buf = grown
         elif n < slot.n:
@@ -88,7 +121,7 @@ class Slots:
 
     def _set(self, fs: FileState, i: int, slot: Slot) -> Slot:
         old = fs.mem.get(i)
-        self.used += len(slot.buf) - (len(old.buf) if old is not None else 0)
+        self.used += slot.held - (old.held if old is not None else 0)
         fs.mem[i] = slot
         self.touch(fs, i)
         return slot
@@ -104,7 +137,7 @@ class Slots:
         if old is None or (slot is not None and old is not slot):
             return
         del fs.mem[i]
-        self.used -= len(old.buf)
+        self.used -= old.held
         self._lru.pop((fs, i), None)
         self.freed.set()
 
@@ -186,8 +219,8 @@ class Uploader:
         try:
             if live:
                 async with self._vault.ingest(on_file=on_file) as ing:
-                    for k, job in live:  # a copy: the pipeline's pieces are bytes
-                        await ing.add([b"%d" % k], Planned((bytes(job.slot.view),)), self._META)
+                    for k, job in live:  # one copy (or a join of the writes' buffers): pieces are bytes
+                        await ing.add([b"%d" % k], Planned((job.slot.data(),)), self._META)
             ok = True
         except (VaultError, OSError) as exc:
             log.warning("write-behind upload failed (the next flush stores the data): %s", exc)
