@@ -80,6 +80,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _drop_cached(fd: int) -> None:
+    """Let the kernel reuse a just-synced object's (clean) page-cache pages at once.
+
+    On a VM that reports free memory to its host, every page the cache takes fresh costs a host
+    fault; writing sealed objects into fresh pages was half the CPU of a mount's ``dd`` (perf:
+    ``copy_folio_from_iter_atomic``). Dropped after each object, the next one reuses the same pages
+    (measured: 0.45 -> 0.07 CPU s per 256 MiB of new 4 MiB files). Reading an object back soon after
+    then comes from the disk, once: the mount and the readers keep their own caches of opened chunks.
+    """
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: no posix_fadvise on this OS
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
 class LocalBackend:
     """Objects as files under ``root``. With ``create=True`` the first write makes ``root`` itself.
 
@@ -231,6 +244,7 @@ class LocalBackend:
                 while view:
                     view = view[os.write(fd, view) :]
                 os.fsync(fd)  # the bytes are on disk before the name can point at them
+                _drop_cached(fd)
             finally:
                 os.close(fd)
             try:

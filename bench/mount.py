@@ -4,8 +4,12 @@
 
 Each round mounts every filesystem fresh, writes the file with ``dd bs=1M conv=fsync`` (so the
 time includes getting the data durable: for sigmavault, sealed, stored and committed), unmounts,
-drops the page cache, mounts again and reads it back with ``dd bs=1M``. Prints MB/s, ratios and the
-peak RSS of each mount process (VmHWM), and writes ``bench/results/mount.json``.
+drops the page cache, mounts again and reads it back with ``dd bs=1M``. Prints MB/s, ratios, the
+CPU seconds each mount process spent during each ``dd`` (user + system: steadier than wall time on a
+busy machine) and the peak RSS of each mount process (VmHWM), and writes ``bench/results/mount.json``.
+``--profile DIR`` records a ``py-spy`` profile (collapsed stacks, native frames and thread ids
+included: ``DIR/write.txt``, ``DIR/read.txt``, input for any flame graph tool) of sigmavault's mount
+process during each ``dd``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -44,6 +49,12 @@ def wait_mounted(mnt: Path, timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{mnt} did not mount")
         time.sleep(0.05)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def hwm_mib(pid: int) -> float:
@@ -85,6 +96,9 @@ class Fs:
 
     def peak(self) -> float:
         return hwm_mib(self.proc.pid) if self.proc is not None else 0.0
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid) if self.proc is not None else 0.0
 
 
 class Sigmavault(Fs):
@@ -143,10 +157,24 @@ class RcloneMount(Fs):
         wait_mounted(self.mnt)
 
 
-def dd(args: list[str]) -> float:
+def dd(fs: Fs, op: str, args: list[str], profile: Path | None) -> tuple[float, float]:
+    """Wall seconds of the ``dd`` and CPU seconds the mount process spent meanwhile."""
+    spy: subprocess.Popen[bytes] | None = None
+    if profile is not None and isinstance(fs, Sigmavault) and fs.proc is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        out = profile / f"{op}.txt"
+        spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--native", "--threads",
+                                "--format", "raw", "--pid", str(fs.proc.pid), "-o", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)  # py-spy attaches
+    cpu = fs.cpu()
     t = time.perf_counter()
     sh(["dd", "bs=1M", *args])
-    return time.perf_counter() - t
+    wall, cpu = time.perf_counter() - t, fs.cpu() - cpu
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=120)
+    return wall, cpu
 
 
 def main() -> None:
@@ -156,6 +184,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "data" / "mount")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--tools", default="sigmavault,gocryptfs,rclone")
+    ap.add_argument("--profile", type=Path, help="py-spy flame graphs of sigmavault's mount process go here")
     args = ap.parse_args()
     src = args.work / "src.bin"
     args.work.mkdir(parents=True, exist_ok=True)
@@ -164,33 +193,38 @@ def main() -> None:
     makers = {"sigmavault": Sigmavault, "gocryptfs": Gocryptfs, "rclone": RcloneMount}
     fss = [makers[t](args.work / t) for t in args.tools.split(",")]
     times: dict[tuple[str, str], list[float]] = {}
+    cpus: dict[tuple[str, str], list[float]] = {}
     rss: dict[str, float] = {}
     nbytes = args.size_mib << 20
     for round_no in range(args.runs):
         for fs in fss:
             fs.fresh()
             fs.mount()
-            w = dd([f"if={src}", f"of={fs.mnt / 'big.bin'}", "conv=fsync"])
+            w, wc = dd(fs, "write", [f"if={src}", f"of={fs.mnt / 'big.bin'}", "conv=fsync"], args.profile)
             rss[fs.name] = max(rss.get(fs.name, 0.0), fs.peak())
             fs.unmount()
             drop_caches()
             fs.mount()
-            r = dd([f"if={fs.mnt / 'big.bin'}", "of=/dev/null"])
+            r, rc = dd(fs, "read", [f"if={fs.mnt / 'big.bin'}", "of=/dev/null"], args.profile)
             rss[fs.name] = max(rss.get(fs.name, 0.0), fs.peak())
             fs.unmount()
             times.setdefault((fs.name, "write"), []).append(w)
             times.setdefault((fs.name, "read"), []).append(r)
-            print(f"round {round_no + 1} {fs.name:<22} write {nbytes / 1e6 / w:7.1f} MB/s  "
-                  f"read {nbytes / 1e6 / r:7.1f} MB/s", flush=True)
+            cpus.setdefault((fs.name, "write"), []).append(wc)
+            cpus.setdefault((fs.name, "read"), []).append(rc)
+            print(f"round {round_no + 1} {fs.name:<22} write {nbytes / 1e6 / w:7.1f} MB/s ({wc:5.1f} CPU s)  "
+                  f"read {nbytes / 1e6 / r:7.1f} MB/s ({rc:5.1f} CPU s)", flush=True)
     mbps = {k: nbytes / 1e6 / statistics.median(v) for k, v in times.items()}
-    print(f"\n{'filesystem':<22} {'op':<6} {'MB/s':>8} {'peak RSS':>9}  ratio of sigmavault to it")
+    cpu = {k: statistics.median(v) for k, v in cpus.items()}
+    print(f"\n{'filesystem':<22} {'op':<6} {'MB/s':>8} {'CPU s':>6} {'peak RSS':>9}  ratio of sigmavault to it")
     for (name, op), value in sorted(mbps.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         ours = mbps.get(("sigmavault mount", op), 0.0)
         ratio = f"{ours / value:.2f}x" if name != "sigmavault mount" and value else ""
-        print(f"{name:<22} {op:<6} {value:>8.1f} {rss.get(name, 0):>7.1f}M  {ratio}")
+        print(f"{name:<22} {op:<6} {value:>8.1f} {cpu[name, op]:>6.1f} {rss.get(name, 0):>7.1f}M  {ratio}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "mount.json").write_text(json.dumps(
-        {"size_mib": args.size_mib, "mbps": {f"{k[0]}/{k[1]}": v for k, v in mbps.items()}, "peak_rss_mib": rss},
+        {"size_mib": args.size_mib, "mbps": {f"{k[0]}/{k[1]}": v for k, v in mbps.items()},
+         "cpu_seconds": {f"{k[0]}/{k[1]}": v for k, v in cpu.items()}, "peak_rss_mib": rss},
         indent=1))
 
 

@@ -20,14 +20,15 @@ import stat as stat_mod
 import time
 from collections.abc import AsyncIterator, Mapping
 
-from ..actors.messages import Planned
+from ..actors.messages import Planned as Planned  # re-exported: the mount hands chunks to ingest() this way
 from ..actors.mixer import Mixer
 from .catalog.results import Stat, node_stat
 from .catalog.tree import Dir, File, Link, Meta, show, split_path
-from .content.pipeline import Ingest, ProgressHook, StageLedger
+from .content.pipeline import FileDone, Ingest, ProgressHook, StageLedger
 from .content.writer import Source, plan_patch
 from .errors import IsADirectory, NotFound, UsageError
 from .format.pages import XATTR_NAME_MAX, XATTR_SIZE_MAX
+from .format.refs import Blob
 from .view import Parts, View
 
 
@@ -109,12 +110,17 @@ class Edits(View):
         return await asyncio.to_thread(self._store.sealer.seal, kind, name, stored, pad_floor=pad_floor)
 
     @contextlib.asynccontextmanager
-    async def ingest(self, progress: ProgressHook | None = None, *, sample: bool = False) -> AsyncIterator[Ingest]:
+    async def ingest(self, progress: ProgressHook | None = None, *, sample: bool = False,
+                     on_file: FileDone | None = None) -> AsyncIterator[Ingest]:
         """A write pipeline for many files: ``await ing.add(parts, source, meta)`` for each.
 
         Files reach the catalog as they complete; leaving waits for all of them. Nothing is committed.
         ``sample``: keep each file's content signals in ``ing.signals`` (the guard's), with whether a
-        file was at its path before and whether the content is the same.
+        file was at its path before and whether the content is the same. ``on_file``: hand each
+        completed file's node to it instead of the catalog (the mount stores full chunks ahead of
+        the :meth:`patch` that links them; its blobs are durable only once the ``async with`` ends
+        without an error: a chunk deduplicated against one still uploading in the same run is
+        reported before that upload ends).
         """
         self._check_writable()
         running: list[Ingest] = []  # the pipeline below, once it runs (its signals)
@@ -138,18 +144,19 @@ class Edits(View):
         mixer = await self.mixer()
         async with Ingest(placement=self._content.placement(self._inline_max), mixer=mixer,
                           backend=self._backend, stored=self._content.stored, landed=self._content.landed,
-                          file_done=file_done, uploads=self._tuning.upload_concurrency,
+                          file_done=on_file or file_done, uploads=self._tuning.upload_concurrency,
                           mixers=self._tuning.mixer_slots, progress=progress, ledger=self._ledger,
                           sample=sample) as ing:
             running.append(ing)
             yield ing
 
-    async def patch(self, path: str | bytes, size: int, chunks: Mapping[int, bytes], *, mode: int | None = None,
-                    mtime_ns: int | None = None) -> Stat:
+    async def patch(self, path: str | bytes, size: int, chunks: Mapping[int, bytes | Blob], *,
+                    mode: int | None = None, mtime_ns: int | None = None) -> Stat:
         """Rewrite a file (or create it) re-mixing only the chunks that changed (the mount's write path).
 
         The new content has ``size`` bytes; chunk ``i`` covers ``[i·chunk_size, (i+1)·chunk_size)``.
-        ``chunks`` maps indices to their complete new bytes; every other chunk below the new size is
+        ``chunks`` maps indices to their complete new bytes, or to a blob already stored (by an
+        :meth:`ingest` run with ``on_file`` that ended well); every other chunk below the new size is
         taken unchanged from the existing file, which must then have it at the same length (a caller
         that shrinks or grows a partial last chunk supplies it). Files that end up at most
         ``inline_max`` bytes are stored inline. Raises UsageError for an inconsistent patch.

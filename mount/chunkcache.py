@@ -2,9 +2,11 @@
 
 Keys are ``epoch (4 bytes) ‖ keyed chunk id`` so equal content is cached once and a chunk can
 never be served for another file's content (ids are content hashes checked by the engine).
-Memory holds at most ``memory_limit`` bytes in LRU order. An entry evicted from memory is written
-to the spill folder unless it was only streamed through (sequential reads do not pollute the
-disk); the spill folder holds at most ``disk_limit`` bytes, also LRU.
+Memory holds at most ``memory_limit`` bytes in LRU order, less what ``reserved()`` says others
+hold (the mount's dirty chunks and its readahead fetches: they all share the one memory setting).
+An entry evicted from memory is written to the spill folder unless it was only streamed through
+(sequential reads do not pollute the disk); the spill folder holds at most ``disk_limit`` bytes,
+also LRU.
 
 Spill file layout (one file per chunk, named by the key in hex, mode 0600)::
 
@@ -38,7 +40,9 @@ log = logging.getLogger(__name__)
 
 
 class ChunkCache:
-    def __init__(self, memory_limit: int, spill_dir: Path | None, disk_limit: int) -> None:
+    def __init__(self, memory_limit: int, spill_dir: Path | None, disk_limit: int,
+                 reserved: Callable[[], int] = lambda: 0) -> None:
+        self._reserved = reserved
         self._mem: OrderedDict[bytes, tuple[bytes, bool]] = OrderedDict()  # key -> (data, streamed)
         self._mem_bytes = 0
         self._memory_limit = memory_limit
@@ -125,8 +129,13 @@ class ChunkCache:
     async def _keep(self, key: bytes, data: bytes, streamed: bool) -> None:
         self._mem[key] = (data, streamed)
         self._mem_bytes += len(data)
+        await self.trim(keep=1)
+
+    async def trim(self, keep: int = 0) -> None:
+        """Evict least recently used entries (spilling those read more than once) down to the limit,
+        keeping at least ``keep`` of them."""
         spill: list[tuple[bytes, bytes]] = []
-        while self._mem_bytes > self._memory_limit and len(self._mem) > 1:
+        while self._mem_bytes > self._memory_limit - self._reserved() and len(self._mem) > keep:
             old, (old_data, old_streamed) = self._mem.popitem(last=False)
             self._mem_bytes -= len(old_data)
             if not old_streamed and self._disk_limit >= len(old_data) and old not in self._disk:

@@ -1,7 +1,9 @@
-"""The local state of one file being written through the mount: its dirty chunks, spooled to disk.
+"""The local state of one file being written through the mount: its dirty chunks, and the spool they spill to.
 
 A :class:`FileState` overlays the stored file (size ``vault_size``) with a local size and a set
-of dirty chunks whose current bytes live in a spool file: chunk ``i`` at offset ``i·chunk_size``.
+of dirty chunks. A dirty chunk's current bytes are in a memory slot (``mem``, see
+:mod:`.writeback`), or in a blob stored ahead of the flush (``stored``, when its version is the
+chunk's current one), or else in a spool file: chunk ``i`` at offset ``i·chunk_size``.
 The spool is an anonymous file in the cache folder (``O_TMPFILE``, or created and unlinked at
 once), so it disappears with the process and nothing else can open it. Its bytes are encrypted
 like the chunk cache's spill, under a key that lives only in this process's memory: AES-256-XTS
@@ -9,7 +11,7 @@ per 64 KiB sector (the disk-encryption mode: random access, no stored nonces), t
 per-spool value and the sector number, so a laptop's disk never holds written plaintext (issue 10
 item 9). A sector whose stored bytes are all zero is a hole and reads as zeros. Everything beyond
 the local size in the spool is zero (shrinking truncates it), so chunks that a growth adds are
-dirty zeros without a write.
+dirty zeros without a write (a hole, until a write gives them a slot).
 
 The invariant the flush relies on (``content.FileContent.flush``): every chunk below the local
 size that is not dirty is stored in the vault with exactly the length it has at the local size.
@@ -33,6 +35,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ..engine.errors import LocalIOError, NoSpace
+from ..engine.format.refs import Blob
 
 _versions = itertools.count(1)
 
@@ -160,12 +163,44 @@ class Spool:
 
 
 @dataclass(slots=True, eq=False)
+class Slot:
+    """A dirty chunk's bytes at ``n``, its length at the file's local size: ``buf[:n]`` (``buf[n:]`` is
+    zero), or, for a chunk written so far only by appends from its start, the writes' own buffers
+    ``parts`` (``filled`` bytes, zeros from there to ``n``), joined once when the chunk is stored."""
+
+    buf: bytearray
+    n: int
+    lent: bool = False  # being stored (an upload or a patch): copied before any change
+    parts: list[bytes] | None = None
+    filled: int = 0  # the bytes in ``parts``
+
+    @property
+    def held(self) -> int:
+        """Bytes of memory it holds."""
+        return len(self.buf) if self.parts is None else self.filled
+
+    def data(self) -> bytes:
+        if self.parts is None:
+            return bytes(memoryview(self.buf)[: self.n])
+        joined = b"".join(self.parts)
+        return joined + bytes(self.n - self.filled) if self.n > self.filled else joined
+
+    def read(self, lo: int, hi: int) -> bytes:
+        return bytes(self.buf[lo:hi]) if self.parts is None else self.data()[lo:hi]
+
+
+@dataclass(slots=True, eq=False)
 class FileState:
     ino: int
     size: int  # the local size (what readers see)
     vault_size: int  # the size of the stored file after the last flush
     spool: Spool
     dirty: dict[int, int] = field(default_factory=dict)  # chunk index -> version
+    mem: dict[int, Slot] = field(default_factory=dict)  # chunk index -> its bytes in memory
+    # index -> (version, blob stored ahead); only ever of the chunk's current version: a change drops it
+    stored: dict[int, tuple[int, Blob]] = field(default_factory=dict)
+    uploading: int = 0  # chunks of this file the write-behind is storing now
+    draining: bool = False  # a final flush runs: no new write-behind (it takes every chunk itself)
     mtime_ns: int | None = None  # set by writes and utimens while data is pending
     orphan: bool = False  # unlinked while open: never flushed, dropped at the last close
     stale: bool = False  # other clients' commits were adopted: re-read the stored size when clean
@@ -179,6 +214,12 @@ class FileState:
 
     def mark(self, index: int) -> None:
         self.dirty[index] = next(_versions)
+        self.stored.pop(index, None)
+
+    def blob(self, index: int) -> Blob | None:
+        """The blob stored ahead for dirty chunk ``index`` if it holds the chunk's current bytes."""
+        got = self.stored.get(index)
+        return got[1] if got is not None and got[0] == self.dirty.get(index) else None
 
     def close(self) -> None:
         self.spool.close()

@@ -82,10 +82,11 @@ class ContentWriter:
         await self._pack.flush()
 
 
-def plan_patch(old: File | None, size: int, chunks: Mapping[int, bytes], chunk_size: int,
+def plan_patch(old: File | None, size: int, chunks: Mapping[int, bytes | Blob], chunk_size: int,
                where: str) -> list[bytes | Blob]:
-    """The pieces of a patched file: new bytes where ``chunks`` gives them, else the old blob of that
-    index, which must have the length the new size needs. Raises UsageError for an inconsistent patch."""
+    """The pieces of a patched file: what ``chunks`` gives (new bytes, or a blob stored already), else
+    the old blob of that index, which must have the length the new size needs. Raises UsageError for
+    an inconsistent patch."""
     cs = chunk_size
     old_blobs = [] if old is None or old.inline is not None else old.blobs
     old_inline = old.inline if old is not None and old.inline is not None else None
@@ -93,9 +94,10 @@ def plan_patch(old: File | None, size: int, chunks: Mapping[int, bytes], chunk_s
     for i in range(-(-size // cs)):
         want = min(cs, size - i * cs)
         if i in chunks:
-            if len(chunks[i]) != want:
+            given = chunks[i]
+            if (len(given) if isinstance(given, bytes | bytearray | memoryview) else given.length) != want:
                 raise UsageError(f"chunk {i} must be {want} bytes")
-            pieces.append(chunks[i])
+            pieces.append(given)
         elif old_inline is not None and i == 0 and len(old_inline) == want:
             pieces.append(old_inline)
         elif i < len(old_blobs) and old_blobs[i].length == want:

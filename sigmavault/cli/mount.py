@@ -68,7 +68,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-other", action="store_true", help="let other users access the mount")
     p.add_argument("--cache-dir", metavar="DIR",
                    help="local folder for the encrypted spool and chunk cache (the mount uses a private subfolder)")
-    p.add_argument("--memory-cache", type=int, default=64, metavar="MiB", help="clean chunks in memory (64)")
+    p.add_argument("--memory-cache", type=int, default=64, metavar="MiB",
+                   help="chunks in memory: cached, written (at most half) and read ahead (64)")
     p.add_argument("--disk-cache", type=int, default=1024, metavar="MiB", help="clean chunks spilled to disk (1024)")
     p.add_argument("--write-cache", type=int, default=512, metavar="MiB",
                    help="dirty data spooled before writers wait (512)")

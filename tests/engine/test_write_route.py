@@ -18,6 +18,7 @@ from sigmavault.actors import mixpool
 from sigmavault.actors.mixer import Mixer
 from sigmavault.backends.base import Backend, Wrapper
 from sigmavault.engine.catalog.tree import Meta
+from sigmavault.engine.edits import Planned
 from sigmavault.engine.errors import BackendAuthError
 from sigmavault.engine.format.envelope import Sealer, object_len
 from sigmavault.engine.format.refs import PendingRef, final_ref
@@ -178,3 +179,28 @@ async def test_a_pack_stored_by_a_flush_and_by_its_pipeline_lands_once(tmp_path:
         assert pack.objects_written == before and landed == [len(closed.members), len(members) - len(closed.members)]
         assert all(m.done for m in members) and pack.member_bytes(members[0]) is None
         assert await v._reader.read(members[0]) == SMALLS[0]
+
+
+async def test_chunks_stored_ahead_are_linked_by_a_patch_without_their_content(tmp_path: Path) -> None:
+    """The mount's write-behind: ``ingest(on_file=...)`` stores full chunks and hands back their blobs
+    without touching the tree; a later ``patch`` links them (and refuses a blob of the wrong length)."""
+    v = await new_vault(tmp_path)
+    got: dict[bytes, Any] = {}
+
+    async def on_file(parts: list[bytes], node: Any) -> None:
+        got[parts[0]] = node.blobs[0]
+
+    a, b = BIG[:MIB], BIG[MIB : 2 * MIB]
+    async with v.ingest(on_file=on_file) as ing:
+        for name, data in ((b"0", a), (b"1", b)):
+            await ing.add([name], Planned((data,)), Meta.now(0o600))
+    assert await v.ls("/") == []  # nothing reached the tree
+    with pytest.raises(sigmavault.UsageError):  # a full chunk's blob where the 10-byte tail belongs
+        await v.patch("/f.bin", 2 * MIB + 10, {0: got[b"0"], 1: got[b"1"], 2: got[b"0"]})
+    await v.patch("/f.bin", 2 * MIB + 10, {0: got[b"0"], 1: got[b"1"], 2: b"t" * 10})
+    assert await v.read_bytes("/f.bin") == a + b + b"t" * 10
+    await v.commit()
+    await v.aclose()
+    again = await reopen(tmp_path)
+    assert await again.read_bytes("/f.bin") == a + b + b"t" * 10
+    await again.aclose()

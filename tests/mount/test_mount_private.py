@@ -50,8 +50,10 @@ def test_spool_and_cache_hold_no_plaintext(mounts: Mounts) -> None:
     os.sync()
     for _ in range(2):
         assert (m.mountpoint / "clean.bin").read_bytes()[: len(MARKER)] == MARKER
-    with open(m.mountpoint / "open.bin", "wb") as f:  # dirty data stays in the spool while open
-        f.write(MARKER * 100)
+    with open(m.mountpoint / "open.bin", "wb") as f:  # dirty data past the memory budget spills to the spool
+        for k in range(5):  # partial chunks (no write reaches a chunk's end): 5 slots, 2 MiB of budget
+            f.seek(k * MIB + 1)
+            f.write(MARKER * 100)
         f.flush()
         spooled = 0
         for fd in os.listdir(f"/proc/{m.proc.pid}/fd"):
@@ -61,11 +63,14 @@ def test_spool_and_cache_hold_no_plaintext(mounts: Mounts) -> None:
             data = Path(f"/proc/{m.proc.pid}/fd/{fd}").read_bytes()
             spooled += len(data)
             assert MARKER[:24] not in data, target
-        assert spooled >= len(MARKER) * 100  # the spool was found and holds the write, encrypted
+        assert spooled >= len(MARKER) * 100  # the spool was found and holds a spilled write, encrypted
         for path in cache_root.rglob("*"):
             if path.is_file():
                 assert MARKER[:24] not in path.read_bytes(), path
-    assert (m.mountpoint / "open.bin").read_bytes() == MARKER * 100
+    written = (m.mountpoint / "open.bin").read_bytes()
+    assert len(written) == 4 * MIB + 1 + len(MARKER) * 100
+    for k in range(5):
+        assert written[k * MIB : k * MIB + 1 + len(MARKER) * 100] == b"\0" + MARKER * 100
     assert m.stop() == 0
 
 
