@@ -177,6 +177,10 @@ def test_ctrl_c_during_import_keeps_the_previous_generation(tmp_path: Path) -> N
         d = src / f"d{i % 30}"
         d.mkdir(parents=True, exist_ok=True)
         (d / f"f{i}").write_bytes(os.urandom(2048))
+    # last in the walk: a 64 GiB sparse file keeps the import reading for seconds after the first
+    # file events, so the signal surely lands mid-import (a fast import must not finish first)
+    with open(src / "zz-sparse", "wb") as f:
+        f.truncate(64 << 30)
     proc = cli.popen("--json", "import", str(src))
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -188,6 +192,7 @@ def test_ctrl_c_during_import_keeps_the_previous_generation(tmp_path: Path) -> N
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sigmavault: error: interrupted")
     assert gen(cli) == 0 and cli.ok("--json", "ls").json()["entries"] == []
+    (src / "zz-sparse").unlink()
     cli.ok("import", str(src))  # and it can simply be run again
     assert gen(cli) == 1
 
