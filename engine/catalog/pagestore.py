@@ -62,6 +62,15 @@ def _aligned(blobs: tuple[BlobRef, ...], chunk_size: int) -> bool:
     return all(b.length == chunk_size for b in body) and tail.length <= chunk_size
 
 
+def _checked_node(e: Entry, chunk_size: int) -> Node:
+    """The node of a loaded entry, after the check a page alone cannot make: a file's blobs are
+    chunk-aligned (each but the last exactly one chunk), so every reader maps offsets alike."""
+    if e.blobs and not _aligned(e.blobs, chunk_size):
+        raise IntegrityError(f"file {os.fsdecode(e.name)!r} has blobs that are not chunk-aligned "
+                             "(a hostile or damaged catalog)")
+    return node_from_entry(e)
+
+
 class Catalog:
     """Loads and saves directory pages of one vault."""
 
@@ -104,10 +113,7 @@ class Catalog:
                                      "a name would appear twice (a hostile or damaged catalog)")
             last = entries[-1].name
             for e in entries:
-                if e.blobs and not _aligned(e.blobs, cs):
-                    raise IntegrityError(f"file {os.fsdecode(e.name)!r} has blobs that are not chunk-aligned "
-                                         "(a hostile or damaged catalog)")
-                out[e.name] = node_from_entry(e)
+                out[e.name] = _checked_node(e, cs)
         return out
 
     async def find(self, d: Dir, name: bytes) -> Node | None:
@@ -133,10 +139,7 @@ class Catalog:
                 e = view.find(name)
                 if e is None:
                     return None
-                if e.blobs and not _aligned(e.blobs, self._store.chunk_size):
-                    raise IntegrityError(f"file {os.fsdecode(e.name)!r} has blobs that are not chunk-aligned "
-                                         "(a hostile or damaged catalog)")
-                return node_from_entry(e)
+                return _checked_node(e, self._store.chunk_size)
         return None
 
     async def _entries(self, ref: BlobRef, reader: BlobReader | None) -> tuple[Entry, ...]:
