@@ -185,6 +185,13 @@ def test_a_rewrite_killed_midway_is_finished_by_the_next_run(history: tuple[Cli,
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr)
     assert sum(e == 2 for e in header_epochs(vault).values()) == 2  # killed after its second copy
     restore_all(cli, tmp / "meanwhile", GENS)  # the history reads as before (no map yet)
+    slot = cli.ok("--json", "key", "list").json()["slots"][-1]["id"]
+    before = sorted(os.listdir(vault / "k")), sorted(os.listdir(vault / "c"))
+    refused = cli("key", "remove", slot, "--rekey", "--rewrite")  # a revocation waits for the rewrite
+    assert refused.code == 2 and "rekey --rewrite" in refused.one_line_error()
+    refused = cli("key", "remove", slot, "--rewrite")
+    assert refused.code == 2 and "--rekey" in refused.one_line_error()
+    assert (sorted(os.listdir(vault / "k")), sorted(os.listdir(vault / "c"))) == before  # nothing written
 
     done = cli.ok("--json", "rekey", "--rewrite").json()
     assert "epoch" not in done, "a second rekey was started instead of finishing the rewrite"
