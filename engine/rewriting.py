@@ -32,10 +32,11 @@ from .committer import Committer
 from .content.index import BlobIndex
 from .content.writer import ContentWriter
 from .errors import NotFound, UsageError
+from .format.canonical import dumps
 from .format.commits import ChainHead
 from .format.pages import BlobRef
 from .format.refs import Blob, final_ref
-from .format.rewritemap import to_json
+from .format.rewritemap import MAX_MAP, to_json
 from .guard import WriteGuard
 from .keys.schedule import KIND_CHUNK
 from .repo.history import History
@@ -135,12 +136,16 @@ class _Run:
             own = r._history.effective_root(await r._history.commit_at(g))
             if [p.id for p in own] != [p.id for p in self.roots[g]]:
                 self.mapped[g] = self.roots[g]
-        return {"rewrite": to_json(epoch, self.mapped)}
+        value = to_json(epoch, self.mapped)
+        if len(dumps(value)) > MAX_MAP:  # readers would refuse the commit: never land it
+            raise UsageError(f"{len(kept)} kept generations are too many for one rewrite's map: "
+                             "forget some (`sigmavault forget`), then run it again (what is copied stays)")
+        return {"rewrite": value}
 
     async def _tree(self, tree: Tree, epoch: int) -> list[BlobRef]:
         """One generation's tree rewritten: its root's new pages (its own if nothing is older)."""
         fresh: list[tuple[Place, Dir]] = []
-        top = await self._dir(tree, tree.root, [], epoch, fresh)
+        top = await self._dir(tree, tree.root, epoch, fresh)
         if top is tree.root:
             return list(tree.root.pages)
         await self.r._content.flush()  # the copies' packs are stored: their refs are final
@@ -153,28 +158,38 @@ class _Run:
             self.pages += 1
         return list(root)
 
-    async def _dir(self, tree: Tree, d: Dir, where: list[bytes], epoch: int, fresh: list[tuple[Place, Dir]]) -> Dir:
-        """``d`` with everything below it of an older epoch stored again (``d`` itself if nothing is)."""
-        place = tuple((p.object_name, p.off) for p in d.pages)
-        hit = self.dirs.get(place) if d.pages else None
-        if hit is not None:
-            return Dir(d.meta, list(hit))
-        kids: dict[bytes, Node] = {}
-        changed = any(p.epoch < epoch for p in d.pages)
-        for name, node in (await tree.children(d, where)).items():
-            new: Node = node
-            if isinstance(node, Dir):
-                new = await self._dir(tree, node, [*where, name], epoch, fresh)
-            elif isinstance(node, File) and any(b.epoch < epoch for b in node.blobs):
-                new = dataclasses.replace(node, blobs=[await self._copy(b) if b.epoch < epoch else b
-                                                       for b in node.blobs])
-            changed |= new is not node
-            kids[name] = new
-        if not changed:
-            return d
-        out = Dir(d.meta, children=kids, dirty=True)
-        fresh.append((place, out))
-        return out
+    async def _dir(self, tree: Tree, top: Dir, epoch: int, fresh: list[tuple[Place, Dir]]) -> Dir:
+        """``top`` with everything below it of an older epoch stored again (``top`` itself if nothing
+        is). Iterative, children before parents (a tree may be deeper than Python's recursion limit)."""
+        done: dict[int, Dir] = {}  # id() of an old directory (alive in ``tree``) -> what replaces it
+        stack: list[tuple[Dir, list[bytes], bool]] = [(top, [], False)]
+        while stack:
+            d, where, expanded = stack.pop()
+            place = tuple((p.object_name, p.off) for p in d.pages)
+            hit = self.dirs.get(place) if d.pages else None
+            if hit is not None:  # rewritten for an earlier generation: its new pages hold the same entries
+                done[id(d)] = Dir(d.meta, list(hit))
+                continue
+            entries = await tree.children(d, where)
+            if not expanded:
+                stack.append((d, where, True))
+                stack.extend((n, [*where, name], False) for name, n in entries.items() if isinstance(n, Dir))
+                continue
+            kids: dict[bytes, Node] = {}
+            changed = any(p.epoch < epoch for p in d.pages)
+            for name, node in entries.items():
+                new: Node = node
+                if isinstance(node, Dir):
+                    new = done.pop(id(node))
+                elif isinstance(node, File) and any(b.epoch < epoch for b in node.blobs):
+                    new = dataclasses.replace(node, blobs=[await self._copy(b) if b.epoch < epoch else b
+                                                           for b in node.blobs])
+                changed |= new is not node
+                kids[name] = new
+            done[id(d)] = Dir(d.meta, children=kids, dirty=True) if changed else d
+            if changed:
+                fresh.append((place, done[id(d)]))
+        return done[id(top)]
 
     async def _copy(self, b: Blob) -> Blob:
         """The one write route: read the blob, store its bytes under the current epoch, unless the

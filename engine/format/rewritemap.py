@@ -11,7 +11,8 @@ Runs of consecutive generations with the same root share one entry (a record com
 parent's root); runs are ascending, disjoint and name only generations below the commit's own. The
 map is part of the sealed, hash-chained commit body, so it is authenticated like the commit's own
 ``root``. It is bounded by the commit body limit and :data:`MAX_RUNS`, not by ``MAX_META`` (a vault
-of a few hundred generations would not fit that).
+of a few hundred generations would not fit that); a rewriter writes at most :data:`MAX_MAP` bytes of
+it (about 5,000 runs of one-page roots).
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..keys.schedule import KIND_PAGE_PACK
-from .canonical import array, fail, integer, obj
+from .canonical import MAX_DOCUMENT, array, fail, integer, obj
 from .pages import BlobRef, ref_from_json, ref_to_json
 
 MAX_RUNS = 1 << 16
+#: the largest map a rewriter writes: the commit body (1 MiB) keeps room for the rest of the record
+MAX_MAP = MAX_DOCUMENT - 128 * 1024
 MAX_ROOT_PAGES = 1 << 12
 
 
@@ -74,4 +77,4 @@ def parse(value: object, gen: int) -> RewriteMap:
     return RewriteMap(epoch, tuple(runs))
 
 
-__all__ = ["MAX_RUNS", "RewriteMap", "parse", "to_json"]
+__all__ = ["MAX_MAP", "MAX_RUNS", "RewriteMap", "parse", "to_json"]

@@ -104,3 +104,20 @@ async def test_writers_beside_a_rewrite_lose_nothing_and_refer_to_no_old_object(
         assert await (await v.at(1)).read_bytes("/d/e/c.bin") is not None
         report = await v.verify(full=True)
         assert report.ok, report
+
+
+async def test_a_tree_deeper_than_the_recursion_limit_is_rewritten(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    deep = "/" + "/".join(["d"] * 1200)
+    data = os.urandom(5000)
+    async with await new_vault(root) as v:
+        await v.mkdir(deep, parents=True)
+        await v.put(deep + "/leaf", data)
+        await v.commit()  # 1
+        await v.rekey(Passphrase.of(PASS), rewrite=True)  # 2
+        done = await v.rewriter.run()  # 3
+        assert done.record == 3 and done.pages >= 1201
+        assert await ref_epochs(v, 1) == {2}
+        await v.prune()
+        assert set(header_epochs(root).values()) == {2}
+        assert await (await v.at(1)).read_bytes(deep + "/leaf") == data
