@@ -104,6 +104,10 @@ def test_rewrite_keeps_every_generation_and_prune_leaves_no_old_epoch(history: t
     after = log(cli)
     assert sorted(after) == list(range(9)) and {g: after[g] for g in logged} == logged
     assert after[8] == (0, 0, 0)  # the completing commit holds what the rekey record held
+    events = cli.ok("--json", "audit").json()["events"]
+    assert [(e["event"], e["generation"], e["epoch"]) for e in events if e["event"] in ("rekey", "rewrite")] == [
+        ("rekey", 7, 2), ("rewrite", 8, 2)]
+    assert "every kept generation re-encrypted under key epoch 2" in cli.ok("audit").out
     cli.ok("verify", "--full")
 
     cli.ok("prune")
