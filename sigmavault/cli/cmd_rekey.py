@@ -28,7 +28,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        description="Draw a new vault key (KSK) and start key epoch e+1: new writes use it, and e "
                                    "is retired at the last generation written under it. Whoever held the old keys "
                                    "(a removed slot's holder) cannot read anything written afterwards. Objects "
-                                   "already written stay under their epoch (not re-encrypted).")
+                                   "already written stay under their epoch unless --rewrite re-encrypts them.")
     drop_option(p)
     rewrite_option(p)
     p.set_defaults(handler=rekey)

@@ -10,6 +10,7 @@ to happen: the writer commits inside the rewriter's own X4 step, before its crea
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from sigmavault.engine import rewriting
 from sigmavault.engine.catalog.tree import Dir, File
 from sigmavault.engine.format.commits import ChainHead
 from sigmavault.engine.keys.credentials import Passphrase
+from sigmavault.engine.transfer.prune import PruneReport
 
 
 async def ref_epochs(v: Vault, gen: int, *, own: bool = False) -> set[int]:
@@ -121,3 +123,48 @@ async def test_a_tree_deeper_than_the_recursion_limit_is_rewritten(tmp_path: Pat
         await v.prune()
         assert set(header_epochs(root).values()) == {2}
         assert await (await v.at(1)).read_bytes(deep + "/leaf") == data
+
+
+async def test_a_prune_beside_the_rewrite_keeps_its_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prune that marks its candidates while the rewrite's copies are stored and its map is not
+    landed yet (nothing refers to them) waits for the rewriter's lease, then finds them in the map."""
+    root = tmp_path / "v"
+    files = {"/a.bin": os.urandom(MIB + 5000), "/d/b.txt": os.urandom(3000)}
+    async with await new_vault(root) as v:
+        for path, data in files.items():
+            await v.put(path, data)
+        await v.commit()  # 1
+    rewriter = await reopen(root)
+    pruner = await reopen(root)
+    marked = asyncio.Event()
+    steps: list[str] = []
+
+    async def hook(step: str) -> None:
+        steps.append(step)
+        if step == "P3":  # its deletion record is written and the leases listed: ours among them
+            marked.set()
+
+    try:
+        await rewriter.rekey(Passphrase.of(PASS), rewrite=True)  # 2
+        original = rewriting._Run.decide
+        runs: list[asyncio.Task[PruneReport]] = []
+
+        async def decide(self: rewriting._Run, head: ChainHead) -> dict[str, object]:
+            meta = await original(self, head)  # X2 done, W3 checked: the copies wait for the map
+            if not runs:
+                runs.append(asyncio.create_task(pruner._pruner(poll=0.01, hook=hook).run()))
+                await marked.wait()  # the pruner marked the copies (nothing refers to them yet) and waits for us
+            return meta
+
+        monkeypatch.setattr(rewriting._Run, "decide", decide)
+        assert (await rewriter.rewriter.run()).record == 3
+        report = await asyncio.wait_for(runs[0], 60)
+        assert steps[:4] == ["P2", "P3", "P4", "P5"] and report.leases_waited == 1 and report.kept_back >= 2
+        assert report.deleted == 0  # the old objects were still referenced when it listed its candidates
+        again = await pruner.prune()  # the next one finds the old epoch unreferenced
+        assert again.deleted >= 2 and set(header_epochs(root).values()) == {2}
+        for path, data in files.items():
+            assert await (await pruner.at(1)).read_bytes(path) == data
+    finally:
+        await rewriter.aclose()
+        await pruner.aclose()
