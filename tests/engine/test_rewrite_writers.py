@@ -20,8 +20,10 @@ from vaulttools import MIB, PASS, new_vault, reopen
 from sigmavault import Vault
 from sigmavault.engine import rewriting
 from sigmavault.engine.catalog.tree import Dir, File
+from sigmavault.engine.errors import NotFound
 from sigmavault.engine.format.commits import ChainHead
 from sigmavault.engine.keys.credentials import Passphrase
+from sigmavault.engine.retention import Rules
 from sigmavault.engine.transfer.prune import PruneReport
 
 
@@ -168,3 +170,25 @@ async def test_a_prune_beside_the_rewrite_keeps_its_copies(tmp_path: Path, monke
     finally:
         await rewriter.aclose()
         await pruner.aclose()
+
+
+async def test_forgotten_generations_are_not_rewritten_and_their_objects_go(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    gone, kept = os.urandom(MIB + 10), os.urandom(MIB + 20)
+    async with await new_vault(root) as v:
+        await v.put("/gone.bin", gone)
+        await v.commit()  # 1
+        await v.rm("/gone.bin")
+        await v.put("/kept.bin", kept)
+        await v.commit()  # 2
+        await v.forget(Rules(last=1))  # 3: forgets 0 and 1
+        await v.rekey(Passphrase.of(PASS), rewrite=True)  # 4
+        done = await v.rewriter.run()  # 5
+        assert done.generations == 3 and done.blobs == 2  # 2, 3, 4 (the same root): kept.bin's chunk and tail
+        await v.prune()
+        assert set(header_epochs(root).values()) == {2}
+        assert await v.read_bytes("/kept.bin") == kept
+        with pytest.raises(NotFound):
+            await v.at(1)
+        report = await v.verify(full=True)
+        assert report.ok, report
