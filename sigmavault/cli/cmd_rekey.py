@@ -5,6 +5,8 @@ under the new KSK. Device, recovery and recipient slots are re-wrapped from thei
 other passphrase slots cannot be (their passphrases are not known here) and are dropped only with
 ``--drop-passphrase-slots``. Run again after a kill, ``rekey`` finishes the rekey it began. The
 protocol is docs/format.md, "Rekey beside writers"; the library call is :meth:`Vault.rekey`.
+An unlock agent holding this vault's old KSK is handed the new one for the time the old one had
+left (the old one opens no newer keystore: it would only keep revoked key material in memory).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 from typing import Any
 
 from .._internal import Rekeyed, SlotInfo
+from . import agent_client
 from .access import Options, probe, unlock
 from .output import Output
 
@@ -46,7 +49,10 @@ async def run(opts: Options, out: Output, *, remove: str | None, drop: bool) -> 
         slot = vault.keys.find(remove) if remove is not None else None
         done = await vault.rekey(cred, remove=slot, drop_passphrase_slots=drop)
         writers = [w.label for w in vault.keys.writers() if w.active]
+        handed = await agent_client.hand_over(*vault.keys.agent_key())
     report(out, done)
+    if handed:  # the old KSK it held opens no newer keystore: it would only keep revoked key material
+        out.note("the unlock agent now holds the new vault key (for the time the old one had left)")
     if writers:
         out.warn(f"write-only clients ({', '.join(writers)}) still seal their drops to the old epoch's key (their "
                  "drops are re-sealed when taken in): re-issue their credentials (`key add --writer`) so that "
