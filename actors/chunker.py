@@ -92,29 +92,51 @@ def _is_small(job: FileJob) -> bool:
     return 0 <= job.size_hint <= SMALL and isinstance(job.source, (str, os.PathLike))
 
 
-def _read_small(paths: list[object], chunk_id: Callable[[bytes], bytes] | None = None
-                ) -> list[tuple[bytes, bytes | None] | BaseException | None]:
-    """Read whole small files in one thread hop, with the keyed id of each one shorter than a chunk
-    when ``chunk_id`` is given (hashed here, not on the event loop); ``None`` for a file that grew
-    past SMALL since the scan."""
-    out: list[tuple[bytes, bytes | None] | BaseException | None] = []
+#: what the reading thread makes of a small file: its bytes, keyed id, whether compressing was tried, the frame
+_Read = tuple[bytes, bytes | None, bool, bytes | None]
+Squeeze = Callable[[bytes], bytes | None]
+
+
+def _read_whole(path: str) -> bytes:
+    """At most SMALL + 1 bytes of ``path`` (more means it grew past SMALL since the scan)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        parts = [os.read(fd, SMALL + 1)]
+        while parts[-1] and sum(map(len, parts)) <= SMALL:  # a short read before the end (FUSE, NFS)
+            parts.append(os.read(fd, SMALL + 1 - sum(map(len, parts))))
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def _read_small(paths: list[object], chunk_id: Callable[[bytes], bytes] | None = None,
+                squeeze: Squeeze | None = None, inline_max: int = -1) -> list[_Read | BaseException | None]:
+    """Read whole small files in one thread hop; ``None`` for a file that grew past SMALL since the scan.
+
+    With ``chunk_id``, each file shorter than a chunk is hashed here, and with ``squeeze`` each one
+    longer than ``inline_max`` is compressed here too: not on the event loop (keyed BLAKE3 and zstd
+    release the GIL, so this thread's work overlaps the loop's). Compressing a file that turns out to
+    be stored already is wasted; a new one would be compressed anyway.
+    """
+    out: list[_Read | BaseException | None] = []
     for p in paths:
         path = os.fspath(p)  # type: ignore[call-overload]
         try:
-            with open(path, "rb") as f:
-                data = f.read(SMALL + 1)
+            data = _read_whole(path)
         except OSError as exc:
             out.append(_source_error(path, exc))
             continue
         if len(data) > SMALL:
             out.append(None)
+        elif squeeze is not None and len(data) > inline_max:
+            out.append((data, chunk_id(data) if chunk_id is not None else None, True, squeeze(data)))
         else:
-            out.append((data, chunk_id(data) if chunk_id is not None and data else None))
+            out.append((data, chunk_id(data) if chunk_id is not None and data else None, False, None))
     return out
 
 
-def chunker(chunk_size: int, chunk_id: Callable[[bytes], bytes] | None = None
-            ) -> Callable[[ReceiveChannel[FileJob], SendChannel[Piece]], Awaitable[None]]:
+def chunker(chunk_size: int, chunk_id: Callable[[bytes], bytes] | None = None, squeeze: Squeeze | None = None,
+            inline_max: int = -1) -> Callable[[ReceiveChannel[FileJob], SendChannel[Piece]], Awaitable[None]]:
     """The stage: ``FileJob`` in, ``Piece`` out.
 
     Small files named by path are read whole, up to BATCH_FILES / BATCH_BYTES of them per thread
@@ -122,14 +144,17 @@ def chunker(chunk_size: int, chunk_id: Callable[[bytes], bytes] | None = None
     else streams chunk by chunk. With ``chunk_id`` (the keyed id function the engine lends), the
     reading thread also computes the id of every small file shorter than a chunk and the piece
     carries it: the event loop no longer hashes them (nor waits to get the GIL back after each hash).
+    With ``squeeze`` (compression on), the reading thread also compresses every small file longer
+    than ``inline_max`` (a shorter one stays inline in its page) and the piece carries the frame.
     """
 
-    async def emit(job: FileJob, source: Source, outbox: SendChannel[Piece], blob_id: bytes | None = None) -> None:
+    async def emit(job: FileJob, source: Source, outbox: SendChannel[Piece], read: _Read | None = None) -> None:
         if isinstance(source, Planned):
             await planned(job.token, source, outbox)
             return
         if isinstance(source, bytes) and len(source) < chunk_size:  # a small file read whole: one piece
-            await outbox.send(Piece(job.token, 0, True, source, blob_id=blob_id))
+            _, blob_id, squeezed, frame = read or (source, None, False, None)
+            await outbox.send(Piece(job.token, 0, True, source, blob_id=blob_id, squeezed=squeezed, frame=frame))
             return
         index = 0
         held: bytes | None = None  # one piece of lookahead, to mark the last one final
@@ -182,13 +207,13 @@ def chunker(chunk_size: int, chunk_id: Callable[[bytes], bytes] | None = None
                     break
                 batch.append(nxt)
                 total += nxt.size_hint
-            contents = await asyncio.to_thread(_read_small, [j.source for j in batch], chunk_id)
+            contents = await asyncio.to_thread(_read_small, [j.source for j in batch], chunk_id, squeeze, inline_max)
             for j, got in zip(batch, contents, strict=True):
                 if isinstance(got, BaseException):
                     raise got
                 if got is None:
                     await emit(j, j.source, outbox)
                 else:
-                    await emit(j, got[0], outbox, got[1])
+                    await emit(j, got[0], outbox, got)
 
     return run

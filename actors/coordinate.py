@@ -6,7 +6,8 @@ file; a full chunk gets its keyed id off the event loop (keyed BLAKE3 releases t
 content-addressed name, and is either found — in the local index, or already on its way in this
 pipeline — or sent on to be sealed; a shorter piece is appended to the open data pack unless the
 index knows it, and a pack that the append closed is sent on to be sealed and stored like a chunk.
-A small file read whole may arrive with its id already computed (the chunker's reading thread).
+A small file read whole may arrive with its id, and its zstd frame, already computed (the chunker's
+reading thread).
 
 With compression on (``squeeze``), a new piece — a full chunk too — whose zstd frame is worth
 keeping goes into the open data pack as that frame (its ref says so): compressed pieces are packed
@@ -56,12 +57,16 @@ def coordinate(p: Placement, settled: SendChannel[Placed] | None = None
     #: full chunks already seen in this pipeline: their place (a ref or a pack member) once decided
     in_flight: dict[bytes, asyncio.Future[BlobRef | PendingRef]] = {}
 
-    async def packed(data: bytes, blob_id: bytes, outbox: SendChannel[ToSeal | Placed]) -> PendingRef | None:
+    async def packed(data: bytes, blob_id: bytes, outbox: SendChannel[ToSeal | Placed], piece: Piece | None = None
+                     ) -> PendingRef | None:
         """Append ``data`` to the open data pack, compressed if that is worth it (None: a full chunk
-        not worth compressing, for the caller to seal as its own object)."""
+        not worth compressing, for the caller to seal as its own object). A ``piece`` the chunker's
+        thread already tried compressing brings its frame."""
         n = len(data)
         z = None
-        if p.squeeze is not None:
+        if piece is not None and piece.squeezed:
+            z = piece.frame
+        elif p.squeeze is not None:
             z = p.squeeze(data) if n < 65536 else await asyncio.to_thread(p.squeeze, data)
         if z is None and n == p.chunk_size:
             return None
@@ -125,7 +130,7 @@ def coordinate(p: Placement, settled: SendChannel[Placed] | None = None
                 if found is not None:
                     await done.send(Placed(piece.token, piece.index, piece.final, n, found, deduped=True))
                     continue
-                member = await packed(data, blob_id, outbox)
+                member = await packed(data, blob_id, outbox, piece)
                 assert member is not None  # a short piece always goes into the pack
                 await done.send(Placed(piece.token, piece.index, piece.final, n, member))
 

@@ -50,6 +50,9 @@ class Piece:
     data: bytes
     kept: Blob | None = None  # a blob the file keeps as it is (``data`` is then empty)
     blob_id: bytes | None = None  # its keyed id, when the chunker computed it in its reading thread
+    #: the chunker's reading thread tried compressing it too: ``frame`` is the outcome (None: store as is)
+    squeezed: bool = False
+    frame: bytes | None = None
 
     def __len__(self) -> int:
         return len(self.data)

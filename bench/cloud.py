@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import filecmp
+import json
 import os
 import shutil
 import statistics
@@ -236,6 +237,11 @@ def main() -> None:
                     step(server.new_bucket())
                     same(src, out)
         report(results)
+        out = ROOT / "bench" / "results"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "cloud.json").write_text(json.dumps(
+            {"size_mib": args.size_mib, "runs_mbps": {f"{t}/{o}": v for (t, o), v in results.items()},
+             "median_mbps": {f"{t}/{o}": statistics.median(v) for (t, o), v in results.items()}}, indent=1))
 
 
 def report(results: dict[tuple[str, str], list[float]]) -> None:

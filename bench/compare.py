@@ -7,7 +7,8 @@ Datasets: a random file (incompressible), a compressible text file of the same s
 small files of 1–16 KiB. Every tool imports each dataset into a fresh local repository and exports it
 back; runs are interleaved (tool by tool within each round) so a noisy moment hurts everyone alike.
 Each command runs as a child process; its wall time gives MB/s and ``wait4`` its peak RSS.
-sigmavault runs once per mixer executor kind (process / thread / inline).
+sigmavault runs with its default mixer (``--mixers process,thread,inline`` adds a row per executor).
+After each import the bytes the tool's repository holds are recorded (``stored`` in results.json).
 
 Prints a table of median MB/s, ratios against each peer, peak RSS and median CPU seconds (user +
 system of the command and its waited-for children: steadier than wall time when other work shares the
@@ -41,6 +42,7 @@ class Result:
     seconds: list[float] = field(default_factory=list)
     rss_mib: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)  # user + system CPU seconds (steadier than wall on a busy box)
+    stored: list[int] = field(default_factory=list)  # bytes the tool's repository holds after the import
     nbytes: int = 0
 
     @property
@@ -122,12 +124,19 @@ class Tool:
     def export(self, dst: Path) -> tuple[float, float, float]:
         raise NotImplementedError
 
+    #: where the tool keeps what it stored, below ``work`` (its size after an import is the stored bytes)
+    repository = "repo"
+
+    def stored(self) -> int:
+        return tree_size(self.work / self.repository)
+
 
 class Sigmavault(Tool):
     def __init__(self, work: Path, mixer: str) -> None:
         super().__init__(work)
         self.mixer = mixer
         self.name = f"sigmavault[{mixer}]"
+        self.repository = "vault"
         # PYTHONDONTWRITEBYTECODE (set in some shells and CI images) leaves a fresh checkout without
         # bytecode: every run would compile the whole package again (~0.2 s of CPU a command, measured),
         # where an installed sigmavault runs from the bytecode pip wrote
@@ -186,6 +195,7 @@ class Borg(Tool):
 
 class RcloneCrypt(Tool):
     name = "rclone crypt"
+    repository = "remote"
 
     def __init__(self, work: Path) -> None:
         super().__init__(work)
@@ -204,6 +214,7 @@ class Age(Tool):
     """age encrypts one stream: files are tarred through it (as people do), single files directly."""
 
     name = "age"
+    repository = "data.age"
 
     def fresh(self) -> None:
         super().fresh()
@@ -223,6 +234,7 @@ class Age(Tool):
 
 class Gocryptfs(Tool):
     name = "gocryptfs"
+    repository = "cipher"
 
     def fresh(self) -> None:
         self.unmount()
@@ -294,7 +306,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "data")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--tools", default="sigmavault,restic,rclone,borg,age,gocryptfs")
-    ap.add_argument("--mixers", default="process,thread,inline")
+    ap.add_argument("--mixers", default="auto", help="sigmavault's mixer executors, one row each "
+                    "(auto: the default; process,thread,inline compares them)")
     ap.add_argument("--datasets", default="random 1GiB,text 1GiB,10k small")
     args = ap.parse_args()
     datasets = prepare(args.work / "src", args.size_mib, args.small_files)
@@ -323,6 +336,8 @@ def main() -> None:
                     r.seconds.append(dt)
                     r.rss_mib.append(rss)
                     r.cpu.append(cpu)
+                    if op == "import":
+                        r.stored.append(tool.stored())
                     print(f"round {round_no + 1} {name:<12} {op:<7} {tool.name:<22} {nbytes / 1e6 / dt:8.1f} MB/s"
                           f"  rss {rss:6.1f} MiB  cpu {cpu:6.2f} s", flush=True)
                 if isinstance(tool, Gocryptfs):
@@ -336,7 +351,7 @@ def main() -> None:
     (args.out / "table.txt").write_text(text + "\n")
     (args.out / "results.json").write_text(json.dumps(
         [{"tool": r.tool, "dataset": r.dataset, "op": r.op, "seconds": r.seconds, "rss_mib": r.rss_mib,
-          "cpu_seconds": r.cpu, "bytes": r.nbytes, "mbps": r.mbps} for r in ordered], indent=1))
+          "cpu_seconds": r.cpu, "stored": r.stored, "bytes": r.nbytes, "mbps": r.mbps} for r in ordered], indent=1))
     chart(ordered, args.out / "chart.png")
     print(f"\nwrote {args.out / 'table.txt'}, results.json and chart.png")
 

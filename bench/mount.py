@@ -223,7 +223,7 @@ def main() -> None:
         print(f"{name:<22} {op:<6} {value:>8.1f} {cpu[name, op]:>6.1f} {rss.get(name, 0):>7.1f}M  {ratio}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "mount.json").write_text(json.dumps(
-        {"size_mib": args.size_mib, "mbps": {f"{k[0]}/{k[1]}": v for k, v in mbps.items()},
+        {"size_mib": args.size_mib, "memory_cache_mib": 64, "mbps": {f"{k[0]}/{k[1]}": v for k, v in mbps.items()},
          "cpu_seconds": {f"{k[0]}/{k[1]}": v for k, v in cpu.items()}, "peak_rss_mib": rss},
         indent=1))
 

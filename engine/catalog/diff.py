@@ -22,7 +22,7 @@ class Change:
 
 
 def _type(n: Node) -> str:
-    return "dir" if isinstance(n, Dir) else ("symlink" if n.key()[0] == "l" else "file")
+    return "dir" if isinstance(n, Dir) else ("symlink" if isinstance(n, Link) else "file")
 
 
 def _size(n: Node) -> int:

@@ -222,7 +222,8 @@ class Ingest:
         settled: SendChannel[Placed] = placed_send.clone()  # type: ignore[assignment]  # a Placed is a Stored | Placed
         self._settled = settled
         self._stages = [
-            Stage(chunk, self._tapped(chunker(p.chunk_size, p.chunk_id)), jobs_recv, pieces_send),
+            Stage(chunk, self._tapped(chunker(p.chunk_size, p.chunk_id, p.squeeze, p.inline_max)), jobs_recv,
+                  pieces_send),
             Stage(coord, self._closing(coordinate(p, settled), settled, copies=2), pieces_recv, mix_send,
                   concurrency=2),
             Stage(mix, mixing(self._mixer), mix_recv, sealed_send, concurrency=self._mixers),

@@ -38,6 +38,11 @@ O_UNNAMED = os.O_WRONLY | os.O_CLOEXEC | getattr(os, "O_TMPFILE", 0)
 #: linking an unnamed file needs its /proc link (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH)
 UNNAMED = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 _NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)  # what a filesystem without O_TMPFILE answers
+#: a piece is written in calls of at most this many bytes. Measured on the 2-core VM, 1 GiB into a new
+#: file: in 4 MiB calls 0.9–2.1 s of system time, in 256 KiB calls 0.27 s (the kernel's large page-cache
+#: folios are costly to fill on a host that takes free pages back); a 1 GiB export after its import
+#: went from 3.4–4.3 s to 1.6–2.1 s
+WRITE_SLICE = 256 << 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +243,7 @@ def write_files(jobs: list[tuple[int, bytes, bytes, Attrs]]) -> tuple[int, OSErr
 def pwrite_all(fd: int, data: bytes, offset: int) -> None:
     view = memoryview(data)
     while view:
-        n = os.pwrite(fd, view, offset)
+        n = os.pwrite(fd, view[:WRITE_SLICE], offset)
         view, offset = view[n:], offset + n
 
 

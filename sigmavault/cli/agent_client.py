@@ -118,6 +118,18 @@ async def store(fingerprint: bytes, ksk: Secret, slot: bytes, ttl: int) -> dict[
     return status
 
 
+async def hand_over(fingerprint: bytes, ksk: Secret, slot: bytes) -> bool:
+    """After a rekey: if the agent holds a key for this vault (the old KSK, which no longer opens
+    anything new), replace it with ``ksk`` for the time the old one had left. True if it did; an
+    agent that holds nothing for the vault (or none running) is left alone."""
+    reply = await request({"op": "get", "fp": fingerprint.hex()})
+    left = reply.get("left") if reply and reply.get("ok") else None
+    if not isinstance(left, (int, float)) or left < 1:
+        return False
+    await store(fingerprint, ksk, slot, int(left))
+    return True
+
+
 async def lock() -> int | None:
     """Make the agent forget every key (it then exits). Returns how many it held, None if none ran."""
     reply = await request({"op": "lock"})

@@ -5,6 +5,8 @@ under the new KSK. Device, recovery and recipient slots are re-wrapped from thei
 other passphrase slots cannot be (their passphrases are not known here) and are dropped only with
 ``--drop-passphrase-slots``. Run again after a kill, ``rekey`` finishes the rekey it began. The
 protocol is docs/format.md, "Rekey beside writers"; the library call is :meth:`Vault.rekey`.
+An unlock agent holding this vault's old KSK is handed the new one for the time the old one had
+left (the old one opens no newer keystore: it would only keep revoked key material in memory).
 
 ``--rewrite`` then re-encrypts every kept generation under the new epoch (docs/format.md, "Rewriting
 under the new epoch"; ``vault.rewriter``); run again after a kill, it finishes that rewrite
@@ -18,6 +20,7 @@ from typing import Any
 
 from .. import UsageError
 from .._internal import Rekeyed, Rewritten, SlotInfo
+from . import agent_client
 from .access import Options, probe, unlock
 from .output import Output
 
@@ -64,7 +67,10 @@ async def run(opts: Options, out: Output, *, remove: str | None, drop: bool, rew
         done = None if resume else await vault.rekey(cred, remove=slot, drop_passphrase_slots=drop, rewrite=rewrite)
         rewritten = await vault.rewriter.run() if rewrite else None
         writers = [w.label for w in vault.keys.writers() if w.active]
+        handed = await agent_client.hand_over(*vault.keys.agent_key())  # a killed rekey --rewrite's too
     report(out, done, rewritten)
+    if handed:  # the old KSK it held opens no newer keystore: it would only keep revoked key material
+        out.note("the unlock agent now holds the new vault key (for the time the old one had left)")
     if writers:
         out.warn(f"write-only clients ({', '.join(writers)}) still seal their drops to the old epoch's key (their "
                  "drops are re-sealed when taken in): re-issue their credentials (`key add --writer`) so that "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import threading
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,13 +21,14 @@ from sigmavault.engine.errors import NotFound
 CS = 1 << 20
 
 
-async def run_chunker(jobs: list[FileJob], chunk_id: Callable[[bytes], bytes] | None = None) -> list[Piece]:
+async def run_chunker(jobs: list[FileJob], chunk_id: Callable[[bytes], bytes] | None = None,
+                      squeeze: Callable[[bytes], bytes | None] | None = None, inline_max: int = -1) -> list[Piece]:
     jobs_send, jobs_recv = open_channel(1000)
     out_send, out_recv = open_channel(10_000)
     for j in jobs:
         jobs_send.send_nowait(j)
     jobs_send.close()
-    await chunker(CS, chunk_id)(jobs_recv, out_send)
+    await chunker(CS, chunk_id, squeeze, inline_max)(jobs_recv, out_send)
     out_send.close()
     return [p async for p in out_recv]
 
@@ -90,3 +93,26 @@ async def test_small_files_come_with_their_id_computed_in_the_reading_thread(tmp
         small = 0 < sizes[p.token] <= chunker_mod.SMALL
         assert p.blob_id == (chunk_id(p.data) if small else None)
     assert all(p.blob_id is None for p in await run_chunker(jobs))  # no id function: no ids
+
+
+async def test_small_files_past_the_inline_size_come_compressed_by_the_reading_thread(tmp_path: Path) -> None:
+    """With a squeeze function, every small file longer than the inline size carries the outcome
+    (a frame, or None: store it as it is); inline-sized and streamed files were not tried."""
+    loop_thread = threading.get_ident()
+    tried_on: set[int] = set()
+
+    def squeeze(data: bytes) -> bytes | None:
+        tried_on.add(threading.get_ident())
+        z = zlib.compress(data)
+        return z if len(z) < len(data) // 2 else None
+
+    files = {0: b"a" * 50, 1: b"b" * 5000, 2: os.urandom(5000), 3: b"c" * (chunker_mod.SMALL + 1)}
+    for i, data in files.items():
+        (tmp_path / str(i)).write_bytes(data)
+    pieces = await run_chunker([FileJob(i, tmp_path / str(i), len(d)) for i, d in files.items()], None, squeeze, 100)
+    first = {p.token: p for p in pieces if p.index == 0}
+    assert not first[0].squeezed  # inline-sized: stays in its page as it is
+    assert first[1].squeezed and first[1].frame == zlib.compress(files[1])
+    assert first[2].squeezed and first[2].frame is None  # tried: not worth it
+    assert not any(p.squeezed for p in pieces if p.token == 3)  # streamed: the coordinate stage decides
+    assert tried_on and loop_thread not in tried_on

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import stat
 import subprocess
 import time
@@ -132,3 +134,28 @@ def test_a_dispersed_vault_unlocks_whatever_order_its_places_are_named_in(tmp_pa
         assert cli(*reordered, "ls", passphrase=None).code == 3
     finally:
         cli("lock")
+
+
+def agent_get(home: Path, fingerprint: str) -> dict[str, object]:
+    """Ask the agent (as its own user) what it holds for a vault."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(sock_of(home)))
+        s.sendall(json.dumps({"op": "get", "fp": fingerprint}).encode() + b"\n")
+        return json.loads(s.makefile("rb").readline())
+
+
+def test_a_rekey_hands_the_agent_the_new_key_and_it_forgets_the_old(cli: Cli) -> None:
+    fp = cli.ok("--json", "unlock", "--for", "10m").json()["fingerprint"]
+    before = agent_get(cli.home, fp)
+    cli.ok("rekey")  # asks for the passphrase, never the agent's key
+    after = agent_get(cli.home, fp)
+    assert after["ok"] and after["ksk"] != before["ksk"]  # the old KSK is gone from the agent
+    assert 0 < int(after["left"]) <= int(before["left"])  # no longer than the old key had left
+    assert cli.ok("ls", passphrase=None).out == "inside/\n"  # the new key opens the new keystore
+    assert cli.ok("mkdir", "/after", passphrase=None).code == 0
+
+
+def test_a_rekey_without_an_agent_starts_none(cli: Cli) -> None:
+    cli.ok("rekey")
+    assert not sock_of(cli.home).exists()
+    assert cli("ls", passphrase=None).code == 3

@@ -86,6 +86,25 @@ def test_auto_is_the_default_and_stores_text_smaller_random_no_bigger(tmp_path: 
     assert sizes[("auto", "r")] <= sizes[("off", "r")]  # the probe keeps random data as it is
 
 
+def test_many_small_text_files_are_stored_compressed_and_export_whole(tmp_path: Path, isolated_home: Path) -> None:
+    """Small files take the batched read route (compressed in the reading thread): the text among them
+    is stored compressed, random ones as they are, and every file exports byte for byte."""
+    src = tmp_path / "small"
+    src.mkdir()
+    for i in range(300):
+        (src / f"t{i}.txt").write_bytes(text(3000 + 37 * i))
+        (src / f"r{i}.bin").write_bytes(os.urandom(2000 + i))
+    sizes = {}
+    for mode in ("off", "auto"):
+        cli = created(tmp_path, isolated_home / mode, mode, f"v-{mode}")
+        cli.ok("import", str(src), "--to", "/d")
+        sizes[mode] = sum(objects(Path(str(cli.vault))).values())
+        cli.ok("export", "/d", str(tmp_path / f"out-{mode}"))
+        assert same_tree(src, tmp_path / f"out-{mode}")
+    random_bytes = sum(2000 + i for i in range(300))
+    assert sizes["auto"] < random_bytes + (sizes["off"] - random_bytes) // 4  # the text shrank 4× at least
+
+
 def test_compressed_content_dedups_and_full_chunk_objects_stay_plain(tmp_path: Path, isolated_home: Path) -> None:
     src = make_src(tmp_path)
     cli = created(tmp_path, isolated_home, "auto")
