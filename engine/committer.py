@@ -98,7 +98,7 @@ class Committer:
         return self.tree.root.dirty
 
     def _tree_at(self, c: Commit) -> Tree:
-        return self._catalog.tree(c)
+        return self._catalog.tree(c, own=True)  # the working tree's own base (a rewrite maps it elsewhere)
 
     async def commit(self, meta: dict[str, Any] | None = None) -> int:
         """Make all edits visible as the next generation; returns it (the current one if nothing changed).
@@ -178,10 +178,12 @@ class Committer:
         self._unsure.clear()
         return True
 
-    async def record(self, decide: Callable[[ChainHead], Awaitable[dict[str, Any] | None]]) -> int | None:
+    async def record(self, decide: Callable[[ChainHead], Awaitable[dict[str, Any] | None]], *,
+                     root: Callable[[ChainHead], Sequence[BlobRef]] | None = None) -> int | None:
         """Write a commit of the head's own root whose ``meta`` adds ``decide(head)`` (asked again
         against the new head after a lost race); None if ``decide`` finds nothing to record.
-        UsageError with edits pending (commit them first)."""
+        ``root``: the root to commit instead, asked after ``decide`` (a rewrite's completing commit:
+        the head's tree rewritten). UsageError with edits pending (commit them first)."""
         async with self.lock:
             if self.pending:
                 raise UsageError("commit the pending edits first")
@@ -192,7 +194,11 @@ class Committer:
                 extra = await decide(self.head)
                 if extra is None:
                     return None
-                if await self._land(self.head.commit.root, {**self.audit(), **extra}):
+                if await self._land(self.head.commit.root if root is None else root(self.head),
+                                    {**self.audit(), **extra}):
+                    if root is not None:
+                        self.tree = self._tree_at(self.head.commit)
+                        self._index.committed(self.head.gen)
                     return self.head.gen
                 self.lost_races += 1
                 await self._catch_up(self._tree_at(self.head.commit))
@@ -219,7 +225,12 @@ class Committer:
         new_head = await self._history.find_head(self.head)
         if new_head.gen != self.head.gen:
             theirs = self._tree_at(new_head.commit)
-            self.tree = await merge(base, self.tree, theirs, self._history.client_id)
+            # a rewrite since (its map is verified now) changed the refs of every file of our base:
+            # judge their changes against our base rewritten, ours against the base itself
+            rebased = self._catalog.tree(self.head.commit)
+            same = [p.id for p in rebased.root.pages] == [p.id for p in base.root.pages]
+            self.tree = await merge(base, self.tree, theirs, self._history.client_id,
+                                    theirs_base=None if same else rebased)
             base = theirs
             self.head = new_head
         return base

@@ -66,6 +66,11 @@ class WriteGuard:
         async def refs() -> set[str]:
             return await pending_refs(tree)
 
+        await self.check(refs)
+
+    async def check(self, refs: Callable[[], Awaitable[set[str]]]) -> None:
+        """W3 for the object names ``refs()`` gives (asked only if a deletion record exists): a
+        rewrite's copies, which its map and the head's rewritten tree refer to."""
         for _attempt in range(3):
             try:
                 await check_marked(self.records, self.lease, refs, hook=self.hook)

@@ -70,7 +70,7 @@ class AuditEntry:
     #: keys: the slot changes the commit recorded ({"op", "slot" b64u, "type", "label"}); empty when
     #: only the keystore generation moved (a change not recorded, e.g. by an older client)
     keys: tuple[Mapping[str, str], ...] = ()
-    epoch: int | None = None  # rekey: the key epoch the record started
+    epoch: int | None = None  # rekey: the key epoch the record started; rewrite: the epoch it re-encrypted under
 
 
 def who(c: Commit) -> dict[str, Any]:
@@ -149,6 +149,8 @@ async def audit(history: History, since: int | None = None) -> list[AuditEntry]:
             )
         elif a.rekey is not None:
             out.append(AuditEntry("rekey", epoch=a.rekey, **base))
+        elif a.rewrite is not None:
+            out.append(AuditEntry("rewrite", epoch=a.rewrite.epoch, **base))
         elif a.prune is not None or a.repair is not None:
             out.append(AuditEntry("prune" if a.prune is not None else "repair",
                                   counts=dict(a.prune if a.prune is not None else a.repair or {}), **base))

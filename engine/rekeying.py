@@ -121,9 +121,10 @@ class Epochs:
         return {e: g - 1 for e, g in first.items()}
 
     async def rekey(self, credential: Credential | None, *, remove: bytes | None = None,
-                    drop_passphrase_slots: bool = False) -> Rekeyed:
+                    drop_passphrase_slots: bool = False, rewrite: bool = False) -> Rekeyed:
         """Start epoch e+1 (R1–R4), revoking slot ``remove`` in the same keystore; or, when an
-        earlier rekey was killed, finish that one. UsageError, ConcurrencyError, BackendError."""
+        earlier rekey was killed, finish that one. ``rewrite``: the record says a rewrite follows
+        (:mod:`.rewriting`). UsageError, ConcurrencyError, BackendError."""
         resumed = bool(self._keys.unfinished())
         if resumed and remove is not None:
             raise UsageError("an earlier rekey is not finished: run `sigmavault rekey` to finish it first")
@@ -138,7 +139,7 @@ class Epochs:
         epoch = self._keys.epoch
         record = None
         if not resumed or self._head().commit.epoch < epoch:
-            meta: dict[str, Any] = {"rekey": {"epoch": epoch}}
+            meta: dict[str, Any] = {"rekey": {"epoch": epoch, "rewrite": True} if rewrite else {"epoch": epoch}}
             if removed is not None:
                 meta["keys"] = [{"op": "remove", "slot": b64u(removed.id), "type": removed.type,
                                  "label": removed.label[:256]}]

@@ -56,6 +56,7 @@ from .repo.packs import PackWriter
 from .repo.reader import BlobReader
 from .repo.store import ObjectStore
 from .retention import Rules
+from .rewriting import Rewriter
 from .transfer.dropgc import DropSource
 from .transfer.prune import ProgressFn, Pruner, PruneReport
 from .transfer.verify import Subject, verify_vault
@@ -107,6 +108,9 @@ class Vault(Edits):
         self.recovery_code: str | None = None
         self._audit_host = False
         self._commits.audit = self._who
+        catalog.roots = history.effective_root  # a rewrite's map: readers of an old generation use it
+        self.rewriter = Rewriter(history=history, catalog=catalog, commits=self._commits, guard=self._guard,
+                                 index=self._index, content=content, reader=reader, store=store, pages=self._page_pack)
 
     @property
     def audit_host(self) -> bool:
@@ -244,16 +248,16 @@ class Vault(Edits):
         return gen
 
     async def rekey(self, credential: Credential | str | None = None, *, remove: bytes | None = None,
-                    drop_passphrase_slots: bool = False) -> Rekeyed:
-        """Start a new key epoch under a new KSK (revoking slot ``remove`` in the same step), beside
-        other writers; or finish a rekey that was killed. ``credential``: the one that unlocked this
-        vault (its passphrase slot is re-wrapped). See :mod:`.rekeying`. UsageError (edits pending,
-        passphrase slots that cannot be re-wrapped), ConcurrencyError, BackendError."""
+                    drop_passphrase_slots: bool = False, rewrite: bool = False) -> Rekeyed:
+        """Start a new key epoch under a new KSK (revoking slot ``remove``), beside other writers, or finish
+        a killed rekey; ``rewrite``: its record says a rewrite follows (:attr:`rewriter`). ``credential``:
+        the one that unlocked this vault (its passphrase slot is re-wrapped). See :mod:`.rekeying`.
+        UsageError (edits pending, slots that cannot be re-wrapped), ConcurrencyError, BackendError."""
         self._check_writable()
         if self.pending:
             raise UsageError("commit the pending changes before a rekey")
-        cred = Passphrase.of(credential) if isinstance(credential, str) else credential
-        return await self._epochs.rekey(cred, remove=remove, drop_passphrase_slots=drop_passphrase_slots)
+        return await self._epochs.rekey(Passphrase.of(credential) if isinstance(credential, str) else credential,
+                                        remove=remove, drop_passphrase_slots=drop_passphrase_slots, rewrite=rewrite)
 
     async def finish_rekey(self) -> None:
         """The finisher: R4 of a rekey killed after R1 or R3, once a commit of the new epoch exists.

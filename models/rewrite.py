@@ -1,4 +1,5 @@
-"""Model of ``rekey --rewrite`` (issue 13; specified here before it is built): re-encrypt every object
+"""Model of ``rekey --rewrite`` (issue 13; mirrors ``engine/rewriting.py``, the committer's merge with
+``theirs_base`` and ``engine/reseal.py``; change them together): re-encrypt every object
 the kept generations refer to under the new epoch, beside a writer, a pruner and a kill -9.
 
 Commits are immutable and hash-chained, so a rewritten generation cannot change its own record: the

@@ -41,14 +41,15 @@ from .engine.local import devstate
 from .engine.rekeying import Rekeyed
 from .engine.repo.destroy import DestroyProgress, DestroyReport, destroy
 from .engine.repo.keymgmt import Changed, load_device_key, load_device_secret
+from .engine.rewriting import Rewritten
 from .engine.transfer.exporter import ExportOptions, ExportReport, export_tree
 from .engine.transfer.importer import ImportReport, Item, import_items, scan
 from .engine.vault import Vault
 
 __all__ = [
     "GUARD_DEFAULTS", "PROFILES", "Changed", "Credential", "DeviceKey", "ExportOptions", "ExportReport", "GuardState",
-    "ImportReport", "Item", "LockedError", "Passphrase", "Pin", "Progress", "RecoveryCode", "Rekeyed", "Secret",
-    "SlotInfo", "TwoFactor", "Writer", "WriterCredential", "XwingKey", "b64u", "degraded", "destroy_vault",
+    "ImportReport", "Item", "LockedError", "Passphrase", "Pin", "Progress", "RecoveryCode", "Rekeyed", "Rewritten",
+    "Secret", "SlotInfo", "TwoFactor", "Writer", "WriterCredential", "XwingKey", "b64u", "degraded", "destroy_vault",
     "device_key", "device_recipient", "device_secret", "export_tree", "first_error", "forget_device", "harden",
     "has_objects", "has_vault", "import_items", "normalize_prefix", "parse_identity", "passphrase_from_file",
     "pinned", "places_status", "protected_in", "repair_places", "run_counts", "run_meta", "scan", "score",

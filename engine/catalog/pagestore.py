@@ -15,7 +15,7 @@ import hmac
 import os
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from ..errors import IntegrityError
 from ..format.commits import Commit
@@ -90,6 +90,8 @@ class Catalog:
         self._decoded: OrderedDict[bytes, PageView] = OrderedDict()
         self._decoded_sizes: dict[bytes, int] = {}
         self._decoded_bytes = 0
+        #: the root a reader of a commit uses (the history's effective root: a rewrite maps old ones)
+        self.roots: Callable[[Commit], Sequence[BlobRef]] = lambda c: c.root
 
     async def load(self, d: Dir, *, reader: BlobReader | None = None) -> dict[bytes, Node]:
         """The entries of ``d`` from its pages, after the checks a co-writer's catalog must pass.
@@ -244,9 +246,11 @@ class Catalog:
                 out.append((share, None))
         return out
 
-    def tree(self, c: Commit, load: Loader | None = None) -> Tree:
-        """The tree commit ``c`` names; its pages are loaded on demand by ``load`` (default: :meth:`load`)."""
-        root = Dir(Meta(0o755, 0, 0, c.time * 10**9, c.time * 10**9), list(c.root))
+    def tree(self, c: Commit, load: Loader | None = None, *, own: bool = False) -> Tree:
+        """The tree commit ``c`` names (its effective root, see :attr:`roots`; ``own``: the commit's own
+        root, which a writer's working tree came from); its pages are loaded on demand by ``load``
+        (default: :meth:`load`)."""
+        root = Dir(Meta(0o755, 0, 0, c.time * 10**9, c.time * 10**9), list(c.root if own else self.roots(c)))
         return Tree(root, load or self.load, None if load else self.find)
 
 

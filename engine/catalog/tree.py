@@ -290,7 +290,8 @@ def _same(a: Node | None, b: Node | None) -> bool:
     return a.key() == b.key()
 
 
-async def merge(base: Tree, ours: Tree, theirs: Tree, client_id: bytes, *, ours_wins: bool = False) -> Tree:
+async def merge(base: Tree, ours: Tree, theirs: Tree, client_id: bytes, *, ours_wins: bool = False,
+                theirs_base: Tree | None = None) -> Tree:
     """Three-way merge of our edits (relative to ``base``) onto ``theirs``.
 
     Different paths merge; the same path changed on both sides keeps both, ours renamed to a
@@ -298,6 +299,11 @@ async def merge(base: Tree, ours: Tree, theirs: Tree, client_id: bytes, *, ours_
     Clean (non-dirty) subtrees of ours at their base place equal base, so theirs is taken for them.
     A clean subtree of ours that moved is rewritten (see :func:`_unshare`): theirs may still hold
     it, and one page at two paths is refused as hostile by every reader.
+
+    ``theirs_base``: what theirs changed is judged against this tree instead of ``base``: ``base``
+    rewritten under a new key epoch (``rekey --rewrite``), the same files under other refs. A
+    directory ours edited is then merged entry by entry even where theirs did not change it, so
+    that what ours left alone in it is taken rewritten from theirs.
     """
 
     async def kids(t: Tree, d: Node | None) -> dict[bytes, Node]:
@@ -305,25 +311,29 @@ async def merge(base: Tree, ours: Tree, theirs: Tree, client_id: bytes, *, ours_
 
     if not ours.root.dirty:
         return Tree(theirs.root, theirs.loader, theirs.finder)
+    tb = base if theirs_base is None else theirs_base
     top: dict[bytes, Node] = {}
     root = Dir(ours.root.meta, children=top, dirty=True)
     # iterative (a tree may be deeper than Python's recursion limit): each item fills one merged directory
-    work: list[tuple[Node | None, Dir, Dir, dict[bytes, Node]]] = [(base.root, ours.root, theirs.root, top)]
+    work: list[tuple[Node | None, Node | None, Dir, Dir, dict[bytes, Node]]] = [
+        (base.root, tb.root, ours.root, theirs.root, top)]
     while work:
-        b, o, t, out = work.pop()
-        bk, ok, tk = await kids(base, b), await kids(ours, o), await kids(theirs, t)
+        b, bt, o, t, out = work.pop()
+        bk, btk, ok, tk = await kids(base, b), await kids(tb, bt), await kids(ours, o), await kids(theirs, t)
         for name in sorted(set(bk) | set(ok) | set(tk)):
-            bn, on, tn = bk.get(name), ok.get(name), tk.get(name)
+            bn, btn, on, tn = bk.get(name), btk.get(name), ok.get(name), tk.get(name)
             pick: Node | None
+            both_dirs = isinstance(on, Dir) and isinstance(tn, Dir) and on.dirty
             if _same(on, bn):
                 pick = tn
-            elif _same(tn, bn) or _same(on, tn):
+            elif not (both_dirs and theirs_base is not None) and (_same(tn, btn) or _same(on, tn)):
                 pick = on
                 await _unshare(base, ours, on, bn)
-            elif isinstance(on, Dir) and isinstance(tn, Dir) and on.dirty:
+            elif both_dirs:
+                assert isinstance(on, Dir) and isinstance(tn, Dir)
                 sub: dict[bytes, Node] = {}
                 pick = Dir(on.meta, children=sub, dirty=True)
-                work.append((bn, on, tn, sub))
+                work.append((bn, btn, on, tn, sub))
             else:  # both changed it (a clean dir of ours here differs from base: ours moved it here)
                 if on is not None:
                     await _unshare(base, ours, on, bn)

@@ -16,7 +16,10 @@ canonical bytes and re-encode unchanged) and ignores them, but the known keys ha
                    "tune": {threshold name: integer} (a record: the thresholds from here on)}
     "prune":      {"deleted": objects, "bytes": bytes, "candidates": objects} (a record: a prune run)
     "repair":     {count name: integer} (a record: a repair of a dispersed vault's places)
-    "rekey":      {"epoch": e} (a rekey record: the first commit of key epoch e by its rekeyer)
+    "rekey":      {"epoch": e[, "rewrite": true]} (a rekey record: the first commit of key epoch e by its
+                  rekeyer; ``rewrite``: a ``rekey --rewrite``, finished by a commit carrying ``rewrite``)
+    "rewrite":    the map of a ``rekey --rewrite``'s completing commit (:mod:`.rewritemap`; outside
+                  :data:`MAX_META`, bounded by the commit body limit)
     "keys":       [{"op": "add" | "remove" | "passwd", "slot": b64u(id), "type": slot type,
                     "label": slot label}, …] (key slot changes made by the writer since its last commit)
     "drops":      write-only clients' watermark, and the drops this commit ingested or refused
@@ -36,9 +39,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import dropmeta
+from . import dropmeta, rewritemap
 from .canonical import array, dumps, fail, integer, string, unb64u
 from .dropmeta import Drops
+from .rewritemap import RewriteMap
 
 MAX_META = 64 * 1024  # bytes of the canonical encoding of ``meta``
 MAX_DEPTH = 8  # nesting levels of objects and arrays below ``meta`` itself
@@ -82,6 +86,8 @@ class Audit:
     prune: Mapping[str, int] | None = None
     repair: Mapping[str, int] | None = None
     rekey: int | None = None  # a rekey record: the epoch it started
+    rekey_rewrite: bool = False  # that rekey is a ``rekey --rewrite`` (finished by a commit with ``rewrite``)
+    rewrite: RewriteMap | None = None  # a rewrite's completing commit: each kept generation's effective root
 
 
 KEY_OPS = ("add", "remove", "passwd")
@@ -192,7 +198,7 @@ def check(value: object, gen: int) -> Audit:
     if _depth(value) > MAX_DEPTH:
         fail("meta depth")
     try:
-        size = len(dumps(value))
+        size = len(dumps({k: v for k, v in value.items() if k != "rewrite"}))
     except (ValueError, RecursionError):
         fail("meta")
     if size > MAX_META:
@@ -214,13 +220,16 @@ def check(value: object, gen: int) -> Audit:
     keys = _keys(value["keys"]) if "keys" in value else ()
     prune = _counts(value["prune"], "meta prune") if "prune" in value else None
     repair = _counts(value["repair"], "meta repair") if "repair" in value else None
-    rekey = None
+    rekey, rewrite = None, False
     if "rekey" in value:
         r = value["rekey"]
-        if not isinstance(r, dict) or set(r) != {"epoch"}:
+        if not isinstance(r, dict) or not {"epoch"} <= set(r) <= {"epoch", "rewrite"}:
             fail("meta rekey")
-        rekey = integer(r["epoch"], 2, 0xFFFFFFFF)
-    return Audit(slot, label, host, counts, forget, guard, drops, keys, prune, repair, rekey)
+        if "rewrite" in r and r["rewrite"] is not True:
+            fail("meta rekey rewrite")
+        rekey, rewrite = integer(r["epoch"], 2, 0xFFFFFFFF), "rewrite" in r
+    mapped = rewritemap.parse(value["rewrite"], gen) if "rewrite" in value else None
+    return Audit(slot, label, host, counts, forget, guard, drops, keys, prune, repair, rekey, rewrite, mapped)
 
 
 def audit_of(meta: Mapping[str, Any] | None, gen: int) -> Audit:

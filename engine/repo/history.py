@@ -48,6 +48,8 @@ from ..format.commits import commit_name as _name
 from ..format.envelope import HDR, Sealer
 from ..format.framing import FRAME_HEADER, padme
 from ..format.meta import Forget
+from ..format.pages import BlobRef
+from ..format.rewritemap import RewriteMap
 from ..keys.keyring import Epoch
 from ..keys.keystore import Unlocked
 from ..keys.writers import Writer
@@ -93,6 +95,7 @@ class History:
         self._verified: dict[int, tuple[bytes, Commit]] = {}  # gen -> (object hash, commit), chain-checked
         self._top = -1
         self._forgets: dict[int, Forget] = {}  # gen of a verified forget record -> what it forgot
+        self._maps: dict[int, RewriteMap] = {}  # gen of a verified rewrite's completing commit -> its map
 
     def epoch_allowed(self, epoch: int, gen: int) -> bool:
         if self.epochs is None:
@@ -137,6 +140,18 @@ class History:
         self._verified[gen] = (digest, c)
         if c.audit.forget is not None:
             self._forgets[gen] = c.audit.forget
+        if c.audit.rewrite is not None:
+            self._maps[gen] = c.audit.rewrite
+
+    def effective_root(self, c: Commit) -> tuple[BlobRef, ...]:
+        """The root every reader of generation ``c.gen`` uses: the one the newest verified rewrite map
+        gives it (docs/format.md, "Rewriting under the new epoch"), else its own. Only complete once
+        every commit above it is verified (:meth:`visible`, :meth:`kept_generations` see to it)."""
+        for by in sorted(self._maps, reverse=True):
+            root = self._maps[by].root(c.gen) if by > c.gen else None
+            if root is not None:
+                return root
+        return c.root
 
     @property
     def top(self) -> int:

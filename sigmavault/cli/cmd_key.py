@@ -74,6 +74,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="revoke for real: remove the slot and rekey in one step (a new vault key and key epoch, "
                         "see `sigmavault rekey`); prints what the revoked party may still hold")
     cmd_rekey.drop_option(p)
+    cmd_rekey.rewrite_option(p)
     p.set_defaults(handler=remove)
 
 
@@ -194,10 +195,10 @@ async def device(opts: Options, args: argparse.Namespace, out: Output) -> None:
 
 async def remove(opts: Options, args: argparse.Namespace, out: Output) -> None:
     if args.rekey:
-        await cmd_rekey.run(opts, out, remove=args.slot, drop=args.drop_passphrase_slots)
+        await cmd_rekey.run(opts, out, remove=args.slot, drop=args.drop_passphrase_slots, rewrite=args.rewrite)
         return
-    if args.drop_passphrase_slots:
-        raise UsageError("--drop-passphrase-slots goes with --rekey")
+    if args.drop_passphrase_slots or args.rewrite:
+        raise UsageError("--drop-passphrase-slots and --rewrite go with --rekey")
     async with await open_vault(opts) as v:
         slot = v.keys.find(args.slot)
         writer = any(s.id == slot and s.type == "writer" for s in v.keys.slots())

@@ -223,6 +223,8 @@ def _entry_line(e: AuditEntry) -> str:
         return f"{head}  {what}"
     if e.event == "rekey":
         return f"{head}  key epoch {e.epoch} starts (a new vault key; keystore generation {e.keystore_generation})"
+    if e.event == "rewrite":
+        return f"{head}  every kept generation re-encrypted under key epoch {e.epoch} (old generations read through it)"
     if e.event == "forget":
         rules = " ".join(f"{k}={shown(str(v), 20)}" for k, v in e.rules.items())
         gens = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in e.forgot)

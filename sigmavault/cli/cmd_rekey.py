@@ -7,6 +7,10 @@ other passphrase slots cannot be (their passphrases are not known here) and are 
 protocol is docs/format.md, "Rekey beside writers"; the library call is :meth:`Vault.rekey`.
 An unlock agent holding this vault's old KSK is handed the new one for the time the old one had
 left (the old one opens no newer keystore: it would only keep revoked key material in memory).
+
+``--rewrite`` then re-encrypts every kept generation under the new epoch (docs/format.md, "Rewriting
+under the new epoch"; ``vault.rewriter``); run again after a kill, it finishes that rewrite
+rather than starting another epoch. ``prune`` afterwards deletes the old epoch's objects.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .._internal import Rekeyed, SlotInfo
+from .. import UsageError
+from .._internal import Rekeyed, Rewritten, SlotInfo
 from . import agent_client
 from .access import Options, probe, unlock
 from .output import Output
@@ -26,8 +31,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        description="Draw a new vault key (KSK) and start key epoch e+1: new writes use it, and e "
                                    "is retired at the last generation written under it. Whoever held the old keys "
                                    "(a removed slot's holder) cannot read anything written afterwards. Objects "
-                                   "already written stay under their epoch (not re-encrypted).")
+                                   "already written stay under their epoch unless --rewrite re-encrypts them.")
     drop_option(p)
+    rewrite_option(p)
     p.set_defaults(handler=rekey)
 
 
@@ -37,20 +43,32 @@ def drop_option(p: argparse.ArgumentParser) -> None:
                         "they cannot be re-wrapped under the new key); without it such slots stop the rekey")
 
 
+def rewrite_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rewrite", action="store_true",
+                   help="also re-encrypt every object of every kept generation under the new epoch (old "
+                        "generations stay readable through the new keys alone); then `sigmavault prune` "
+                        "deletes the old epoch's objects. Run again after an interruption, it finishes")
+
+
 def _slot(s: SlotInfo) -> dict[str, Any]:
     return {"id": s.id_hex, "type": s.type, "label": s.label}
 
 
-async def run(opts: Options, out: Output, *, remove: str | None, drop: bool) -> Rekeyed:
-    """Open with the credential, rekey (revoking ``remove``), report; shared with ``key remove --rekey``."""
+async def run(opts: Options, out: Output, *, remove: str | None, drop: bool, rewrite: bool = False) -> Rekeyed | None:
+    """Open with the credential, rekey (revoking ``remove``), rewrite if asked, report; shared with
+    ``key remove --rekey``. None: a killed rewrite was finished (no new rekey)."""
     await probe(opts)
     vault, cred = await unlock(opts)
     async with vault:
         slot = vault.keys.find(remove) if remove is not None else None
-        done = await vault.rekey(cred, remove=slot, drop_passphrase_slots=drop)
+        resume = rewrite and not vault.keys.unfinished() and await vault.rewriter.pending()
+        if resume and slot is not None:
+            raise UsageError("an earlier `rekey --rewrite` is not finished: run `sigmavault rekey --rewrite` first")
+        done = None if resume else await vault.rekey(cred, remove=slot, drop_passphrase_slots=drop, rewrite=rewrite)
+        rewritten = await vault.rewriter.run() if rewrite else None
         writers = [w.label for w in vault.keys.writers() if w.active]
-        handed = await agent_client.hand_over(*vault.keys.agent_key())
-    report(out, done)
+        handed = await agent_client.hand_over(*vault.keys.agent_key())  # a killed rekey --rewrite's too
+    report(out, done, rewritten)
     if handed:  # the old KSK it held opens no newer keystore: it would only keep revoked key material
         out.note("the unlock agent now holds the new vault key (for the time the old one had left)")
     if writers:
@@ -60,7 +78,26 @@ async def run(opts: Options, out: Output, *, remove: str | None, drop: bool) -> 
     return done
 
 
-def report(out: Output, done: Rekeyed) -> None:
+def report(out: Output, done: Rekeyed | None, rewritten: Rewritten | None = None) -> None:
+    """One result: the rekey (None: a killed rewrite was finished without one), then the rewrite."""
+    doc: dict[str, Any] = {}
+    lines: list[str] = []
+    if done is not None:
+        doc, lines = _rekeyed(done)
+    if rewritten is not None:
+        r = rewritten
+        doc["rewrite"] = {"epoch": r.epoch, "record": r.record, "generations": r.generations, "blobs": r.blobs,
+                          "reused": r.reused, "directories": r.pages}
+        lines.append(("finished an earlier rewrite: " if done is None else "")
+                     + f"rewrote {r.generations} kept generations under key epoch {r.epoch} (generation {r.record} "
+                     f"carries the map): {r.blobs} blobs stored again, {r.reused} found stored already, {r.pages} "
+                     "directories; `sigmavault prune` deletes the old epoch's objects")
+    out.result(doc, lines)
+    if done is not None and done.stale:
+        out.warn(f"{done.stale} older keystore copies could not be deleted; they open the old keys only")
+
+
+def _rekeyed(done: Rekeyed) -> tuple[dict[str, Any], list[str]]:
     exposed = done.exposed_through
     doc: dict[str, Any] = {
         "epoch": done.epoch, "record": done.record, "keystore_generation": done.keystore_generation,
@@ -82,10 +119,8 @@ def report(out: Output, done: Rekeyed) -> None:
                      "after that. Rotate the storage credentials too: they could still delete or replace objects")
     for s in done.dropped:
         lines.append(f"dropped passphrase slot {s.id.hex()} ({s.label}): add it again with `sigmavault key add`")
-    out.result(doc, lines)
-    if done.stale:
-        out.warn(f"{done.stale} older keystore copies could not be deleted; they open the old keys only")
+    return doc, lines
 
 
 async def rekey(opts: Options, args: argparse.Namespace, out: Output) -> None:
-    await run(opts, out, remove=None, drop=args.drop_passphrase_slots)
+    await run(opts, out, remove=None, drop=args.drop_passphrase_slots, rewrite=args.rewrite)
