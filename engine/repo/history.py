@@ -147,11 +147,17 @@ class History:
         """The root every reader of generation ``c.gen`` uses: the one the newest verified rewrite map
         gives it (docs/format.md, "Rewriting under the new epoch"), else its own. Only complete once
         every commit above it is verified (:meth:`visible`, :meth:`kept_generations` see to it)."""
+        hit = self.mapped_by(c.gen)
+        return c.root if hit is None else hit[1]
+
+    def mapped_by(self, gen: int) -> tuple[int, tuple[BlobRef, ...]] | None:
+        """The generation of the newest verified map that names ``gen``, and the root it gives; None:
+        no map does (prune checks such a map before the generation's own objects go)."""
         for by in sorted(self._maps, reverse=True):
-            root = self._maps[by].root(c.gen) if by > c.gen else None
+            root = self._maps[by].root(gen) if by > gen else None
             if root is not None:
-                return root
-        return c.root
+                return by, root
+        return None
 
     @property
     def top(self) -> int:
