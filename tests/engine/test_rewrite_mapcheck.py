@@ -3,8 +3,9 @@
 
 The attack, made real: a co-writer holding the current keys runs ``rekey --rewrite`` whose map gives
 generation 1 a forged tree — one file's bytes swapped for another's of the same size (metadata
-unchanged), one file removed, one mode changed, each its own case — built by the rewriter's own
-record path with the forged root put in its map. ``prune`` (library and command, exit 6) refuses
+unchanged), the second blob of a two-blob file swapped, one file removed, one mode changed, one
+file added, each its own case — built by the rewriter's own record path with the forged root put in
+its map. ``prune`` (library and command, exit 6) refuses
 naming the generation and the path, deletes nothing, and the generation's own tree still reads
 byte for byte; ``verify --full`` reports the mismatch. An honest rewrite passes and prune deletes
 the old objects, and a second prune finds the old trees gone and reads nothing again.
@@ -16,7 +17,7 @@ import dataclasses
 import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -30,10 +31,10 @@ from sigmavault.engine.errors import IntegrityError
 from sigmavault.engine.format.commits import ChainHead
 from sigmavault.engine.format.rewritemap import to_json
 from sigmavault.engine.keys.credentials import Passphrase
-from sigmavault.engine.transfer.mapcheck import MapMismatch
+from sigmavault.engine.transfer.mapcheck import MapMismatch, _same_stream
 
 FILES = {"/t/a.bin": os.urandom(70_000), "/t/b.bin": os.urandom(70_000), "/t/big.bin": os.urandom((1 << 20) + 5000),
-         "/t/d/s.txt": b"small\n"}
+         "/t/tail.bin": os.urandom(5000), "/t/d/s.txt": b"small\n"}
 Mutate = Callable[[Tree], Awaitable[None]]
 
 
@@ -41,6 +42,14 @@ async def swap_content(t: Tree) -> None:
     a, b = await t.lookup(split_path("/t/a.bin")), await t.lookup(split_path("/t/b.bin"))
     assert isinstance(a, File) and isinstance(b, File) and a.size == b.size
     await t.put(split_path("/t/a.bin"), dataclasses.replace(a, blobs=list(b.blobs)))  # same metadata and size
+
+
+async def swap_later_blob(t: Tree) -> None:
+    """The first chunk of a two-blob file kept, its 5,000-byte tail swapped for another file's."""
+    big, tail = await t.lookup(split_path("/t/big.bin")), await t.lookup(split_path("/t/tail.bin"))
+    assert isinstance(big, File) and isinstance(tail, File) and len(big.blobs) == 2 and len(tail.blobs) == 1
+    assert big.blobs[1].length == tail.size
+    await t.put(split_path("/t/big.bin"), dataclasses.replace(big, blobs=[big.blobs[0], tail.blobs[0]]))
 
 
 async def remove_file(t: Tree) -> None:
@@ -54,7 +63,8 @@ async def change_mode(t: Tree) -> None:
 
 
 CASES = {"content": (swap_content, "/t/a.bin (content)"), "removed": (remove_file, "/t/d/s.txt (missing)"),
-         "mode": (change_mode, "/t/b.bin (metadata)")}
+         "mode": (change_mode, "/t/b.bin (metadata)"),
+         "later blob": (swap_later_blob, "/t/big.bin (content)")}
 
 
 async def history(root: Path) -> None:
@@ -160,3 +170,15 @@ async def test_a_file_the_map_adds_stops_prune(tmp_path: Path) -> None:
         with pytest.raises(IntegrityError, match=r"generation 1 .*/t/new\.txt \(added\)"):
             await v.prune()
         assert object_files(root) == before
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ([b"ab", b"cd"], [b"a", b"bcd"], True), ([b"abcd"], [b"ab", b"c", b"d"], True), ([], [], True),
+    ([b"abc"], [b"ab"], False), ([b"ab"], [b"ab", b"c"], False), ([b"ab", b"cd"], [b"ab", b"ce"], False)])
+async def test_two_streams_compare_piece_by_piece_whatever_their_splits(a: list[bytes], b: list[bytes],
+                                                                        same: bool) -> None:
+    async def stream(pieces: list[bytes]) -> AsyncIterator[bytes]:
+        for p in pieces:
+            yield p
+
+    assert await _same_stream(stream(a), stream(b)) is same
