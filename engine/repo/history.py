@@ -147,17 +147,18 @@ class History:
         """The root every reader of generation ``c.gen`` uses: the one the newest verified rewrite map
         gives it (docs/format.md, "Rewriting under the new epoch"), else its own. Only complete once
         every commit above it is verified (:meth:`visible`, :meth:`kept_generations` see to it)."""
-        hit = self.mapped_by(c.gen)
-        return c.root if hit is None else hit[1]
+        maps = self.maps_of(c.gen)
+        return maps[-1][1] if maps else c.root
 
-    def mapped_by(self, gen: int) -> tuple[int, tuple[BlobRef, ...]] | None:
-        """The generation of the newest verified map that names ``gen``, and the root it gives; None:
-        no map does (prune checks such a map before the generation's own objects go)."""
-        for by in sorted(self._maps, reverse=True):
+    def maps_of(self, gen: int) -> list[tuple[int, tuple[BlobRef, ...]]]:
+        """Every verified map that names ``gen``, oldest first: its commit's generation and the root it
+        gives (the last is the effective one; prune checks it against the earlier roots still stored)."""
+        out = []
+        for by in sorted(self._maps):
             root = self._maps[by].root(gen) if by > gen else None
             if root is not None:
-                return by, root
-        return None
+                out.append((by, root))
+        return out
 
     @property
     def top(self) -> int:

@@ -11,10 +11,13 @@ verified by its keyed id under its own epoch's keys), streaming, a few blobs in 
 blob list is the same on both sides is not read. A pair of directories (or blob lists) found equal
 once is not compared again: consecutive generations share most of their subtrees.
 
-A generation whose own tree is gone already (its root pages are not stored: a prune that checked
-it deleted them) or goes missing while compared is skipped: nothing of it is left to protect. One
-that differs is the one :class:`IntegrityError`, naming the generation, the map's commit and the
-first differing path; the caller (prune) then deletes nothing. ``verify --full`` runs the same check
+The newest map's root is compared with the generation's own root and with every earlier map's root
+for it (a second map, of a later rewrite or a co-writer's, replaces the first one's objects): with
+each one still stored. One whose root pages are gone (a prune that checked it deleted them) or that
+goes missing while compared is skipped: nothing of it is left to protect, and the root that replaced
+it was checked against it before it went. One that differs is the one :class:`IntegrityError`,
+naming the generation, the map's commit and the first differing path; the caller (prune) then
+deletes nothing. ``verify --full`` runs the same check
 and reports the mismatch as a problem.
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import replace
 
 from ..catalog.pagestore import Catalog
 from ..catalog.tree import Dir, File, Link, Node, Tree, show
@@ -62,25 +66,28 @@ class MapChecker:
         whether an object is still in the store (a generation whose own root pages are not is
         skipped). Raises MapMismatch, IntegrityError (a mapped tree that does not read)."""
         for gen in sorted(g for g in kept if g <= head.gen):
-            hit = self.history.mapped_by(gen)
-            if hit is None:
+            maps = self.history.maps_of(gen)
+            if not maps:
                 continue
             c = await self.history.commit_at(gen)
-            if [p.id for p in hit[1]] == [p.id for p in c.root]:
-                continue
-            if not all(stored(p.object_name) for p in c.root):
-                self.skipped += 1
-                continue
-            try:
-                where = await self._trees(self.catalog.tree(c, own=True), self.catalog.tree(c))
-            except _Gone:
-                self.skipped += 1
-                continue
-            self.checked += 1
-            if where is not None:
-                raise MapMismatch(
-                    f"the rewrite map of generation {hit[0]} shows generation {gen} differently from its own "
-                    f"tree at {where}: its old objects are kept (see `sigmavault audit` for who wrote the map)")
+            by, now = maps[-1]
+            checked = False
+            for i, earlier in enumerate([c.root, *(root for _, root in maps[:-1])]):
+                if [p.id for p in earlier] == [p.id for p in now] or not all(stored(p.object_name) for p in earlier):
+                    continue  # the same tree, or one a checked prune deleted already
+                try:  # the root's own directory entry is the commit's whatever the map: compare from there
+                    where = await self._trees(self.catalog.tree(replace(c, root=earlier), own=True),
+                                              self.catalog.tree(replace(c, root=now), own=True))
+                except _Gone:
+                    continue
+                checked = True
+                if where is not None:
+                    than = "its own tree" if i == 0 else f"the map of generation {maps[i - 1][0]}"
+                    raise MapMismatch(
+                        f"the rewrite map of generation {by} shows generation {gen} differently from {than} "
+                        f"at {where}: its old objects are kept (see `sigmavault audit` for who wrote the map)")
+            self.checked += checked
+            self.skipped += not checked
 
     async def _own(self, tree: Tree, d: Dir, where: list[bytes]) -> dict[bytes, Node]:
         try:

@@ -29,6 +29,7 @@ from sigmavault.engine.catalog.tree import Dir, File, Meta, Tree, split_path
 from sigmavault.engine.content.reader import read_blobs
 from sigmavault.engine.errors import IntegrityError
 from sigmavault.engine.format.commits import ChainHead
+from sigmavault.engine.format.pages import BlobRef
 from sigmavault.engine.format.rewritemap import to_json
 from sigmavault.engine.keys.credentials import Passphrase
 from sigmavault.engine.transfer.mapcheck import MapMismatch, _same_stream
@@ -98,9 +99,10 @@ async def hostile_rewrite(v: Vault, gen: int, mutate: Mutate) -> None:
         await v.rewriter.run()
 
 
-async def own_bytes(v: Vault, gen: int, path: str) -> bytes:
-    """A file as generation ``gen``'s own commit root shows it (not the map's)."""
-    t = v._catalog.tree(await v._history.commit_at(gen), own=True)
+async def own_bytes(v: Vault, gen: int, path: str, root: tuple[BlobRef, ...] | None = None) -> bytes:
+    """A file as generation ``gen``'s own commit root shows it (not the map's), or as ``root`` does."""
+    c = await v._history.commit_at(gen)
+    t = v._catalog.tree(c if root is None else dataclasses.replace(c, root=root), own=True)
     node = await t.lookup(split_path(path))
     assert isinstance(node, File)
     if node.inline is not None:
@@ -155,6 +157,26 @@ async def test_an_honest_rewrite_passes_the_check_and_prune_deletes_the_old_obje
             assert await v.read_bytes(path) == data
         again = await v.prune()  # the own trees are gone: nothing to check, nothing read
         assert again.maps_checked == 0
+
+
+async def test_a_second_forged_map_after_an_honest_rewrite_and_prune_is_checked_against_the_first(
+        tmp_path: Path) -> None:
+    """The own tree is gone after the honest rewrite's prune; a later map that remaps generation 1
+    would make the first map's objects garbage: it is compared with the first map's tree instead."""
+    root = tmp_path / "v"
+    await history(root)
+    async with await reopen(root) as v:
+        await v.rekey(Passphrase.of(PASS), rewrite=True)  # 3, map 4
+        await v.rewriter.run()
+        assert (await v.prune()).deleted
+        await hostile_rewrite(v, 1, swap_content)  # rekey 6, map 7
+        before = object_files(root)
+        with pytest.raises(MapMismatch, match=r"map of generation 7 shows generation 1 differently from the map "
+                                              r"of generation 4 at /t/a\.bin \(content\)"):
+            await v.prune()
+        assert object_files(root) == before
+        first = v._history.maps_of(1)[0]
+        assert first[0] == 4 and await own_bytes(v, 1, "/t/a.bin", first[1]) == FILES["/t/a.bin"]
 
 
 async def test_a_file_the_map_adds_stops_prune(tmp_path: Path) -> None:
