@@ -40,11 +40,11 @@ _WINDOW = 4  # blobs read ahead per side while comparing one file
 
 
 class MapMismatch(IntegrityError):
-    """A rewrite map shows a generation differently from the generation's own tree."""
+    """A rewrite map shows a generation differently from its own tree or an earlier map's."""
 
 
 class _Gone(Exception):
-    """The generation's own tree is (partly) deleted already: nothing of it is left to check."""
+    """The earlier tree is (partly) deleted already: nothing of it is left to check."""
 
 
 def _place(refs: Iterable[Blob]) -> tuple[tuple[str, int], ...]:
@@ -52,18 +52,18 @@ def _place(refs: Iterable[Blob]) -> tuple[tuple[str, int], ...]:
 
 
 class MapChecker:
-    """Compares mapped trees with the generations' own; remembers what it found equal."""
+    """Compares mapped trees with the generations' earlier ones; remembers what it found equal."""
 
     def __init__(self, history: History, catalog: Catalog, reader: BlobReader) -> None:
         self.history, self.catalog, self.reader = history, catalog, reader
-        self.same: set[tuple[object, object]] = set()  # (own place, mapped place) of directories and blob lists
+        self.same: set[tuple[object, object]] = set()  # (earlier place, mapped place): directories, blob lists
         self.checked = 0  # generations compared
-        self.skipped = 0  # generations whose own tree was gone
+        self.skipped = 0  # generations whose earlier trees were all gone
         self.files_read = 0  # files whose bytes were compared
 
     async def check(self, head: ChainHead, kept: Iterable[int], stored: Callable[[str], bool]) -> None:
         """Check every generation of ``kept`` up to ``head`` that a map names. ``stored(name)``:
-        whether an object is still in the store (a generation whose own root pages are not is
+        whether an object is still in the store (an earlier tree whose root pages are not is
         skipped). Raises MapMismatch, IntegrityError (a mapped tree that does not read)."""
         for gen in sorted(g for g in kept if g <= head.gen):
             maps = self.history.maps_of(gen)
@@ -120,6 +120,7 @@ class MapChecker:
                     return f"{show(path)} ({what})"
                 if isinstance(x, Dir) and isinstance(y, Dir):
                     below.append((x, y, path))
+            a.children = b.children = None  # compared: memory holds the path being walked, not the trees
             stack.extend(reversed(below))  # by name, depth first
         self.same.update(seen)  # every pair walked is equal, subtrees included
         return None
