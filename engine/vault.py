@@ -446,4 +446,4 @@ class Vault(Edits):
         drops = None if not h.writers else DropSource(
             self._store.keys.vault_id, lambda: {w.id.hex(): w.verify_key for w in h.writers}, self._ingester.held)
         return Pruner(history=h, catalog=self._catalog, records=self._guard.records, head=self._head,
-                      drops=drops, **options)
+                      drops=drops, reader=self._reader, **options)

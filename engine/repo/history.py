@@ -147,11 +147,18 @@ class History:
         """The root every reader of generation ``c.gen`` uses: the one the newest verified rewrite map
         gives it (docs/format.md, "Rewriting under the new epoch"), else its own. Only complete once
         every commit above it is verified (:meth:`visible`, :meth:`kept_generations` see to it)."""
-        for by in sorted(self._maps, reverse=True):
-            root = self._maps[by].root(c.gen) if by > c.gen else None
+        maps = self.maps_of(c.gen)
+        return maps[-1][1] if maps else c.root
+
+    def maps_of(self, gen: int) -> list[tuple[int, tuple[BlobRef, ...]]]:
+        """Every verified map that names ``gen``, oldest first: its commit's generation and the root it
+        gives (the last is the effective one; prune checks it against the earlier roots still stored)."""
+        out = []
+        for by in sorted(self._maps):
+            root = self._maps[by].root(gen) if by > gen else None
             if root is not None:
-                return root
-        return c.root
+                out.append((by, root))
+        return out
 
     @property
     def top(self) -> int:

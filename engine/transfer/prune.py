@@ -3,7 +3,10 @@
 The pruner of models/prune.py, step for step (docs/format.md, "Prune beside writers"):
 
 - P1 read the newest commit, walk every kept generation (a directory whose pages a newer one had
-  is not walked again), list ``o/``: candidates are the objects nothing kept references;
+  is not walked again), list ``o/``: candidates are the objects nothing kept references; if there
+  are any, every rewrite map that gives a kept generation another root than its own is checked
+  against the generation's own tree while that is still stored (:mod:`.mapcheck`): one that does
+  not match stops the run before anything is written or deleted;
 - P2 write the sealed, create-only deletion record D naming them (``l/d-…``), then list the
   leases: those present now may have started before D (``L0``), any later one sees D at its W3;
 - P3 wait until every lease of ``L0`` has ended or expired (none: no wait, so a run with no writer
@@ -50,8 +53,10 @@ from ..repo.leases import (
     parse_name,
     sweep_name,
 )
+from ..repo.reader import BlobReader
 from . import dropgc
 from .dropgc import DropSource, Listing, WriterLeases
+from .mapcheck import MapChecker
 
 #: progress: (stage, done, total) — stages "scan", "wait", "delete"
 ProgressFn = Callable[[str, int, int], None]
@@ -89,6 +94,7 @@ class PruneReport:
     packs_over_limit: int = 0  # packs whose unused share exceeds --max-unused (repacking: not built yet)
     unused_pack_bytes: int = 0
     max_unused: float = 0.05
+    maps_checked: int = 0  # generations a rewrite map remaps, compared with their own trees (mapcheck.py)
     candidate_names: list[str] = field(default_factory=list, repr=False)
 
 
@@ -195,6 +201,7 @@ class Pruner:
         progress: ProgressFn | None = None,
         hook: StepHook | None = None,
         drops: DropSource | None = None,
+        reader: BlobReader | None = None,
     ) -> None:
         self.history = history
         self.catalog = catalog
@@ -212,6 +219,8 @@ class Pruner:
         self.drops = drops
         self.listing = Listing()
         self.writer_leases = None if drops is None else WriterLeases(self.backend, drops)
+        #: compares rewrite maps with the generations' own trees (None: a caller that cannot read content)
+        self.maps = None if reader is None else MapChecker(history, catalog, reader)
 
     async def _step(self, name: str) -> None:
         if self.hook is not None:
@@ -226,6 +235,9 @@ class Pruner:
             states = await self.records.state()
             ended = {rid for rid, st in states.items() if st.done}
             refs, candidates = await self.scan()  # P1
+            if candidates and self.maps is not None:  # before a generation's own objects may go
+                await self.maps.check(self.head, await self.history.kept_generations(), self.sizes.__contains__)
+                r.maps_checked = self.maps.checked
             r.candidates = len(candidates)
             r.candidate_names = sorted(candidates)
             self.pack_stats(refs)

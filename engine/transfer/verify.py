@@ -12,9 +12,12 @@ not walked again (same page ids: same subtree), so old generations cost only wha
 
 Then the store is listed: an object no kept generation references is reported as unreferenced
 (a note: interrupted imports leave such objects), and with ``full`` it is opened under every kind
-and epoch; one that opens under none is damaged (a problem). Temporary files a crashed writer left
-in a local vault are reported as notes. Problems are collected, each naming the vault path (and
-generation, if not the head) it affects, so a user sees everything a damaged vault has lost.
+and epoch; one that opens under none is damaged (a problem). With ``full``, every rewrite map is
+compared with the own trees of the generations it remaps while those are stored (:mod:`.mapcheck`,
+the check prune runs before their objects go): a map that shows one differently is a problem.
+Temporary files a crashed writer left in a local vault are reported as notes. Problems are
+collected, each naming the vault path (and generation, if not the head) it affects, so a user sees
+everything a damaged vault has lost.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from ..keys.keystore import keystore_name, parse
 from ..keys.schedule import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK
 from ..repo.history import History, keystore_generation
 from ..repo.reader import BlobReader
+from .mapcheck import MapChecker
 
 _KIND_NAMES = {KIND_CHUNK: "chunk", KIND_DATA_PACK: "data pack", KIND_PAGE_PACK: "page pack"}
 
@@ -77,6 +81,7 @@ class _Verifier:
         self.seen_dirs: set[tuple[tuple[str, int], ...]] = set()  # page places of dirs walked already
         self.files = self.dirs = self.blobs = self.nbytes = self.objects = 0
         self.generations = 0
+        self.listed: set[str] = set()  # ``full``: the ``o/`` objects stored (a map is checked while its own trees are)
 
     def need(self, ref: BlobRef, path: str, label: str, page: bool) -> None:
         n = self.needs.get(ref.object_name)
@@ -207,6 +212,8 @@ class _Verifier:
         chunk = self.store.chunk_size
         biggest = max(object_len(chunk, chunk, 4096), object_len(chunk, chunk, FRAME_HEADER + chunk))
         async for name in self.backend.list("o/"):
+            if self.full:
+                self.listed.add(name)
             if name in self.needs:
                 continue
             if not self.full:
@@ -227,6 +234,14 @@ class _Verifier:
         await self.check_drops()
         await self.check_keystores()
         await self.check_temporaries()
+
+    async def check_maps(self) -> None:
+        """Every rewrite map against the generations' own trees still stored (prune's check)."""
+        try:
+            await MapChecker(self.history, self.catalog, self.store).check(
+                self.head, await self.history.kept_generations(), self.listed.__contains__)
+        except VaultError as exc:
+            self.problems.append(f"/: {exc.message}")
 
     async def identify(self, name: str, biggest: int) -> str | None:
         try:
@@ -333,5 +348,7 @@ async def verify_vault(subject: Subject, full: bool) -> VerifyReport:
     await v.walk_history()
     await v.check_needs()
     await v.check_listing()
+    if full:
+        await v.check_maps()
     return VerifyReport(subject.head.gen, v.files, v.dirs, v.blobs, v.nbytes, tuple(v.problems),
                         notes=tuple(v.notes), generations=v.generations, objects_checked=v.objects)
