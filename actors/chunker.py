@@ -101,10 +101,11 @@ def _read_whole(path: str) -> bytes:
     """At most SMALL + 1 bytes of ``path`` (more means it grew past SMALL since the scan)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        parts = [os.read(fd, SMALL + 1)]
-        while parts[-1] and sum(map(len, parts)) <= SMALL:  # a short read before the end (FUSE, NFS)
-            parts.append(os.read(fd, SMALL + 1 - sum(map(len, parts))))
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        data = os.read(fd, SMALL + 1)
+        # a short read before the end (FUSE, NFS): read on until the end or past SMALL
+        while len(data) <= SMALL and (more := os.read(fd, SMALL + 1 - len(data))):
+            data += more
+        return data
     finally:
         os.close(fd)
 
@@ -128,10 +129,10 @@ def _read_small(paths: list[object], chunk_id: Callable[[bytes], bytes] | None =
             continue
         if len(data) > SMALL:
             out.append(None)
-        elif squeeze is not None and len(data) > inline_max:
-            out.append((data, chunk_id(data) if chunk_id is not None else None, True, squeeze(data)))
-        else:
-            out.append((data, chunk_id(data) if chunk_id is not None and data else None, False, None))
+            continue
+        squeezed = squeeze is not None and bool(data) and len(data) > inline_max
+        out.append((data, chunk_id(data) if chunk_id is not None and data else None, squeezed,
+                    squeeze(data) if squeezed and squeeze is not None else None))
     return out
 
 

@@ -205,7 +205,7 @@ class _Run:
             if found is not None and found.epoch == r._store.epoch:
                 hit, self.reused = found, self.reused + 1
             else:
-                hit, self.blobs = await r._content.reseal(data), self.blobs + 1
+                hit, self.blobs = await r._content.reseal(data, blob_id), self.blobs + 1
             self.copies[place] = hit
             self.names.add(hit.object_name)
         return hit

@@ -49,11 +49,13 @@ class ContentWriter:
         return Placement(cs, inline_max, store.keys.chunk_id_of, full_ref, self._index.known, self._pack_add,
                          None if mode == squeeze.NONE else lambda data: squeeze.squeeze(data, mode, cs))
 
-    async def reseal(self, data: bytes) -> Blob:
-        """Store one blob's bytes again under the current epoch (W2 of a rekey): a full chunk as its
-        own object, anything shorter as a member of the open data pack. Returns the new blob."""
+    async def reseal(self, data: bytes, blob_id: bytes | None = None) -> Blob:
+        """Store one blob's bytes again under the current epoch (W2 of a rekey, a rewrite): a full
+        chunk as its own object, anything shorter as a member of the open data pack. ``blob_id``: its
+        keyed id under the current epoch, if the caller computed it already. Returns the new blob."""
         store = self._store
-        blob_id = await asyncio.to_thread(store.keys.chunk_id_of, data)
+        if blob_id is None:
+            blob_id = await asyncio.to_thread(store.keys.chunk_id_of, data)
         if len(data) < store.chunk_size:
             return await self._pack.put(data, blob_id)
         name = store.keys.chunk_name(blob_id)
