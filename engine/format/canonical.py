@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import binascii
 import json
-import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from ..errors import IntegrityError
 
 MAX_DOCUMENT = 1 << 20  # 1 MiB: keystores, commits; pages are bounded by chunk_size separately
-_B64U = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def fail(detail: str = "") -> NoReturn:
@@ -39,12 +37,13 @@ def b64u(data: bytes | bytearray | memoryview) -> str:
 
 
 def unb64u(text: object, length: int | None = None) -> bytes:
-    """Strict unpadded base64url: alphabet checked, re-encode must round-trip, optional exact length."""
-    if not isinstance(text, str) or len(text) % 4 == 1 or not _B64U.fullmatch(text):
+    """Strict unpadded base64url: re-encode must round-trip (which refuses every character outside the
+    url-safe alphabet, padding and non-zero trailing bits), optional exact length."""
+    if not isinstance(text, str) or len(text) % 4 == 1:
         fail("base64")
     try:
         raw = binascii.a2b_base64((text + "=" * (-len(text) % 4)).encode("ascii").translate(_FROM_URLSAFE))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError):  # UnicodeEncodeError is a ValueError
         fail("base64")
     if b64u(raw) != text or (length is not None and len(raw) != length):
         fail("base64")
@@ -71,14 +70,18 @@ def _no_float(text: str) -> NoReturn:
     fail("float")
 
 
-def loads(data: bytes | bytearray | memoryview, limit: int = MAX_DOCUMENT, canonical: bool = False) -> Any:
-    """Parse untrusted JSON strictly. With ``canonical`` the bytes must be exactly ``dumps`` of the result."""
+def loads(data: bytes | bytearray | memoryview, limit: int = MAX_DOCUMENT, canonical: bool = False,
+          *, unique_keys: bool = True) -> Any:
+    """Parse untrusted JSON strictly. With ``canonical`` the bytes must be exactly ``dumps`` of the result.
+    ``unique_keys=False`` skips the duplicate-key hook, for a caller that compares the bytes with
+    ``dumps`` of the result itself (a repeated key cannot re-encode to the input)."""
     raw = bytes(data)
     if len(raw) > limit:
         fail("too large")
     try:
         text = raw.decode("utf-8")
-        obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_float=_no_float, parse_constant=_no_float)
+        obj = json.loads(text, object_pairs_hook=_no_duplicates if unique_keys else None,
+                         parse_float=_no_float, parse_constant=_no_float)
     except (UnicodeDecodeError, ValueError, RecursionError):
         fail("json")
     if canonical:

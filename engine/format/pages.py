@@ -299,7 +299,7 @@ def view_page(data: bytes | bytearray | memoryview, *, chunk_size: int = DEFAULT
     raw = bytes(data)
     if len(raw) >= chunk_size:
         fail("page too large")
-    doc = loads(raw, limit=chunk_size)
+    doc = loads(raw, limit=chunk_size, unique_keys=False)  # a repeated key fails the comparison below
     # canonical: the parsed document re-encodes to the input (the C encoder: sorted keys, no spaces,
     # no escapes it would not write). The parsers below accept exactly one JSON value per entry and
     # ref — the exact field set of its type, base64 that round-trips, ints that are ints — so this
