@@ -58,12 +58,12 @@ async def file_counts(old: Tree, new: Tree) -> dict[str, int]:
     below it (the counts are then a lower bound), so a commit never costs more than its edits did.
     """
     counts = {"added": 0, "changed": 0, "removed": 0, "bytes": 0}
-    async for c in diff_trees(old, new, loaded_only=True):
-        if c.type == "dir":
+    async for kind, _parts, _name, node in _changes(old, new, loaded_only=True):  # no path built per file
+        if isinstance(node, Dir):
             continue
-        counts["changed" if c.kind == "modified" else c.kind] += 1
-        if c.kind != "removed":
-            counts["bytes"] += c.size
+        counts["changed" if kind == "modified" else kind] += 1
+        if kind != "removed" and isinstance(node, File):
+            counts["bytes"] += node.size
     return counts
 
 
@@ -74,6 +74,13 @@ async def diff_trees(old: Tree, new: Tree, *, loaded_only: bool = False) -> Asyn
     ``loaded_only``: do not descend where ``new``'s directory is not loaded, nor into a removed
     directory that is not (see :func:`file_counts`).
     """
+    async for kind, parts, name, node in _changes(old, new, loaded_only=loaded_only):
+        yield Change(kind, show([*parts, name]), _type(node), _size(node))
+
+
+async def _changes(old: Tree, new: Tree, *, loaded_only: bool) -> AsyncIterator[tuple[str, list[bytes], bytes, Node]]:
+    """:func:`diff_trees` as (kind, parent's parts, name, the node that says it: the new one, or the
+    removed one)."""
 
     async def frame(parts: list[bytes], a: Dir | None, b: Dir | None
                     ) -> tuple[list[bytes], dict[bytes, Node], dict[bytes, Node], Iterator[bytes]] | None:
@@ -95,20 +102,19 @@ async def diff_trees(old: Tree, new: Tree, *, loaded_only: bool = False) -> Asyn
             stack.pop()
             continue
         x, y = ak.get(name), bk.get(name)
-        p = parts + [name]
         below = None
         if x is None and y is not None:
-            yield Change("added", show(p), _type(y), _size(y))
+            yield "added", parts, name, y
             if isinstance(y, Dir):
-                below = await frame(p, None, y)
+                below = await frame([*parts, name], None, y)
         elif y is None and x is not None:
-            yield Change("removed", show(p), _type(x), _size(x))
+            yield "removed", parts, name, x
             if isinstance(x, Dir):
-                below = await frame(p, x, None)
+                below = await frame([*parts, name], x, None)
         elif isinstance(x, Dir) and isinstance(y, Dir):
-            below = await frame(p, x, y)
+            below = await frame([*parts, name], x, y)
         elif x is not None and y is not None and _changed(x, y):
-            yield Change("modified", show(p), _type(y), _size(y))
+            yield "modified", parts, name, y
         if below is not None:
             stack.append(below)
 
