@@ -129,16 +129,13 @@ class Edits(View):
             async with self._lock:
                 signals = running[0].signals if running else None
                 sig = None if signals is None else signals.get(b"/".join(parts))
+                old = await self._tree.put(parts, node)
                 if sig is not None:
-                    with contextlib.suppress(NotFound):
-                        old = await self._tree.lookup(parts)
-                        sig.existed, sig.size = True, node.size
-                        if isinstance(old, File):
-                            sig.old_size = old.size
-                            sig.same = old.size == node.size and old.inline == node.inline \
-                                and [b.id for b in old.blobs] == [b.id for b in node.blobs]
-                    sig.size = node.size
-                await self._tree.put(parts, node)
+                    sig.existed, sig.size = old is not None, node.size
+                    if isinstance(old, File):
+                        sig.old_size = old.size
+                        sig.same = old.size == node.size and old.inline == node.inline \
+                            and [b.id for b in old.blobs] == [b.id for b in node.blobs]
 
         await self._begin_write()
         mixer = await self.mixer()

@@ -200,8 +200,10 @@ class Tree:
         for d in chain:
             d.dirty = True
 
-    async def put(self, parts: list[bytes], node: Node, *, parents: bool = True, replace: bool = True) -> None:
-        """Place ``node`` at ``parts``. A directory is never silently replaced by a file or the reverse."""
+    async def put(self, parts: list[bytes], node: Node, *, parents: bool = True, replace: bool = True
+                  ) -> Node | None:
+        """Place ``node`` at ``parts``; returns what it replaced (None: nothing). A directory is never
+        silently replaced by a file or the reverse."""
         if not parts:
             raise UsageError("cannot replace the root directory")
         chain = await self._dir_chain(parts[:-1], create=parents)
@@ -217,6 +219,7 @@ class Tree:
                 raise AlreadyExists(f"{show(parts)} is a directory that is not empty")
         kids[parts[-1]] = node
         self._touch(chain)
+        return old
 
     async def mkdir(self, parts: list[bytes], parents: bool = False, exist_ok: bool = False) -> Dir:
         if not parts:

@@ -109,8 +109,8 @@ class Sampler:
         data = np.frombuffer(b"".join(chunks), dtype=np.uint8)
         # (row << 8) | byte as one key per sampled byte: uint16 while the rows fit (every settle of at
         # most SETTLE_FILES files), a quarter of the memory traffic of machine-size keys
-        wide = np.uint16 if len(tokens) <= 256 else np.intp
-        keys = np.repeat(np.array(ids, dtype=wide) << 8, lengths) | data
+        rows = np.array(ids, dtype=np.uint16 if len(tokens) <= 256 else np.intp)
+        keys = np.repeat(np.left_shift(rows, 8), lengths) | data
         counts = np.bincount(keys, minlength=len(tokens) * 256).reshape(len(tokens), 256)
         for row, token in enumerate(tokens):
             had = self._hist.pop(token, None)
