@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -31,13 +31,15 @@ from . import localdest as ld
 
 
 class Source(Protocol):
-    """What an export reads from: a vault or a snapshot of one (anything with these three reads)."""
+    """What an export reads from: a vault or a snapshot of one (anything with these four reads)."""
 
     async def stat(self, path: str | bytes) -> Stat: ...
 
     def walk(self, path: str | bytes = "/") -> AsyncIterator[tuple[str, Stat]]: ...
 
     def open_read(self, path: str | bytes, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]: ...
+
+    async def read_files(self, paths: Sequence[str | bytes]) -> list[bytes]: ...
 
 
 T = TypeVar("T")
@@ -148,8 +150,10 @@ async def export_tree(vault: Source, vault_path: str | bytes, dest: Path, option
         if on_file:
             on_file(item.path, item.st.type, n)
 
-    async def write_batch(batch: list[tuple[_Item, bytes]]) -> None:
-        """Write small files read whole, many per thread hop (a hop per file cost more than its syscalls)."""
+    async def write_batch(items: list[_Item]) -> None:
+        """Read small files whole, all at once, and write them, many per thread hop (a hop per file
+        cost more than its syscalls)."""
+        batch = list(zip(items, await vault.read_files([i.path for i in items]), strict=True))
         jobs: list[tuple[int, bytes, bytes, ld.Attrs]] = []
         try:
             for item, data in batch:
@@ -167,7 +171,7 @@ async def export_tree(vault: Source, vault_path: str | bytes, dest: Path, option
             done(item, len(data))
 
     async def worker() -> None:
-        batch: list[tuple[_Item, bytes]] = []
+        batch: list[_Item] = []
         size = 0
         for item in pending:  # a shared iterator: each entry is taken by exactly one worker
             n = 0
@@ -177,9 +181,8 @@ async def export_tree(vault: Source, vault_path: str | bytes, dest: Path, option
                 await at(item.parent, item.path, functools.partial(_link_job, item.name, link,
                                                                    _attrs(item.st, options)))
             elif item.st.size <= BATCH_FILE:
-                data = b"".join([piece async for piece in vault.open_read(item.path)])
-                batch.append((item, data))
-                size += len(data)
+                batch.append(item)
+                size += item.st.size
                 if len(batch) >= BATCH_FILES or size >= BATCH_BYTES:
                     await write_batch(batch)
                     batch, size = [], 0

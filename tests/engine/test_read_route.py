@@ -6,6 +6,7 @@ naming the path (open_read, VaultFile, export, the mount's chunk reads)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import threading
 from collections.abc import Callable
@@ -13,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vaulttools import MIB, new_vault, reopen
+from vaulttools import MIB, PASS, new_vault, reopen
 
 import sigmavault
 from sigmavault.actors import mixpool
 from sigmavault.actors.mixer import Mixer
 from sigmavault.backends.base import Backend, Wrapper
-from sigmavault.engine.errors import IntegrityError
+from sigmavault.engine.errors import IntegrityError, IsADirectory
 from sigmavault.engine.format.envelope import Sealer
 from sigmavault.engine.format.refs import PendingRef, final_ref
 from sigmavault.engine.keys.schedule import KIND_CHUNK, KIND_DATA_PACK, KIND_PAGE_PACK, EpochKeys
@@ -262,3 +263,57 @@ async def test_with_the_inline_mixer_reads_start_no_mixer_and_reuse_their_buffer
             assert await v.read_bytes("/eight.bin") == data
         assert v._mixer is None  # an inline mixer would open on the loop: it is not even started
         assert 0 < len(made) <= 4  # 17 objects opened, into at most a window's worth of buffers
+
+
+async def test_read_files_reads_a_batch_of_pack_members_in_one_hop(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Export's batches: every file whole, byte for byte what read_bytes gives, the committed pack
+    members inflated and checked in one worker-thread hop; the open pack's member and full chunks
+    read one by one."""
+    rng = random.Random(11)
+    files = {"/tiny": b"x" * 10, "/empty": b"", "/text": b"words and words " * 2000, "/big.bin": BIG}
+    files.update({f"/s{i}": rng.randbytes(20_000 + i) for i in range(5)})
+    async with await sigmavault.create(str(tmp_path / "v"), passphrase=PASS, kdf="minimum", chunk_size=MIB,
+                                       compression="auto") as v:
+        for path, data in files.items():
+            await v.put(path, data)
+        await v.commit()
+        await v.put("/pending", SMALL)  # stays in the open data pack
+        files["/pending"] = SMALL
+        hops: list[int] = []
+        real = reader_mod._open_members
+
+        def counted(members: list[Any], chunk_size: int) -> list[Any]:
+            hops.append(len(members))
+            return real(members, chunk_size)
+
+        monkeypatch.setattr(reader_mod, "_open_members", counted)
+        paths = list(files)
+        assert await v.read_files(paths) == list(files.values())
+        assert hops == [7]  # /text, /s0…/s4 and big.bin's tail; /pending is read from the open pack
+        _, _, text = await v.chunks("/text")
+        assert final_ref(text[0]).zlen is not None  # a compressed member was among them
+        await v.mkdir("/d")
+        with pytest.raises(IsADirectory, match="/d is a directory"):
+            await v.read_files(["/s0", "/d"])
+
+
+async def test_read_files_names_the_file_whose_member_is_forged(tmp_path: Path) -> None:
+    """A co-writer's catalog points one file at another blob's place under its own id (threat C):
+    the batch fails naming that file, each good file still reads, and read_many puts the error in
+    the forged blob's place only."""
+    rng = random.Random(12)
+    async with await new_vault(tmp_path / "v") as v:
+        for i in range(4):
+            await v.put(f"/f{i}", rng.randbytes(9000 + i))
+        await v.commit()
+        refs = [final_ref((await v.chunks(f"/f{i}"))[2][0]) for i in range(4)]
+        forged = dataclasses.replace(refs[2], off=refs[1].off, length=refs[1].length)
+        got = await v._reader.read_many([refs[0], forged, refs[3]])
+        assert isinstance(got[1], IntegrityError)
+        assert got[0] == await v.read_bytes("/f0") and got[2] == await v.read_bytes("/f3")
+        node = await v._tree.lookup([b"f2"])
+        node.blobs[0] = forged  # type: ignore[union-attr]
+        with pytest.raises(IntegrityError, match="/f2"):
+            await v.read_files(["/f0", "/f1", "/f2", "/f3"])
+        assert await v.read_files(["/f0", "/f1", "/f3"]) == [await v.read_bytes(f"/f{i}") for i in (0, 1, 3)]
