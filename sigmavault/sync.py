@@ -26,7 +26,7 @@ threads: the calls are serialized where the engine serializes them.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import tzinfo
 from types import TracebackType
 from typing import Any, TypeVar
@@ -145,6 +145,10 @@ class _SyncView:
         """Blocking :meth:`sigmavault.Vault.read_bytes`: a file's content in memory (prefer :meth:`open`
         for large files). Raises NotFound, UsageError, IntegrityError."""
         return self._lt.run(self._view.read_bytes(path, offset, length))
+
+    def read_files(self, paths: Sequence[str | bytes]) -> list[bytes]:
+        """Blocking :meth:`sigmavault.Vault.read_files`: many small files' contents at once."""
+        return self._lt.run(self._view.read_files(paths))
 
     def get(self, path: str | bytes, dest: str | os.PathLike[str], *, overwrite: bool = False) -> int:
         """Blocking :meth:`sigmavault.Vault.get`: copy a file or tree out to ``dest``; the bytes written."""

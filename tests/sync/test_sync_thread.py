@@ -24,6 +24,7 @@ async def test_the_blocking_api_works_inside_a_running_event_loop(tmp_path: Path
         v.put("a.txt", b"from a coroutine")
         assert v.commit() == 1
         assert v.read_bytes("a.txt") == b"from a coroutine"
+        assert v.read_files(["a.txt", "/a.txt"]) == [b"from a coroutine"] * 2
         assert [p for p, _ in v.walk()] == ["/a.txt"]
         with v.open("a.txt") as f:
             assert f.read(4) == b"from"
