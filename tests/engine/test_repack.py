@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from test_rewrite_mapcheck import cli, swap_content
 from test_rewrite_mapcheck import history as two_generations
+from test_rewrite_writers import commit_inside_x4
 from vaulttools import PASS, new_vault, object_files, reopen
 
 from sigmavault import Vault
@@ -61,17 +62,7 @@ async def test_a_writer_committing_during_the_repack_keeps_its_data(tmp_path: Pa
     writer, pruner = await reopen(root), await reopen(root)
     try:
         await writer.put("/w/late.bin", b"w" * 7000)  # into a pack of its own, committed inside the repack's X4
-        original = rewriting._Run.decide
-        heads: list[int] = []
-
-        async def decide(self: rewriting._Run, head: ChainHead) -> dict[str, object]:
-            meta = await original(self, head)
-            heads.append(head.gen)
-            if len(heads) == 1:
-                assert await writer.commit() == 4  # wins c/4: the repack loses X4 and takes 4 in too
-            return meta
-
-        monkeypatch.setattr(rewriting._Run, "decide", decide)
+        heads = commit_inside_x4(monkeypatch, writer, 4)  # wins c/4: the repack loses X4 and takes 4 in too
         r = await pruner.prune(max_unused=0.05)
         assert heads == [3, 4] and r.repacked == 1 and r.deleted >= 1
         files["/w/late.bin"] = b"w" * 7000
