@@ -59,7 +59,7 @@ from ..repo.reader import BlobReader
 from . import dropgc
 from .dropgc import DropSource, Listing, WriterLeases
 from .mapcheck import MapChecker
-from .packrefs import PackUsage, Refs
+from .packrefs import PackUsage, Refs, to_repack
 
 #: progress: (stage, done, total) — stages "scan", "repack", "wait", "delete"
 ProgressFn = Callable[[str, int, int], None]
@@ -199,6 +199,7 @@ class Pruner:
         #: compares rewrite maps with the generations' own trees (None: a caller that cannot read content)
         self.maps = None if reader is None else MapChecker(history, catalog, reader)
         self.repack = repack  # None: packs over max_unused are only counted
+        self.repacked: set[str] = set()  # the old packs a repack left unreferenced
 
     async def _step(self, name: str) -> None:
         if self.hook is not None:
@@ -246,6 +247,7 @@ class Pruner:
             r.kept_back = len(candidates) - len(doomed)
             await self._step("P6")
             deleted = await self.delete(doomed)
+            self.count_repacked(self.repacked & deleted)  # not one a writer rescued, nor one under a lock
             r.drop_deleted = sum(1 for n in deleted if n.startswith("d/"))
             await self.records.mark(done_name(rid))  # the run ended: writers waiting on it restore now
             await self.tidy(deleted)
@@ -268,11 +270,14 @@ class Pruner:
         await self._step("repack")
         done = await self.repack(over, self.progress)
         refs, candidates = await self.scan()
-        gone = over & candidates
-        self.report.repacked, self.report.repacked_bytes = len(gone), sum(self.sizes[n] for n in gone)
+        self.repacked = over & candidates
+        self.count_repacked(self.repacked)
         self.report.repack_written = sum(self.sizes.get(n, 0) for n in done.objects)
         await self.check_maps(candidates)
         return refs, candidates
+
+    def count_repacked(self, gone: set[str]) -> None:
+        self.report.repacked, self.report.repacked_bytes = len(gone), sum(self.sizes[n] for n in gone)
 
     async def clear(self, ended: set[str]) -> None:
         """Delete the records that had ended before this run began (every older lease has ended)."""
@@ -317,11 +322,13 @@ class Pruner:
                 tg.create_task(worker())
 
     def pack_stats(self, refs: Refs) -> set[str]:
-        """Count the packs and those over ``max_unused``; returns the vault's own of those to repack."""
+        """Count the packs and those over ``max_unused``; returns what to repack: ours over it, and the page
+        packs their repack would leave over it (:func:`.packrefs.to_repack`)."""
         r = self.report
         usage = PackUsage.of(refs, self.sizes, r.max_unused)
         r.packs, r.packs_over_limit, r.unused_pack_bytes = usage.packs, len(usage.over), usage.unused
-        return {n for n in usage.over if n.startswith("o/")} if self.repack is not None else set()
+        over = {n for n in usage.over if n.startswith("o/")} if self.repack is not None else set()
+        return to_repack(refs, self.sizes, r.max_unused, over) if over else over
 
     async def wait_leases(self, rid: str) -> None:
         """P3: every lease present after D was written (it may be older than D) ends or expires."""

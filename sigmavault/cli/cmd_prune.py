@@ -137,15 +137,11 @@ def _report(r: PruneReport, limit: float) -> tuple[dict[str, Any], list[str]]:
         lines.append(f"skipped {r.locked} unreferenced objects under a retention lock (a later prune deletes them)")
     if r.kept_back:
         lines.append(f"kept {r.kept_back} objects that writers committed or rescued meanwhile")
-    if r.dry_run and r.repacked:
-        lines.append(f"would repack {r.repacked} of {r.packs} packs over {limit:.0%} unused, "
-                     f"freeing about {human_size(r.unused_pack_bytes)}")
-    elif r.repacked:
-        lines.append(f"repacked {r.repacked} of {r.packs} packs over {limit:.0%} unused: "
-                     f"{human_size(r.repacked_bytes)} of them went, {human_size(r.repack_written)} of new packs")
-    if r.packs_over_limit > r.repacked:
-        lines.append(f"{r.packs_over_limit - r.repacked} packs over {limit:.0%} unused left as they are "
-                     "(write-only clients' packs, or referenced again by a writer meanwhile)")
+    if r.repacked:  # the packs over the limit, and the page packs their repack would leave over it
+        over = f"{r.packs_over_limit} of {r.packs} packs were over {limit:.0%} unused"
+        lines.append(f"would repack {r.repacked} packs ({over}), freeing about {human_size(r.unused_pack_bytes)}"
+                     if r.dry_run else f"repacked {r.repacked} packs ({over}): {human_size(r.repacked_bytes)} of "
+                     f"them went, {human_size(r.repack_written)} of new packs")
     return doc, lines
 
 
