@@ -68,6 +68,8 @@ StepHook = Callable[[str], Awaitable[None]]
 
 
 class Repacked(Protocol):
+    """What a repack reports back (:class:`..rewriting.Rewritten`)."""
+
     @property
     def objects(self) -> Collection[str]:
         """The objects the repack wrote (its new packs)."""
@@ -106,8 +108,8 @@ class PruneReport:
     packs: int = 0
     packs_over_limit: int = 0  # packs whose unused share exceeds --max-unused (P1, before repacking)
     unused_pack_bytes: int = 0  # their unused bytes: what repacking them frees, about
-    repacked: int = 0  # packs repacked, that no kept generation refers to any more (a dry run: would be)
-    repacked_bytes: int = 0  # their stored bytes (deleted with the other candidates)
+    repacked: int = 0  # old packs a repack emptied and this run deleted (a dry run: the packs it would repack)
+    repacked_bytes: int = 0  # their stored bytes (counted in ``deleted_bytes`` too)
     repack_written: int = 0  # bytes of the new packs the repack wrote
     max_unused: float = 0.05
     maps_checked: int = 0  # generations a rewrite map remaps, compared with their own trees (mapcheck.py)
