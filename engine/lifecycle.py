@@ -47,7 +47,8 @@ class ForgetReport:
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     """One event of the history: ``commit``, ``forget``, ``keys`` (slots changed, or the keystore
-    generation moved), ``prune`` and ``repair`` (runs, with their counts), ``drop`` (a write-only
+    generation moved), ``prune`` and ``repair`` (runs, with their counts), ``rekey``, ``rewrite`` and
+    ``repack`` (a rewrite map under the same epoch: prune moved live blobs out of packs), ``drop`` (a write-only
     client's drop taken in) or ``refused`` (a drop refused, and why)."""
 
     event: str
@@ -149,8 +150,9 @@ async def audit(history: History, since: int | None = None) -> list[AuditEntry]:
             )
         elif a.rekey is not None:
             out.append(AuditEntry("rekey", epoch=a.rekey, **base))
-        elif a.rewrite is not None:
-            out.append(AuditEntry("rewrite", epoch=a.rewrite.epoch, **base))
+        elif a.rewrite is not None:  # a repack's map (prune) or a rekey's rewrite: who wrote it, either way
+            out.append(AuditEntry("rewrite" if a.repack is None else "repack", epoch=a.rewrite.epoch,
+                                  counts=None if a.repack is None else dict(a.repack), **base))
         elif a.prune is not None or a.repair is not None:
             out.append(AuditEntry("prune" if a.prune is not None else "repair",
                                   counts=dict(a.prune if a.prune is not None else a.repair or {}), **base))

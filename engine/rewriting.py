@@ -17,12 +17,20 @@ epoch (:mod:`.reseal`, after a merge that judges the rewrite's changes against t
 
 A ``rekey --rewrite`` marks its rekey record (``meta.rekey.rewrite``), so a run killed before its
 map landed is found (:meth:`Rewriter.pending`) and finished without starting another epoch.
+
+The same machinery repacks (:meth:`Rewriter.repack`, prune's packs over ``--max-unused``): only the
+predicate of what moves differs (:data:`Moves`: a ref living in one of the given packs, under the same
+epoch). The same content then has the same keyed id, so the dedup index would find the old place: a
+copy reuses only a place that does not move, and the index is told the new place (``BlobIndex.moved``).
+Its completing commit carries ``meta.repack`` beside the map, so :meth:`Rewriter.pending` does not take
+it for the end of a ``rekey --rewrite``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +53,15 @@ from .repo.reader import BlobReader
 from .repo.store import ObjectStore
 
 Place = tuple[tuple[str, int], ...]  # a directory's pages by (object, offset): one place per directory
+#: whether a blob or page ref is stored again, given the current epoch: the one thing a rewrite and a repack differ in
+Moves = Callable[[Blob, int], bool]
+#: progress of a repack: (stage, done, total) — stage "repack", counting kept generations
+Progress = Callable[[str, int, int], None]
+
+
+def older(ref: Blob, epoch: int) -> bool:
+    """``rekey --rewrite``: every ref of an older epoch than the current one moves."""
+    return ref.epoch < epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +74,7 @@ class Rewritten:
     blobs: int  # blobs stored again under the epoch
     reused: int  # blobs found stored already (a resumed rewrite; the same content in two places)
     pages: int  # directories saved into new pages
+    objects: frozenset[str] = frozenset()  # the objects the run wrote (new packs, chunks)
 
 
 class Rewriter:
@@ -79,8 +97,8 @@ class Rewriter:
             c = head.commit if gen == head.gen else await self._history.commit_at(gen)
             if c.epoch != epoch:
                 return False
-            if c.audit.rewrite is not None and c.audit.rewrite.epoch == epoch:
-                return False
+            if c.audit.rewrite is not None and c.audit.repack is None and c.audit.rewrite.epoch == epoch:
+                return False  # a repack's map (same epoch, ``meta.repack``) finishes no rekey
             if c.audit.rekey == epoch:
                 return c.audit.rekey_rewrite
             gen -= 1
@@ -89,28 +107,43 @@ class Rewriter:
     async def run(self) -> Rewritten:
         """Rewrite every kept generation under the current epoch and land the map (X1–X4).
         UsageError with edits pending; ConcurrencyError, BackendError, IntegrityError."""
+        return await self._land(_Run(self, older))
+
+    async def repack(self, packs: Collection[str], progress: Progress | None = None) -> Rewritten:
+        """Move every blob and directory page the kept generations keep in ``packs`` into fresh packs
+        under the current epoch, and land the map (X1–X4 with that predicate; ``meta.repack`` marks it).
+        The old packs are then garbage for prune. UsageError with edits pending; ConcurrencyError,
+        BackendError, IntegrityError."""
+        doomed = frozenset(packs)
+        return await self._land(_Run(self, lambda ref, _epoch: ref.object_name in doomed, doomed, progress))
+
+    async def _land(self, run: _Run) -> Rewritten:
         if self._commits.pending:
             raise UsageError("commit the pending changes before a rewrite")
-        run = _Run(self)
         await self._guard.begin()  # the lease first: our copies are pending for prune until the map lands
         try:
             gen = await self._commits.record(run.decide, root=run.root)
         finally:
             await self._guard.end()
         assert gen is not None
-        return Rewritten(self._store.epoch, gen, len(run.mapped), run.blobs, run.reused, run.pages)
+        return Rewritten(self._store.epoch, gen, len(run.mapped), run.blobs, run.reused, run.pages,
+                         frozenset(run.written))
 
 
 class _Run:
     """One rewrite run's memory: what it stored, so a lost race rewrites only the new generations."""
 
-    def __init__(self, r: Rewriter) -> None:
-        self.r = r
+    def __init__(self, r: Rewriter, moves: Moves, packs: Collection[str] = (), progress: Progress | None = None
+                 ) -> None:
+        self.r, self.moves, self.packs = r, moves, packs  # packs: a repack's (its map carries ``meta.repack``)
+        self.progress = progress or (lambda stage, done, total: None)
         self.roots: dict[int, list[BlobRef]] = {}  # generation -> its rewritten root
         self.mapped: dict[int, list[BlobRef]] = {}
         self.copies: dict[tuple[str, int], Blob] = {}  # an old blob's place -> its copy
         self.dirs: dict[Place, list[BlobRef]] = {}  # an old directory's place -> its rewritten pages
         self.names: set[str] = set()  # every object the map and the head's rewritten tree refer to anew
+        self.unindexed: list[Blob] = []  # copies stored since the last flush
+        self.written: set[str] = set()  # objects this run wrote
         self.blobs = self.reused = self.pages = 0
 
     def root(self, head: ChainHead) -> list[BlobRef]:
@@ -121,10 +154,12 @@ class _Run:
         r = self.r
         epoch = r._store.epoch  # the record path reloaded: the current epoch seals from here on
         kept = sorted(g for g in await r._history.kept_generations() if g <= head.gen) or [head.gen]
-        for g in kept:
+        for i, g in enumerate(kept):
+            self.progress("repack", i, len(kept))
             if g not in self.roots:
                 tree = r._catalog.tree(await r._history.commit_at(g))
                 self.roots[g] = await self._tree(tree, epoch)
+        self.progress("repack", len(kept), len(kept))
         await r._page_pack.flush()
 
         async def ours() -> set[str]:
@@ -140,6 +175,8 @@ class _Run:
         if len(dumps(value)) > MAX_MAP:  # readers would refuse the commit: never land it
             raise UsageError(f"{len(kept)} kept generations are too many for one rewrite's map: "
                              "forget some (`sigmavault forget`), then run it again (what is copied stays)")
+        if self.packs:
+            return {"rewrite": value, "repack": {"packs": len(self.packs), "blobs": self.blobs, "pages": self.pages}}
         return {"rewrite": value}
 
     async def _tree(self, tree: Tree, epoch: int) -> list[BlobRef]:
@@ -149,12 +186,15 @@ class _Run:
         if top is tree.root:
             return list(tree.root.pages)
         await self.r._content.flush()  # the copies' packs are stored: their refs are final
+        self.r._index.moved([final_ref(b) for b in self.unindexed])  # a repack's copy: its new place
+        self.unindexed.clear()
         new = Tree(top, self.r._catalog.load)
         new.fresh_pages = True
         root = await self.r._catalog.save(new)
         for place, d in fresh:
             self.dirs[place] = d.pages
             self.names.update(p.object_name for p in d.pages)
+            self.written.update(p.object_name for p in d.pages)
             self.pages += 1
         return list(root)
 
@@ -176,13 +216,13 @@ class _Run:
                 stack.extend((n, [*where, name], False) for name, n in entries.items() if isinstance(n, Dir))
                 continue
             kids: dict[bytes, Node] = {}
-            changed = any(p.epoch < epoch for p in d.pages)
+            changed = any(self.moves(p, epoch) for p in d.pages)
             for name, node in entries.items():
                 new: Node = node
                 if isinstance(node, Dir):
                     new = done.pop(id(node))
-                elif isinstance(node, File) and any(b.epoch < epoch for b in node.blobs):
-                    new = dataclasses.replace(node, blobs=[await self._copy(b) if b.epoch < epoch else b
+                elif isinstance(node, File) and any(self.moves(b, epoch) for b in node.blobs):
+                    new = dataclasses.replace(node, blobs=[await self._copy(b, epoch) if self.moves(b, epoch) else b
                                                            for b in node.blobs])
                 changed |= new is not node
                 kids[name] = new
@@ -191,9 +231,10 @@ class _Run:
                 fresh.append((place, done[id(d)]))
         return done[id(top)]
 
-    async def _copy(self, b: Blob) -> Blob:
+    async def _copy(self, b: Blob, epoch: int) -> Blob:
         """The one write route: read the blob, store its bytes under the current epoch, unless the
-        same content is stored already (a resumed rewrite, or the same bytes elsewhere)."""
+        same content is stored already at a place that does not move (a resumed rewrite, or the same
+        bytes elsewhere; a repack's old place is found by the index too: never reused)."""
         ref = final_ref(b)
         place = (ref.object_name, ref.off)
         hit = self.copies.get(place)
@@ -202,10 +243,12 @@ class _Run:
             data = await r._reader.read(ref)
             blob_id = await asyncio.to_thread(r._store.keys.chunk_id_of, data)
             found = await r._index.known(blob_id) or await self._stored_chunk(blob_id, len(data))
-            if found is not None and found.epoch == r._store.epoch:
+            if found is not None and found.epoch == epoch and not self.moves(found, epoch):
                 hit, self.reused = found, self.reused + 1
             else:
                 hit, self.blobs = await r._content.reseal(data, blob_id), self.blobs + 1
+                self.unindexed.append(hit)
+                self.written.add(hit.object_name)
             self.copies[place] = hit
             self.names.add(hit.object_name)
         return hit

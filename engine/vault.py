@@ -412,9 +412,9 @@ class Vault(Edits):
                     progress: ProgressFn | None = None) -> PruneReport:
         """Delete every object no kept generation references, safely beside writers on other
         machines (docs/format.md, "Prune beside writers"); ``dry_run``: only report what would go.
-        ``progress(stage, done, total)``. Packs whose unused share exceeds ``max_unused`` are
-        counted (repacking them is not built yet). Raises IntegrityError (a directory that does not
-        load: nothing is deleted), BackendError."""
+        ``progress(stage, done, total)``. Packs whose unused share exceeds ``max_unused`` are repacked
+        first (:meth:`.rewriting.Rewriter.repack`; a dry run counts them). Raises IntegrityError (a directory
+        or a rewrite map that does not match: nothing is deleted), BackendError."""
         if dry_run:
             self._check_open()
         else:
@@ -425,7 +425,7 @@ class Vault(Edits):
         report = await self._pruner(max_unused=max_unused, dry_run=dry_run, progress=progress).run()
         if not dry_run:  # the run, in the chain: audit lists who pruned, when, and what went
             await self._record({"prune": {"deleted": report.deleted, "bytes": report.deleted_bytes,
-                                          "candidates": report.candidates}})
+                                          "candidates": report.candidates, "repacked": report.repacked}})
         return report
 
     async def _record(self, meta: dict[str, Any]) -> int:
@@ -446,4 +446,4 @@ class Vault(Edits):
         drops = None if not h.writers else DropSource(
             self._store.keys.vault_id, lambda: {w.id.hex(): w.verify_key for w in h.writers}, self._ingester.held)
         return Pruner(history=h, catalog=self._catalog, records=self._guard.records, head=self._head,
-                      drops=drops, reader=self._reader, **options)
+                      drops=drops, reader=self._reader, repack=self.rewriter.repack, **options)

@@ -339,8 +339,8 @@ class SyncVault(_SyncView):
 
     def prune(self, *, max_unused: float = 0.05, dry_run: bool = False,
               progress: ProgressFn | None = None) -> PruneReport:
-        """Blocking :meth:`sigmavault.Vault.prune`: delete what no kept generation references
-        (``progress`` is called on the vault's loop thread)."""
+        """Blocking :meth:`sigmavault.Vault.prune`: delete what no kept generation references, after
+        repacking the packs over ``max_unused`` unused (``progress`` is called on the vault's loop thread)."""
         return self._lt.run(self._vault.prune(max_unused=max_unused, dry_run=dry_run, progress=progress))
 
     def rekey(self, credential: Credential | str | None = None, *, remove: bytes | None = None,

@@ -86,6 +86,12 @@ class BlobIndex:
         self._cache.add_blobs(map(_row, refs))
         self._trusted.update(r.object_name for r in refs)
 
+    def moved(self, refs: list[BlobRef]) -> None:
+        """Blobs this instance just stored again at a new place (a repack's copies, of the same keyed
+        id as before): their rows name the new place from now on, provisional until a commit."""
+        self._cache.add_blobs(map(_row, refs), move=True)
+        self._trusted.update(r.object_name for r in refs)
+
     def untrust(self) -> None:
         """Forget which objects this instance wrote or checked: a writer's new lease (prune may have
         deleted an uncommitted upload since), so provisional rows are looked up again before reuse."""

@@ -18,8 +18,10 @@ canonical bytes and re-encode unchanged) and ignores them, but the known keys ha
     "repair":     {count name: integer} (a record: a repair of a dispersed vault's places)
     "rekey":      {"epoch": e[, "rewrite": true]} (a rekey record: the first commit of key epoch e by its
                   rekeyer; ``rewrite``: a ``rekey --rewrite``, finished by a commit carrying ``rewrite``)
-    "rewrite":    the map of a ``rekey --rewrite``'s completing commit (:mod:`.rewritemap`; outside
-                  :data:`MAX_META`, bounded by the commit body limit)
+    "rewrite":    the map of a ``rekey --rewrite``'s or a repack's completing commit (:mod:`.rewritemap`;
+                  outside :data:`MAX_META`, bounded by the commit body limit)
+    "repack":     {count name: integer} (beside ``rewrite``: the map is a repack's, under the same epoch,
+                  moving the live blobs of packs over prune's ``--max-unused``: ``packs``, ``blobs``, ``pages``)
     "keys":       [{"op": "add" | "remove" | "passwd", "slot": b64u(id), "type": slot type,
                     "label": slot label}, …] (key slot changes made by the writer since its last commit)
     "drops":      write-only clients' watermark, and the drops this commit ingested or refused
@@ -88,6 +90,7 @@ class Audit:
     rekey: int | None = None  # a rekey record: the epoch it started
     rekey_rewrite: bool = False  # that rekey is a ``rekey --rewrite`` (finished by a commit with ``rewrite``)
     rewrite: RewriteMap | None = None  # a rewrite's completing commit: each kept generation's effective root
+    repack: Mapping[str, int] | None = None  # that map is a repack's (prune): what it moved
 
 
 KEY_OPS = ("add", "remove", "passwd")
@@ -229,7 +232,8 @@ def check(value: object, gen: int) -> Audit:
             fail("meta rekey rewrite")
         rekey, rewrite = integer(r["epoch"], 2, 0xFFFFFFFF), "rewrite" in r
     mapped = rewritemap.parse(value["rewrite"], gen) if "rewrite" in value else None
-    return Audit(slot, label, host, counts, forget, guard, drops, keys, prune, repair, rekey, rewrite, mapped)
+    repack = _counts(value["repack"], "meta repack") if "repack" in value else None
+    return Audit(slot, label, host, counts, forget, guard, drops, keys, prune, repair, rekey, rewrite, mapped, repack)
 
 
 def audit_of(meta: Mapping[str, Any] | None, gen: int) -> Audit:

@@ -1,4 +1,4 @@
-"""The map a ``rekey --rewrite`` completing commit carries in its ``meta`` (pure).
+"""The map a ``rekey --rewrite`` (or a repack's) completing commit carries in its ``meta`` (pure).
 
 Commits are immutable, so a generation rewritten under a new key epoch cannot change its own record:
 the rewriter's completing commit maps each kept generation to its rewritten root, its *effective*
@@ -60,7 +60,7 @@ def to_json(epoch: int, roots: Mapping[int, Sequence[BlobRef]]) -> dict[str, Any
 def parse(value: object, gen: int) -> RewriteMap:
     """Check the ``meta.rewrite`` of commit ``gen`` (untrusted). IntegrityError."""
     f = obj(value, {"epoch", "map"})
-    epoch = integer(f["epoch"], 2, 0xFFFFFFFF)
+    epoch = integer(f["epoch"], 1, 0xFFFFFFFF)  # 1: a repack of a vault never rekeyed (same epoch)
     runs: list[tuple[int, int, tuple[BlobRef, ...]]] = []
     last = -1
     for run in array(f["map"], MAX_RUNS):

@@ -81,6 +81,12 @@ _Key = tuple[str, object]  # (table, row key) a queued write touches
 _ALL_BLOBS: _Key = ("blob", None)  # a queued write that may change any blob row (mark_committed)
 
 
+_ADD_BLOB = ("INSERT INTO blobs(id, o, v, committed) VALUES (?,?,?,?) "
+             "ON CONFLICT(id) DO UPDATE SET committed = max(committed, excluded.committed)")
+_MOVE_BLOB = ("INSERT INTO blobs(id, o, v, committed) VALUES (?,?,?,?) "
+              "ON CONFLICT(id) DO UPDATE SET o = excluded.o, v = excluded.v, committed = excluded.committed")
+
+
 class Cache:
     """One vault's cache database. Safe to use from several processes (WAL, busy timeout).
 
@@ -294,17 +300,19 @@ class Cache:
 
         return await self._call(lambda: self._read((("blob", blob_id), _ALL_BLOBS), read))
 
-    def add_blobs(self, rows: Iterable[NewBlob], committed: bool = False) -> None:
+    def add_blobs(self, rows: Iterable[NewBlob], committed: bool = False, move: bool = False) -> None:
+        """Rows of blobs; a blob known already keeps its place (and becomes committed if this says
+        so), unless ``move``: then the row names the new place, with the new committed flag."""
         items = list(rows)
         if not items:
             return
         flag = int(committed)
         seal = self._s.seal
+        sql = _MOVE_BLOB if move else _ADD_BLOB
 
         def write(db: sqlite3.Connection) -> None:
             db.executemany(
-                "INSERT INTO blobs(id, o, v, committed) VALUES (?,?,?,?) "
-                "ON CONFLICT(id) DO UPDATE SET committed = max(committed, excluded.committed)",
+                sql,
                 ((i, o, seal(_BLOB_Z.pack(e, k, off, n, ol, z) if z else _BLOB.pack(e, k, off, n, ol),
                              b"blob\0" + i + o.encode()), flag)
                  for i, e, k, o, off, n, ol, z in items))

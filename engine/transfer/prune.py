@@ -4,9 +4,12 @@ The pruner of models/prune.py, step for step (docs/format.md, "Prune beside writ
 
 - P1 read the newest commit, walk every kept generation (a directory whose pages a newer one had
   is not walked again), list ``o/``: candidates are the objects nothing kept references; if there
-  are any, every rewrite map that gives a kept generation another root than its own is checked
-  against the generation's own tree while that is still stored (:mod:`.mapcheck`): one that does
-  not match stops the run before anything is written or deleted;
+  are any (or packs to repack), every rewrite map that gives a kept generation another root than
+  its own is checked against the generation's own tree while that is still stored (:mod:`.mapcheck`):
+  one that does not match stops the run before anything is written or deleted; then the packs whose
+  unused share is over ``max_unused`` are repacked (``repack``: the rewrite protocol under the same
+  epoch, :meth:`..rewriting.Rewriter.repack`, landing a map), and P1 is done again: the old packs are
+  candidates now, and the new map is checked like any other before they can go;
 - P2 write the sealed, create-only deletion record D naming them (``l/d-…``), then list the
   leases: those present now may have started before D (``L0``), any later one sees D at its W3;
 - P3 wait until every lease of ``L0`` has ended or expired (none: no wait, so a run with no writer
@@ -22,7 +25,8 @@ The pruner of models/prune.py, step for step (docs/format.md, "Prune beside writ
 Commit records ``c/`` and keystores ``k/`` are never candidates (only ``o/`` is listed, and the
 write-only clients' ``d/<writer>/o/`` by the protocol of :mod:`.dropgc` woven into these steps). A
 directory that does not load stops the run before anything is deleted: a reference we cannot read
-is a reference we cannot rule out. ``dry_run`` does P1 only and writes nothing.
+is a reference we cannot rule out. ``dry_run`` does P1 only and writes nothing (it counts the
+packs a run would repack).
 """
 
 from __future__ import annotations
@@ -32,15 +36,13 @@ import contextlib
 import secrets
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..catalog.pagestore import Catalog
-from ..catalog.tree import Dir, File
-from ..errors import IntegrityError, NotFound, ObjectLocked, ObjectMissing, VaultError
+from ..errors import NotFound, ObjectLocked, VaultError
 from ..format.commits import ChainHead
-from ..format.pages import BlobRef
-from ..keys.schedule import KIND_CHUNK
 from ..repo.history import History
 from ..repo.leases import (
     DEFAULT_TTL,
@@ -57,11 +59,24 @@ from ..repo.reader import BlobReader
 from . import dropgc
 from .dropgc import DropSource, Listing, WriterLeases
 from .mapcheck import MapChecker
+from .packrefs import PackUsage, Refs, to_repack
 
-#: progress: (stage, done, total) — stages "scan", "wait", "delete"
+#: progress: (stage, done, total) — stages "scan", "repack", "wait", "delete"
 ProgressFn = Callable[[str, int, int], None]
-#: test seam: awaited with the name of each step ("P2", "P3", "P4", "P5", "P6") before it runs
+#: test seam: awaited with the name of each step ("repack", "P2", "P3", "P4", "P5", "P6") before it runs
 StepHook = Callable[[str], Awaitable[None]]
+
+
+class Repacked(Protocol):
+    """What a repack reports back (:class:`..rewriting.Rewritten`)."""
+
+    @property
+    def objects(self) -> Collection[str]:
+        """The objects the repack wrote (its new packs)."""
+
+
+#: moves the live blobs and pages of these packs into new ones and lands the map (the vault's rewriter)
+Repack = Callable[[set[str], ProgressFn], Awaitable[Repacked]]
 
 
 async def kept_generations(history: History, head: ChainHead) -> list[int]:
@@ -91,51 +106,14 @@ class PruneReport:
     markers_cleared: int = 0  # write-only clients' gone-markers of objects that are gone
     writer_leases_cleared: int = 0  # write-only clients' ended leases
     packs: int = 0
-    packs_over_limit: int = 0  # packs whose unused share exceeds --max-unused (repacking: not built yet)
-    unused_pack_bytes: int = 0
+    packs_over_limit: int = 0  # packs whose unused share exceeds --max-unused (P1, before repacking)
+    unused_pack_bytes: int = 0  # their unused bytes: what repacking them frees, about
+    repacked: int = 0  # old packs a repack emptied and this run deleted (a dry run: the packs it would repack)
+    repacked_bytes: int = 0  # their stored bytes (counted in ``deleted_bytes`` too)
+    repack_written: int = 0  # bytes of the new packs the repack wrote
     max_unused: float = 0.05
     maps_checked: int = 0  # generations a rewrite map remaps, compared with their own trees (mapcheck.py)
     candidate_names: list[str] = field(default_factory=list, repr=False)
-
-
-class Refs:
-    """What the kept generations reference: object names, and the used bytes of each pack."""
-
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-        self.names: set[str] = set()
-        self.used: dict[str, set[tuple[int, int]]] = {}  # pack object -> (off, len) of its live blobs
-        self.seen: set[tuple[tuple[str, int], ...]] = set()
-
-    def add(self, ref: BlobRef) -> None:
-        self.names.add(ref.object_name)
-        if ref.kind != KIND_CHUNK:
-            self.used.setdefault(ref.object_name, set()).add((ref.off, ref.stored_len))
-
-    async def walk(self, root: Dir) -> None:
-        stack = [root]
-        while stack:
-            d = stack.pop()
-            key = tuple((p.object_name, p.off) for p in d.pages)
-            if key in self.seen:
-                continue
-            self.seen.add(key)
-            for ref in d.pages:
-                self.add(ref)
-            try:
-                kids = await self.catalog.load(d)
-            except VaultError as exc:  # a missing object stays ObjectMissing (a drop's walk waits on it)
-                raise (ObjectMissing if isinstance(exc, ObjectMissing) else IntegrityError)(
-                    f"prune stopped, nothing deleted: a directory does not load ({exc.message}); "
-                    "run `sigmavault verify`"
-                ) from None
-            for node in kids.values():
-                if isinstance(node, Dir):
-                    stack.append(node)
-                elif isinstance(node, File):
-                    for b in node.blobs:
-                        if isinstance(b, BlobRef):
-                            self.add(b)
 
 
 class _Leases:
@@ -202,6 +180,7 @@ class Pruner:
         hook: StepHook | None = None,
         drops: DropSource | None = None,
         reader: BlobReader | None = None,
+        repack: Repack | None = None,
     ) -> None:
         self.history = history
         self.catalog = catalog
@@ -221,6 +200,8 @@ class Pruner:
         self.writer_leases = None if drops is None else WriterLeases(self.backend, drops)
         #: compares rewrite maps with the generations' own trees (None: a caller that cannot read content)
         self.maps = None if reader is None else MapChecker(history, catalog, reader)
+        self.repack = repack  # None: packs over max_unused are only counted
+        self.repacked: set[str] = set()  # the old packs a repack left unreferenced
 
     async def _step(self, name: str) -> None:
         if self.hook is not None:
@@ -235,15 +216,18 @@ class Pruner:
             states = await self.records.state()
             ended = {rid for rid, st in states.items() if st.done}
             refs, candidates = await self.scan()  # P1
-            if candidates and self.maps is not None:  # before a generation's own objects may go
-                await self.maps.check(self.head, await self.history.kept_generations(), self.sizes.__contains__)
-                r.maps_checked = self.maps.checked
+            r.objects_before, r.bytes_before = len(self.sizes), sum(self.sizes.values())
+            over = self.pack_stats(refs) if self.repack is not None else set()
+            await self.check_maps(candidates | over)  # a map that does not match: nothing written
+            if over and r.dry_run:
+                r.repacked, r.repacked_bytes = len(over), sum(self.sizes[n] for n in over)
+            elif over:
+                refs, candidates = await self.repack_packs(over)
             r.candidates = len(candidates)
             r.candidate_names = sorted(candidates)
-            self.pack_stats(refs)
             if r.dry_run or not candidates:  # a dry run shows what a run nobody raced would leave
-                r.objects_after = r.objects_before - len(candidates)
-                r.bytes_after = r.bytes_before - sum(self.sizes[n] for n in candidates)
+                r.objects_after = len(self.sizes) - len(candidates)
+                r.bytes_after = sum(self.sizes.values()) - sum(self.sizes[n] for n in candidates)
                 running = {await self.records.owner(st.parts[0]) for st in states.values() if not st.done and st.parts}
                 if not r.dry_run and running:  # nothing to delete: wait out other runs, end a killed one's record
                     await self.settle(_Leases(self.records, self.clock), {o for o in running if o}, None)
@@ -265,14 +249,37 @@ class Pruner:
             r.kept_back = len(candidates) - len(doomed)
             await self._step("P6")
             deleted = await self.delete(doomed)
+            self.count_repacked(self.repacked & deleted)  # not one a writer rescued, nor one under a lock
             r.drop_deleted = sum(1 for n in deleted if n.startswith("d/"))
             await self.records.mark(done_name(rid))  # the run ended: writers waiting on it restore now
             await self.tidy(deleted)
-            r.objects_after = r.objects_before - r.deleted
-            r.bytes_after = r.bytes_before - r.deleted_bytes
+            r.objects_after = len(self.sizes) - r.deleted
+            r.bytes_after = sum(self.sizes.values()) - r.deleted_bytes
             return r
         finally:
             await self.lease.end()
+
+    async def check_maps(self, doomed: set[str]) -> None:
+        """Every rewrite map against the earlier trees, before ``doomed`` (objects of theirs) may go."""
+        if doomed and self.maps is not None:
+            await self.maps.check(self.head, await self.history.kept_generations(), self.sizes.__contains__)
+            self.report.maps_checked = self.maps.checked
+
+    async def repack_packs(self, over: set[str]) -> tuple[Refs, set[str]]:
+        """Repack ``over`` (their live blobs and pages move, a map lands), then P1 again: the old packs
+        are candidates now (unless a writer's commit refers to them again), and the map is checked."""
+        assert self.repack is not None
+        await self._step("repack")
+        done = await self.repack(over, self.progress)
+        refs, candidates = await self.scan()
+        self.repacked = over & candidates
+        self.count_repacked(self.repacked)
+        self.report.repack_written = sum(self.sizes.get(n, 0) for n in done.objects)
+        await self.check_maps(candidates)
+        return refs, candidates
+
+    def count_repacked(self, gone: set[str]) -> None:
+        self.report.repacked, self.report.repacked_bytes = len(gone), sum(self.sizes[n] for n in gone)
 
     async def clear(self, ended: set[str]) -> None:
         """Delete the records that had ended before this run began (every older lease has ended)."""
@@ -284,6 +291,7 @@ class Pruner:
         """P1: what every kept generation references, and the listed objects nothing references."""
         self.head = await self.history.find_head(self.head)
         self.report.generation = self.head.gen
+        self.sizes = {}
         refs = Refs(self.catalog)
         gens = await kept_generations(self.history, self.head)
         for i, gen in enumerate(gens):
@@ -295,8 +303,6 @@ class Pruner:
             self.listing = await Listing.read(self.backend)
             names += sorted(self.listing.objects)
         await self.measure(names)
-        self.report.objects_before = len(self.sizes)
-        self.report.bytes_before = sum(self.sizes.values())
         out = {n for n in self.sizes if n.startswith("o/") and n not in refs.names}
         if self.drops is not None:
             held = await self.drops.held(self.head)
@@ -317,22 +323,14 @@ class Pruner:
             for _ in range(max(1, min(8, self.backend.properties.concurrency))):
                 tg.create_task(worker())
 
-    def pack_stats(self, refs: Refs) -> None:
+    def pack_stats(self, refs: Refs) -> set[str]:
+        """Count the packs and those over ``max_unused``; returns what to repack: ours over it, and the page
+        packs their repack would leave over it (:func:`.packrefs.to_repack`)."""
         r = self.report
-        for name, blobs in refs.used.items():
-            size = self.sizes.get(name)
-            if not size:
-                continue
-            r.packs += 1
-            # dead bytes: the gaps between live blobs (members are back to back, so a gap is a member
-            # nobody references); a dead tail and the padding are not counted (repacking keeps padding)
-            end = unused = 0
-            for off, length in sorted(blobs):
-                unused += max(0, off - end)
-                end = max(end, off + length)
-            if unused / size > r.max_unused:
-                r.packs_over_limit += 1
-                r.unused_pack_bytes += unused
+        usage = PackUsage.of(refs, self.sizes, r.max_unused)
+        r.packs, r.packs_over_limit, r.unused_pack_bytes = usage.packs, len(usage.over), usage.unused
+        over = {n for n in usage.over if n.startswith("o/")} if self.repack is not None else set()
+        return to_repack(refs, self.sizes, r.max_unused, over) if over else over
 
     async def wait_leases(self, rid: str) -> None:
         """P3: every lease present after D was written (it may be older than D) ends or expires."""
@@ -414,4 +412,4 @@ class Pruner:
         return gone
 
 
-__all__ = ["PruneReport", "Pruner", "Refs", "kept_generations"]
+__all__ = ["PruneReport", "Pruner", "Refs", "Repack", "kept_generations"]

@@ -218,13 +218,18 @@ def _entry_line(e: AuditEntry) -> str:
     head = f"{e.generation:>6}  {iso_time(e.time)}  {e.event:<6}  {who_text(e)}"
     if e.event in ("prune", "repair"):
         c = e.counts or {}
-        what = (f"deleted {c.get('deleted', 0)} objects ({human_size(c.get('bytes', 0))})" if e.event == "prune"
+        what = (f"deleted {c.get('deleted', 0)} objects ({human_size(c.get('bytes', 0))})"
+                + (f", {c['repacked']} of them repacked packs" if c.get("repacked") else "") if e.event == "prune"
                 else ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(c.items())))
         return f"{head}  {what}"
     if e.event == "rekey":
         return f"{head}  key epoch {e.epoch} starts (a new vault key; keystore generation {e.keystore_generation})"
     if e.event == "rewrite":
         return f"{head}  every kept generation re-encrypted under key epoch {e.epoch} (old generations read through it)"
+    if e.event == "repack":
+        c = e.counts or {}
+        return (f"{head}  repacked: moved {c.get('blobs', 0)} blobs and {c.get('pages', 0)} directories out of "
+                f"{c.get('packs', 0)} mostly unused packs (key epoch {e.epoch}; old generations read through it)")
     if e.event == "forget":
         rules = " ".join(f"{k}={shown(str(v), 20)}" for k, v in e.rules.items())
         gens = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in e.forgot)

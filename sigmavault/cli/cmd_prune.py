@@ -3,10 +3,11 @@
 ``prune`` deletes every object no kept generation references, safely beside writers on other
 machines (docs/format.md, "Prune beside writers"): it may wait for writers that were uploading
 when it started (their leases) before it deletes. It prints the objects and bytes before and
-after (``--json``: one document), and counts the packs whose unused share exceeds
-``--max-unused`` (repacking them is not built yet). ``destroy`` crypto-shreds the vault: every
-keystore first (from then on nothing opens), then every object; running it again finishes an
-interrupted run. It needs no passphrase.
+after (``--json``: one document). Packs whose unused share exceeds ``--max-unused`` are repacked
+first: their live blobs move into new packs (the rewrite protocol under the same epoch, a map in the
+chain), and the old packs go with the rest; ``--max-unused 100%`` repacks nothing. ``destroy``
+crypto-shreds the vault: every keystore first (from then on nothing opens), then every object;
+running it again finishes an interrupted run. It needs no passphrase.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .output import Output, human_size
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
 
-_STAGES = {"scan": "reading generations", "wait": "waiting for writers", "delete": "deleting",
+_STAGES = {"scan": "reading generations", "repack": "repacking", "wait": "waiting for writers", "delete": "deleting",
            "k/": "shredding keystores", "l/": "deleting records", "o/": "deleting objects",
            "s/": "deleting shards", "c/": "deleting commits"}
 
@@ -33,7 +34,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        description="Delete every object no kept generation references. Safe beside writers on "
                                    "other machines: it may wait for writers that were uploading when it started.")
     p.add_argument("--max-unused", default="5%", metavar="PERCENT",
-                   help="count packs whose unused share exceeds this (default 5%%)")
+                   help="repack packs whose unused share exceeds this (default 5%%; 100%% repacks nothing)")
     p.add_argument("--dry-run", action="store_true", help="only show what would be deleted")
     p.set_defaults(handler=prune)
     p = sub.add_parser("destroy", parents=[common], help="crypto-shred the vault: keystores first, then everything",
@@ -119,7 +120,8 @@ def _report(r: PruneReport, limit: float) -> tuple[dict[str, Any], list[str]]:
            "write_only_clients": {"deleted": r.drop_deleted, "held": r.writers_held,
                                   "markers_cleared": r.markers_cleared, "leases_cleared": r.writer_leases_cleared},
            "packs": {"count": r.packs, "over_max_unused": r.packs_over_limit, "unused_bytes": r.unused_pack_bytes,
-                     "max_unused": limit, "repacked": 0}}
+                     "max_unused": limit, "repacked": r.repacked, "repacked_bytes": r.repacked_bytes,
+                     "written_bytes": r.repack_written}}
     verb = "would delete" if r.dry_run else "deleted"
     gone = r.candidates if r.dry_run else r.deleted
     lines = [f"before: {r.objects_before} objects ({human_size(r.bytes_before)})",
@@ -135,9 +137,11 @@ def _report(r: PruneReport, limit: float) -> tuple[dict[str, Any], list[str]]:
         lines.append(f"skipped {r.locked} unreferenced objects under a retention lock (a later prune deletes them)")
     if r.kept_back:
         lines.append(f"kept {r.kept_back} objects that writers committed or rescued meanwhile")
-    if r.packs_over_limit:
-        lines.append(f"{r.packs_over_limit} of {r.packs} packs are over {limit:.0%} unused "
-                     f"({human_size(r.unused_pack_bytes)}); repacking is not built yet")
+    if r.repacked:  # the packs over the limit, and the page packs their repack would leave over it
+        over = f"{r.packs_over_limit} of {r.packs} packs were over {limit:.0%} unused"
+        lines.append(f"would repack {r.repacked} packs ({over}), freeing about {human_size(r.unused_pack_bytes)}"
+                     if r.dry_run else f"repacked {r.repacked} packs ({over}): {human_size(r.repacked_bytes)} of "
+                     f"them went, {human_size(r.repack_written)} of new packs")
     return doc, lines
 
 

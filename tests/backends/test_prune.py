@@ -289,9 +289,10 @@ async def test_prune_refuses_over_pending_edits(tmp_path: Path) -> None:
     await check_clean(url, {**files, "/pending": blob("pending")})
 
 
-async def test_packs_with_dead_members_are_counted(tmp_path: Path) -> None:
-    """A file removed before the commit leaves a dead member between live ones in a data pack:
-    prune counts the pack over ``max_unused`` (repacking it is not built yet) and deletes nothing."""
+async def test_packs_with_dead_members_are_repacked(tmp_path: Path) -> None:
+    """A file removed before the commit leaves a dead member between live ones in a data pack: a
+    prune under a limit above its unused share leaves it; one under a lower limit repacks it (its
+    live members move into a new pack, a map lands) and deletes it, and the files read back whole."""
     url, files = await _vault(tmp_path)
     v = await open_vault(url)
     try:
@@ -299,9 +300,12 @@ async def test_packs_with_dead_members_are_counted(tmp_path: Path) -> None:
             await v.put(f"/p/{name}", blob(name, 40_000))
         await v.rm("/p/two")
         await v.commit()
+        r = await v.prune(max_unused=0.5)
+        assert r.packs_over_limit == 0 and r.repacked == 0 and r.deleted == 0
         r = await v.prune(max_unused=0.01)
-        assert r.packs_over_limit == 1 and 40_000 <= r.unused_pack_bytes < 41_000 and r.deleted == 0
-        assert (await v.prune(max_unused=0.5)).packs_over_limit == 0
+        assert r.packs_over_limit == 1 and 40_000 <= r.unused_pack_bytes < 41_000
+        assert r.repacked == 1 and r.repack_written > 0 and r.deleted >= 1
+        assert (await v.prune(max_unused=0.01)).packs_over_limit == 0
     finally:
         await close(v)
     await check_clean(url, {**files, "/p/one": blob("one", 40_000), "/p/three": blob("three", 40_000)})

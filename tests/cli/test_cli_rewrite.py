@@ -137,26 +137,28 @@ def test_key_remove_rekey_rewrite_locks_the_removed_passphrase_out(history: tupl
     restore_all(cli, tmp / "after", GENS)
 
 
-_LAUNCHER = r"""
+#: ``python -c KILLER AFTER EPOCH ARGS…``: the command, killed with SIGKILL right after its AFTER-th new
+#: ``o/`` object sealed under EPOCH (0: any epoch) has landed
+KILLER = r"""
 import os, signal, sys
 from sigmavault.backends.local import LocalBackend
 from sigmavault.cli.main import main
 
-after = int(sys.argv[1])
+after, epoch = int(sys.argv[1]), int(sys.argv[2])
 original = LocalBackend.put_if_absent
 seen = []
 
 
 async def put(self, name, data):
     landed = await original(self, name, data)
-    if name.startswith("o/") and bytes(data[2:6]) == (2).to_bytes(4, "big"):  # a copy under the new epoch
+    if name.startswith("o/") and epoch in (0, int.from_bytes(bytes(data[2:6]), "big")):  # a copy, say
         seen.append(name)
         if len(seen) == after:
             os.kill(os.getpid(), signal.SIGKILL)
     return landed
 
 LocalBackend.put_if_absent = put
-sys.exit(main(sys.argv[2:]))
+sys.exit(main(sys.argv[3:]))
 """
 
 
@@ -183,7 +185,7 @@ def test_a_rewrite_killed_midway_is_finished_by_the_next_run(history: tuple[Cli,
     cli, tmp = history
     vault = tmp / "v"
     restore_all(cli, tmp / "before", GENS)
-    proc = subprocess.run([sys.executable, "-c", _LAUNCHER, "2", "--vault", str(vault), "rekey", "--rewrite"],
+    proc = subprocess.run([sys.executable, "-c", KILLER, "2", "2", "--vault", str(vault), "rekey", "--rewrite"],
                           env=env_for(cli.home), stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr)

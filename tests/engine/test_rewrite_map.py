@@ -57,7 +57,7 @@ def _run(a: int, b: int, refs: list[BlobRef] | None = None) -> list[Any]:
 BAD = {
     "not an object": [],
     "no epoch": {"map": []},
-    "epoch 1": {"epoch": 1, "map": []},
+    "epoch 0": {"epoch": 0, "map": []},
     "unknown field": {"epoch": 2, "map": [], "x": 1},
     "run of two": {"epoch": 2, "map": [[1, 1]]},
     "its own generation": {"epoch": 2, "map": [_run(1, 5)]},

@@ -49,6 +49,23 @@ def header_epochs(root: Path) -> dict[str, int]:
             for p in (root / "o").rglob("*") if p.is_file() and not p.name.startswith(".")}
 
 
+def commit_inside_x4(monkeypatch: pytest.MonkeyPatch, writer: Vault, gen: int) -> list[int]:
+    """At the rewriter's first X4 (its map decided, before its put), ``writer`` commits generation
+    ``gen``: the rewriter loses the race and takes that generation in too. Returns the heads X4 saw."""
+    original = rewriting._Run.decide
+    heads: list[int] = []
+
+    async def decide(self: rewriting._Run, head: ChainHead) -> dict[str, object]:
+        meta = await original(self, head)
+        heads.append(head.gen)
+        if len(heads) == 1:
+            assert await writer.commit() == gen
+        return meta
+
+    monkeypatch.setattr(rewriting._Run, "decide", decide)
+    return heads
+
+
 async def test_writers_beside_a_rewrite_lose_nothing_and_refer_to_no_old_object(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "v"
@@ -66,17 +83,7 @@ async def test_writers_beside_a_rewrite_lose_nothing_and_refer_to_no_old_object(
         assert await rewriter.rewriter.pending()
         await early.refresh()
         await early.put("/early.bin", os.urandom(MIB + 100))
-        original = rewriting._Run.decide
-        heads: list[int] = []
-
-        async def decide(self: rewriting._Run, head: ChainHead) -> dict[str, object]:
-            meta = await original(self, head)
-            heads.append(head.gen)
-            if len(heads) == 1:
-                assert await early.commit() == 3  # wins c/3: the rewriter loses X4 and rewrites 3 too
-            return meta
-
-        monkeypatch.setattr(rewriting._Run, "decide", decide)
+        heads = commit_inside_x4(monkeypatch, early, 3)  # wins c/3: the rewriter loses X4 and rewrites 3 too
         done = await rewriter.rewriter.run()
         assert heads == [2, 3] and done.record == 4 and done.epoch == 2
         assert not await rewriter.rewriter.pending()
