@@ -192,8 +192,10 @@ class Vault(Edits):
         """This device's sealed local cache of the vault (dedup index, the import's file stats)."""
         return self._cache
 
-    async def _begin_write(self) -> None:
+    async def _begin_write(self, alone: bool = False) -> None:
         await self._guard.begin()
+        if alone:  # W2 once a newer epoch is known, not only at the commit: nothing new goes out under a retired key
+            await self._epochs.reload()
 
     @property
     def _tree(self) -> Tree:
@@ -293,8 +295,7 @@ class Vault(Edits):
         """A read-only view of an earlier generation: ls, stat, walk, open_read, open, get.
 
         Raises NotFound for a generation that does not exist yet. The snapshot shares this vault's
-        connections; it needs no closing, and it fails once this vault is closed.
-        """
+        connections; it needs no closing, and it fails once this vault is closed."""
         self._check_open()
         if not 0 <= generation <= self.generation:
             raise NotFound(f"generation {generation} does not exist (the newest is {self.generation})")
