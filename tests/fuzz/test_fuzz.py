@@ -28,7 +28,7 @@ from sigmavault.engine.errors import IntegrityError
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "fuzz" / "corpus"
 PER_INPUT_SECONDS = 2.0
-SLOW_SECONDS = int(os.environ.get("SIGMAVAULT_FUZZ_SECONDS", "2"))
+SLOW_SECONDS = max(1, int(os.environ.get("SIGMAVAULT_FUZZ_SECONDS", "2")))  # 0 would be libFuzzer's "forever"
 
 
 def test_every_harness_is_run_and_seeded() -> None:
