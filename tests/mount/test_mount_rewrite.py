@@ -4,7 +4,8 @@ The mount shows the newest generation only (older ones are read with ``restore -
 tests/cli/test_cli_rewrite.py). A mount that read every file before, and holds one open, adopts the
 rewrite's commit and reads the same bytes from the new objects once prune has deleted every old one, also
 through the handle it kept open; a new mount afterwards reads them too, and what it writes is sealed under
-the new epoch.
+the new epoch. A mount that has not adopted the rewrite yet when a read needs a chunk prune deleted
+adopts the newest head then and reads it from the new objects (was: EIO until its refresh timer).
 """
 
 from __future__ import annotations
@@ -91,3 +92,27 @@ def test_a_mount_reads_through_a_rewrite_and_prune(mounts: Mounts) -> None:
     assert (again.mountpoint / "t" / "new.bin").read_bytes() == b"written after the rewrite\n" * 5000
     assert again.stop() == 0
     assert epochs(mounts.vault) == {2}
+
+
+@needs_fuse
+def test_a_read_of_a_chunk_prune_took_adopts_the_rewrite_first(mounts: Mounts) -> None:
+    big = os.urandom(12 * MIB + 5)
+
+    async def go() -> None:
+        async with await sigmavault.open(str(mounts.vault), passphrase=PASS) as v:
+            await v.put("big.bin", big)
+            assert await v.commit() == 1
+
+    asyncio.run(go())
+    started = time.monotonic()
+    m = mounts.mount("mnt", "--refresh-interval", "600", "--readahead", "1", "--memory-cache", "2")  # no timer refresh
+    with open(m.mountpoint / "big.bin", "rb", buffering=0) as held:
+        assert held.read(4096) == big[:4096]  # chunks 0-4 at most come in (kernel and mount readahead)
+        sv(m, "rekey", "--rewrite")
+        sv(m, "prune")
+        assert epochs(mounts.vault) == {2}
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))  # the mount refreshes at most once a second
+        held.seek(10 * MIB)
+        assert held.read(MIB) == big[10 * MIB:11 * MIB]  # chunk 10 of generation 1 is gone: read from the rewrite's
+    assert "adopted generation 4" in m.log.read_text()  # 2 the rekey, 3 the rewrite, 4 the prune
+    assert m.stop() == 0
