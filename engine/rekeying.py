@@ -89,6 +89,8 @@ class Epochs:
             return False
         await self._content.flush()  # what is open is sealed under the old epoch, as its refs say
         await self._page_pack.flush()
+        if self._keys.epoch == self._store.epoch:
+            return False  # switched meanwhile (a commit and a write starting): the new mixer may be in use
         self._store.use_epoch(self._keys.epoch)
         await self._new_mixer()
         return True

@@ -8,6 +8,7 @@ copies. The order is made to happen: the rekey runs inside the writer's own put 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,38 @@ async def test_a_write_run_under_way_keeps_its_epoch_and_one_started_beside_it_t
     async with await reopen(root) as reader:
         assert await reader.read_bytes("/first.bin") == bytes(2 * MIB)
         assert await reader.read_bytes("/next.bin") == b"x" * (MIB + 1)
+
+
+async def test_a_commit_and_a_write_that_both_switch_epochs_leave_the_write_its_mixer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The order made: a commit's W2 reload waits in its flush while a write starts alone, switches the
+    epoch and starts a mixer for it; the commit then finds the switch done and leaves that mixer alone
+    (was: it started another, closing the one the write seals with)."""
+    root = tmp_path / "v"
+    async with await new_vault(root):
+        pass
+    async with await reopen(root) as writer:
+        await writer.put("/early.bin", bytes(range(256)) * (MIB // 256 + 9))  # pending, under epoch 1
+        async with await reopen(root) as rekeyer:
+            await rekeyer.rekey(Passphrase.of(PASS))
+        content = writer._epochs._content
+        original, held, go = content.flush, asyncio.Event(), asyncio.Event()
+
+        async def flush() -> None:
+            if not held.is_set():  # the commit's reload, first
+                held.set()
+                await go.wait()
+            await original()
+
+        monkeypatch.setattr(content, "flush", flush)
+        committing = asyncio.create_task(writer.commit())
+        await held.wait()
+        async with writer.ingest() as ing:  # alone: switches to epoch 2 and starts its mixer
+            assert writer._store.epoch == 2
+            go.set()
+            assert await committing == 2  # its reload found the switch done
+            await ing.add([b"late.bin"], bytes(3 * MIB + 7), Meta.now(0o644))
+        assert await writer.commit() == 3
+        assert {b.epoch for b in await blobs(writer, "/late.bin")} == {2}
+    async with await reopen(root) as reader:
+        assert await reader.read_bytes("/late.bin") == bytes(3 * MIB + 7)
