@@ -114,7 +114,7 @@ class DropWriter(Edits):
         finally:
             await self.aclose()
 
-    async def _begin_write(self) -> None:
+    async def _begin_write(self, alone: bool = False) -> None:
         """W1, then the markers: what a pruner marked since is never reused (W2)."""
         if not self._lease.held:
             await self._lease.begin()

@@ -41,6 +41,8 @@ class Edits(View):
         self._lock = asyncio.Lock()  # serializes tree edits and commits
         self._mixer: Mixer | None = None
         self._mixer_lock = asyncio.Lock()
+        self._starting = asyncio.Lock()  # a write run's start: its mixer, and the epoch it seals under
+        self._writing = 0  # write runs (ingests) under way
         self._ledger = StageLedger()  # the stage counters of every pipeline run (metrics)
 
     async def aclose(self) -> None:
@@ -64,8 +66,9 @@ class Edits(View):
     def _check_writable(self) -> None:
         self._check_open()
 
-    async def _begin_write(self) -> None:
-        """Called before the first upload or dedup decision of a write (the vault takes its lease)."""
+    async def _begin_write(self, alone: bool = False) -> None:
+        """Called before the first upload or dedup decision of a write (the vault takes its lease);
+        ``alone``: no other write run is under way (the vault may switch to a newer epoch then)."""
 
     # --- the write route: content through the pipeline ---------------------------------------
 
@@ -137,15 +140,20 @@ class Edits(View):
                         sig.same = old.size == node.size and old.inline == node.inline \
                             and [b.id for b in old.blobs] == [b.id for b in node.blobs]
 
-        await self._begin_write()
-        mixer = await self.mixer()
-        async with Ingest(placement=self._content.placement(self._inline_max), mixer=mixer,
-                          backend=self._backend, stored=self._content.stored, landed=self._content.landed,
-                          file_done=on_file or file_done, uploads=self._tuning.upload_concurrency,
-                          mixers=self._tuning.mixer_slots, progress=progress, ledger=self._ledger,
-                          sample=sample) as ing:
-            running.append(ing)
-            yield ing
+        async with self._starting:  # a run starting while another one switches epochs takes the new mixer
+            await self._begin_write(alone=not self._writing)
+            mixer = await self.mixer()
+            self._writing += 1
+        try:
+            async with Ingest(placement=self._content.placement(self._inline_max), mixer=mixer,
+                              backend=self._backend, stored=self._content.stored, landed=self._content.landed,
+                              file_done=on_file or file_done, uploads=self._tuning.upload_concurrency,
+                              mixers=self._tuning.mixer_slots, progress=progress, ledger=self._ledger,
+                              sample=sample) as ing:
+                running.append(ing)
+                yield ing
+        finally:
+            self._writing -= 1
 
     async def patch(self, path: str | bytes, size: int, chunks: Mapping[int, bytes | Blob], *,
                     mode: int | None = None, mtime_ns: int | None = None) -> Stat:

@@ -10,10 +10,11 @@
 - the finisher: any client that finds a commit of a newer epoch while its keystore leaves an older
   one active finishes R4 (after each of its commits, and when it opens the vault).
 - writers (W1, W2): a newer keystore read from the storage is adopted (:meth:`Epochs.read`: its
-  epochs' keys, the held KSK); before a commit :meth:`Epochs.reload` stores what is open under the
-  old epoch and seals under the new one from then on, and :meth:`Epochs.reseal` re-seals what the
-  commit would newly refer to of an older epoch (:mod:`.reseal`; ingested drops of an older epoch
-  too). The committer calls both on every attempt.
+  epochs' keys, the held KSK); before a commit, and when a write starts with no other under way,
+  :meth:`Epochs.reload` stores what is open under the old epoch and seals under the new one from
+  then on, and :meth:`Epochs.reseal` re-seals what the commit would newly refer to of an older
+  epoch (:mod:`.reseal`; ingested drops of an older epoch too). The committer calls both on every
+  attempt; the vault calls ``reload`` as a write starts alone (``Vault._begin_write``).
 - readers: a commit's epoch is at least its parent's (:func:`.format.commits.check_epoch_order`),
   and a retired epoch's commits lie at or below ``retired_at_gen`` (``History.epoch_allowed``).
 """
@@ -88,6 +89,8 @@ class Epochs:
             return False
         await self._content.flush()  # what is open is sealed under the old epoch, as its refs say
         await self._page_pack.flush()
+        if self._keys.epoch == self._store.epoch:
+            return False  # switched meanwhile (a commit and a write starting): the new mixer may be in use
         self._store.use_epoch(self._keys.epoch)
         await self._new_mixer()
         return True

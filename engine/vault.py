@@ -192,8 +192,10 @@ class Vault(Edits):
         """This device's sealed local cache of the vault (dedup index, the import's file stats)."""
         return self._cache
 
-    async def _begin_write(self) -> None:
+    async def _begin_write(self, alone: bool = False) -> None:
         await self._guard.begin()
+        if alone:  # W2 once a newer epoch is known, not only at the commit: nothing new goes out under a retired key
+            await self._epochs.reload()
 
     @property
     def _tree(self) -> Tree:
@@ -289,16 +291,15 @@ class Vault(Edits):
 
     # --- history ----------------------------------------------------------------------------
 
-    async def at(self, generation: int) -> Snapshot:
-        """A read-only view of an earlier generation: ls, stat, walk, open_read, open, get.
-
+    async def at(self, generation: int, *, own: bool = False) -> Snapshot:
+        """A read-only view of an earlier generation: ls, stat, walk, open_read, open, get. ``own``: its
+        commit's own tree, not the one a rewrite's map gives it (while a prune has kept its objects).
         Raises NotFound for a generation that does not exist yet. The snapshot shares this vault's
-        connections; it needs no closing, and it fails once this vault is closed.
-        """
+        connections; it needs no closing, and it fails once this vault is closed."""
         self._check_open()
         if not 0 <= generation <= self.generation:
             raise NotFound(f"generation {generation} does not exist (the newest is {self.generation})")
-        return Snapshot(self, generation, self._catalog.tree(await self._history.visible(generation)))
+        return Snapshot(self, generation, self._catalog.tree(await self._history.visible(generation), own=own))
 
     async def diff(self, old: int, new: int | None = None) -> AsyncIterator[Change]:
         """Changes from generation ``old`` to ``new`` (default: the current tree, edits included)."""

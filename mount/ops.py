@@ -24,7 +24,7 @@ from typing import cast
 import pyfuse3
 
 from ..engine.catalog.results import Stat
-from ..engine.errors import NotFound
+from ..engine.errors import NotFound, ObjectMissing
 from .attrs import AttrOps
 from .guard import guarded
 from .inodes import Parts, UnknownInode, vault_path
@@ -227,8 +227,14 @@ class Operations(AttrOps):
 
     @guarded
     async def read(self, fh: int, off: int, size: int) -> bytes:
+        h = self.handles.file(fh)
+        try:
+            data = await self.content.read(h, off, size)
+        except ObjectMissing:  # a prune took what the file's view names (a rewrite moved it): adopt the head, again
+            await self._on_open()
+            data = await self.content.read(h, off, size)
         # pyfuse3 replies with any contiguous buffer (PyObject_GetBuffer): a view of a cached chunk saves a copy
-        return cast(bytes, await self.content.read(self.handles.file(fh), off, size))
+        return cast(bytes, data)
 
     @guarded
     async def write(self, fh: int, off: int, buf: bytes) -> int:

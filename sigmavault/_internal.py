@@ -26,7 +26,7 @@ from .engine.content.pipeline import Progress
 from .engine.dispersal import degraded
 from .engine.dispersal import repair as repair_places
 from .engine.dispersal import status as places_status
-from .engine.errors import LockedError, first_error
+from .engine.errors import LockedError, ObjectMissing, first_error
 from .engine.format.canonical import b64u, unb64u
 from .engine.format.shards import tolerated
 from .engine.keys import harden
@@ -48,12 +48,12 @@ from .engine.vault import Vault
 
 __all__ = [
     "GUARD_DEFAULTS", "PROFILES", "Changed", "Credential", "DeviceKey", "ExportOptions", "ExportReport", "GuardState",
-    "ImportReport", "Item", "LockedError", "Passphrase", "Pin", "Progress", "RecoveryCode", "Rekeyed", "Rewritten",
-    "Secret", "SlotInfo", "TwoFactor", "Writer", "WriterCredential", "XwingKey", "b64u", "degraded", "destroy_vault",
-    "device_key", "device_recipient", "device_secret", "export_tree", "first_error", "forget_device", "harden",
-    "has_objects", "has_vault", "import_items", "normalize_prefix", "parse_identity", "passphrase_from_file",
-    "pinned", "places_status", "protected_in", "repair_places", "run_counts", "run_meta", "scan", "score",
-    "secret_env", "show", "split_path", "state_folder", "tolerated", "unb64u", "vault_state_folder",
+    "ImportReport", "Item", "LockedError", "ObjectMissing", "Passphrase", "Pin", "Progress", "RecoveryCode", "Rekeyed",
+    "Rewritten", "Secret", "SlotInfo", "TwoFactor", "Writer", "WriterCredential", "XwingKey", "b64u", "degraded",
+    "destroy_vault", "device_key", "device_recipient", "device_secret", "export_tree", "first_error", "forget_device",
+    "harden", "has_objects", "has_vault", "import_items", "normalize_prefix", "parse_identity", "passphrase_from_file",
+    "pinned", "places_status", "protected_in", "repair_places", "run_counts", "run_meta", "scan", "score", "secret_env",
+    "show", "split_path", "state_folder", "tolerated", "unb64u", "vault_state_folder",
 ]
 
 

@@ -296,9 +296,10 @@ class SyncVault(_SyncView):
         """Blocking :meth:`sigmavault.Vault.rebuild_index`: refill the local dedup index; the refs added."""
         return self._lt.run(self._vault.rebuild_index())
 
-    def at(self, generation: int) -> SyncSnapshot:
-        """Blocking :meth:`sigmavault.Vault.at`: a read-only view of ``generation``. Raises NotFound."""
-        return SyncSnapshot(self._lt.run(self._vault.at(generation)), self._lt)
+    def at(self, generation: int, *, own: bool = False) -> SyncSnapshot:
+        """Blocking :meth:`sigmavault.Vault.at`: a read-only view of ``generation`` (``own``: its commit's
+        own tree, not a rewrite map's). Raises NotFound."""
+        return SyncSnapshot(self._lt.run(self._vault.at(generation, own=own)), self._lt)
 
     def diff(self, old: int, new: int | None = None) -> Iterator[Change]:
         """Blocking :meth:`sigmavault.Vault.diff`: the changes from ``old`` to ``new`` (default: now), one by one."""

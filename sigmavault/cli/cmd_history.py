@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from .._internal import ObjectMissing
 from .access import Options, open_vault
 from .cmd_export import NAMING, add_destination_options, export_options, export_to
 from .output import Output
@@ -20,6 +21,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("restore", parents=[common], help="copy a file or tree as it was at an earlier generation",
                        description=f"Copy VAULT_PATH as it was at generation GEN to LOCAL_DEST. {NAMING}")
     p.add_argument("--at", type=int, required=True, metavar="GEN", help="the generation (see `sigmavault log`)")
+    p.add_argument("--own-tree", action="store_true",
+                   help="the generation's own tree (its commit's root), not the one a `rekey --rewrite` map gives "
+                        "it: for a map that `verify --full` or `prune` refused (exit 6); works while the old "
+                        "objects are kept")
     p.add_argument("vault_path", metavar="VAULT_PATH")
     p.add_argument("local_dest", metavar="LOCAL_DEST")
     add_destination_options(p)
@@ -33,8 +38,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 async def restore(opts: Options, args: argparse.Namespace, out: Output) -> None:
     async with await open_vault(opts) as vault:
-        await export_to(await vault.at(args.at), args.vault_path, Path(args.local_dest), export_options(args), out,
-                        "restore")
+        snapshot = await vault.at(args.at, own=args.own_tree)
+        try:
+            await export_to(snapshot, args.vault_path, Path(args.local_dest), export_options(args), out, "restore")
+        except ObjectMissing as exc:
+            if not args.own_tree:
+                raise
+            raise ObjectMissing(f"generation {args.at}'s own tree is not stored whole ({exc.message}): a prune after "
+                                "`rekey --rewrite` deletes it; restore without --own-tree") from None
 
 
 async def diff(opts: Options, args: argparse.Namespace, out: Output) -> None:

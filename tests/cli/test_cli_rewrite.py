@@ -41,10 +41,16 @@ def header_epochs(vault: Path) -> dict[str, int]:
 
 @pytest.fixture()
 def history(tmp_path: Path) -> tuple[Cli, Path]:
-    """A vault of six generations (import, remove, import anew, add, rename, remove) with full chunks and small
-    files; returns the CLI and the local folder."""
+    """A vault of six generations (see :func:`six_generations`); returns the CLI and the local folder."""
     cli = Cli(tmp_path / "home", tmp_path / "v")
     cli.ok("create", "--kdf", "minimum", "--chunk-size", "1")
+    six_generations(cli, tmp_path)
+    return cli, tmp_path
+
+
+def six_generations(cli: Cli, tmp_path: Path) -> None:
+    """Generations 1-6 in a new vault: import, remove, import anew, add, rename, remove, with full chunks
+    and small files, under ``/t``."""
     src = tmp_path / "src"
     (src / "d" / "e").mkdir(parents=True)
     (src / "big.bin").write_bytes(os.urandom(2_600_000))
@@ -58,7 +64,6 @@ def history(tmp_path: Path) -> tuple[Cli, Path]:
     cli.ok("import", str(tmp_path / "more.bin"), "--to", "/t/more.bin")  # 4
     cli.ok("mv", "/t/d/e/mid.bin", "/t/mid-moved.bin")  # 5
     cli.ok("rm", "/t/d/small.txt")  # 6
-    return cli, tmp_path
 
 
 def log(cli: Cli) -> dict[int, tuple[int, int, int]]:

@@ -8,15 +8,16 @@ copies. The order is made to happen: the rekey runs inside the writer's own put 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
-from vaulttools import MIB, PASS, new_vault, reopen
+from vaulttools import MIB, PASS, new_vault, object_files, reopen
 
 import sigmavault
 from sigmavault import Vault
 from sigmavault.backends.local import LocalBackend
-from sigmavault.engine.catalog.tree import File
+from sigmavault.engine.catalog.tree import File, Meta
 from sigmavault.engine.format.refs import Blob, final_ref
 from sigmavault.engine.keys.credentials import Passphrase
 
@@ -149,3 +150,85 @@ async def test_what_the_parent_holds_stays_under_its_epoch_and_a_moved_file_is_r
         assert {b.epoch for b in await blobs(v, "/d/new.bin")} == {2}
         assert {b.epoch for b in await blobs(v, "/e/moved.bin")} == {2}  # a new path: re-sealed
         assert await v.read_bytes("/e/moved.bin") == b"m" * 5000
+
+
+def stored_epochs(root: Path, since: set[Path]) -> set[int]:
+    """The header epochs of the objects stored since ``since`` (a set of object files)."""
+    return {int.from_bytes(p.read_bytes()[2:6], "big") for p in object_files(root) if p not in since}
+
+
+async def test_a_writer_that_adopted_a_newer_epoch_seals_under_it_from_its_next_write(tmp_path: Path) -> None:
+    """Was: a client that had adopted the rekey's head still sealed its next writes under the old
+    epoch until its commit re-sealed them, leaving those copies under the retired key in the store
+    until a prune (readable by whoever the rekey revoked)."""
+    root = tmp_path / "v"
+    async with await new_vault(root):
+        pass
+    async with await reopen(root) as writer:
+        async with await reopen(root) as rekeyer:
+            await rekeyer.rekey(Passphrase.of(PASS))
+        assert await writer.refresh() == 1 and writer._store.epoch == 1  # the rekey record, adopted
+        before = set(object_files(root))
+        await writer.put("/after.bin", bytes(range(256)) * (MIB // 128 + 7))  # two full chunks and a tail
+        assert stored_epochs(root, before) == {2}
+        assert await writer.commit() == 2
+        assert stored_epochs(root, before) == {2}, "a copy under the retired epoch was stored"
+
+
+async def test_a_write_run_under_way_keeps_its_epoch_and_one_started_beside_it_too(tmp_path: Path) -> None:
+    """The switch waits for a moment with no write run under way: a run that began under the old epoch
+    and another started beside it after the rekey was adopted both finish (the commit re-seals them)."""
+    root = tmp_path / "v"
+    async with await new_vault(root):
+        pass
+    async with await reopen(root) as writer:
+        async with writer.ingest() as first:
+            await first.add([b"first.bin"], bytes(2 * MIB), Meta.now(0o644))
+            async with await reopen(root) as rekeyer:
+                await rekeyer.rekey(Passphrase.of(PASS))
+            await writer.refresh()
+            await writer.put("/beside.bin", bytes(range(256)) * (MIB // 256 + 3))
+            assert writer._store.epoch == 1  # not switched under the first run's feet
+        await writer.put("/next.bin", b"x" * (MIB + 1))  # alone now: the switch
+        assert writer._store.epoch == 2
+        assert await writer.commit() == 2
+        for path in ("/first.bin", "/beside.bin", "/next.bin"):
+            assert {b.epoch for b in await blobs(writer, path)} == {2}
+    async with await reopen(root) as reader:
+        assert await reader.read_bytes("/first.bin") == bytes(2 * MIB)
+        assert await reader.read_bytes("/next.bin") == b"x" * (MIB + 1)
+
+
+async def test_a_commit_and_a_write_that_both_switch_epochs_leave_the_write_its_mixer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The order made: a commit's W2 reload waits in its flush while a write starts alone, switches the
+    epoch and starts a mixer for it; the commit then finds the switch done and leaves that mixer alone
+    (was: it started another, closing the one the write seals with)."""
+    root = tmp_path / "v"
+    async with await new_vault(root):
+        pass
+    async with await reopen(root) as writer:
+        await writer.put("/early.bin", bytes(range(256)) * (MIB // 256 + 9))  # pending, under epoch 1
+        async with await reopen(root) as rekeyer:
+            await rekeyer.rekey(Passphrase.of(PASS))
+        content = writer._epochs._content
+        original, held, go = content.flush, asyncio.Event(), asyncio.Event()
+
+        async def flush() -> None:
+            if not held.is_set():  # the commit's reload, first
+                held.set()
+                await go.wait()
+            await original()
+
+        monkeypatch.setattr(content, "flush", flush)
+        committing = asyncio.create_task(writer.commit())
+        await held.wait()
+        async with writer.ingest() as ing:  # alone: switches to epoch 2 and starts its mixer
+            assert writer._store.epoch == 2
+            go.set()
+            assert await committing == 2  # its reload found the switch done
+            await ing.add([b"late.bin"], bytes(3 * MIB + 7), Meta.now(0o644))
+        assert await writer.commit() == 3
+        assert {b.epoch for b in await blobs(writer, "/late.bin")} == {2}
+    async with await reopen(root) as reader:
+        assert await reader.read_bytes("/late.bin") == bytes(3 * MIB + 7)

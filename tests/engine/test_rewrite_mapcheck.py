@@ -204,3 +204,39 @@ async def test_two_streams_compare_piece_by_piece_whatever_their_splits(a: list[
             yield p
 
     assert await _same_stream(stream(a), stream(b)) is same
+
+
+async def test_restore_own_tree_gets_the_original_back_where_a_forged_map_was_refused(tmp_path: Path) -> None:
+    """``restore --at G`` reads through the map (the forged bytes); ``--own-tree`` reads G's own tree."""
+    root, home = tmp_path / "v", tmp_path / "home"
+    await history(root)
+    async with await reopen(root) as v:
+        await hostile_rewrite(v, 1, swap_content)
+    r = cli(root, home, "verify", "--full")
+    assert r.returncode == 6 and "generation 1 " in r.stdout + r.stderr, (r.stdout, r.stderr)
+    assert cli(root, home, "restore", "--at", "1", "/t", str(tmp_path / "mapped")).returncode == 0
+    assert (tmp_path / "mapped" / "a.bin").read_bytes() == FILES["/t/b.bin"]  # what the forged map shows
+    r = cli(root, home, "restore", "--at", "1", "--own-tree", "/t", str(tmp_path / "own"))
+    assert r.returncode == 0, r.stderr
+    for path, data in FILES.items():
+        assert (tmp_path / "own" / path.removeprefix("/t/")).read_bytes() == data
+    async with await reopen(root) as v:  # the library's way to it
+        assert await (await v.at(1, own=True)).read_bytes("/t/a.bin") == FILES["/t/a.bin"]
+        assert await (await v.at(1)).read_bytes("/t/a.bin") == FILES["/t/b.bin"]
+
+
+async def test_restore_own_tree_after_a_prune_that_took_the_old_objects_is_one_clear_error(tmp_path: Path) -> None:
+    root, home = tmp_path / "v", tmp_path / "home"
+    await history(root)
+    async with await reopen(root) as v:
+        await v.rekey(Passphrase.of(PASS), rewrite=True)
+        await v.rewriter.run()
+        assert (await v.prune()).deleted
+    r = cli(root, home, "restore", "--at", "1", "--own-tree", "/t", str(tmp_path / "own"))
+    assert r.returncode == 6 and "Traceback" not in r.stderr
+    error = r.stderr.strip().splitlines()[-1]
+    assert error.startswith("sigmavault: error: generation 1's own tree is not stored whole"), r.stderr
+    assert "restore without --own-tree" in error
+    assert cli(root, home, "restore", "--at", "1", "/t", str(tmp_path / "mapped")).returncode == 0
+    for path, data in FILES.items():
+        assert (tmp_path / "mapped" / path.removeprefix("/t/")).read_bytes() == data
