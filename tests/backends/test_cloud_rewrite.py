@@ -57,12 +57,13 @@ def test_rewrite_and_prune_leave_no_old_epoch_on_cloud(kind: str, request: pytes
     ok(place, other, "verify", "--full")
 
 
-def test_prune_repacks_on_seaweedfs(request: pytest.FixtureRequest, tmp_path: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("kind", ["s3", "azure"])
+def test_prune_repacks_on_cloud(kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Twenty small files, fifteen removed and the generation holding them forgotten: ``prune`` repacks
-    their data pack (the map lands in the bucket's chain), deletes it, and a second device restores the
-    kept generation byte for byte and verifies clean."""
-    place = place_on(request.getfixturevalue("s3_server"), tmp_path, monkeypatch)
+    their data pack (the map lands in the bucket's or container's chain), deletes it, and a second
+    device restores the kept generation byte for byte and verifies clean (SeaweedFS and Azurite)."""
+    place = place_on(request.getfixturevalue(f"{kind}_server"), tmp_path, monkeypatch)
     home = tmp_path / "home"
     ok(place, home, "create", "--kdf", "minimum", "--chunk-size", "1")
     files = make_tree(tmp_path / "a", {f"f{i:02d}.bin": 4000 + i for i in range(20)})
