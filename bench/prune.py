@@ -17,6 +17,10 @@ Measured 2026-12-03 on the shared 2-core machine under load (load average ~14), 
     4 GiB    3.9 s, 103.8 MiB RSS      1.3 s, 64.7 MiB RSS       2955 / 2904 MiB
     10 GiB   5.1 s, 103.7 MiB RSS      1.0 s, 74.8 MiB RSS       7391 / 7196 MiB
 
+2026-12-04 on a quiet machine (prune now also repacks packs over --max-unused; none here):
+
+    10 GiB   1.3 s, 101.9 MiB RSS      1.4 s, 74.4 MiB RSS       7391 / 7209 MiB
+
 Most of sigmavault's time and memory is the command's start (Python, imports, opening the vault:
 ``sigmavault info`` alone took 4.7 s and 104 MiB in the same conditions); the prune itself walks
 the catalog, HEADs every object and deletes. The store after differs by the padding of packs and
