@@ -306,16 +306,21 @@ class Heartbeat:
         lid, beat, task = self._id, self._beat, self._task
         self._id, self._beat, self._task = None, None, None
         cut = self._renewing  # a renewal cancelled mid-way may have landed the next beat
+        cancelled = False  # our own caller was cancelled meanwhile: the lease is still ended, then that goes on
         if task is not None:
             task.cancel()
+            current = asyncio.current_task()
+            before = current.cancelling() if current is not None else 0  # a TaskGroup may have asked earlier
             try:
                 await task
             except asyncio.CancelledError:
-                pass
+                cancelled = current is not None and current.cancelling() > before
             except Exception as exc:  # a beat that failed oddly (a closed connection): the lease ends anyway
                 log.warning("lease heartbeat ended with %s", type(exc).__name__)
         if lid is not None and beat is not None:
             await self._finish(lid, beat.seq, cut)
+        if cancelled:
+            raise asyncio.CancelledError
 
 
 class Lease(Heartbeat):
