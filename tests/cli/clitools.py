@@ -6,6 +6,7 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -70,9 +71,16 @@ class Cli:
         return r
 
     def popen(self, *args: str, passphrase: str | None = PASS) -> subprocess.Popen[bytes]:
+        """The command as a running process, started as a terminal would start it: with Ctrl-C's
+        default disposition, whatever this test process inherited (a suite started in the background
+        by a non-interactive shell ignores SIGINT, and so would every child, which then never stops)."""
         cmd = [sys.executable, "-m", "sigmavault", "--vault", str(self.vault), *args]
         return subprocess.Popen(cmd, env=env_for(self.home, passphrase), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def make_tree(root: Path) -> Path:
